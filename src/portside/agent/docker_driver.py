@@ -1,0 +1,268 @@
+"""The Docker Engine driver: the only module that imports the Docker SDK.
+
+Blocking SDK calls run on a dedicated thread pool (sized for many concurrent
+container starts; asyncio's default pool has only cores+4 threads) and every
+``docker.errors`` exception is converted to a ``DriverError`` in
+``_map_docker_errors``. The event stream runs on its own daemon thread and
+reconnects with back-off if the engine goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from portside.agent.driver import LABEL_MANAGED, ContainerEvent, ContainerSpec, ContainerState
+from portside.errors import DriverError, NoSuchObject, NameConflict, PortAllocated
+
+T = TypeVar("T")
+
+DOCKER_THREADS = 32
+DOCKER_API_TIMEOUT_S = 120
+EVENT_RECONNECT_MAX_S = 5.0
+_PORT_IN_MESSAGE = re.compile(r"(?:Bind for [^ ]*?:(\d+) failed|bind [^ ]*?:(\d+): address already in use|:(\d+): bind: address already in use)")
+_WATCHED_ACTIONS = {"start", "die", "oom", "destroy"}
+
+
+@contextmanager
+def _map_docker_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except docker.errors.NotFound as exc:
+        raise NoSuchObject(f"{what}: {_explain(exc)}") from exc
+    except docker.errors.APIError as exc:
+        message = _explain(exc)
+        if exc.status_code == 409:
+            raise NameConflict(f"{what}: {message}") from exc
+        if "port is already allocated" in message or "address already in use" in message:
+            match = _PORT_IN_MESSAGE.search(message)
+            port = next((int(g) for g in match.groups() if g), None) if match else None
+            raise PortAllocated(f"{what}: {message}", port=port) from exc
+        raise DriverError(f"{what}: {message}", retryable=(exc.status_code or 500) >= 500) from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+        raise DriverError(f"{what}: {exc}", retryable=True) from exc
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    return str(exc.explanation or exc)
+
+
+class DockerDriver:
+    def __init__(self, base_url: str | None = None) -> None:
+        with _map_docker_errors("connecting to the Docker Engine"):
+            kwargs: dict[str, Any] = {"timeout": DOCKER_API_TIMEOUT_S, "max_pool_size": DOCKER_THREADS}
+            if base_url:
+                self.api = docker.APIClient(base_url=base_url, version="auto", **kwargs)
+            else:
+                self.api = docker.from_env(**kwargs).api
+            self.version = self.api.version()
+        self._pool = ThreadPoolExecutor(DOCKER_THREADS, thread_name_prefix="docker")
+        self._closed = threading.Event()
+
+    @property
+    def engine_version(self) -> str:
+        return str(self.version.get("Version", "unknown"))
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def run() -> T:
+            with _map_docker_errors(what):
+                return fn(*args, **kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+
+    # -- images
+
+    async def image_present(self, image: str) -> bool:
+        try:
+            await self._call(f"inspecting image {image}", self.api.inspect_image, image)
+            return True
+        except NoSuchObject:
+            return False
+
+    async def pull(self, image: str, timeout_s: float) -> None:
+        repository, tag = _split_image(image)
+        try:
+            await asyncio.wait_for(
+                self._call(f"pulling {image}", self.api.pull, repository, tag=tag), timeout=timeout_s
+            )
+        except asyncio.TimeoutError as exc:
+            raise DriverError(f"pull of {image} did not finish within {timeout_s:g} s") from exc
+
+    # -- networks
+
+    async def ensure_network(self, name: str) -> None:
+        def ensure() -> None:
+            if not self.api.networks(names=[name]):
+                try:
+                    self.api.create_network(name, driver="bridge", labels={LABEL_MANAGED: "true"})
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:
+                        raise
+
+        await self._call(f"creating network {name}", ensure)
+
+    # -- containers
+
+    async def create(self, spec: ContainerSpec) -> str:
+        def create() -> str:
+            host_config = self.api.create_host_config(
+                port_bindings={k: v for k, v in spec.port_bindings.items()} or None,
+                mem_limit=spec.memory_bytes,
+                mem_reservation=spec.memory_reservation_bytes,
+                cpu_shares=spec.cpu_shares,
+                network_mode=spec.network_mode,
+                links=dict(link.split(":", 1) if ":" in link else (link, link) for link in spec.links) or None,
+                binds=spec.binds or None,
+                volumes_from=spec.volumes_from or None,
+                read_only=spec.read_only or None,
+                privileged=spec.privileged,
+                ulimits=[docker.types.Ulimit(**u) for u in spec.ulimits] or None,
+                extra_hosts=spec.extra_hosts or None,
+                dns=spec.dns_servers or None,
+                init=spec.init,
+            )
+            networking_config = None
+            if spec.network_aliases and spec.network_mode not in ("bridge", "host", "none"):
+                networking_config = self.api.create_networking_config(
+                    {spec.network_mode: self.api.create_endpoint_config(aliases=spec.network_aliases)}
+                )
+            result = self.api.create_container(
+                spec.image,
+                command=spec.command,
+                entrypoint=spec.entrypoint,
+                name=spec.name,
+                environment=spec.environment or None,
+                working_dir=spec.working_dir,
+                user=spec.user,
+                hostname=spec.hostname,
+                labels=spec.labels,
+                ports=[_port_tuple(p) for p in spec.exposed_ports] or None,
+                host_config=host_config,
+                healthcheck=spec.healthcheck,
+                stop_timeout=spec.stop_timeout_s,
+                networking_config=networking_config,
+            )
+            return str(result["Id"])
+
+        return await self._call(f"creating container {spec.name}", create)
+
+    async def start(self, container_id: str) -> None:
+        await self._call(f"starting container {container_id[:12]}", self.api.start, container_id)
+
+    async def inspect(self, name_or_id: str) -> ContainerState | None:
+        try:
+            data = await self._call(f"inspecting container {name_or_id}", self.api.inspect_container, name_or_id)
+        except NoSuchObject:
+            return None
+        return _state_from_inspect(data)
+
+    async def stop(self, container_id: str, timeout_s: int) -> None:
+        try:
+            await self._call(
+                f"stopping container {container_id[:12]}", self.api.stop, container_id, timeout=timeout_s
+            )
+        except NoSuchObject:
+            return
+
+    async def remove(self, container_id: str) -> None:
+        try:
+            await self._call(
+                f"removing container {container_id[:12]}", self.api.remove_container, container_id, force=True, v=True
+            )
+        except NoSuchObject:
+            return
+        except NameConflict:  # removal already in progress
+            return
+
+    async def list_managed(self) -> list[ContainerState]:
+        def list_all() -> list[ContainerState]:
+            summaries = self.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=true"})
+            states = []
+            for summary in summaries:
+                try:
+                    states.append(_state_from_inspect(self.api.inspect_container(summary["Id"])))
+                except docker.errors.NotFound:
+                    continue
+            return states
+
+        return await self._call("listing portside containers", list_all)
+
+    def watch_events(self, on_event: Callable[[ContainerEvent], None]) -> None:
+        """Call ``on_event`` (from a daemon thread) for every event of a portside container."""
+
+        def pump() -> None:
+            backoff = 0.2
+            while not self._closed.is_set():
+                try:
+                    stream = self.api.events(
+                        decode=True,
+                        since=int(time.time()) - 1,
+                        filters={"type": "container", "label": f"{LABEL_MANAGED}=true"},
+                    )
+                    backoff = 0.2
+                    for event in stream:
+                        if self._closed.is_set():
+                            return
+                        action = str(event.get("Action") or event.get("status") or "")
+                        action = action.split(":", 1)[0].strip()
+                        if action not in _WATCHED_ACTIONS and action != "health_status":
+                            continue
+                        attrs = dict(event.get("Actor", {}).get("Attributes", {}))
+                        on_event(ContainerEvent(action, str(event.get("id", "")), attrs.get("name", ""), attrs))
+                except Exception:  # the engine went away: reconnect; the periodic resync covers the gap
+                    if self._closed.wait(backoff):
+                        return
+                    backoff = min(backoff * 2, EVENT_RECONNECT_MAX_S)
+
+        threading.Thread(target=pump, name="docker-events", daemon=True).start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            self.api.close()
+        except Exception:  # closing a broken client must not mask the real shutdown reason
+            pass
+
+
+def _split_image(image: str) -> tuple[str, str | None]:
+    if "@" in image:
+        return image, None
+    name, _, tag = image.rpartition(":")
+    if name and "/" not in tag:
+        return name, tag
+    return image, "latest"
+
+
+def _port_tuple(key: str) -> int | tuple[int, str]:
+    port, _, proto = key.partition("/")
+    return (int(port), proto) if proto and proto != "tcp" else int(port)
+
+
+def _state_from_inspect(data: dict[str, Any]) -> ContainerState:
+    state = data.get("State") or {}
+    settings = data.get("NetworkSettings") or {}
+    health = (state.get("Health") or {}).get("Status")
+    networks = settings.get("Networks") or {}
+    return ContainerState(
+        id=data["Id"],
+        name=str(data.get("Name", "")).lstrip("/"),
+        labels=dict((data.get("Config") or {}).get("Labels") or {}),
+        status=str(state.get("Status", "")),
+        exit_code=state.get("ExitCode") if state.get("Status") in ("exited", "dead") else None,
+        oom_killed=bool(state.get("OOMKilled")),
+        error=str(state.get("Error") or ""),
+        health=health,
+        ports=dict(settings.get("Ports") or {}),
+        ip_addresses={name: n.get("IPAddress", "") for name, n in networks.items() if n.get("IPAddress")},
+    )

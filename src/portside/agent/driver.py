@@ -1,0 +1,106 @@
+"""The container driver seam: what the agent needs from a container runtime.
+
+The agent speaks only this Protocol; ``docker_driver.DockerDriver`` is the real
+implementation. Errors are ``portside.errors.DriverError`` subclasses, never the
+runtime's own exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Labels every portside container carries; the agent finds its containers by them.
+LABEL_MANAGED = "com.portside.managed"
+LABEL_TASK_ARN = "com.amazonaws.ecs.task-arn"
+LABEL_CONTAINER_NAME = "com.amazonaws.ecs.container-name"
+LABEL_FAMILY = "com.amazonaws.ecs.task-definition-family"
+LABEL_REVISION = "com.amazonaws.ecs.task-definition-version"
+LABEL_CLUSTER = "com.amazonaws.ecs.cluster"
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    image: str
+    labels: dict[str, str]
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    memory_bytes: int | None = None
+    memory_reservation_bytes: int | None = None
+    cpu_shares: int | None = None
+    stop_timeout_s: int | None = None
+    # "80/tcp" -> (host ip, host port)
+    port_bindings: dict[str, tuple[str, int]] = field(default_factory=dict)
+    exposed_ports: list[str] = field(default_factory=list)
+    network_mode: str = "bridge"
+    network_aliases: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # "name:alias"
+    binds: list[str] = field(default_factory=list)
+    volumes_from: list[str] = field(default_factory=list)
+    healthcheck: dict[str, Any] | None = None
+    read_only: bool = False
+    privileged: bool = False
+    ulimits: list[dict[str, Any]] = field(default_factory=list)
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+    dns_servers: list[str] = field(default_factory=list)
+    init: bool | None = None
+
+
+@dataclass
+class ContainerState:
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: str  # created | running | paused | restarting | removing | exited | dead
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+    health: str | None = None  # None | starting | healthy | unhealthy
+    ports: dict[str, list[dict[str, str]] | None] = field(default_factory=dict)
+    ip_addresses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("running", "restarting", "paused")
+
+    @property
+    def exited(self) -> bool:
+        return self.status in ("exited", "dead")
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    action: str  # start | die | oom | health_status | destroy
+    container_id: str
+    name: str
+    labels: dict[str, str]
+
+
+class Driver(Protocol):
+    async def image_present(self, image: str) -> bool: ...
+
+    async def pull(self, image: str, timeout_s: float) -> None: ...
+
+    async def ensure_network(self, name: str) -> None: ...
+
+    async def create(self, spec: ContainerSpec) -> str: ...
+
+    async def start(self, container_id: str) -> None: ...
+
+    async def inspect(self, name_or_id: str) -> ContainerState | None: ...
+
+    async def stop(self, container_id: str, timeout_s: int) -> None: ...
+
+    async def remove(self, container_id: str) -> None: ...
+
+    async def list_managed(self) -> list[ContainerState]: ...
+
+    def watch_events(self, on_event: Callable[[ContainerEvent], None]) -> None: ...
+
+    def close(self) -> None: ...

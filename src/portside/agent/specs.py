@@ -1,0 +1,178 @@
+"""Translate an ECS container definition into the driver's ``ContainerSpec``.
+
+Pure data mapping, kept apart from the agent's I/O so it can be read against
+the ECS parameter reference line by line. Fields portside does not act on are
+listed in docs/task-definitions.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portside.agent.driver import (
+    LABEL_CLUSTER,
+    LABEL_CONTAINER_NAME,
+    LABEL_FAMILY,
+    LABEL_MANAGED,
+    LABEL_REVISION,
+    LABEL_TASK_ARN,
+    ContainerSpec,
+)
+from portside.config import AWSVPC_NETWORK_NAME
+from portside.core.task import Container, Task
+
+NANOS_PER_S = 1_000_000_000
+MIB = 1024 * 1024
+# The ECS agent passes CPU shares of 0 or 1 to Docker as 2, Docker's minimum.
+MIN_CPU_SHARES = 2
+
+
+def docker_name(family: str, revision: int, container: str, task_id: str) -> str:
+    """Deterministic container name, so Docker itself refuses a second create of the same container."""
+    return f"ecs-{family}-{revision}-{container}-{task_id}"
+
+
+def volume_name(task: Task, volume: str) -> str:
+    return f"ecs-{task.family}-{task.revision}-{volume}-{task.id}"
+
+
+def build_spec(
+    task: Task,
+    container: Container,
+    definition: dict[str, Any],
+    content: dict[str, Any],
+    publish_ip: str,
+) -> ContainerSpec:
+    """The ContainerSpec for one container of ``task``.
+
+    ``definition`` is the container definition, ``content`` the whole task definition.
+    Overrides of command and environment from RunTask are applied here.
+    """
+    override = _override_for(task, container.name)
+    environment = {e["name"]: e.get("value", "") for e in definition.get("environment", [])}
+    environment.update({e["name"]: e.get("value", "") for e in override.get("environment", [])})
+    labels = {str(k): str(v) for k, v in (definition.get("dockerLabels") or {}).items()}
+    labels.update(
+        {
+            LABEL_MANAGED: "true",
+            LABEL_TASK_ARN: task.arn,
+            LABEL_CONTAINER_NAME: container.name,
+            LABEL_FAMILY: task.family,
+            LABEL_REVISION: str(task.revision),
+            LABEL_CLUSTER: task.cluster,
+        }
+    )
+    spec = ContainerSpec(
+        name=container.docker_name,
+        image=container.image,
+        labels=labels,
+        command=override.get("command", definition.get("command")) or None,
+        entrypoint=definition.get("entryPoint") or None,
+        environment=environment,
+        working_dir=definition.get("workingDirectory"),
+        user=definition.get("user"),
+        hostname=definition.get("hostname"),
+        memory_bytes=container.memory * MIB if container.memory else None,
+        memory_reservation_bytes=container.memory_reservation * MIB if container.memory_reservation else None,
+        cpu_shares=max(container.cpu, MIN_CPU_SHARES),
+        stop_timeout_s=definition.get("stopTimeout"),
+        read_only=bool(definition.get("readonlyRootFilesystem")),
+        privileged=bool(definition.get("privileged")),
+        ulimits=[
+            {"name": u["name"], "soft": u["softLimit"], "hard": u["hardLimit"]} for u in definition.get("ulimits") or []
+        ],
+        extra_hosts={h["hostname"]: h["ipAddress"] for h in definition.get("extraHosts") or []},
+        dns_servers=list(definition.get("dnsServers") or []),
+        init=(definition.get("linuxParameters") or {}).get("initProcessEnabled"),
+        healthcheck=_healthcheck(definition.get("healthCheck")),
+    )
+    _apply_network(spec, task, container, definition, publish_ip)
+    _apply_volumes(spec, task, definition, content)
+    return spec
+
+
+def _override_for(task: Task, name: str) -> dict[str, Any]:
+    for override in task.overrides.get("containerOverrides", []):
+        if override.get("name") == name:
+            return dict(override)
+    return {}
+
+
+def _apply_network(
+    spec: ContainerSpec, task: Task, container: Container, definition: dict[str, Any], publish_ip: str
+) -> None:
+    mode = task.network_mode
+    if mode == "host":
+        spec.network_mode = "host"
+        spec.hostname = None
+        return
+    if mode == "none":
+        spec.network_mode = "none"
+        return
+    if mode == "awsvpc":
+        # Containers of an awsvpc task share one network namespace, as they share one ENI in ECS:
+        # the first container joins the portside network, the others join its namespace.
+        first = task.containers[0]
+        if container is first:
+            spec.network_mode = AWSVPC_NETWORK_NAME
+            spec.network_aliases = [c.name for c in task.containers]
+        else:
+            spec.network_mode = f"container:{first.docker_name}"
+            spec.hostname = None
+        return
+    spec.network_mode = "bridge"
+    for plan in container.ports:
+        for container_port, host_port in _expand(plan):
+            key = f"{container_port}/{plan.protocol}"
+            spec.exposed_ports.append(key)
+            spec.port_bindings[key] = (publish_ip, host_port)
+    by_name = {c.name: c for c in task.containers}
+    for link in definition.get("links") or []:
+        name, _, alias = link.partition(":")
+        spec.links.append(f"{by_name[name].docker_name}:{alias or name}")
+
+
+def _expand(plan: Any) -> list[tuple[int, int]]:
+    if plan.container_port_range:
+        c_start, c_end = (int(x) for x in plan.container_port_range.split("-"))
+        h_start = int(plan.host_port_range.split("-")[0])
+        return [(c, h_start + i) for i, c in enumerate(range(c_start, c_end + 1))]
+    return [(plan.container_port, plan.host_port)]
+
+
+def _apply_volumes(spec: ContainerSpec, task: Task, definition: dict[str, Any], content: dict[str, Any]) -> None:
+    volumes = {v["name"]: v for v in content.get("volumes") or []}
+    for mount in definition.get("mountPoints") or []:
+        volume = volumes[mount["sourceVolume"]]
+        source = _volume_source(task, volume)
+        suffix = ":ro" if mount.get("readOnly") else ""
+        spec.binds.append(f"{source}:{mount['containerPath']}{suffix}")
+    by_name = {c.name: c for c in task.containers}
+    for source in definition.get("volumesFrom") or []:
+        suffix = ":ro" if source.get("readOnly") else ""
+        spec.volumes_from.append(f"{by_name[source['sourceContainer']].docker_name}{suffix}")
+
+
+def _volume_source(task: Task, volume: dict[str, Any]) -> str:
+    host = volume.get("host") or {}
+    if host.get("sourcePath"):
+        return str(host["sourcePath"])
+    docker_config = volume.get("dockerVolumeConfiguration") or {}
+    if docker_config.get("scope") == "shared":
+        return str(volume["name"])
+    return volume_name(task, volume["name"])
+
+
+def _healthcheck(check: dict[str, Any] | None) -> dict[str, Any] | None:
+    """ECS healthCheck -> Docker Healthcheck, with ECS's defaults (interval 30, timeout 5, retries 3)."""
+    if not check or not check.get("command"):
+        return None
+    out: dict[str, Any] = {
+        "test": list(check["command"]),
+        "interval": int(check.get("interval", 30)) * NANOS_PER_S,
+        "timeout": int(check.get("timeout", 5)) * NANOS_PER_S,
+        "retries": int(check.get("retries", 3)),
+    }
+    if check.get("startPeriod"):
+        out["start_period"] = int(check["startPeriod"]) * NANOS_PER_S
+    return out

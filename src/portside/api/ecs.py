@@ -1,0 +1,32 @@
+"""The ECS action table: X-Amz-Target action name -> control-plane operation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from portside.control import clusters, task_definitions, tasks
+from portside.control.plane import ControlPlane
+
+TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
+SERVICE = "ecs"
+
+Operation = Callable[[ControlPlane, str, dict[str, Any]], dict[str, Any]]
+
+OPERATIONS: dict[str, Operation] = {
+    "RegisterTaskDefinition": task_definitions.register,
+    "DescribeTaskDefinition": task_definitions.describe,
+    "DeregisterTaskDefinition": task_definitions.deregister,
+    "ListTaskDefinitions": task_definitions.list_definitions,
+    "ListTaskDefinitionFamilies": task_definitions.list_families,
+    "CreateCluster": clusters.create_cluster,
+    "DescribeClusters": clusters.describe_clusters,
+    "ListClusters": clusters.list_clusters,
+    "DeleteCluster": clusters.delete_cluster,
+    "ListContainerInstances": clusters.list_container_instances,
+    "DescribeContainerInstances": clusters.describe_container_instances,
+    "RunTask": tasks.run_task,
+    "StopTask": tasks.stop_task,
+    "DescribeTasks": tasks.describe_tasks,
+    "ListTasks": tasks.list_tasks,
+}

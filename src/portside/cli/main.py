@@ -1,0 +1,178 @@
+"""The ``portside`` command. Every verb but ``server`` talks only to the API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from botocore.exceptions import BotoCoreError, ClientError
+
+from portside import config as cfg
+from portside.cli.client import endpoint_from_env, make_client
+from portside.cli.tables import render_tasks
+
+
+def _fail(message: str) -> None:
+    click.echo(f"portside: {message}", err=True)
+    sys.exit(1)
+
+
+def _call(client: Any, operation: str, **params: Any) -> Any:
+    try:
+        return getattr(client, operation)(**params)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        _fail(f"{error.get('Code', 'Error')}: {error.get('Message', '')}")
+    except BotoCoreError as exc:
+        _fail(f"cannot reach the portside API: {exc}")
+
+
+endpoint_option = click.option(
+    "--endpoint", default=endpoint_from_env, show_default="$PORTSIDE_ENDPOINT or http://127.0.0.1:7070",
+    help="The portside API endpoint.",
+)
+cluster_option = click.option("--cluster", default="default", show_default=True)
+
+
+@click.group()
+@click.version_option(package_name="portside")
+def main() -> None:
+    """portside: ECS-style dynamic port mapping and a built-in load balancer, on machines you own."""
+
+
+@main.command()
+@click.option("--api", "api", default=cfg.DEFAULT_API_ADDRESS, show_default=True, help="HOST:PORT of the AWS-compatible API.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=cfg.DEFAULT_STATE_DIR, show_default=True)
+@click.option("--region", default=cfg.DEFAULT_REGION, show_default=True, help="The region this host is a container instance in.")
+@click.option("--account-id", default=cfg.DEFAULT_ACCOUNT_ID, show_default=True)
+@click.option("--cluster", default=cfg.DEFAULT_CLUSTER, show_default=True, help="The cluster this host registers in.")
+@click.option("--dynamic-port-range", default=None, help="START-END; default: the kernel's ip_local_port_range.")
+@click.option("--publish-ip", default=cfg.DEFAULT_PUBLISH_IP, show_default=True, help="Address container ports are published on.")
+@click.option("--credentials", "credentials", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="AWS credentials file; required when --api is not a loopback address.")
+@click.option("--reserved-memory", type=click.IntRange(min=0), default=cfg.DEFAULT_RESERVED_MEMORY_MIB, show_default=True,
+              help="MiB kept back from the registered MEMORY.")
+@click.option("--stop-timeout", type=click.IntRange(min=0), default=cfg.DEFAULT_STOP_TIMEOUT_S, show_default=True,
+              help="Seconds from SIGTERM to SIGKILL when a container sets no stopTimeout.")
+@click.option("--image-pull-behavior", type=click.Choice(cfg.IMAGE_PULL_BEHAVIORS), default=cfg.DEFAULT_IMAGE_PULL_BEHAVIOR, show_default=True)
+@click.option("--image-pull-timeout", type=click.FloatRange(min=0.1), default=cfg.DEFAULT_IMAGE_PULL_TIMEOUT_S, show_default=True)
+@click.option("--port-quarantine", type=click.FloatRange(min=0), default=cfg.DEFAULT_PORT_QUARANTINE_S, show_default=True,
+              help="Seconds a freed host port rests before reuse.")
+@click.option("--orphan-grace", type=click.FloatRange(min=0), default=cfg.DEFAULT_ORPHAN_GRACE_S, show_default=True,
+              help="Seconds before a labelled container no task owns is removed.")
+@click.option("--task-cleanup-wait", type=click.FloatRange(min=0), default=cfg.DEFAULT_TASK_CLEANUP_WAIT_S, show_default=True,
+              help="Seconds a stopped task's containers are kept.")
+@click.option("--resync-interval", type=click.FloatRange(min=0.1), default=cfg.DEFAULT_RESYNC_INTERVAL_S, show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str, dynamic_port_range: str | None,
+           publish_ip: str, credentials: Path | None, reserved_memory: int, stop_timeout: int,
+           image_pull_behavior: str, image_pull_timeout: float, port_quarantine: float, orphan_grace: float,
+           task_cleanup_wait: float, resync_interval: float, log_level: str) -> None:
+    """Run the control plane and this host's agent in the foreground."""
+    from portside.agent.ports import choose_range
+    from portside.errors import PortsideError
+    from portside.server import serve
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        api_host, api_port = cfg.parse_host_port(api, "--api")
+        if dynamic_port_range:
+            choose_range(dynamic_port_range, None)
+    except ValueError as exc:
+        _fail(str(exc))
+    config = cfg.ServerConfig(
+        api_host=api_host, api_port=api_port, state_dir=state_dir, region=region, account_id=account_id,
+        dynamic_port_range=dynamic_port_range, publish_ip=publish_ip, credentials_file=credentials,
+        reserved_memory_mib=reserved_memory, stop_timeout_s=stop_timeout, image_pull_behavior=image_pull_behavior,
+        image_pull_timeout_s=image_pull_timeout, port_quarantine_s=port_quarantine, orphan_grace_s=orphan_grace,
+        task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, extra={"cluster": cluster},
+    )
+    try:
+        asyncio.run(serve(config))
+    except PortsideError as exc:
+        _fail(exc.message)
+    except OSError as exc:
+        _fail(f"cannot start: {exc}")
+
+
+@main.command()
+@click.argument("file", type=click.File("r"))
+@click.option("--count", type=click.IntRange(1, 10), default=1, show_default=True)
+@click.option("--started-by", default=None)
+@endpoint_option
+@cluster_option
+@click.option("--json", "as_json", is_flag=True, help="Print the API's answer as JSON.")
+def run(file: Any, count: int, started_by: str | None, endpoint: str, cluster: str, as_json: bool) -> None:
+    """Register the task definition in FILE (ECS JSON) and run COUNT copies of it."""
+    try:
+        definition = json.load(file)
+    except ValueError as exc:
+        _fail(f"{file.name} is not valid JSON: {exc}")
+    if not isinstance(definition, dict):
+        _fail(f"{file.name} must hold a JSON object (a task definition)")
+    client = make_client("ecs", endpoint)
+    registered = _call(client, "register_task_definition", **definition)["taskDefinition"]
+    params: dict[str, Any] = {"cluster": cluster, "taskDefinition": registered["taskDefinitionArn"], "count": count}
+    if started_by:
+        params["startedBy"] = started_by
+    result = _call(client, "run_task", **params)
+    if as_json:
+        click.echo(json.dumps(result, default=str, indent=2))
+    else:
+        for task in result["tasks"]:
+            click.echo(f"started {task['taskArn'].rsplit('/', 1)[-1]} ({registered['family']}:{registered['revision']})")
+        for failure in result["failures"]:
+            click.echo(f"not placed: {failure.get('reason')} {failure.get('detail', '')}".rstrip(), err=True)
+    if result["failures"] and not result["tasks"]:
+        sys.exit(1)
+
+
+@main.command()
+@endpoint_option
+@cluster_option
+@click.option("--all", "show_all", is_flag=True, help="Include stopped tasks.")
+@click.option("--json", "as_json", is_flag=True)
+def ps(endpoint: str, cluster: str, show_all: bool, as_json: bool) -> None:
+    """List tasks: status, containers, host port -> container port, health."""
+    client = make_client("ecs", endpoint)
+    arns: list[str] = []
+    for status in ("RUNNING", "STOPPED") if show_all else ("RUNNING",):
+        token = None
+        while True:
+            page = _call(client, "list_tasks", cluster=cluster, desiredStatus=status, **({"nextToken": token} if token else {}))
+            arns.extend(page["taskArns"])
+            token = page.get("nextToken")
+            if not token:
+                break
+    tasks: list[dict[str, Any]] = []
+    for i in range(0, len(arns), 100):
+        tasks.extend(_call(client, "describe_tasks", cluster=cluster, tasks=arns[i : i + 100])["tasks"])
+    if as_json:
+        click.echo(json.dumps(tasks, default=str, indent=2))
+    else:
+        click.echo(render_tasks(tasks))
+
+
+@main.command()
+@click.argument("tasks", nargs=-1, required=True)
+@click.option("--reason", default=None)
+@endpoint_option
+@cluster_option
+def stop(tasks: tuple[str, ...], reason: str | None, endpoint: str, cluster: str) -> None:
+    """Stop TASKS (ids or ARNs)."""
+    client = make_client("ecs", endpoint)
+    for task in tasks:
+        params: dict[str, Any] = {"cluster": cluster, "task": task}
+        if reason:
+            params["reason"] = reason
+        stopped = _call(client, "stop_task", **params)["task"]
+        click.echo(f"stopping {stopped['taskArn'].rsplit('/', 1)[-1]}")
+
+
+if __name__ == "__main__":
+    main()

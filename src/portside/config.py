@@ -1,0 +1,86 @@
+"""Settings of one portside server, with every default named and its unit in its name.
+
+`ServerConfig` is built once by the CLI from flags (and `PORTSIDE_*` environment
+variables for a few operational knobs) and passed down; nothing reads flags or
+the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_API_ADDRESS = "127.0.0.1:7070"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT_ID = "000000000000"
+DEFAULT_PUBLISH_IP = "127.0.0.1"
+DEFAULT_STATE_DIR = "/var/lib/portside"
+DEFAULT_CLUSTER = "default"
+# Memory kept back from the registered MEMORY resource for the OS, dockerd and portside itself.
+DEFAULT_RESERVED_MEMORY_MIB = 256
+# ECS_CONTAINER_STOP_TIMEOUT: SIGTERM -> SIGKILL when the container sets no stopTimeout.
+DEFAULT_STOP_TIMEOUT_S = 30
+DEFAULT_IMAGE_PULL_BEHAVIOR = "prefer-cached"
+IMAGE_PULL_BEHAVIORS = ("default", "always", "once", "prefer-cached")
+DEFAULT_IMAGE_PULL_TIMEOUT_S = 60.0
+# A host port freed by a stopped task is not handed out again for this long, so a stale
+# load-balancer target can never reach a new container on a recycled port.
+DEFAULT_PORT_QUARANTINE_S = 120.0
+# Labelled containers that no task owns are removed after this grace period.
+DEFAULT_ORPHAN_GRACE_S = 60.0
+# Stopped tasks' containers are removed after this delay (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION is 3 h).
+DEFAULT_TASK_CLEANUP_WAIT_S = 3600.0
+# Periodic resync of the agent against Docker, a safety net behind Docker's event stream.
+DEFAULT_RESYNC_INTERVAL_S = 10.0
+AWSVPC_NETWORK_NAME = "portside-awsvpc"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    api_host: str = "127.0.0.1"
+    api_port: int = 7070
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT_ID
+    dynamic_port_range: str | None = None
+    publish_ip: str = DEFAULT_PUBLISH_IP
+    credentials_file: Path | None = None
+    reserved_memory_mib: int = DEFAULT_RESERVED_MEMORY_MIB
+    reserved_ports_tcp: tuple[int, ...] = (22, 2375, 2376, 51678, 51679)
+    reserved_ports_udp: tuple[int, ...] = ()
+    stop_timeout_s: int = DEFAULT_STOP_TIMEOUT_S
+    image_pull_behavior: str = DEFAULT_IMAGE_PULL_BEHAVIOR
+    image_pull_timeout_s: float = DEFAULT_IMAGE_PULL_TIMEOUT_S
+    port_quarantine_s: float = DEFAULT_PORT_QUARANTINE_S
+    orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S
+    task_cleanup_wait_s: float = DEFAULT_TASK_CLEANUP_WAIT_S
+    resync_interval_s: float = DEFAULT_RESYNC_INTERVAL_S
+    docker_url: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_is_loopback(self) -> bool:
+        return is_loopback(self.api_host)
+
+    @property
+    def target_ip(self) -> str:
+        """The address the load balancer uses to reach containers published on this host."""
+        return "127.0.0.1" if self.publish_ip in ("0.0.0.0", "::") else self.publish_ip
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_host_port(text: str, flag: str) -> tuple[str, int]:
+    """Parse HOST:PORT (IPv6 as [::1]:PORT); ValueError names the flag and the rule."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{flag} must be HOST:PORT with a port from 1 to 65535, got {text!r}")
+    return host.strip("[]"), int(port)

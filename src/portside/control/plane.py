@@ -1,0 +1,46 @@
+"""The control plane's shared context: store, agent, settings and the local container instance."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from portside.agent.agent import HostAgent
+from portside.config import ServerConfig
+from portside.control.store import Store
+from portside.core import arns
+from portside.errors import NotFoundError
+
+
+@dataclass
+class ControlPlane:
+    config: ServerConfig
+    store: Store
+    agent: HostAgent
+    instance_arn: str
+    clock: Callable[[], float] = time.time
+    # Ports the server itself holds on this host (API, listeners): part of registered PORTS.
+    own_ports: set[int] = field(default_factory=set)
+
+    @property
+    def account(self) -> str:
+        return self.config.account_id
+
+    def cluster_arn(self, region: str, name: str) -> str:
+        return arns.cluster_arn(region, self.account, name)
+
+    def require_cluster(self, region: str, name_or_arn: str | None) -> dict[str, Any]:
+        """The ACTIVE cluster named (default ``default``), or ClusterNotFoundException."""
+        name = arns.cluster_name(name_or_arn or "default")
+        cluster = self.store.get_cluster(region, name)
+        if cluster is None or cluster["status"] != "ACTIVE":
+            raise NotFoundError("Cluster not found.", "ClusterNotFoundException")
+        return cluster
+
+    def is_local_cluster(self, region: str, cluster: str) -> bool:
+        return region == self.config.region and cluster == self.config.extra.get("cluster", "default")
+
+    def az(self, region: str) -> str:
+        return f"{region}a"

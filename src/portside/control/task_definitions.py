@@ -1,0 +1,126 @@
+"""RegisterTaskDefinition, DescribeTaskDefinition, List*, DeregisterTaskDefinition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portside.control.pagination import paginate
+from portside.control.plane import ControlPlane
+from portside.core import arns
+from portside.core.taskdef import validate_registration
+from portside.errors import ClientException
+
+TAGS_KEY = "__tags"
+
+
+def register(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    content = validate_registration(params)
+    tags = list(params.get("tags") or [])
+    family = content["family"]
+    with plane.store.transaction():
+        revision = plane.store.latest_revision(region, family) + 1
+        body = dict(content)
+        body.update(
+            {
+                "taskDefinitionArn": arns.task_definition_arn(region, plane.account, family, revision),
+                "revision": revision,
+                "status": "ACTIVE",
+                "requiresAttributes": _required_attributes(content),
+                "compatibilities": _compatibilities(content),
+                "registeredAt": plane.clock(),
+                "registeredBy": f"arn:aws:iam::{plane.account}:root",
+                TAGS_KEY: tags,
+            }
+        )
+        plane.store.put_task_definition(region, body)
+    return {"taskDefinition": public(body), "tags": tags}
+
+
+def describe(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    body = resolve(plane, region, params.get("taskDefinition"), "Unable to describe task definition.")
+    out: dict[str, Any] = {"taskDefinition": public(body)}
+    if "TAGS" in (params.get("include") or []):
+        out["tags"] = body.get(TAGS_KEY, [])
+    return out
+
+
+def deregister(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    reference = params.get("taskDefinition") or ""
+    family, _, revision = arns.last_segment(reference).partition(":")
+    if not revision:
+        raise ClientException("The specified task definition identifier is invalid. Specify a valid revision.")
+    with plane.store.transaction():
+        body = resolve(plane, region, reference, "The specified task definition does not exist.")
+        if body["status"] == "ACTIVE":
+            body["status"] = "INACTIVE"
+            body["deregisteredAt"] = plane.clock()
+            plane.store.put_task_definition(region, body)
+    return {"taskDefinition": public(body)}
+
+
+def list_definitions(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    status = params.get("status") or "ACTIVE"
+    descending = params.get("sort") == "DESC"
+    arns_ = plane.store.list_task_definitions(region, params.get("familyPrefix"), status, descending)
+    page, token = paginate(arns_, params)
+    return _with_token({"taskDefinitionArns": page}, token)
+
+
+def list_families(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    families = plane.store.list_families(region, params.get("familyPrefix"), params.get("status") or "ACTIVE")
+    page, token = paginate(families, params)
+    return _with_token({"families": page}, token)
+
+
+def resolve(plane: ControlPlane, region: str, reference: Any, missing: str) -> dict[str, Any]:
+    """The stored body for ``family``, ``family:revision`` or a task definition ARN."""
+    if not isinstance(reference, str) or not reference:
+        raise ClientException("taskDefinition must be a family, family:revision or task definition ARN.")
+    if reference.startswith("arn:"):
+        parts = arns.split_arn(reference)
+        if not parts or not parts["resource"].startswith("task-definition/"):
+            raise ClientException(f"Invalid task definition ARN: {reference}")
+        if parts["region"] and parts["region"] != region:
+            raise ClientException(missing)
+        reference = parts["resource"][len("task-definition/") :]
+    family, _, revision_text = reference.partition(":")
+    revision: int | None = None
+    if revision_text:
+        if not revision_text.isdigit():
+            raise ClientException(f"Invalid revision number in task definition {reference}.")
+        revision = int(revision_text)
+    body = plane.store.get_task_definition(region, family, revision)
+    if body is None:
+        raise ClientException(missing)
+    return body
+
+
+def public(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != TAGS_KEY}
+
+
+def _with_token(out: dict[str, Any], token: str | None) -> dict[str, Any]:
+    if token:
+        out["nextToken"] = token
+    return out
+
+
+def _compatibilities(content: dict[str, Any]) -> list[str]:
+    compat = ["EC2"]
+    if content.get("networkMode") == "awsvpc" and content.get("cpu") and content.get("memory"):
+        compat.append("FARGATE")
+    return compat
+
+
+def _required_attributes(content: dict[str, Any]) -> list[dict[str, str]]:
+    names = {"com.amazonaws.ecs.capability.docker-remote-api.1.18"}
+    containers = content.get("containerDefinitions", [])
+    if any(c.get("healthCheck") for c in containers):
+        names.add("com.amazonaws.ecs.capability.container-health-check")
+    if any(c.get("dependsOn") for c in containers):
+        names.add("ecs.capability.container-ordering")
+    if content.get("networkMode") == "awsvpc":
+        names.add("ecs.capability.task-eni")
+    if any(m.get("containerPortRange") for c in containers for m in c.get("portMappings") or []):
+        names.add("ecs.capability.container-port-range")
+    return [{"name": n} for n in sorted(names)]

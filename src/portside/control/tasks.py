@@ -1,0 +1,240 @@
+"""RunTask, StopTask, DescribeTasks and ListTasks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from portside.agent.ports import plan_ports
+from portside.agent.specs import docker_name
+from portside.control import task_definitions
+from portside.control.clusters import describe_instance
+from portside.control.pagination import paginate
+from portside.control.plane import ControlPlane
+from portside.core import arns
+from portside.core.lifecycle import REASON_USER_STOPPED, StopCode, TaskStatus
+from portside.core.task import Container, Task
+from portside.core.taskdef import task_resources
+from portside.core.taskdef_rules import parse_task_cpu, parse_task_memory
+from portside.errors import ClientException, InvalidParameterException, NotFoundError
+from portside.faults import crash_point
+
+MAX_RUN_COUNT = 10
+MAX_DESCRIBE_TASKS = 100
+
+
+def run_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    cluster = plane.require_cluster(region, params.get("cluster"))
+    count = params.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_RUN_COUNT:
+        raise InvalidParameterException(f"count must be an integer from 1 to {MAX_RUN_COUNT}.")
+    started_by = params.get("startedBy")
+    if started_by is not None and len(started_by) > 128:
+        raise InvalidParameterException("startedBy can have at most 128 characters.")
+    token = params.get("clientToken")
+    fingerprint = hashlib.sha256(json.dumps({k: v for k, v in params.items() if k != "clientToken"}, sort_keys=True).encode()).hexdigest()
+    if token:
+        earlier = plane.store.get_client_token(region, "RunTask", token)
+        if earlier is not None:
+            if earlier[0] != fingerprint:
+                raise InvalidParameterException("The clientToken was already used with different parameters.")
+            return _describe_by_arns(plane, region, earlier[1]["tasks"], earlier[1]["failures"])
+    body = task_definitions.resolve(plane, region, params.get("taskDefinition"), "TaskDefinition not found.")
+    if body["status"] != "ACTIVE":
+        raise ClientException("TaskDefinition is inactive")
+    content = task_definitions.public(body)
+    overrides = params.get("overrides") or {}
+    _check_overrides(content, overrides)
+    instances = plane.store.list_container_instances(region, cluster["clusterName"])
+    if not instances:
+        raise InvalidParameterException("No Container Instances were found in your cluster.")
+    instance = instances[0]
+    created: list[Task] = []
+    failures: list[dict[str, Any]] = []
+    with plane.store.transaction():
+        for _ in range(count):
+            task = _new_task(plane, region, cluster, body, content, overrides, params, instance["containerInstanceArn"])
+            shortfall = _shortfall(plane, instance, task)
+            if shortfall:
+                failures.append({"arn": instance["containerInstanceArn"], "reason": shortfall})
+                continue
+            plane.agent.admit(task, content)
+            created.append(task)
+        if token:
+            plane.store.put_client_token(
+                region, "RunTask", token, fingerprint, {"tasks": [t.arn for t in created], "failures": failures}, plane.clock()
+            )
+    crash_point("after-commit")
+    for task in created:
+        plane.agent.launch(task.arn)
+    return {"tasks": [t.to_api(plane.az(region)) for t in created], "failures": failures}
+
+
+def stop_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    cluster = plane.require_cluster(region, params.get("cluster"))
+    reference = params.get("task")
+    if not reference:
+        raise InvalidParameterException("task can not be blank.")
+    arn = _task_arn(plane, region, cluster["clusterName"], reference)
+    reason = params.get("reason") or REASON_USER_STOPPED
+    task = plane.agent.stop(arn, StopCode.USER_INITIATED.value, reason[:255])
+    if task is None:
+        task = plane.store.get_task(arn)
+        if task is None or task.region != region:
+            raise InvalidParameterException("The referenced task was not found.")
+    return {"task": task.to_api(plane.az(region))}
+
+
+def describe_tasks(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    cluster = plane.require_cluster(region, params.get("cluster"))
+    references = params.get("tasks") or []
+    if not references:
+        raise InvalidParameterException("Tasks cannot be empty.")
+    if len(references) > MAX_DESCRIBE_TASKS:
+        raise InvalidParameterException(f"tasks can have at most {MAX_DESCRIBE_TASKS} items.")
+    return _describe_by_arns(plane, region, [_task_arn(plane, region, cluster["clusterName"], r) for r in references], [])
+
+
+def list_tasks(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    cluster = plane.require_cluster(region, params.get("cluster"))
+    desired = params.get("desiredStatus") or "RUNNING"
+    instance = params.get("containerInstance")
+    if instance and not instance.startswith("arn:"):
+        instance = arns.container_instance_arn(region, plane.account, cluster["clusterName"], instance)
+    if desired == "PENDING":  # desiredStatus is only ever RUNNING or STOPPED (spec §3.4)
+        tasks: list[Task] = []
+    else:
+        tasks = plane.store.find_tasks(
+            region,
+            cluster["clusterName"],
+            family=params.get("family"),
+            started_by=params.get("startedBy"),
+            container_instance=instance,
+            desired_status=desired,
+        )
+    if params.get("serviceName"):
+        tasks = [t for t in tasks if t.group == f"service:{params['serviceName']}"]
+    if params.get("launchType"):
+        tasks = [t for t in tasks if t.launch_type == params["launchType"]]
+    page, token = paginate([t.arn for t in tasks], params)
+    out: dict[str, Any] = {"taskArns": page}
+    if token:
+        out["nextToken"] = token
+    return out
+
+
+# -- helpers
+
+
+def _describe_by_arns(plane: ControlPlane, region: str, task_arns: list[str], failures: list[dict[str, Any]]) -> dict[str, Any]:
+    found, missing = [], list(failures)
+    for arn in task_arns:
+        task = plane.agent.tasks.get(arn) or plane.store.get_task(arn)
+        if task is None or task.region != region:
+            missing.append({"arn": arn, "reason": "MISSING"})
+        else:
+            found.append(task.to_api(plane.az(region)))
+    return {"tasks": found, "failures": missing}
+
+
+def _task_arn(plane: ControlPlane, region: str, cluster: str, reference: str) -> str:
+    if reference.startswith("arn:"):
+        return reference
+    return arns.task_arn(region, plane.account, cluster, reference)
+
+
+def _check_overrides(content: dict[str, Any], overrides: dict[str, Any]) -> None:
+    names = {c["name"] for c in content["containerDefinitions"]}
+    for i, override in enumerate(overrides.get("containerOverrides") or []):
+        if override.get("name") not in names:
+            raise InvalidParameterException(
+                f"overrides.containerOverrides[{i}].name: container {override.get('name')!r} is not in the task definition."
+            )
+    for field, parse in (("cpu", parse_task_cpu), ("memory", parse_task_memory)):
+        if overrides.get(field) is not None:
+            try:
+                parse(overrides[field])
+            except (ClientException, ValueError) as exc:
+                raise InvalidParameterException(f"overrides.{field}: {exc}") from exc
+
+
+def _new_task(
+    plane: ControlPlane,
+    region: str,
+    cluster: dict[str, Any],
+    body: dict[str, Any],
+    content: dict[str, Any],
+    overrides: dict[str, Any],
+    params: dict[str, Any],
+    instance_arn: str,
+) -> Task:
+    task_id = uuid.uuid4().hex
+    name = cluster["clusterName"]
+    by_override = {o["name"]: o for o in overrides.get("containerOverrides") or []}
+    containers = []
+    for definition in content["containerDefinitions"]:
+        override = by_override.get(definition["name"], {})
+        containers.append(
+            Container(
+                name=definition["name"],
+                container_arn=arns.ecs_arn(region, plane.account, f"container/{name}/{task_id}/{uuid.uuid4()}"),
+                image=definition["image"],
+                docker_name=docker_name(body["family"], body["revision"], definition["name"], task_id),
+                essential=definition.get("essential", True),
+                cpu=int(override.get("cpu", definition.get("cpu", 0)) or 0),
+                memory=override.get("memory", definition.get("memory")),
+                memory_reservation=override.get("memoryReservation", definition.get("memoryReservation")),
+                has_health_check=bool((definition.get("healthCheck") or {}).get("command")),
+            )
+        )
+    sized = dict(content)
+    for field in ("cpu", "memory"):
+        if overrides.get(field) is not None:
+            sized[field] = overrides[field]
+    cpu, memory = task_resources(sized)
+    network_mode = content.get("networkMode", "bridge")
+    task = Task(
+        arn=arns.task_arn(region, plane.account, name, task_id),
+        id=task_id,
+        region=region,
+        cluster=name,
+        cluster_arn=cluster["clusterArn"],
+        task_definition_arn=body["taskDefinitionArn"],
+        family=body["family"],
+        revision=body["revision"],
+        network_mode=network_mode,
+        container_instance_arn=instance_arn,
+        containers=containers,
+        cpu=cpu,
+        memory=memory,
+        created_at=plane.clock(),
+        started_by=params.get("startedBy"),
+        group=params.get("group") or f"family:{body['family']}",
+        launch_type=params.get("launchType") or "EC2",
+        overrides={"containerOverrides": list(overrides.get("containerOverrides") or []), **{k: v for k, v in overrides.items() if k != "containerOverrides"}},
+        tags=list(params.get("tags") or []),
+        client_token=params.get("clientToken"),
+    )
+    if network_mode == "awsvpc":
+        task.attachment_id = str(uuid.uuid4())
+        task.last_status = TaskStatus.PROVISIONING
+    plan_ports(task, content)
+    return task
+
+
+def _shortfall(plane: ControlPlane, instance: dict[str, Any], task: Task) -> str | None:
+    """ECS's failure reason when ``task`` does not fit on ``instance`` now, else None."""
+    remaining = {r["name"]: r for r in describe_instance(plane, instance)["remainingResources"]}
+    if task.cpu > remaining["CPU"]["integerValue"]:
+        return "RESOURCE:CPU"
+    if task.memory > remaining["MEMORY"]["integerValue"]:
+        return "RESOURCE:MEMORY"
+    if task.network_mode != "awsvpc":
+        used = {"tcp": set(remaining["PORTS"]["stringSetValue"]), "udp": set(remaining["PORTS_UDP"]["stringSetValue"])}
+        for container in task.containers:
+            for plan in container.ports:
+                if not plan.dynamic and plan.host_port and str(plan.host_port) in used[plan.protocol]:
+                    return "RESOURCE:PORTS"
+    return None

@@ -1,0 +1,88 @@
+"""Wire the shells into one process for one host: store, Docker driver, agent, control plane, API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from portside.agent import host
+from portside.agent.agent import HostAgent
+from portside.agent.docker_driver import DockerDriver
+from portside.agent.engine import USERLAND_PROXY_WARNING, userland_proxy_enabled
+from portside.agent.ports import choose_range
+from portside.api import sigv4
+from portside.api.server import ApiServer
+from portside.config import ServerConfig
+from portside.control.clusters import register_local_instance
+from portside.control.plane import ControlPlane
+from portside.control.store import Store
+from portside.core import arns
+from portside.errors import PortsideError
+
+log = logging.getLogger("portside.server")
+
+
+class Server:
+    """One portside server; ``start`` brings it up, ``close`` takes it down (containers keep running)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.driver: DockerDriver | None = None
+        self.api: ApiServer | None = None
+        self.plane: ControlPlane | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        credentials = None
+        if config.credentials_file is not None:
+            credentials = sigv4.load_credentials(str(config.credentials_file))
+        elif not config.api_is_loopback:
+            raise PortsideError(
+                f"--api {config.api_host}:{config.api_port} is reachable from other hosts: "
+                "give --credentials FILE so requests from them must be signed"
+            )
+        port_range, warning = choose_range(config.dynamic_port_range, host.read_kernel_port_range())
+        if warning:
+            log.warning(warning)
+        log.info("dynamic host port range %d-%d (from %s)", port_range.start, port_range.end, port_range.source)
+        self.store = Store(Path(config.state_dir) / "portside.db")
+        self.driver = DockerDriver(config.docker_url)
+        if userland_proxy_enabled():
+            log.warning(USERLAND_PROXY_WARNING)
+        agent = HostAgent(config, self.store, self.driver, port_range)
+        cluster = config.extra.get("cluster", "default")
+        instance_id = arns.stable_hex_id("container-instance", host.read_machine_id(), config.region, cluster)
+        instance_arn = arns.container_instance_arn(config.region, config.account_id, cluster, instance_id)
+        self.plane = ControlPlane(config, self.store, agent, instance_arn, own_ports={config.api_port})
+        register_local_instance(self.plane, self.driver.engine_version, host.cpu_units(), host.memory_mib())
+        await agent.start()
+        self.api = ApiServer(self.plane, credentials)
+        await self.api.start(config.api_host, config.api_port)
+        log.info("portside API listening on http://%s:%d", config.api_host, config.api_port)
+
+    async def close(self) -> None:
+        if self.api is not None:
+            await self.api.close()
+        if self.plane is not None:
+            await self.plane.agent.close()
+        if self.driver is not None:
+            self.driver.close()
+        if self.store is not None:
+            self.store.close()
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run until SIGINT or SIGTERM."""
+    server = Server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+    finally:
+        await server.close()
