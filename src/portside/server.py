@@ -49,7 +49,7 @@ class Server:
             log.warning(warning)
         log.info("dynamic host port range %d-%d (from %s)", port_range.start, port_range.end, port_range.source)
         self.store = Store(Path(config.state_dir) / "portside.db")
-        self.driver = DockerDriver(config.docker_url)
+        self.driver = DockerDriver(host.owner_id(config.state_dir), config.docker_url)
         if userland_proxy_enabled():
             log.warning(USERLAND_PROXY_WARNING)
         agent = HostAgent(config, self.store, self.driver, port_range)

@@ -226,7 +226,10 @@ class HostAgent:
                 return
             if task.desired_status == "RUNNING":
                 essentials = [c for c in task.containers if c.essential]
-                if all(c.last_status is ContainerStatus.RUNNING for c in essentials):
+                if any(c.last_status is ContainerStatus.STOPPED for c in essentials):
+                    task.request_stop(StopCode.ESSENTIAL_CONTAINER_EXITED.value, REASON_ESSENTIAL_EXITED, self.clock())
+                    self._persist(task)
+                elif all(c.last_status is ContainerStatus.RUNNING for c in essentials):
                     task.advance(TaskStatus.RUNNING, self.clock())
                     self._persist(task)
                     crash_point("after-running")
@@ -253,7 +256,7 @@ class HostAgent:
     async def _create(self, task: Task, container: Container, definition: dict[str, Any], content: dict[str, Any]) -> None:
         if container.docker_id:
             return
-        spec = build_spec(task, container, definition, content, self.config.publish_ip)
+        spec = build_spec(task, container, definition, content, self.config.publish_ip, self.driver.owner)
         try:
             container.docker_id = await self.driver.create(spec)
         except NameConflict:

@@ -22,7 +22,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from portside.agent.driver import LABEL_MANAGED, ContainerEvent, ContainerSpec, ContainerState
+from portside.agent.driver import LABEL_MANAGED, LABEL_OWNER, ContainerEvent, ContainerSpec, ContainerState
 from portside.errors import DriverError, NoSuchObject, NameConflict, PortAllocated
 
 T = TypeVar("T")
@@ -58,7 +58,8 @@ def _explain(exc: docker.errors.APIError) -> str:
 
 
 class DockerDriver:
-    def __init__(self, base_url: str | None = None) -> None:
+    def __init__(self, owner: str, base_url: str | None = None) -> None:
+        self.owner = owner
         with _map_docker_errors("connecting to the Docker Engine"):
             kwargs: dict[str, Any] = {"timeout": DOCKER_API_TIMEOUT_S, "max_pool_size": DOCKER_THREADS}
             if base_url:
@@ -186,7 +187,7 @@ class DockerDriver:
 
     async def list_managed(self) -> list[ContainerState]:
         def list_all() -> list[ContainerState]:
-            summaries = self.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=true"})
+            summaries = self.api.containers(all=True, filters={"label": [f"{LABEL_MANAGED}=true", f"{LABEL_OWNER}={self.owner}"]})
             states = []
             for summary in summaries:
                 try:
@@ -207,7 +208,7 @@ class DockerDriver:
                     stream = self.api.events(
                         decode=True,
                         since=int(time.time()) - 1,
-                        filters={"type": "container", "label": f"{LABEL_MANAGED}=true"},
+                        filters={"type": "container", "label": [f"{LABEL_MANAGED}=true", f"{LABEL_OWNER}={self.owner}"]},
                     )
                     backoff = 0.2
                     for event in stream:

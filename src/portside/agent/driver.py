@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 # Labels every portside container carries; the agent finds its containers by them.
 LABEL_MANAGED = "com.portside.managed"
+# Which server (state directory) owns a container: servers sharing one engine never touch each other's.
+LABEL_OWNER = "com.portside.owner"
 LABEL_TASK_ARN = "com.amazonaws.ecs.task-arn"
 LABEL_CONTAINER_NAME = "com.amazonaws.ecs.container-name"
 LABEL_FAMILY = "com.amazonaws.ecs.task-definition-family"
@@ -83,6 +85,8 @@ class ContainerEvent:
 
 
 class Driver(Protocol):
+    owner: str
+
     async def image_present(self, image: str) -> bool: ...
 
     async def pull(self, image: str, timeout_s: float) -> None: ...

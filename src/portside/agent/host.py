@@ -56,3 +56,10 @@ def read_kernel_port_range() -> str | None:
 def cpu_architecture() -> str:
     machine = platform.machine().lower()
     return {"aarch64": "arm64", "amd64": "x86_64"}.get(machine, machine)
+
+
+def owner_id(state_dir: Path) -> str:
+    """The id a server labels its containers with: one per (machine, state directory)."""
+    from portside.core.arns import stable_hex_id
+
+    return stable_hex_id("owner", read_machine_id(), str(Path(state_dir).resolve()))[:16]

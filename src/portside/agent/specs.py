@@ -14,6 +14,7 @@ from portside.agent.driver import (
     LABEL_CONTAINER_NAME,
     LABEL_FAMILY,
     LABEL_MANAGED,
+    LABEL_OWNER,
     LABEL_REVISION,
     LABEL_TASK_ARN,
     ContainerSpec,
@@ -42,6 +43,7 @@ def build_spec(
     definition: dict[str, Any],
     content: dict[str, Any],
     publish_ip: str,
+    owner: str,
 ) -> ContainerSpec:
     """The ContainerSpec for one container of ``task``.
 
@@ -55,6 +57,7 @@ def build_spec(
     labels.update(
         {
             LABEL_MANAGED: "true",
+            LABEL_OWNER: owner,
             LABEL_TASK_ARN: task.arn,
             LABEL_CONTAINER_NAME: container.name,
             LABEL_FAMILY: task.family,

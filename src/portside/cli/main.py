@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,23 @@ def stop(tasks: tuple[str, ...], reason: str | None, endpoint: str, cluster: str
             params["reason"] = reason
         stopped = _call(client, "stop_task", **params)["task"]
         click.echo(f"stopping {stopped['taskArn'].rsplit('/', 1)[-1]}")
+
+
+@main.command()
+@endpoint_option
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".portside-demo"),
+              show_default=True, help="State directory of the server the demo starts (when none runs).")
+@click.option("--copies", type=click.IntRange(1, 10), default=3, show_default=True)
+def demo(endpoint: str, state_dir: Path, copies: int) -> None:
+    """Run several copies of a demo web service on dynamic host ports; Ctrl-C removes them."""
+    from portside.cli.demo import exit_after_from_env, run_demo
+    from portside.errors import PortsideError
+
+    try:
+        status = run_demo(endpoint, state_dir, copies, exit_after_from_env(), os.environ.get("PORTSIDE_DEMO_CHECK") == "1")
+    except PortsideError as exc:
+        _fail(exc.message)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,137 @@
+"""Fixtures shared by the whole test suite.
+
+Docker fixtures skip (never fail) when no Docker Engine answers, so the unit
+tests run anywhere. Every container a test starts carries the labels
+``portside.test=1`` and ``portside.test.session=<this session>``; the session
+removes its own containers when it ends and sweeps up those left behind by
+dead sessions on this host, and never touches another live session's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+TEST_LABEL = "portside.test"
+SESSION_LABEL = "portside.test.session"
+SESSION_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+TEST_LABELS = {TEST_LABEL: "1", SESSION_LABEL: SESSION_ID}
+
+
+def _remove_quietly(container: Any) -> None:
+    import docker.errors
+
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:  # e.g. "removal already in progress"
+        if "in progress" not in str(exc):
+            raise
+
+
+def remove_test_containers(client: Any, session_id: str = SESSION_ID) -> int:
+    """Remove every container labelled for the test session ``session_id``; return how many."""
+    filters = {"label": [f"{TEST_LABEL}=1", f"{SESSION_LABEL}={session_id}"]}
+    containers = client.containers.list(all=True, filters=filters, ignore_removed=True)
+    for container in containers:
+        _remove_quietly(container)
+    return len(containers)
+
+
+def _session_is_dead(session_id: str) -> bool:
+    host, _, rest = session_id.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _sweep_dead_sessions(client: Any) -> None:
+    for container in client.containers.list(
+        all=True, filters={"label": f"{TEST_LABEL}=1"}, ignore_removed=True
+    ):
+        session = (container.labels or {}).get(SESSION_LABEL)
+        if session and session != SESSION_ID and _session_is_dead(session):
+            _remove_quietly(container)
+
+
+@pytest.fixture(scope="session")
+def docker_client(request: pytest.FixtureRequest) -> Any:
+    """A ``docker.DockerClient`` for the local engine; skips the test when none answers.
+
+    At session end, removes every container this session labelled (finalizer).
+    """
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:  # DockerException, ConnectionError, PermissionError...
+        pytest.skip(f"Docker Engine unreachable: {exc}")
+
+    def cleanup() -> None:
+        try:
+            remove_test_containers(client)
+        finally:
+            client.close()
+
+    request.addfinalizer(cleanup)
+    _sweep_dead_sessions(client)
+    return client
+
+
+@pytest.fixture(scope="session")
+def docker_test_labels() -> dict[str, str]:
+    """Labels to put on every container a test starts (session cleanup finds them)."""
+    return dict(TEST_LABELS)
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client: Any) -> str:
+    """Tag of the busybox web image (portside/busybox-web:1), built once per session."""
+    from portside.images import build_busybox_web_image
+
+    return build_busybox_web_image(docker_client)
+
+
+@pytest.fixture(scope="session")
+def nginx_image(docker_client: Any) -> str:
+    """Tag of the keep-alive nginx image (portside/nginx-keepalive:1), built once per session."""
+    from portside.images import build_nginx_image
+
+    return build_nginx_image(docker_client)
+
+
+@pytest.fixture
+def run_container(
+    docker_client: Any, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Any]]:
+    """``run_container(image, command=None, **kwargs)``: start a detached, labelled
+    container with ``docker_client.containers.run`` and remove it when the test ends."""
+    started: list[Any] = []
+
+    def finalize() -> None:
+        for container in started:
+            _remove_quietly(container)
+
+    request.addfinalizer(finalize)
+
+    def run(image: str, command: Any = None, **kwargs: Any) -> Any:
+        kwargs["labels"] = {**TEST_LABELS, **(kwargs.get("labels") or {})}
+        kwargs["detach"] = True
+        container = docker_client.containers.run(image, command, **kwargs)
+        started.append(container)
+        return container
+
+    yield run

@@ -1,0 +1,47 @@
+"""Integration fixtures: a real portside server process on the real Docker Engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server import PortsideProcess
+
+
+def _stop_everything(server: PortsideProcess) -> None:
+    try:
+        ecs = server.client()
+        for status in ("RUNNING",):
+            arns = ecs.list_tasks(desiredStatus=status, maxResults=100).get("taskArns", [])
+            for arn in arns:
+                ecs.stop_task(task=arn, reason="test teardown")
+    except Exception:
+        pass
+
+
+@pytest.fixture(scope="module")
+def portside(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, busybox_image: str) -> Iterator[PortsideProcess]:
+    """A portside server for one test module; every container it started is removed afterwards."""
+    server = PortsideProcess(tmp_path_factory.mktemp("portside"))
+    server.start()
+    yield server
+    _stop_everything(server)
+    server.stop()
+    remove_server_containers(docker_client, server)
+
+
+def remove_server_containers(docker_client: Any, server: PortsideProcess) -> None:
+    from portside.agent.driver import LABEL_OWNER
+    from portside.agent.host import owner_id
+
+    owner = owner_id(server.state_dir)
+    for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={owner}"}):
+        container.remove(force=True, v=True)
+
+
+@pytest.fixture
+def ecs(portside: PortsideProcess) -> Any:
+    return portside.client()
