@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 from typing import Any
 
-from portside.core.ports import PortAllocator, PortRange, range_from_kernel, parse_range_flag
+from portside.core.ports import PortAllocator, PortRange, parse_range_flag, range_from_kernel
 from portside.core.task import PortPlan, Task
 
 META_KEY = "port_allocator"
+
+log = logging.getLogger("portside.agent")
 
 
 def bind_probe(protocol: str, port: int) -> bool:
@@ -113,5 +116,5 @@ def restore_holdings(allocator: PortAllocator, task: Task) -> None:
 def _hold_quietly(allocator: PortAllocator, owner: str, protocol: str, port: int) -> None:
     try:
         allocator.hold(owner, protocol, port)
-    except ValueError:
-        pass  # already held by this owner (persisted holdings) — or a conflict the resync will surface
+    except ValueError as exc:  # two live tasks claim one port: a bug worth shouting about, not a crash
+        log.error("restoring port holdings: %s", exc)
