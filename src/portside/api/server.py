@@ -76,10 +76,14 @@ class ApiServer:
         header = request.headers.get("Authorization")
         if not is_loopback(peer):
             now = datetime.now(timezone.utc)
-            _key, region = sigv4.verify(
-                request.method, request.raw_path.split("?", 1)[0], request.query_string,
-                list(request.headers.items()), body, self.credentials, now, protocol,
-            )
+            try:
+                _key, region = sigv4.verify(
+                    request.method, request.raw_path.split("?", 1)[0], request.query_string,
+                    list(request.headers.items()), body, self.credentials, now, protocol,
+                )
+            except AuthError as exc:
+                exc.status_hint = 403  # every refused signature is a 403 here, whatever the code
+                raise
             return region
         scope = sigv4.credential_scope(header)
         return scope[1] if scope else self.plane.config.region
