@@ -43,7 +43,7 @@ def test_kill9_at_every_step_of_run_task(
     server = PortsideProcess(tmp_path / "state")
     server.start(env={"PORTSIDE_CRASH_AT": f"{point}:{nth}"})
     try:
-        ecs = server.client(config=None) if False else server.client()
+        ecs = server.client()
         arn = ecs.register_task_definition(**web_definition(busybox_image, family="crashy"))["taskDefinition"][
             "taskDefinitionArn"
         ]

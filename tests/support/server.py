@@ -89,13 +89,13 @@ class PortsideProcess:
         except OSError:
             return ""
 
-    def client(self, service: str = "ecs", region: str = "us-east-1", **kwargs: Any) -> Any:
+    def client(self, service: str = "ecs", region: str = "us-east-1", config: Config | None = None, **kwargs: Any) -> Any:
         return boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name=region,
             aws_access_key_id="AKIDTEST",
             aws_secret_access_key="secret",
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=120),
+            config=config or Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=120),
             **kwargs,
         )
