@@ -31,7 +31,7 @@ from typing import Any
 from portside.agent.bindings import bindings_from_docker, host_mode_bindings
 from portside.agent.driver import LABEL_TASK_ARN, ContainerEvent, ContainerState, Driver
 from portside.agent.ports import META_KEY, assign_ports, reassign_port, restore_holdings
-from portside.agent.specs import build_spec
+from portside.agent.specs import build_spec, task_volume_names
 from portside.config import AWSVPC_NETWORK_NAME, ServerConfig
 from portside.control.store import Store
 from portside.core.dependencies import condition_met, dependencies, start_order
@@ -51,7 +51,7 @@ from portside.faults import crash_point
 log = logging.getLogger("portside.agent")
 
 DEPENDENCY_POLL_S = 0.25
-# ECS_CONTAINER_START_TIMEOUT: how long a container may wait for its dependencies.
+# How long a container waits for a dependency that sets no startTimeout of its own.
 DEFAULT_START_TIMEOUT_S = 180.0
 MAX_BIND_RETRIES = 5
 REASON_VANISHED = "Container was removed while it was expected to run"
@@ -205,25 +205,10 @@ class HostAgent:
             task = self.tasks.get(arn)
             if task is None or task.desired_status == "STOPPED" or task.last_status >= TaskStatus.RUNNING:
                 return
-            content = self._definition(task)
-            definitions = {d["name"]: d for d in content["containerDefinitions"]}
             try:
-                if not await self._pull_images(task):
-                    return
-                for name in start_order(content["containerDefinitions"]):
-                    await self._create(task, task.container(name), definitions[name], content)
-                for name in start_order(content["containerDefinitions"]):
-                    if task.desired_status == "STOPPED":
-                        break
-                    container = task.container(name)
-                    if container.last_status is not ContainerStatus.PENDING:
-                        continue
-                    if not await self._wait_for_dependencies(task, definitions[name]):
-                        return
-                    await self._start_container(task, container, definitions[name], content)
+                await self._start_containers(task, self._definition(task))
             except DriverError as exc:
                 self._fail_start(task, f"CannotStartContainerError: {exc.message}")
-                return
             if task.desired_status == "RUNNING":
                 essentials = [c for c in task.containers if c.essential]
                 if any(c.last_status is ContainerStatus.STOPPED for c in essentials):
@@ -235,6 +220,28 @@ class HostAgent:
                     crash_point("after-running")
         if task.desired_status == "STOPPED":
             await self._stop(arn)
+
+    async def _start_containers(self, task: Task, content: dict[str, Any]) -> None:
+        """Pull, create every container, then start them in dependency order.
+
+        Returns early when the start fails (``_fail_start`` has then asked the task to stop)
+        or a stop was requested; the caller drives the task on from there.
+        """
+        definitions = {d["name"]: d for d in content["containerDefinitions"]}
+        if not await self._pull_images(task):
+            return
+        order = start_order(content["containerDefinitions"])
+        for name in order:
+            await self._create(task, task.container(name), definitions[name], content)
+        for name in order:
+            if task.desired_status == "STOPPED":
+                return
+            container = task.container(name)
+            if container.last_status is not ContainerStatus.PENDING:
+                continue
+            if not await self._wait_for_dependencies(task, definitions[name], definitions):
+                return
+            await self._start_container(task, container, definitions[name], content)
 
     async def _pull_images(self, task: Task) -> bool:
         behavior = self.config.image_pull_behavior
@@ -291,24 +298,37 @@ class HostAgent:
         self._apply_state(task, container, state)
         self._persist(task)
 
-    async def _wait_for_dependencies(self, task: Task, definition: dict[str, Any]) -> bool:
+    async def _wait_for_dependencies(
+        self, task: Task, definition: dict[str, Any], definitions: dict[str, dict[str, Any]]
+    ) -> bool:
+        """Wait until every dependency of ``definition`` meets its condition; False when one never will.
+
+        As in ECS, a dependency's own ``startTimeout`` bounds how long its dependents wait for it
+        ("If a startTimeout value is specified for containerB and it doesn't reach the desired
+        status within that time then containerA gives up", [model] ContainerDefinition). The
+        wait is counted from when the dependent starts waiting, right after its dependencies started.
+        """
         deps = dependencies(definition)
         if not deps:
             return True
-        timeout = float(definition.get("startTimeout") or DEFAULT_START_TIMEOUT_S)
-        deadline = self.clock() + timeout
+        began = self.clock()
+        deadlines = {
+            name: began + float(definitions[name].get("startTimeout") or DEFAULT_START_TIMEOUT_S) for name in deps
+        }
         while True:
-            verdicts = []
+            verdicts: dict[str, bool | None] = {}
             for name, condition in deps.items():
                 dep = task.container(name)
                 if dep.docker_id and dep.last_status is not ContainerStatus.STOPPED:
                     state = await self.driver.inspect(dep.docker_id)
                     if state is not None:
                         self._apply_state(task, dep, state)
-                verdicts.append(condition_met(condition, dep.last_status.name, dep.exit_code, dep.health_status))
-            if all(v is True for v in verdicts):
+                verdicts[name] = condition_met(condition, dep.last_status.name, dep.exit_code, dep.health_status)
+            if all(v is True for v in verdicts.values()):
                 return True
-            if any(v is None for v in verdicts) or self.clock() > deadline or task.desired_status == "STOPPED":
+            now = self.clock()
+            late = any(v is not True and now > deadlines[name] for name, v in verdicts.items())
+            if any(v is None for v in verdicts.values()) or late or task.desired_status == "STOPPED":
                 name = definition["name"]
                 self._fail_start(
                     task, f"DependencyError: dependency of container {name} can never be satisfied or timed out"
@@ -333,10 +353,10 @@ class HostAgent:
                 container.network_bindings = host_mode_bindings(container.ports)
             elif task.network_mode == "bridge":
                 container.network_bindings = bindings_from_docker(state.ports, container.ports)
-            if task.network_mode == "awsvpc" and container is task.containers[0]:
-                task.private_ip = state.ip_addresses.get(AWSVPC_NETWORK_NAME)
             if task.network_mode == "awsvpc":
-                container.private_ip = task.containers[0].private_ip or task.private_ip
+                # Only the network owner (specs.awsvpc_owner, the first to start) is on the network itself.
+                task.private_ip = state.ip_addresses.get(AWSVPC_NETWORK_NAME) or task.private_ip
+                container.private_ip = task.private_ip
         if container.has_health_check:
             container.health_status = {"healthy": "HEALTHY", "unhealthy": "UNHEALTHY"}.get(state.health or "", "UNKNOWN")
         if state.exited and container.last_status is not ContainerStatus.STOPPED:
@@ -426,6 +446,12 @@ class HostAgent:
         for container in task.containers:
             if container.docker_id:
                 await self.driver.remove(container.docker_id)
+        await self._remove_task_volumes(task)
+
+    async def _remove_task_volumes(self, task: Task) -> None:
+        """Remove the task's own volumes; Docker keeps one that a container still uses (retried later)."""
+        for name in task_volume_names(task, self._definition(task)):
+            await self.driver.remove_volume(name)
 
     # -- recovery and resync
 
@@ -485,6 +511,7 @@ class HostAgent:
             if task is not None and task.is_stopped:
                 if now - task.timestamps.get("stoppedAt", now) >= self.config.task_cleanup_wait_s:
                     await self.driver.remove(state.id)
+                    await self._remove_task_volumes(task)
                 continue
             if task is not None:
                 continue

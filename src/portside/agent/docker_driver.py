@@ -185,6 +185,12 @@ class DockerDriver:
         except NameConflict:  # removal already in progress
             return
 
+    async def remove_volume(self, name: str) -> None:
+        try:
+            await self._call(f"removing volume {name}", self.api.remove_volume, name)
+        except (NoSuchObject, NameConflict):  # gone already, or a container still uses it
+            return
+
     async def list_managed(self) -> list[ContainerState]:
         def list_all() -> list[ContainerState]:
             summaries = self.api.containers(all=True, filters={"label": [f"{LABEL_MANAGED}=true", f"{LABEL_OWNER}={self.owner}"]})

@@ -20,6 +20,7 @@ from portside.agent.driver import (
     ContainerSpec,
 )
 from portside.config import AWSVPC_NETWORK_NAME
+from portside.core.dependencies import start_order
 from portside.core.task import Container, Task
 
 NANOS_PER_S = 1_000_000_000
@@ -89,7 +90,7 @@ def build_spec(
         init=(definition.get("linuxParameters") or {}).get("initProcessEnabled"),
         healthcheck=_healthcheck(definition.get("healthCheck")),
     )
-    _apply_network(spec, task, container, definition, publish_ip)
+    _apply_network(spec, task, container, definition, content, publish_ip)
     _apply_volumes(spec, task, definition, content)
     return spec
 
@@ -101,8 +102,23 @@ def _override_for(task: Task, name: str) -> dict[str, Any]:
     return {}
 
 
+def awsvpc_owner(task: Task, content: dict[str, Any]) -> Container:
+    """The container of an awsvpc task that holds the task's network namespace.
+
+    The first in start order (not definition order): Docker can only join the namespace of a
+    container that is already running, and a container listed first may depend on a later one
+    (an app listed before the proxy it waits for).
+    """
+    return task.container(start_order(content["containerDefinitions"])[0])
+
+
 def _apply_network(
-    spec: ContainerSpec, task: Task, container: Container, definition: dict[str, Any], publish_ip: str
+    spec: ContainerSpec,
+    task: Task,
+    container: Container,
+    definition: dict[str, Any],
+    content: dict[str, Any],
+    publish_ip: str,
 ) -> None:
     mode = task.network_mode
     if mode == "host":
@@ -114,13 +130,13 @@ def _apply_network(
         return
     if mode == "awsvpc":
         # Containers of an awsvpc task share one network namespace, as they share one ENI in ECS:
-        # the first container joins the portside network, the others join its namespace.
-        first = task.containers[0]
-        if container is first:
+        # the network owner joins the portside network, the others join its namespace.
+        owner = awsvpc_owner(task, content)
+        if container is owner:
             spec.network_mode = AWSVPC_NETWORK_NAME
             spec.network_aliases = [c.name for c in task.containers]
         else:
-            spec.network_mode = f"container:{first.docker_name}"
+            spec.network_mode = f"container:{owner.docker_name}"
             spec.hostname = None
         return
     spec.network_mode = "bridge"
@@ -154,6 +170,22 @@ def _apply_volumes(spec: ContainerSpec, task: Task, definition: dict[str, Any], 
     for source in definition.get("volumesFrom") or []:
         suffix = ":ro" if source.get("readOnly") else ""
         spec.volumes_from.append(f"{by_name[source['sourceContainer']].docker_name}{suffix}")
+
+
+def task_volume_names(task: Task, content: dict[str, Any]) -> list[str]:
+    """The Docker volumes that belong to ``task`` alone, to remove with its containers.
+
+    Every volume without ``host.sourcePath`` and not ``scope: shared``: "Docker volumes that are
+    scoped to a task are automatically provisioned when the task starts and destroyed when the task
+    stops" ([model] DockerVolumeConfiguration.scope). portside destroys them with the containers,
+    after ``--task-cleanup-wait``.
+    """
+    names = []
+    for volume in content.get("volumes") or []:
+        source = _volume_source(task, volume)
+        if source == volume_name(task, volume["name"]):
+            names.append(source)
+    return names
 
 
 def _volume_source(task: Task, volume: dict[str, Any]) -> str:
