@@ -11,6 +11,7 @@ from portside.agent.agent import HostAgent
 from portside.config import ServerConfig
 from portside.control.store import Store
 from portside.core import arns
+from portside.core.lb.runtime import LbRuntime
 from portside.errors import NotFoundError
 
 
@@ -23,6 +24,9 @@ class ControlPlane:
     clock: Callable[[], float] = time.time
     # Ports the server itself holds on this host (API, listeners): part of registered PORTS.
     own_ports: set[int] = field(default_factory=set)
+    # The load balancer's data plane (proxy); None until the server attaches one. The ELBv2 API
+    # (control/elbv2) binds listeners through it and pushes every configuration change to it.
+    lb: LbRuntime | None = None
 
     @property
     def account(self) -> str:

@@ -40,6 +40,33 @@ CREATE INDEX IF NOT EXISTS tasks_live ON tasks (last_status);
 CREATE TABLE IF NOT EXISTS client_tokens (
   region TEXT NOT NULL, scope TEXT NOT NULL, token TEXT NOT NULL, request TEXT NOT NULL,
   result TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (region, scope, token));
+-- ELBv2 (control/elbv2): AWS-shaped records as JSON; rows are updated in place, so rowid order is
+-- creation order (what Describe* pages through).
+CREATE TABLE IF NOT EXISTS elb_load_balancers (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS elb_load_balancers_by_name ON elb_load_balancers (region, name);
+CREATE TABLE IF NOT EXISTS elb_target_groups (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS elb_target_groups_by_name ON elb_target_groups (region, name);
+CREATE TABLE IF NOT EXISTS elb_listeners (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, load_balancer_arn TEXT NOT NULL, port INTEGER NOT NULL,
+  body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS elb_listeners_by_lb ON elb_listeners (load_balancer_arn);
+CREATE TABLE IF NOT EXISTS elb_rules (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, listener_arn TEXT NOT NULL, priority INTEGER NOT NULL,
+  is_default INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS elb_rules_by_listener ON elb_rules (listener_arn, priority);
+CREATE TABLE IF NOT EXISTS elb_targets (
+  target_group_arn TEXT NOT NULL, target_id TEXT NOT NULL, port INTEGER NOT NULL, region TEXT NOT NULL,
+  availability_zone TEXT, draining INTEGER NOT NULL, drain_deadline REAL, registered_at REAL NOT NULL,
+  PRIMARY KEY (target_group_arn, target_id, port));
+CREATE INDEX IF NOT EXISTS elb_targets_draining ON elb_targets (draining, drain_deadline);
+CREATE TABLE IF NOT EXISTS elb_tags (
+  arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, region TEXT NOT NULL,
+  PRIMARY KEY (arn, key));
+CREATE TABLE IF NOT EXISTS elb_certificates (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS elb_certificates_by_name ON elb_certificates (region, name);
 """
 
 

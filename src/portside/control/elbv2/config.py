@@ -1,0 +1,259 @@
+"""From stored ELBv2 records to the data plane: ``build_config``, ``publish``, ``restore``.
+
+The runtime (``plane.lb``, an ``LbRuntime``) serves every region at once, and listener ports are
+host-global, so one ``LbConfig`` is built across all regions. It is pushed after every
+successful write (``publish``: ``runtime.apply(build_config(plane))``) and once at server start
+(``restore``: bind every stored listener, then apply).
+
+How the control plane calls the runtime, and when:
+
+- ``bind_listener(listener)``: CreateListener, before anything is stored (a ListenerBindError
+  means nothing is stored); ModifyListener when the port or protocol changes (after
+  ``close_listener`` of the old socket; on failure the old one is bound again); ``restore``.
+- ``close_listener(arn)``: DeleteListener and DeleteLoadBalancer, after the commit; ModifyListener
+  before rebinding; a failed commit after a bind.
+- ``apply(config)``: after every committed write (``publish``) and at the end of ``restore``.
+- ``target_health(arn, id, port)``: DescribeTargetHealth, for registered targets of a group in use.
+- ``set_drained_callback(cb)``: ``attach``; the callback forgets the drained target and publishes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from portside.control.elbv2.common import select
+from portside.control.plane import ControlPlane
+from portside.core.lb import settings
+from portside.core.lb.errors import ElbError
+from portside.core.lb.model import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_RULE_PRIORITY,
+    Action,
+    Certificate,
+    Condition,
+    HealthCheck,
+    LbConfig,
+    Listener,
+    Rule,
+    Target,
+    TargetGroup,
+    TargetGroupAttributes,
+)
+from portside.core.lb.runtime import LbRuntime, ListenerBindError
+
+log = logging.getLogger("portside.elbv2")
+
+IDLE_TIMEOUT_KEY = "idle_timeout.timeout_seconds"
+
+
+# --------------------------------------------------------------------------- records -> model
+
+
+def bind_host(lb: dict[str, Any]) -> str:
+    """Where a load balancer's listeners bind: loopback when internal, every IPv4 address otherwise."""
+    return "127.0.0.1" if lb.get("Scheme") == "internal" else "0.0.0.0"
+
+
+def model_actions(actions: list[Mapping[str, Any]]) -> tuple[Action, ...]:
+    """Stored (already validated) API-shaped actions as model actions, in ``Order``."""
+    return tuple(sorted(settings.actions_from_params(actions), key=lambda a: a.order))
+
+
+def model_conditions(conditions: list[Mapping[str, Any]]) -> tuple[Condition, ...]:
+    return tuple(settings.conditions_from_params(conditions))
+
+
+def rule_model(body: dict[str, Any]) -> Rule:
+    default = bool(body.get("IsDefault"))
+    return Rule(
+        arn=body["RuleArn"],
+        priority=DEFAULT_RULE_PRIORITY if default else int(body["Priority"]),
+        conditions=() if default else model_conditions(body.get("Conditions") or []),
+        actions=model_actions(body.get("Actions") or []),
+        is_default=default,
+    )
+
+
+def _rule_models(bodies: list[dict[str, Any]]) -> tuple[Rule, ...]:
+    """Rules by priority, the default rule last. A stored numbered rule the validator refuses
+    today (it cannot happen unless validation changed between versions) is logged and left out
+    rather than taking every listener down."""
+    ordered = sorted(bodies, key=lambda r: (bool(r.get("IsDefault")), 0 if r.get("IsDefault") else int(r["Priority"])))
+    out = []
+    for body in ordered:
+        try:
+            out.append(rule_model(body))
+        except ElbError as exc:
+            if body.get("IsDefault"):
+                raise
+            log.error("rule %s is left out of the configuration: %s", body["RuleArn"], exc.message)
+    return tuple(out)
+
+
+def certificate_model(body: dict[str, Any]) -> Certificate:
+    return Certificate(arn=body["CertificateArn"], cert_path=body["_cert_path"], key_path=body["_key_path"])
+
+
+def listener_model(
+    listener: dict[str, Any],
+    lb: dict[str, Any],
+    rules: list[dict[str, Any]],
+    certificates: dict[str, dict[str, Any]],
+) -> Listener:
+    """The model of one stored listener; ``rules`` are its rule records (default included)."""
+    certs = tuple(
+        certificate_model(certificates[c["CertificateArn"]])
+        for c in listener.get("Certificates") or []
+        if c["CertificateArn"] in certificates
+    )
+    return Listener(
+        arn=listener["ListenerArn"],
+        load_balancer_arn=listener["LoadBalancerArn"],
+        protocol=listener["Protocol"],
+        port=int(listener["Port"]),
+        bind_host=bind_host(lb),
+        rules=_rule_models(rules),
+        certificates=certs,
+        idle_timeout_s=int(lb.get("_attributes", {}).get(IDLE_TIMEOUT_KEY, DEFAULT_IDLE_TIMEOUT_S)),
+    )
+
+
+def target_group_model(plane: ControlPlane, body: dict[str, Any]) -> TargetGroup:
+    rows = plane.store.db.execute(
+        "SELECT target_id, port, draining, drain_deadline FROM elb_targets WHERE target_group_arn=? ORDER BY rowid",
+        (body["TargetGroupArn"],),
+    )
+    instance = body["TargetType"] == "instance"
+    targets = tuple(
+        Target(
+            id=tid,
+            port=int(port),
+            address=plane.config.target_ip if instance else tid,
+            draining=bool(draining),
+            drain_deadline=deadline if draining else None,
+        )
+        for tid, port, draining, deadline in rows
+    )
+    return TargetGroup(
+        arn=body["TargetGroupArn"],
+        name=body["TargetGroupName"],
+        protocol=body["Protocol"],
+        port=int(body["Port"]),
+        target_type=body["TargetType"],
+        health_check=HealthCheck(**body["_health_check"]),
+        attributes=TargetGroupAttributes(**body["_attributes"]),
+        targets=targets,
+    )
+
+
+def _certificates(plane: ControlPlane, region: str | None) -> dict[str, dict[str, Any]]:
+    if region is None:
+        rows = select(plane, "SELECT body FROM elb_certificates")
+    else:
+        rows = select(plane, "SELECT body FROM elb_certificates WHERE region=?", (region,))
+    return {c["CertificateArn"]: c for c in rows}
+
+
+def listener_models(plane: ControlPlane, region: str | None = None) -> list[Listener]:
+    """Every stored listener (of ``region``, or of all regions) as a model, in creation order."""
+    where, args = ("WHERE region=? ", (region,)) if region is not None else ("", ())
+    lbs = {b["LoadBalancerArn"]: b for b in select(plane, f"SELECT body FROM elb_load_balancers {where}", args)}
+    rules: dict[str, list[dict[str, Any]]] = {}
+    for listener_arn, body in plane.store.db.execute(f"SELECT listener_arn, body FROM elb_rules {where}", args):
+        rules.setdefault(listener_arn, []).append(json.loads(body))
+    certificates = _certificates(plane, region)
+    out = []
+    for listener in select(plane, f"SELECT body FROM elb_listeners {where}ORDER BY rowid", args):
+        lb = lbs.get(listener["LoadBalancerArn"])
+        if lb is not None:
+            out.append(listener_model(listener, lb, rules.get(listener["ListenerArn"], []), certificates))
+    return out
+
+
+def build_config(plane: ControlPlane, region: str | None = None) -> LbConfig:
+    """The whole load balancer configuration (of one region, or of every region when None).
+
+    Listeners carry their rules sorted by priority, the default rule last; every target group
+    carries its registered and draining targets resolved to addresses.
+    """
+    where, args = ("WHERE region=? ", (region,)) if region is not None else ("", ())
+    groups = {
+        b["TargetGroupArn"]: target_group_model(plane, b)
+        for b in select(plane, f"SELECT body FROM elb_target_groups {where}ORDER BY rowid", args)
+    }
+    return LbConfig(listeners=tuple(listener_models(plane, region)), target_groups=groups)
+
+
+# --------------------------------------------------------------------------- pushing to the runtime
+
+
+def publish(plane: ControlPlane) -> None:
+    """Push the stored configuration (all regions) to the runtime, if one is attached.
+
+    Called after every committed write. The write is already durable, so a runtime failure is
+    logged, not raised: the next publish (or restart) applies the stored state again.
+    """
+    runtime = plane.lb
+    if runtime is None:
+        return
+    try:
+        runtime.apply(build_config(plane))
+    except Exception:
+        log.exception("applying the load balancer configuration failed")
+
+
+def close_listeners(plane: ControlPlane, arns: list[str]) -> None:
+    if plane.lb is None:
+        return
+    for arn in arns:
+        try:
+            plane.lb.close_listener(arn)
+        except Exception:
+            log.exception("closing listener %s failed", arn)
+
+
+def attach(plane: ControlPlane, runtime: LbRuntime) -> None:
+    """Make ``runtime`` the plane's data plane and route its drained callback to the store."""
+    from portside.control.elbv2 import targets
+
+    plane.lb = runtime
+
+    def drained(target_group_arn: str, target_id: str, port: int) -> None:
+        try:
+            targets.on_target_drained(plane, target_group_arn, target_id, port)
+        except Exception:
+            log.exception("completing the deregistration of %s:%s failed", target_id, port)
+
+    runtime.set_drained_callback(drained)
+
+
+def restore(plane: ControlPlane, runtime: LbRuntime | None = None) -> list[str]:
+    """Re-feed the runtime at server start: bind every stored listener, then apply the config.
+
+    ``runtime``, when given, is attached first (see :func:`attach`). Draining targets whose
+    deadline passed while the server was down are forgotten. A listener whose port cannot be
+    bound is logged and skipped (it stays stored; ModifyListener or a restart can fix it).
+    Returns the ARNs of the listeners that could not be bound.
+    """
+    from portside.control.elbv2 import targets
+
+    if runtime is not None:
+        attach(plane, runtime)
+    if plane.lb is None:
+        return []
+    targets.sweep(plane)
+    failed = []
+    for listener in listener_models(plane):
+        try:
+            plane.lb.bind_listener(listener)
+        except ListenerBindError as exc:
+            failed.append(listener.arn)
+            log.error("listener %s (port %d) cannot be bound: %s", listener.arn, listener.port, exc.message)
+        except Exception:  # a broken listener must not keep the server (and the others) down
+            failed.append(listener.arn)
+            log.exception("listener %s (port %d) cannot be bound", listener.arn, listener.port)
+    publish(plane)
+    return failed

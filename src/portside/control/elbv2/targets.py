@@ -1,0 +1,257 @@
+"""RegisterTargets, DeregisterTargets, DescribeTargetHealth, and the end of draining.
+
+A target is (Id, Port), Port defaulting to the target group's. ``instance`` targets name a
+container instance by its ``ec2InstanceId`` (this host: ``i-`` + 17 hex digits) and resolve to
+the server's ``target_ip``; the same instance can be registered many times with different
+ports (dynamic host ports). ``ip`` targets are any IPv4 or IPv6 address, loopback included.
+
+Deregistration drains: the target stays in ``elb_targets`` as draining with
+``drain_deadline = now + deregistration_delay`` and the runtime stops sending it new requests.
+The row goes away when the runtime reports the target drained (no requests in flight, or the
+deadline passed: ``on_target_drained``) or, as a safety net, when :func:`sweep` finds its
+deadline passed (run it periodically: :func:`run_sweeper`). Registering a draining target again
+makes it registered again.
+
+DescribeTargetHealth: draining rows answer ``draining``; targets of a group no listener rule
+forwards to answer ``unused`` / ``Target.NotInUse``; the others answer what the runtime's health
+checks say (``initial`` until the runtime knows the target). A target in the ``Targets`` filter
+that is not registered answers ``unused`` / ``Target.NotRegistered``, except an instance id that
+is no container instance at all (or a malformed IP address), which is ``InvalidTarget``. Both
+are what the ``target_deregistered`` waiter counts as success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from typing import Any
+
+from portside.control.elbv2 import config
+from portside.control.elbv2.common import fail, require
+from portside.control.elbv2.target_groups import attributes, health_check, usage
+from portside.control.plane import ControlPlane
+from portside.core.lb.runtime import HealthView
+
+log = logging.getLogger("portside.elbv2")
+
+MAX_TARGETS_PER_GROUP = 1000
+SWEEP_INTERVAL_S = 1.0
+
+_NOT_REGISTERED = HealthView("unused", "Target.NotRegistered", "Target is not registered to the target group")
+_NOT_IN_USE = HealthView(
+    "unused", "Target.NotInUse", "Target group is not configured to receive traffic from the load balancer"
+)
+_DRAINING = HealthView("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
+_REGISTERING = HealthView("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+
+
+def known_instance_ids(plane: ControlPlane, region: str) -> set[str]:
+    """``ec2InstanceId`` of every ACTIVE (or DRAINING) container instance registered in ``region``."""
+    ids = set()
+    for (body,) in plane.store.db.execute("SELECT body FROM container_instances WHERE region=?", (region,)):
+        instance = json.loads(body)
+        if instance.get("status") in ("ACTIVE", "DRAINING") and instance.get("ec2InstanceId"):
+            ids.add(instance["ec2InstanceId"])
+    return ids
+
+
+def _quoted(ids: list[str]) -> str:
+    return ", ".join(f"'{i}'" for i in ids)
+
+
+def _targets(tg: dict[str, Any], items: Any) -> list[tuple[str, int, str | None]]:
+    """(id, port, availability zone) per requested target, the group's port by default, once each."""
+    out: list[tuple[str, int, str | None]] = []
+    seen: set[tuple[str, int]] = set()
+    for item in items or []:
+        target_id, port = item["Id"], item.get("Port") or tg["Port"]
+        if (target_id, port) not in seen:
+            seen.add((target_id, port))
+            out.append((target_id, port, item.get("AvailabilityZone")))
+    return out
+
+
+def _check_ids(plane: ControlPlane, region: str, tg: dict[str, Any], ids: list[str], registering: bool) -> None:
+    """InvalidTarget unless every id suits the group's target type."""
+    if tg["TargetType"] == "instance":
+        known = known_instance_ids(plane, region)
+        unknown = list(dict.fromkeys(i for i in ids if i not in known))
+        if unknown:
+            if registering:
+                raise fail(
+                    "InvalidTarget",
+                    f"The following targets are not in a running state and cannot be registered: {_quoted(unknown)}",
+                )
+            raise fail("InvalidTarget", f"The following targets are not valid instances: {_quoted(unknown)}")
+        return
+    bad = []
+    for target_id in ids:
+        try:
+            ipaddress.ip_address(target_id)
+        except ValueError:
+            bad.append(target_id)
+    if bad:
+        raise fail("InvalidTarget", f"The following targets are not valid IP addresses: {_quoted(list(dict.fromkeys(bad)))}")
+
+
+def _rows(plane: ControlPlane, tg_arn: str) -> dict[tuple[str, int], dict[str, Any]]:
+    rows = plane.store.db.execute(
+        "SELECT target_id, port, availability_zone, draining, drain_deadline FROM elb_targets "
+        "WHERE target_group_arn=? ORDER BY rowid",
+        (tg_arn,),
+    )
+    return {
+        (tid, port): {"Id": tid, "Port": port, "AvailabilityZone": az, "draining": bool(draining), "deadline": deadline}
+        for tid, port, az, draining, deadline in rows
+    }
+
+
+# -- API operations
+
+
+def register_targets(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    tg = require(plane, region, "targetgroup", params.get("TargetGroupArn"))
+    wanted = _targets(tg, params.get("Targets"))
+    _check_ids(plane, region, tg, [t[0] for t in wanted], registering=True)
+    current = _rows(plane, tg["TargetGroupArn"])
+    added = sum(1 for tid, port, _ in wanted if (tid, port) not in current)
+    if len(current) + added > MAX_TARGETS_PER_GROUP:
+        raise fail("TooManyTargets", f"You've reached the limit on the number of targets per target group ({MAX_TARGETS_PER_GROUP})")
+    now = plane.clock()
+    changed = False
+    with plane.store.transaction():
+        for tid, port, az in wanted:
+            row = current.get((tid, port))
+            if row is None:
+                plane.store.db.execute(
+                    "INSERT INTO elb_targets (target_group_arn, target_id, port, region, availability_zone, draining, "
+                    "drain_deadline, registered_at) VALUES (?, ?, ?, ?, ?, 0, NULL, ?)",
+                    (tg["TargetGroupArn"], tid, port, region, az, now),
+                )
+                changed = True
+            elif row["draining"] or (az is not None and az != row["AvailabilityZone"]):
+                plane.store.db.execute(
+                    "UPDATE elb_targets SET draining=0, drain_deadline=NULL, availability_zone=COALESCE(?, availability_zone) "
+                    "WHERE target_group_arn=? AND target_id=? AND port=?",
+                    (az, tg["TargetGroupArn"], tid, port),
+                )
+                changed = True
+    if changed:
+        config.publish(plane)
+    return {}
+
+
+def deregister_targets(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    tg = require(plane, region, "targetgroup", params.get("TargetGroupArn"))
+    wanted = _targets(tg, params.get("Targets"))
+    current = _rows(plane, tg["TargetGroupArn"])
+    delay = attributes(tg).deregistration_delay_s
+    deadline = plane.clock() + delay
+    changed = False
+    with plane.store.transaction():
+        for tid, port, _ in wanted:
+            row = current.get((tid, port))
+            if row is None or row["draining"]:
+                continue  # deregistering an unknown (or already draining) target succeeds
+            if delay <= 0:
+                plane.store.db.execute(
+                    "DELETE FROM elb_targets WHERE target_group_arn=? AND target_id=? AND port=?",
+                    (tg["TargetGroupArn"], tid, port),
+                )
+            else:
+                plane.store.db.execute(
+                    "UPDATE elb_targets SET draining=1, drain_deadline=? WHERE target_group_arn=? AND target_id=? AND port=?",
+                    (deadline, tg["TargetGroupArn"], tid, port),
+                )
+            changed = True
+    if changed:
+        config.publish(plane)
+    return {}
+
+
+def describe_target_health(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    tg = require(plane, region, "targetgroup", params.get("TargetGroupArn"))
+    rows = _rows(plane, tg["TargetGroupArn"])
+    requested = params.get("Targets")
+    if requested:
+        wanted = _targets(tg, requested)
+        _check_ids(plane, region, tg, [t[0] for t in wanted], registering=False)
+        keys = [(tid, port) for tid, port, _ in wanted]
+    else:
+        keys = list(rows)
+    in_use = bool(usage(plane, region).get(tg["TargetGroupArn"]))
+    check = health_check(tg)
+    descriptions = []
+    for tid, port in keys:
+        row = rows.get((tid, port))
+        target: dict[str, Any] = {"Id": tid, "Port": port}
+        if row is not None and row["AvailabilityZone"]:
+            target["AvailabilityZone"] = row["AvailabilityZone"]
+        view = _health(plane, tg["TargetGroupArn"], row, in_use)
+        health: dict[str, Any] = {"State": view.state}
+        if view.state != "healthy":
+            health.update({k: v for k, v in (("Reason", view.reason), ("Description", view.description)) if v})
+        descriptions.append(
+            {
+                "Target": target,
+                "HealthCheckPort": str(port) if check.port == "traffic-port" else check.port,
+                "TargetHealth": health,
+            }
+        )
+    return {"TargetHealthDescriptions": descriptions}
+
+
+def _health(plane: ControlPlane, tg_arn: str, row: dict[str, Any] | None, in_use: bool) -> HealthView:
+    if row is None:
+        return _NOT_REGISTERED
+    if row["draining"]:
+        return _DRAINING
+    if not in_use:
+        return _NOT_IN_USE
+    if plane.lb is None:
+        return _REGISTERING
+    view = plane.lb.target_health(tg_arn, row["Id"], row["Port"])
+    if view.state == "unused" and view.reason == "Target.NotRegistered":
+        return _REGISTERING  # stored, not yet applied in the runtime
+    if view.state == "draining":
+        return _DRAINING
+    return view
+
+
+# -- the end of draining
+
+
+def on_target_drained(plane: ControlPlane, tg_arn: str, target_id: str, port: int) -> None:
+    """The runtime's drained callback: a draining target is done; forget it (if still draining)."""
+    with plane.store.transaction():
+        cursor = plane.store.db.execute(
+            "DELETE FROM elb_targets WHERE target_group_arn=? AND target_id=? AND port=? AND draining=1",
+            (tg_arn, target_id, port),
+        )
+    if cursor.rowcount:
+        config.publish(plane)
+
+
+def sweep(plane: ControlPlane, now: float | None = None) -> int:
+    """Forget draining targets whose deadline has passed; publish if any. Returns how many."""
+    when = plane.clock() if now is None else now
+    with plane.store.transaction():
+        cursor = plane.store.db.execute(
+            "DELETE FROM elb_targets WHERE draining=1 AND drain_deadline IS NOT NULL AND drain_deadline <= ?",
+            (when,),
+        )
+    if cursor.rowcount:
+        config.publish(plane)
+    return max(cursor.rowcount, 0)
+
+
+async def run_sweeper(plane: ControlPlane, interval_s: float = SWEEP_INTERVAL_S) -> None:
+    """Run :func:`sweep` every ``interval_s`` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            sweep(plane)
+        except Exception:  # a periodic safety net must not die; the next round retries
+            log.exception("sweeping drained targets failed")
