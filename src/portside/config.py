@@ -57,6 +57,8 @@ class ServerConfig:
     task_cleanup_wait_s: float = DEFAULT_TASK_CLEANUP_WAIT_S
     resync_interval_s: float = DEFAULT_RESYNC_INTERVAL_S
     docker_url: str | None = None
+    # Beyond ALB: retry a failed request once on another target when that is safe (docs/load-balancer.md).
+    proxy_retries: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

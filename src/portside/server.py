@@ -16,10 +16,14 @@ from portside.api import sigv4
 from portside.api.server import ApiServer
 from portside.config import ServerConfig
 from portside.control.clusters import register_local_instance
+from portside.control.elbv2 import config as elb_config
+from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
 from portside.control.store import Store
 from portside.core import arns
 from portside.errors import PortsideError
+from portside.proxy.health import SqliteHealthStore
+from portside.proxy.runtime import ProxyRuntime
 
 log = logging.getLogger("portside.server")
 
@@ -33,6 +37,8 @@ class Server:
         self.driver: DockerDriver | None = None
         self.api: ApiServer | None = None
         self.plane: ControlPlane | None = None
+        self.lb: ProxyRuntime | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -59,6 +65,9 @@ class Server:
         self.plane = ControlPlane(config, self.store, agent, instance_arn, own_ports={config.api_port})
         register_local_instance(self.plane, self.driver.engine_version, host.cpu_units(), host.memory_mib())
         await agent.start()
+        self.lb = ProxyRuntime(SqliteHealthStore(self.store.db), retries=config.proxy_retries)
+        elb_config.restore(self.plane, self.lb)  # bind stored listeners, resume target health, probe at once
+        self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
         self.api = ApiServer(self.plane, credentials)
         await self.api.start(config.api_host, config.api_port)
         log.info("portside API listening on http://%s:%d", config.api_host, config.api_port)
@@ -66,12 +75,27 @@ class Server:
     async def close(self) -> None:
         if self.api is not None:
             await self.api.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self.lb is not None:
+            await self.lb.close()
         if self.plane is not None:
             await self.plane.agent.close()
         if self.driver is not None:
             self.driver.close()
         if self.store is not None:
             self.store.close()
+
+
+def run(config: ServerConfig) -> None:
+    """Run until SIGINT or SIGTERM, on uvloop where it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(config))
+    else:
+        uvloop.install()
+        asyncio.run(serve(config))
 
 
 async def serve(config: ServerConfig) -> None:

@@ -69,15 +69,20 @@ def main() -> None:
 @click.option("--task-cleanup-wait", type=click.FloatRange(min=0), default=cfg.DEFAULT_TASK_CLEANUP_WAIT_S, show_default=True,
               help="Seconds a stopped task's containers are kept.")
 @click.option("--resync-interval", type=click.FloatRange(min=0.1), default=cfg.DEFAULT_RESYNC_INTERVAL_S, show_default=True)
+@click.option("--min-health-check-interval", type=click.IntRange(1, 300), default=5, show_default=True,
+              help="Lowest HealthCheckIntervalSeconds target groups may use (AWS: 5); lower for local use and tests.")
+@click.option("--proxy-retries/--no-proxy-retries", default=True, show_default=True,
+              help="Retry a failed request once on another target when that is safe (beyond ALB).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str, dynamic_port_range: str | None,
            publish_ip: str, credentials: Path | None, reserved_memory: int, stop_timeout: int,
            image_pull_behavior: str, image_pull_timeout: float, port_quarantine: float, orphan_grace: float,
-           task_cleanup_wait: float, resync_interval: float, log_level: str) -> None:
+           task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
+           log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
     from portside.errors import PortsideError
-    from portside.server import serve
+    from portside.server import run as run_server
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -91,10 +96,11 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         dynamic_port_range=dynamic_port_range, publish_ip=publish_ip, credentials_file=credentials,
         reserved_memory_mib=reserved_memory, stop_timeout_s=stop_timeout, image_pull_behavior=image_pull_behavior,
         image_pull_timeout_s=image_pull_timeout, port_quarantine_s=port_quarantine, orphan_grace_s=orphan_grace,
-        task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, extra={"cluster": cluster},
+        task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries,
+        extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:
-        asyncio.run(serve(config))
+        run_server(config)
     except PortsideError as exc:
         _fail(exc.message)
     except OSError as exc:
@@ -173,6 +179,38 @@ def stop(tasks: tuple[str, ...], reason: str | None, endpoint: str, cluster: str
             params["reason"] = reason
         stopped = _call(client, "stop_task", **params)["task"]
         click.echo(f"stopping {stopped['taskArn'].rsplit('/', 1)[-1]}")
+
+
+@main.group()
+def cert() -> None:
+    """Server certificates for HTTPS listeners."""
+
+
+@cert.command("import")
+@click.argument("name")
+@click.argument("certificate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@endpoint_option
+@click.option("--region", default=None, help="Region of the certificate; default: $AWS_DEFAULT_REGION or us-east-1.")
+def cert_import(name: str, certificate: Path, key: Path, endpoint: str, region: str | None) -> None:
+    """Import the PEM CERTIFICATE (chain) and its private KEY as NAME; prints the certificate ARN.
+
+    The ARN goes in an HTTPS listener's Certificates. Importing again under the same NAME keeps
+    the ARN and replaces the pair (listeners using it switch at once).
+    """
+    from portside.cli.client import PortsideCallError, portside_call
+
+    try:
+        params = {"Name": name, "Certificate": certificate.read_text(), "PrivateKey": key.read_text()}
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read the certificate or key: {exc}")
+    try:
+        result = portside_call(endpoint, "ImportCertificate", params, region)
+    except PortsideCallError as exc:
+        _fail(f"{exc.code}: {exc.message}")
+    except OSError as exc:
+        _fail(f"cannot reach the portside API: {exc}")
+    click.echo(result["CertificateArn"])
 
 
 @main.command()

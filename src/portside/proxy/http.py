@@ -1,0 +1,59 @@
+"""HTTP/1.1 constants and canned responses of the proxy (no per-request work here)."""
+
+from __future__ import annotations
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus the ones proxies conventionally strip.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    }
+)
+
+REASONS = {
+    200: b"OK", 201: b"Created", 204: b"No Content", 301: b"Moved Permanently", 302: b"Found",
+    304: b"Not Modified", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
+    405: b"Method Not Allowed", 408: b"Request Timeout", 413: b"Payload Too Large",
+    431: b"Request Header Fields Too Large", 463: b"", 500: b"Internal Server Error", 501: b"Not Implemented",
+    502: b"Bad Gateway", 503: b"Service Temporarily Unavailable", 504: b"Gateway Time-out",
+    505: b"HTTP Version Not Supported",
+}
+
+
+def error_page(status: int) -> bytes:
+    """ALB's nginx-style error page (CRLF line endings), spec alb.md §2.6."""
+    title = f"{status} {REASONS.get(status, b'').decode()}".strip()
+    body = (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+    ).encode()
+    return body
+
+
+def error_response(status: int, keep_alive: bool) -> bytes:
+    body = error_page(status)
+    connection = b"keep-alive" if keep_alive else b"close"
+    return (
+        b"HTTP/1.1 %d %s\r\nServer: portside\r\nContent-Type: text/html\r\nContent-Length: %d\r\nConnection: %s\r\n\r\n"
+        % (status, REASONS.get(status, b""), len(body), connection)
+    ) + body
+
+
+def simple_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool, head: bool) -> bytes:
+    lines = [b"HTTP/1.1 %d %s\r\nServer: portside\r\n" % (status, REASONS.get(status, b""))]
+    lines.extend(b"%s: %s\r\n" % (name, value) for name, value in headers)
+    lines.append(b"Content-Length: %d\r\nConnection: %s\r\n\r\n" % (len(body), b"keep-alive" if keep_alive else b"close"))
+    if not head:
+        lines.append(body)
+    return b"".join(lines)
+
+
+# Methods that are safe to send again when a reused connection dies before any response byte.
+IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})

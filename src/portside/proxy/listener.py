@@ -1,0 +1,85 @@
+"""A bound listener: its socket, its TLS context, its live connections and routing snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from typing import TYPE_CHECKING, Any
+
+from portside.core.lb.model import Listener
+from portside.core.lb.runtime import ListenerBindError
+from portside.proxy.client import ClientConnection
+from portside.proxy.ports import describe_port_holder
+from portside.proxy.tls import server_context
+
+if TYPE_CHECKING:
+    from portside.proxy.routes import ListenerRoutes
+    from portside.proxy.runtime import ProxyRuntime
+
+BACKLOG = 4096
+
+
+class ListenerRuntime:
+    def __init__(self, runtime: ProxyRuntime, config: Listener, routes: ListenerRoutes) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.routes = routes
+        self.connections: set[ClientConnection] = set()
+        self.scheme = "https" if config.protocol == "HTTPS" else "http"
+        self.forwarded_proto_port = b"X-Forwarded-Proto: %s\r\nX-Forwarded-Port: %d\r\n" % (
+            self.scheme.encode(), config.port
+        )
+        self.sock: socket.socket | None = None
+        self.server: asyncio.AbstractServer | None = None
+        self.ssl: Any = None
+
+    def bind(self) -> None:
+        """Bind and listen now (synchronously), so CreateListener can fail before anything is stored."""
+        family = socket.AF_INET6 if ":" in self.config.bind_host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.config.bind_host, self.config.port))
+            sock.listen(BACKLOG)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                holder = describe_port_holder(self.config.port)
+                raise ListenerBindError(
+                    f"Port {self.config.port} on {self.config.bind_host} is already in use by {holder}."
+                ) from exc
+            raise ListenerBindError(f"Cannot listen on {self.config.bind_host}:{self.config.port}: {exc.strerror}.") from exc
+        sock.setblocking(False)
+        self.sock = sock
+        if self.config.protocol == "HTTPS":
+            try:
+                self.ssl = server_context(self.config.certificates)
+            except (OSError, ValueError) as exc:
+                sock.close()
+                raise ListenerBindError(f"Cannot load the listener's certificate: {exc}.") from exc
+
+    async def serve(self) -> None:
+        assert self.sock is not None
+        self.server = await self.runtime.loop.create_server(
+            lambda: ClientConnection(self), sock=self.sock, ssl=self.ssl, backlog=BACKLOG
+        )
+
+    def reconfigure(self, config: Listener, routes: ListenerRoutes) -> None:
+        if config.certificates != self.config.certificates and config.protocol == "HTTPS":
+            fresh = server_context(config.certificates)
+            if self.ssl is not None:
+                # New handshakes use the new certificates; the context object is shared with the server.
+                self.ssl.sni_callback = fresh.sni_callback
+                self.ssl.load_cert_chain(config.certificates[0].cert_path, config.certificates[0].key_path)
+        self.config = config
+        self.routes = routes
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        elif self.sock is not None:
+            self.sock.close()
+        for conn in list(self.connections):
+            if conn.current is None:
+                conn.transport.close()

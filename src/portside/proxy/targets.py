@@ -1,0 +1,132 @@
+"""Live targets and target groups in the data plane, and how one is chosen per request.
+
+A ``TargetRuntime`` outlives configuration swaps (it is keyed by target group ARN,
+target id and port): it carries health, in-flight count, the keep-alive pool and
+the slow-start clock. A ``GroupRuntime`` keeps ``eligible``, the tuple requests
+are balanced over, and rebuilds it only when health, draining or membership
+change — never per request.
+
+Eligibility (ALB's rules, spec alb.md §1): healthy, non-draining targets; if
+there are none and every registered non-draining target is unhealthy, all of
+those (fail open); otherwise none, and the request gets a 503.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from portside.core.lb.model import TargetGroup
+
+if TYPE_CHECKING:
+    from portside.proxy.upstream import UpstreamPool
+
+HEALTHY = "healthy"
+UNHEALTHY = "unhealthy"
+INITIAL = "initial"
+DRAINING = "draining"
+# The share of traffic a target gets at the very start of its slow start ramp.
+SLOW_START_FLOOR = 0.1
+
+
+class TargetRuntime:
+    __slots__ = (
+        "group_arn", "id", "port", "address", "health", "draining", "drain_deadline", "in_flight",
+        "pool", "healthy_since", "slow_start_until", "key", "removed",
+    )
+
+    def __init__(self, group_arn: str, target_id: str, port: int, address: str, pool: UpstreamPool) -> None:
+        self.group_arn = group_arn
+        self.id = target_id
+        self.port = port
+        self.address = address
+        self.key = (target_id, port)
+        self.health: object = None  # core.lb.health.TargetHealth, set by the health checker
+        self.draining = False
+        self.drain_deadline: float | None = None
+        self.in_flight = 0
+        self.pool = pool
+        self.healthy_since: float | None = None
+        self.slow_start_until = 0.0
+        self.removed = False
+
+    @property
+    def state(self) -> str:
+        if self.draining:
+            return DRAINING
+        return getattr(self.health, "state", INITIAL)
+
+
+class GroupRuntime:
+    """One target group's live targets and the balancing over them."""
+
+    def __init__(self, config: TargetGroup, on_change: Callable[[], None]) -> None:
+        self.config = config
+        self.targets: dict[tuple[str, int], TargetRuntime] = {}
+        self.eligible: tuple[TargetRuntime, ...] = ()
+        self.least_outstanding = False
+        self.slow_start_s = 0
+        self.sticky = False
+        self._rr = 0
+        self._on_change = on_change
+        self.reconfigure(config)
+
+    def reconfigure(self, config: TargetGroup) -> None:
+        self.config = config
+        attrs = config.attributes
+        self.least_outstanding = attrs.algorithm == "least_outstanding_requests"
+        self.slow_start_s = attrs.slow_start_s
+        self.sticky = attrs.stickiness_enabled
+
+    def rebuild(self, now: float) -> None:
+        """Recompute ``eligible`` after a health, draining or membership change."""
+        live = [t for t in self.targets.values() if not t.draining]
+        healthy = [t for t in live if t.state == HEALTHY]
+        if healthy:
+            chosen = healthy
+        elif live and all(t.state == UNHEALTHY for t in live):
+            chosen = live  # fail open, as ALB does
+        else:
+            chosen = []
+        self.eligible = tuple(chosen)
+        self._on_change()
+
+    def pick(self, now: float, exclude: TargetRuntime | None = None) -> TargetRuntime | None:
+        """The next target for a request (``exclude``: one that just failed, for a retry)."""
+        eligible = self.eligible
+        n = len(eligible)
+        if n == 0:
+            return None
+        if exclude is not None:
+            eligible = tuple(t for t in eligible if t is not exclude)
+            n = len(eligible)
+            if n == 0:
+                return None
+        if self.least_outstanding:
+            start = self._rr = (self._rr + 1) % n
+            best = eligible[start]
+            for i in range(1, n):
+                candidate = eligible[(start + i) % n]
+                if candidate.in_flight < best.in_flight:
+                    best = candidate
+            return best
+        self._rr = index = (self._rr + 1) % n
+        target = eligible[index]
+        if self.slow_start_s and target.slow_start_until > now:
+            # Linear ramp: a target in slow start is taken with probability equal to its weight.
+            for _ in range(n):
+                weight = max(SLOW_START_FLOOR, 1.0 - (target.slow_start_until - now) / self.slow_start_s)
+                if random.random() < weight:
+                    return target
+                self._rr = index = (index + 1) % n
+                target = eligible[index]
+                if target.slow_start_until <= now:
+                    return target
+        return target
+
+    def find(self, key: tuple[str, int]) -> TargetRuntime | None:
+        target = self.targets.get(key)
+        if target is None or target.draining or target not in self.eligible:
+            return None
+        return target
