@@ -19,6 +19,7 @@ from portside.control.clusters import register_local_instance
 from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
+from portside.control.service_controller import ServiceController
 from portside.control.store import Store
 from portside.core import arns
 from portside.errors import PortsideError
@@ -39,6 +40,7 @@ class Server:
         self.plane: ControlPlane | None = None
         self.lb: ProxyRuntime | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.services: ServiceController | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -68,6 +70,8 @@ class Server:
         self.lb = ProxyRuntime(SqliteHealthStore(self.store.db), retries=config.proxy_retries)
         elb_config.restore(self.plane, self.lb)  # bind stored listeners, resume target health, probe at once
         self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
+        self.services = ServiceController(self.plane)
+        self.services.start()
         self.api = ApiServer(self.plane, credentials)
         await self.api.start(config.api_host, config.api_port)
         log.info("portside API listening on http://%s:%d", config.api_host, config.api_port)
@@ -75,6 +79,8 @@ class Server:
     async def close(self) -> None:
         if self.api is not None:
             await self.api.close()
+        if self.services is not None:
+            await self.services.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self.lb is not None:

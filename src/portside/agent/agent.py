@@ -383,6 +383,7 @@ class HostAgent:
             if task is None or task.last_status < TaskStatus.RUNNING and task.desired_status == "RUNNING":
                 return  # a start in flight reads its own containers
             changed = False
+            essential_exited = False
             for container in task.containers:
                 if not container.docker_id or container.last_status is ContainerStatus.STOPPED:
                     continue
@@ -400,7 +401,9 @@ class HostAgent:
             if changed:
                 task.version += 1
                 self._persist(task)
-        if task.desired_status == "STOPPED":
+        # A DEACTIVATING task is being drained by its owner, who stops it when its targets are done;
+        # only a dead essential container cuts that short.
+        if task.desired_status == "STOPPED" and (task.last_status is not TaskStatus.DEACTIVATING or essential_exited):
             await self._stop(arn)
 
     # -- stopping
@@ -465,7 +468,8 @@ class HostAgent:
         by_name = {s.name: s for s in states}
         for task in list(self.tasks.values()):
             if task.desired_status == "STOPPED":
-                self._spawn(self._stop(task.arn))
+                if task.last_status is not TaskStatus.DEACTIVATING:  # draining ones are resumed by their owner
+                    self._spawn(self._stop(task.arn))
                 continue
             if task.last_status < TaskStatus.RUNNING:
                 for container in task.containers:  # adopt what a crashed start already created

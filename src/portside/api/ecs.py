@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control import clusters, task_definitions, tasks
+from portside.control import clusters, services, task_definitions, tasks
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
@@ -29,4 +29,9 @@ OPERATIONS: dict[str, Operation] = {
     "StopTask": tasks.stop_task,
     "DescribeTasks": tasks.describe_tasks,
     "ListTasks": tasks.list_tasks,
+    "CreateService": services.create_service,
+    "UpdateService": services.update_service,
+    "DeleteService": services.delete_service,
+    "DescribeServices": services.describe_services,
+    "ListServices": services.list_services,
 }

@@ -136,6 +136,10 @@ def delete_cluster(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
                 "The Cluster cannot be deleted while Container Instances are active or draining.",
                 "ClusterContainsContainerInstancesException",
             )
+        if any(b["status"] != "INACTIVE" for b in plane.store.list_services(region, name)):
+            raise NotFoundError(
+                "The Cluster cannot be deleted while Services are active.", "ClusterContainsServicesException"
+            )
         if any(t.region == region and t.cluster == name for t in plane.agent.tasks.values()):
             raise NotFoundError(
                 "The Cluster cannot be deleted while Tasks are active.", "ClusterContainsTasksException"
@@ -190,7 +194,7 @@ def render_cluster(plane: ControlPlane, region: str, body: dict[str, Any], inclu
             else 0,
             "runningTasksCount": sum(1 for t in live if t.last_status.name == "RUNNING"),
             "pendingTasksCount": sum(1 for t in live if t.last_status.name in ("PROVISIONING", "PENDING", "ACTIVATING")),
-            "activeServicesCount": 0,
+            "activeServicesCount": sum(1 for b in plane.store.list_services(region, name) if b["status"] == "ACTIVE"),
             "statistics": [],
         }
     )

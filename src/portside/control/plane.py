@@ -27,6 +27,16 @@ class ControlPlane:
     # The load balancer's data plane (proxy); None until the server attaches one. The ELBv2 API
     # (control/elbv2) binds listeners through it and pushes every configuration change to it.
     lb: LbRuntime | None = None
+    # Called with a topic ("targets", "tasks", "services") whenever that kind of state changed,
+    # so controllers wake at once instead of waiting for their periodic resync.
+    watchers: list[Callable[[str], None]] = field(default_factory=list)
+    # Stops a task the way its owner wants (the service controller drains its targets first);
+    # None means straight to the agent.
+    task_stopper: Callable[[str, str, str], Any] | None = None
+
+    def changed(self, topic: str) -> None:
+        for watcher in self.watchers:
+            watcher(topic)
 
     @property
     def account(self) -> str:

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS tasks (
   last_status INTEGER NOT NULL, created_at REAL NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (region, cluster, created_at);
 CREATE INDEX IF NOT EXISTS tasks_live ON tasks (last_status);
+CREATE TABLE IF NOT EXISTS services (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, cluster TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+  created_at REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS services_by_cluster ON services (region, cluster, created_at);
 CREATE TABLE IF NOT EXISTS client_tokens (
   region TEXT NOT NULL, scope TEXT NOT NULL, token TEXT NOT NULL, request TEXT NOT NULL,
   result TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (region, scope, token));
@@ -270,6 +274,27 @@ class Store:
         rows = self.db.execute("SELECT body FROM tasks WHERE last_status = 7")
         tasks = [Task.from_json(json.loads(r[0])) for r in rows]
         return [t for t in tasks if t.timestamps.get("stoppedAt", 0) < cutoff]
+
+    # -- services
+
+    def put_service(self, region: str, body: dict[str, Any]) -> None:
+        cluster = body["clusterArn"].rsplit("/", 1)[-1]
+        self.db.execute(
+            "INSERT OR REPLACE INTO services VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (body["serviceArn"], region, cluster, body["serviceName"], body["status"], body["createdAt"], json.dumps(body)),
+        )
+
+    def get_service(self, arn: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT body FROM services WHERE arn=?", (arn,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list_services(self, region: str | None = None, cluster: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT body FROM services WHERE 1=1", []
+        for column, value in (("region", region), ("cluster", cluster), ("status", status)):
+            if value is not None:
+                sql += f" AND {column}=?"
+                args.append(value)
+        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY created_at, arn", args)]
 
     # -- idempotency tokens
 

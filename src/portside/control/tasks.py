@@ -18,7 +18,7 @@ from portside.core.lifecycle import REASON_USER_STOPPED, StopCode, TaskStatus
 from portside.core.task import Container, Task
 from portside.core.taskdef import task_resources
 from portside.core.taskdef_rules import parse_task_cpu, parse_task_memory
-from portside.errors import ClientException, InvalidParameterException, NotFoundError
+from portside.errors import ClientException, InvalidParameterException
 from portside.faults import crash_point
 
 MAX_RUN_COUNT = 10
@@ -44,24 +44,10 @@ def run_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[s
     body = task_definitions.resolve(plane, region, params.get("taskDefinition"), "TaskDefinition not found.")
     if body["status"] != "ACTIVE":
         raise ClientException("TaskDefinition is inactive")
-    content = task_definitions.public(body)
     overrides = params.get("overrides") or {}
-    _check_overrides(content, overrides)
-    instances = plane.store.list_container_instances(region, cluster["clusterName"])
-    if not instances:
-        raise InvalidParameterException("No Container Instances were found in your cluster.")
-    instance = instances[0]
-    created: list[Task] = []
-    failures: list[dict[str, Any]] = []
+    _check_overrides(task_definitions.public(body), overrides)
     with plane.store.transaction():
-        for _ in range(count):
-            task = _new_task(plane, region, cluster, body, content, overrides, params, instance["containerInstanceArn"])
-            shortfall = _shortfall(plane, instance, task)
-            if shortfall:
-                failures.append({"arn": instance["containerInstanceArn"], "reason": shortfall})
-                continue
-            plane.agent.admit(task, content)
-            created.append(task)
+        created, failures = admit_tasks(plane, region, cluster, body, count, overrides, params)
         if token:
             plane.store.put_client_token(
                 region, "RunTask", token, fingerprint, {"tasks": [t.arn for t in created], "failures": failures}, plane.clock()
@@ -72,6 +58,37 @@ def run_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[s
     return {"tasks": [t.to_api(plane.az(region)) for t in created], "failures": failures}
 
 
+def admit_tasks(
+    plane: ControlPlane,
+    region: str,
+    cluster: dict[str, Any],
+    body: dict[str, Any],
+    count: int,
+    overrides: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[list[Task], list[dict[str, Any]]]:
+    """Place ``count`` copies of a task definition and hand them to the agent (inside a transaction).
+
+    Returns the admitted tasks (not yet launched) and ECS-shaped failures for copies that did not fit.
+    """
+    content = task_definitions.public(body)
+    instances = plane.store.list_container_instances(region, cluster["clusterName"])
+    if not instances:
+        raise InvalidParameterException("No Container Instances were found in your cluster.")
+    instance = instances[0]
+    created: list[Task] = []
+    failures: list[dict[str, Any]] = []
+    for _ in range(count):
+        task = _new_task(plane, region, cluster, body, content, overrides, params, instance["containerInstanceArn"])
+        shortfall = _shortfall(plane, instance, task)
+        if shortfall:
+            failures.append({"arn": instance["containerInstanceArn"], "reason": shortfall})
+            continue
+        plane.agent.admit(task, content)
+        created.append(task)
+    return created, failures
+
+
 def stop_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     cluster = plane.require_cluster(region, params.get("cluster"))
     reference = params.get("task")
@@ -79,7 +96,8 @@ def stop_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[
         raise InvalidParameterException("task can not be blank.")
     arn = _task_arn(plane, region, cluster["clusterName"], reference)
     reason = params.get("reason") or REASON_USER_STOPPED
-    task = plane.agent.stop(arn, StopCode.USER_INITIATED.value, reason[:255])
+    stopper = plane.task_stopper or plane.agent.stop
+    task = stopper(arn, StopCode.USER_INITIATED.value, reason[:255])
     if task is None:
         task = plane.store.get_task(arn)
         if task is None or task.region != region:

@@ -109,6 +109,9 @@ class Task:
     attachment_id: str | None = None
     private_ip: str | None = None
     client_token: str | None = None
+    # Load balancer targets registered for this task: [target group ARN, target id, port]
+    # (written by the service controller, which deregisters them before the task stops).
+    lb_targets: list[list[Any]] = field(default_factory=list)
 
     # -- transitions (the agent writes last_status, the control plane desired_status)
 

@@ -232,6 +232,7 @@ def on_target_drained(plane: ControlPlane, tg_arn: str, target_id: str, port: in
         )
     if cursor.rowcount:
         config.publish(plane)
+        plane.changed("targets")
 
 
 def sweep(plane: ControlPlane, now: float | None = None) -> int:
@@ -244,6 +245,7 @@ def sweep(plane: ControlPlane, now: float | None = None) -> int:
         )
     if cursor.rowcount:
         config.publish(plane)
+        plane.changed("targets")
     return max(cursor.rowcount, 0)
 
 

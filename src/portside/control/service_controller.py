@@ -1,0 +1,416 @@
+"""The service controller: keeps each service's tasks as its desired state says.
+
+Theory of operation
+-------------------
+Level-triggered, in the style of Kubernetes controllers: anything that may
+matter (an API write, a task changing state, a target finishing its drain)
+marks services dirty and wakes one worker; the worker re-reads everything and
+calls the pure ``core.service_reconcile.reconcile``, then applies the plan. A
+one-second resync marks every active service dirty as a safety net, so a lost
+wake-up or a crash between two steps only delays convergence.
+
+The controller owns two steps of a service task's life that ECS's scheduler
+owns too:
+
+- **registration**: the moment a task is RUNNING with its host port known, its
+  (container instance, host port) — or (address, container port) for awsvpc —
+  is registered in every target group of the service;
+- **draining before stopping**: every stop of a task with targets (scale-in,
+  deployment, StopTask, unhealthy replacement, DeleteService) goes
+  deregister → wait until the load balancer reports the targets drained (the
+  deregistration delay, or sooner when nothing is in flight) → the agent's
+  SIGTERM, stopTimeout, SIGKILL → port released into quarantine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from portside.agent import host
+from portside.control import services as svc
+from portside.control import task_definitions
+from portside.control.elbv2 import targets as elb_targets
+from portside.control.plane import ControlPlane
+from portside.control.tasks import admit_tasks
+from portside.core.lifecycle import TaskStatus
+from portside.core.service_reconcile import DeploymentView, ServiceView, TaskView, reconcile
+from portside.core.deployment import next_launch_backoff_s
+from portside.core.task import Task
+from portside.errors import PortsideError
+
+log = logging.getLogger("portside.services")
+
+RESYNC_S = 1.0
+TARGET_SWEEP_EVERY = 10  # resyncs between sweeps of targets no live task backs
+# "Healthy" for a service task without load balancer or container health check: RUNNING this long.
+UNCHECKED_HEALTHY_AFTER_S = 40.0
+PLACEMENT_REASONS = {
+    "RESOURCE:CPU": "has insufficient CPU units available",
+    "RESOURCE:MEMORY": "has insufficient memory available",
+    "RESOURCE:PORTS": "is already using a port required by your task",
+}
+
+
+class ServiceController:
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        self._dirty: set[str] = set()
+        self._all_dirty = True
+        self._wake = asyncio.Event()
+        self._draining: dict[str, tuple[str, str]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._resyncs = 0
+        plane.watchers.append(self._on_topic)
+        plane.agent.on_change.append(self._on_task_change)
+        plane.task_stopper = self.stop_task
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- wake-ups
+
+    def _on_topic(self, topic: str) -> None:
+        self._all_dirty = True
+        self._wake.set()
+
+    def _on_task_change(self, task: Task) -> None:
+        if not task.group or not task.group.startswith("service:"):
+            return
+        arn = svc.service_arn(self.plane, task.region, task.cluster, task.group[len("service:") :])
+        body = self.plane.store.get_service(arn)
+        if body is None:
+            return
+        if task.last_status is TaskStatus.RUNNING and task.desired_status == "RUNNING" and not task.lb_targets:
+            self._register(body, task)
+        if task.is_stopped:
+            self._on_stopped(body, task)
+        self._dirty.add(arn)
+        self._wake.set()
+
+    # -- the worker
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), RESYNC_S)
+            except asyncio.TimeoutError:
+                self._all_dirty = True
+                self._resyncs += 1
+            self._wake.clear()
+            if self._all_dirty:
+                self._all_dirty = False
+                self._dirty.update(
+                    b["serviceArn"] for b in self.plane.store.list_services() if b["status"] != "INACTIVE"
+                )
+            dirty, self._dirty = self._dirty, set()
+            self._finish_drains()
+            for arn in sorted(dirty):
+                try:
+                    self.sync(arn)
+                except PortsideError as exc:  # e.g. a task definition gone: reported on the service, retried
+                    log.warning("service %s: %s", arn, exc.message)
+                except Exception:
+                    log.exception("syncing service %s failed; will retry", arn)
+            if self._resyncs >= TARGET_SWEEP_EVERY:
+                self._resyncs = 0
+                self._sweep_stale_targets()
+
+    def sync(self, arn: str) -> None:
+        plane = self.plane
+        body = plane.store.get_service(arn)
+        if body is None or body["status"] == "INACTIVE":
+            return
+        now = plane.clock()
+        tasks = self._service_tasks(body)
+        views = tuple(self._view(body, t, now) for t in tasks)
+        plan = reconcile(self._service_view(body), views, now)
+        if plan.is_empty() and not plan.events:
+            return
+        before = json.dumps(body, sort_keys=True)
+        region = body["_region"]
+        for deployment_id, count in plan.start:
+            self._start_tasks(body, deployment_id, count)
+        stopped = []
+        for task_arn, stop_code, reason in plan.stop:
+            if self.stop_task(task_arn, stop_code, reason) is not None:
+                stopped.append(task_arn)
+        if stopped:
+            ids = " ".join(f"(task {a.rsplit('/', 1)[-1]})" for a in stopped)
+            svc.add_event(plane, body, f"(service {body['serviceName']}) has stopped {len(stopped)} running tasks: {ids}.")
+        deployments = {d["id"]: d for d in body["deployments"]}
+        for deployment_id, state, reason in plan.deployment_updates:
+            self._update_deployment(body, deployments.get(deployment_id), state, reason)
+        if plan.rollback_to:
+            for deployment in body["deployments"]:
+                if deployment["status"] == "PRIMARY":
+                    deployment["status"] = "ACTIVE"
+            body["deployments"].insert(0, svc.new_deployment(plane, plan.rollback_to, body["desiredCount"], body["launchType"]))
+            body["taskDefinition"] = plan.rollback_to
+        for message in plan.events:
+            svc.add_event(plane, body, message)
+        if getattr(plan, "service_inactive", False) and body["status"] == "DRAINING":
+            body["status"] = "INACTIVE"
+            body["deployments"] = []
+        if json.dumps(body, sort_keys=True) != before:
+            with plane.store.transaction():
+                plane.store.put_service(region, body)
+
+    # -- reading state into the pure views
+
+    def _service_tasks(self, body: dict[str, Any]) -> list[Task]:
+        group = f"service:{body['serviceName']}"
+        cluster = body["clusterArn"].rsplit("/", 1)[-1]
+        return [
+            t for t in self.plane.agent.tasks.values()
+            if t.group == group and t.cluster == cluster and t.region == body["_region"]
+        ]
+
+    def _service_view(self, body: dict[str, Any]) -> ServiceView:
+        config = body["deploymentConfiguration"]
+        breaker = config.get("deploymentCircuitBreaker") or {}
+        return ServiceView(
+            name=body["serviceName"],
+            desired_count=body["desiredCount"],
+            status=body["status"],
+            minimum_healthy_percent=config["minimumHealthyPercent"],
+            maximum_percent=config["maximumPercent"],
+            circuit_breaker_enable=bool(breaker.get("enable")),
+            circuit_breaker_rollback=bool(breaker.get("rollback")),
+            health_check_grace_period_s=body.get("healthCheckGracePeriodSeconds") or 0,
+            deployments=tuple(
+                DeploymentView(
+                    id=d["id"], task_definition=d["taskDefinition"], status=d["status"],
+                    rollout_state=d["rolloutState"], created_at=d["createdAt"], failed_tasks=d["failedTasks"],
+                    had_running_task=bool(d.get("_hadRunningTask")),
+                )
+                for d in body["deployments"]
+                if d["status"] in ("PRIMARY", "ACTIVE")
+            ),
+            launch_backoff_until=body.get("_backoffUntil") or 0.0,
+            last_completed_task_definition=body.get("_lastCompletedTaskDefinition"),
+        )
+
+    def _view(self, body: dict[str, Any], task: Task, now: float) -> TaskView:
+        if task.desired_status == "STOPPED" or task.last_status >= TaskStatus.DEACTIVATING:
+            status = "STOPPING"
+        elif task.last_status is TaskStatus.RUNNING:
+            status = "RUNNING"
+        else:
+            status = "PENDING"
+        healthy, reason = self._health(body, task, now) if status == "RUNNING" else (None, None)
+        return TaskView(
+            arn=task.arn,
+            deployment_id=task.started_by or "",
+            status=status,
+            started_at=task.timestamps.get("startedAt"),
+            healthy=healthy,
+            unhealthy_reason=reason,
+            created_at=task.created_at,
+        )
+
+    def _health(self, body: dict[str, Any], task: Task, now: float) -> tuple[bool | None, str | None]:
+        verdicts: list[bool | None] = []
+        reason = None
+        if body["loadBalancers"]:
+            if not task.lb_targets or self.plane.lb is None:
+                verdicts.append(None)
+            for tg_arn, target_id, port in task.lb_targets:
+                state = self.plane.lb.target_health(tg_arn, target_id, port).state if self.plane.lb else "initial"
+                if state == "unhealthy":
+                    verdicts.append(False)
+                    reason = reason or f"Task failed ELB health checks in (target-group {tg_arn})"
+                else:
+                    verdicts.append(True if state == "healthy" else None)
+        if any(c.has_health_check and c.essential for c in task.containers):
+            health = task.health_status
+            verdicts.append({"HEALTHY": True, "UNHEALTHY": False}.get(health))
+            if health == "UNHEALTHY":
+                reason = reason or "Task failed container health checks"
+        if not verdicts:
+            started = task.timestamps.get("startedAt", now)
+            return (True if now - started >= UNCHECKED_HEALTHY_AFTER_S else None), None
+        if False in verdicts:
+            return False, reason
+        if None in verdicts:
+            return None, None
+        return True, None
+
+    # -- acting
+
+    def _start_tasks(self, body: dict[str, Any], deployment_id: str, count: int) -> None:
+        plane = self.plane
+        region = body["_region"]
+        deployment = next((d for d in body["deployments"] if d["id"] == deployment_id), None)
+        if deployment is None or count <= 0:
+            return
+        cluster = plane.require_cluster(region, body["clusterArn"])
+        td = task_definitions.resolve(plane, region, deployment["taskDefinition"], "TaskDefinition not found.")
+        params = {"startedBy": deployment_id, "group": f"service:{body['serviceName']}", "launchType": body["launchType"]}
+        with plane.store.transaction():
+            created, failures = admit_tasks(plane, region, cluster, td, count, {}, params)
+        for task in created:
+            plane.agent.launch(task.arn)
+        name = body["serviceName"]
+        if created:
+            ids = " ".join(f"(task {t.id})" for t in created)
+            svc.add_event(plane, body, f"(service {name}) has started {len(created)} tasks: {ids}.")
+        if failures:
+            instance_id = failures[0]["arn"].rsplit("/", 1)[-1]
+            why = PLACEMENT_REASONS.get(failures[0]["reason"], "does not meet the task's requirements")
+            svc.add_event(
+                plane, body,
+                f"(service {name}) was unable to place a task because no container instance met all of its "
+                f"requirements. The closest matching (container-instance {instance_id}) {why}. For more "
+                "information, see the Troubleshooting section of the Amazon ECS Developer Guide.",
+            )
+
+    def stop_task(self, arn: str, stop_code: str, reason: str) -> Task | None:
+        """Stop a task; one with load balancer targets is deregistered and drained first."""
+        plane = self.plane
+        task = plane.agent.tasks.get(arn)
+        if task is None or not task.lb_targets:
+            return plane.agent.stop(arn, stop_code, reason)
+        if task.last_status is TaskStatus.DEACTIVATING:
+            return task  # already draining
+        now = plane.clock()
+        task.request_stop(stop_code, reason, now)
+        if task.last_status < TaskStatus.DEACTIVATING:
+            task.advance(TaskStatus.DEACTIVATING, now)
+        plane.store.put_task(task)
+        self._draining[arn] = (stop_code, reason)
+        by_group: dict[str, list[dict[str, Any]]] = {}
+        for tg_arn, target_id, port in task.lb_targets:
+            by_group.setdefault(tg_arn, []).append({"Id": target_id, "Port": port})
+        body = self._service_of(task)
+        for tg_arn, items in by_group.items():
+            try:
+                elb_targets.deregister_targets(plane, task.region, {"TargetGroupArn": tg_arn, "Targets": items})
+            except PortsideError as exc:  # the target group is gone: nothing left to drain there
+                log.info("deregistering %s: %s", tg_arn, exc.message)
+            if body is not None:
+                svc.add_event(plane, body, f"(service {body['serviceName']}) deregistered {len(items)} targets in (target-group {tg_arn})")
+        if body is not None:
+            svc.add_event(
+                plane, body,
+                f"(service {body['serviceName']}, taskSet {task.started_by}) has begun draining connections on 1 tasks.",
+            )
+            plane.store.put_service(task.region, body)
+        self._finish_drains()
+        return task
+
+    def _finish_drains(self) -> None:
+        """Hand tasks whose targets have all finished draining to the agent to stop."""
+        for task in list(self.plane.agent.tasks.values()):
+            if task.last_status is not TaskStatus.DEACTIVATING:
+                continue
+            if any(self._target_present(tg, tid, port) for tg, tid, port in task.lb_targets):
+                continue
+            stop_code, reason = self._draining.pop(task.arn, (task.stop_code or "", task.stopped_reason or ""))
+            task.lb_targets = []
+            self.plane.agent.stop(task.arn, stop_code, reason)
+
+    def _target_present(self, tg_arn: str, target_id: str, port: int) -> bool:
+        row = self.plane.store.db.execute(
+            "SELECT 1 FROM elb_targets WHERE target_group_arn=? AND target_id=? AND port=?", (tg_arn, target_id, port)
+        ).fetchone()
+        return row is not None
+
+    def _register(self, body: dict[str, Any], task: Task) -> None:
+        """Register a newly RUNNING task's (instance, host port) in each of the service's target groups."""
+        targets = []
+        for lb in body["loadBalancers"]:
+            target = self._target_for(task, lb["containerName"], lb["containerPort"])
+            if target is not None:
+                targets.append([lb["targetGroupArn"], target[0], target[1]])
+        if not targets:
+            return
+        task.lb_targets = targets
+        self.plane.store.put_task(task)
+        for tg_arn, target_id, port in targets:
+            try:
+                elb_targets.register_targets(self.plane, task.region, {"TargetGroupArn": tg_arn, "Targets": [{"Id": target_id, "Port": port}]})
+            except PortsideError as exc:
+                log.warning("registering task %s in %s: %s", task.id, tg_arn, exc.message)
+                continue
+            svc.add_event(self.plane, body, f"(service {body['serviceName']}) registered 1 targets in (target-group {tg_arn})")
+        self.plane.store.put_service(task.region, body)
+
+    def _target_for(self, task: Task, container_name: str, container_port: int) -> tuple[str, int] | None:
+        try:
+            container = task.container(container_name)
+        except KeyError:
+            return None
+        if task.network_mode == "awsvpc":
+            return (task.private_ip, container_port) if task.private_ip else None
+        for binding in container.network_bindings:
+            if binding.get("containerPort") == container_port and binding.get("hostPort"):
+                return host.host_instance_id(), int(binding["hostPort"])
+        return None
+
+    def _on_stopped(self, body: dict[str, Any], task: Task) -> None:
+        """A service task reached STOPPED: drop leftover targets, count failures for back-off and the breaker."""
+        if task.lb_targets:
+            for tg_arn, target_id, port in task.lb_targets:
+                try:
+                    elb_targets.deregister_targets(self.plane, task.region, {"TargetGroupArn": tg_arn, "Targets": [{"Id": target_id, "Port": port}]})
+                except PortsideError:
+                    pass
+            task.lb_targets = []
+        self._draining.pop(task.arn, None)
+        never_ran = "startedAt" not in task.timestamps
+        failed_health = (task.stopped_reason or "").startswith("Task failed")
+        if never_ran:
+            body["_launchFailures"] = body.get("_launchFailures", 0) + 1
+            body["_backoffUntil"] = self.plane.clock() + next_launch_backoff_s(body["_launchFailures"])
+        elif task.stop_code != "TaskFailedToStart":
+            body["_launchFailures"] = 0
+            body["_backoffUntil"] = 0.0
+        if never_ran or failed_health or task.stop_code == "EssentialContainerExited":
+            for deployment in body["deployments"]:
+                if deployment["id"] == task.started_by:
+                    deployment["failedTasks"] += 1
+        self.plane.store.put_service(task.region, body)
+
+    def _update_deployment(self, body: dict[str, Any], deployment: dict[str, Any] | None, state: str, reason: str | None) -> None:
+        if deployment is None:
+            return
+        deployment["updatedAt"] = self.plane.clock()
+        if state in ("COMPLETED", "FAILED", "IN_PROGRESS"):
+            deployment["rolloutState"] = state
+            if reason:
+                deployment["rolloutStateReason"] = reason
+            if state == "COMPLETED":
+                body["_lastCompletedTaskDefinition"] = deployment["taskDefinition"]
+        elif state == "INACTIVE":
+            body["deployments"] = [d for d in body["deployments"] if d is not deployment]
+        else:
+            deployment["status"] = state
+
+    def _service_of(self, task: Task) -> dict[str, Any] | None:
+        if not task.group or not task.group.startswith("service:"):
+            return None
+        return self.plane.store.get_service(svc.service_arn(self.plane, task.region, task.cluster, task.group[8:]))
+
+    def _sweep_stale_targets(self) -> None:
+        """Deregister targets in service target groups that point at this host but no live task backs (ecs-agent #500)."""
+        instance_id = host.host_instance_id()
+        backed = {(tg, tid, port) for t in self.plane.agent.tasks.values() for tg, tid, port in t.lb_targets}
+        for body in self.plane.store.list_services():
+            if body["status"] == "INACTIVE":
+                continue
+            for lb in body["loadBalancers"]:
+                rows = self.plane.store.db.execute(
+                    "SELECT target_id, port FROM elb_targets WHERE target_group_arn=? AND draining=0", (lb["targetGroupArn"],)
+                ).fetchall()
+                stale = [{"Id": tid, "Port": port} for tid, port in rows if tid == instance_id and (lb["targetGroupArn"], tid, port) not in backed]
+                if stale:
+                    elb_targets.deregister_targets(self.plane, body["_region"], {"TargetGroupArn": lb["targetGroupArn"], "Targets": stale})
+
