@@ -1,18 +1,20 @@
 """``portside demo``: the main job in one command.
 
 Builds the demo web image locally when it is missing (no registry), starts a
-portside server when none answers on the endpoint, runs a task definition of
-several copies on dynamic host ports, shows a live table of tasks, host ports
-and which copy answers, and on Ctrl-C (or after PORTSIDE_DEMO_EXIT_AFTER
-seconds) stops everything it created. With PORTSIDE_DEMO_CHECK=1 it exits
-non-zero unless every copy answered on its own port and nothing it labelled is
-left behind — CI runs it that way.
+portside server when none answers on the endpoint, and deploys a service of
+several copies on dynamic host ports behind a load balancer listener on
+127.0.0.1:8080 — the whole ECS dynamic port mapping loop. It shows a live table
+of tasks, host ports and target health, and which copy answered through the
+listener; on Ctrl-C (or after PORTSIDE_DEMO_EXIT_AFTER seconds) it removes what
+it created. With PORTSIDE_DEMO_CHECK=1 it exits non-zero unless every copy
+answered through the listener and nothing it created is left — CI runs it so.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,15 +28,15 @@ import click
 from portside.cli.client import make_client
 from portside.cli.tables import table
 
-DEMO_FAMILY = "portside-demo"
-DEMO_COPIES = 3
+DEMO_NAME = "portside-demo"
+LISTENER_PORT = 8080
 SERVER_START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 60.0
+TEARDOWN_TIMEOUT_S = 90.0
 
 
 def demo_task_definition(image: str) -> dict[str, Any]:
     return {
-        "family": DEMO_FAMILY,
+        "family": DEMO_NAME,
         "containerDefinitions": [
             {
                 "name": "web",
@@ -49,19 +51,101 @@ def demo_task_definition(image: str) -> dict[str, Any]:
     }
 
 
+class Demo:
+    def __init__(self, endpoint: str, copies: int) -> None:
+        self.ecs = make_client("ecs", endpoint)
+        self.elb = make_client("elbv2", endpoint)
+        self.copies = copies
+        self.load_balancer_arn: str | None = None
+        self.target_group_arn: str | None = None
+        self.service = False
+        self.answered: set[str] = set()
+
+    def deploy(self, image: str) -> None:
+        ecs, elb = self.ecs, self.elb
+        definition = ecs.register_task_definition(**demo_task_definition(image))["taskDefinition"]
+        self.load_balancer_arn = elb.create_load_balancer(
+            Name=DEMO_NAME, Scheme="internal", Subnets=["subnet-demo"], Tags=[{"Key": "portside", "Value": "demo"}]
+        )["LoadBalancers"][0]["LoadBalancerArn"]
+        self.target_group_arn = elb.create_target_group(
+            Name=DEMO_NAME, Protocol="HTTP", Port=80, VpcId="vpc-demo", TargetType="instance",
+            HealthCheckPath="/cgi-bin/whoami", HealthCheckIntervalSeconds=5, HealthyThresholdCount=2,
+        )["TargetGroups"][0]["TargetGroupArn"]
+        elb.modify_target_group_attributes(
+            TargetGroupArn=self.target_group_arn,
+            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "5"}],
+        )
+        elb.create_listener(
+            LoadBalancerArn=self.load_balancer_arn, Protocol="HTTP", Port=LISTENER_PORT,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": self.target_group_arn}],
+        )
+        ecs.create_service(
+            serviceName=DEMO_NAME, taskDefinition=definition["taskDefinitionArn"], desiredCount=self.copies,
+            loadBalancers=[{"targetGroupArn": self.target_group_arn, "containerName": "web", "containerPort": 80}],
+        )
+        self.service = True
+
+    def screen(self) -> str:
+        arns = self.ecs.list_tasks(serviceName=DEMO_NAME)["taskArns"]
+        tasks = self.ecs.describe_tasks(tasks=arns)["tasks"] if arns else []
+        health = {}
+        if self.target_group_arn:
+            for d in self.elb.describe_target_health(TargetGroupArn=self.target_group_arn)["TargetHealthDescriptions"]:
+                health[d["Target"]["Port"]] = d["TargetHealth"]["State"]
+        rows = []
+        for task in sorted(tasks, key=lambda t: t["createdAt"]):
+            bindings = task["containers"][0].get("networkBindings", [])
+            port = bindings[0]["hostPort"] if bindings else None
+            rows.append([task["taskArn"].rsplit("/", 1)[-1][:12], task["lastStatus"],
+                         f"127.0.0.1:{port} -> 80" if port else "-", health.get(port, "-")])
+        answer = _get(f"http://127.0.0.1:{LISTENER_PORT}/cgi-bin/whoami")
+        if answer:
+            self.answered.add(answer)
+        lines = [
+            f"portside demo: service {DEMO_NAME}, {self.copies} copies on dynamic host ports behind "
+            f"http://127.0.0.1:{LISTENER_PORT}/  (Ctrl-C removes everything)",
+            table(["TASK", "STATUS", "HOST PORT -> CONTAINER", "TARGET HEALTH"], rows),
+            f"through the listener: answered by {answer or '-'}; distinct copies seen so far: {len(self.answered)}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def teardown(self) -> None:
+        ecs, elb = self.ecs, self.elb
+        steps: list[tuple[str, Any]] = []
+        if self.service:
+            steps.append(("scaling the service to 0", lambda: ecs.update_service(service=DEMO_NAME, desiredCount=0)))
+            steps.append(("waiting for its copies to drain and stop", self._wait_no_tasks))
+            steps.append(("deleting the service", lambda: ecs.delete_service(service=DEMO_NAME, force=True)))
+        if self.load_balancer_arn:
+            steps.append(("deleting the load balancer and its listener", lambda: elb.delete_load_balancer(LoadBalancerArn=self.load_balancer_arn)))
+        if self.target_group_arn:
+            steps.append(("deleting the target group", lambda: elb.delete_target_group(TargetGroupArn=self.target_group_arn)))
+        for what, step in steps:
+            click.echo(f"demo: {what} ...")
+            try:
+                step()
+            except Exception as exc:  # keep tearing down the rest; say what failed
+                click.echo(f"demo: {what} failed: {exc}", err=True)
+
+    def _wait_no_tasks(self) -> None:
+        deadline = time.monotonic() + TEARDOWN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not self.ecs.list_tasks(serviceName=DEMO_NAME)["taskArns"]:
+                return
+            time.sleep(0.5)
+
+
 def run_demo(endpoint: str, state_dir: Path, copies: int, exit_after: float | None, check: bool) -> int:
+    import docker
+
     from portside.agent.driver import LABEL_FAMILY
     from portside.images import build_busybox_web_image
-
-    import docker
 
     docker_client = docker.from_env()
     click.echo("demo: building the demo image (FROM scratch + busybox) if missing ...")
     image = build_busybox_web_image(docker_client)
     server = _ensure_server(endpoint, state_dir)
-    ecs = make_client("ecs", endpoint)
-    task_arns: list[str] = []
-    answered: dict[str, str] = {}
+    demo = Demo(endpoint, copies)
     interrupted = False
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -70,73 +154,47 @@ def run_demo(endpoint: str, state_dir: Path, copies: int, exit_after: float | No
 
     previous = signal.signal(signal.SIGINT, on_signal), signal.signal(signal.SIGTERM, on_signal)
     try:
-        definition = ecs.register_task_definition(**demo_task_definition(image))["taskDefinition"]
-        result = ecs.run_task(taskDefinition=definition["taskDefinitionArn"], count=copies, startedBy="portside-demo")
-        task_arns = [t["taskArn"] for t in result["tasks"]]
-        for failure in result["failures"]:
-            click.echo(f"demo: a copy was not placed: {failure.get('reason')}", err=True)
+        demo.deploy(image)
         started = time.monotonic()
         last_print = 0.0
         while not interrupted and (exit_after is None or time.monotonic() - started < exit_after):
-            tasks = ecs.describe_tasks(tasks=task_arns)["tasks"] if task_arns else []
-            rows = []
-            for task in tasks:
-                port, answer = _probe(task)
-                if answer:
-                    answered[task["taskArn"]] = answer
-                rows.append([task["taskArn"].rsplit("/", 1)[-1][:12], task["lastStatus"], port, answer or "-"])
+            screen = demo.screen()
             if sys.stdout.isatty():
-                click.echo("\x1b[2J\x1b[H", nl=False)
-                click.echo(_screen(rows, endpoint))
+                click.echo("\x1b[2J\x1b[H" + screen, nl=False)
             elif time.monotonic() - last_print >= 5:
-                click.echo(_screen(rows, endpoint))
+                click.echo(screen)
                 last_print = time.monotonic()
-            time.sleep(1)
+            time.sleep(0.25 if len(demo.answered) < copies else 1.0)
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
-        click.echo("demo: stopping the copies ...")
-        _stop_all(ecs, task_arns)
+        demo.teardown()
         if server is not None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-    leftovers = docker_client.containers.list(all=True, filters={"label": f"{LABEL_FAMILY}={DEMO_FAMILY}"})
-    distinct = len(set(answered.values()))
-    click.echo(f"demo: {distinct} distinct copies answered on their own host ports; {len(leftovers)} containers left")
-    if check and (distinct < copies or leftovers):
+    leftovers = docker_client.containers.list(all=True, filters={"label": f"{LABEL_FAMILY}={DEMO_NAME}"})
+    listener_left = _port_open(LISTENER_PORT)
+    click.echo(
+        f"demo: {len(demo.answered)} distinct copies answered through the listener; "
+        f"{len(leftovers)} containers left; listener {'still open' if listener_left else 'closed'}"
+    )
+    if check and (len(demo.answered) < copies or leftovers or listener_left):
         return 1
     return 0
 
 
-def _probe(task: dict[str, Any]) -> tuple[str, str]:
-    for container in task.get("containers", []):
-        for binding in container.get("networkBindings", []):
-            address = f"{binding['bindIP']}:{binding['hostPort']}"
-            try:
-                with urllib.request.urlopen(f"http://{address}/cgi-bin/whoami", timeout=2) as reply:
-                    return address, reply.read().decode().splitlines()[0]
-            except (urllib.error.URLError, OSError, IndexError):
-                return address, ""
-    return "-", ""
+def _get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.read().decode().splitlines()[0]
+    except (urllib.error.URLError, OSError, IndexError):
+        return ""
 
 
-def _screen(rows: list[list[str]], endpoint: str) -> str:
-    header = f"portside demo — {len(rows)} copies of {DEMO_FAMILY} on dynamic host ports (API {endpoint}); Ctrl-C stops\n"
-    return header + table(["TASK", "STATUS", "HOST PORT", "ANSWERED BY (container hostname)"], rows) + "\n"
-
-
-def _stop_all(ecs: Any, task_arns: list[str]) -> None:
-    for arn in task_arns:
-        try:
-            ecs.stop_task(task=arn, reason="portside demo finished")
-        except Exception as exc:  # keep stopping the others; report what failed
-            click.echo(f"demo: could not stop {arn}: {exc}", err=True)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while task_arns and time.monotonic() < deadline:
-        tasks = ecs.describe_tasks(tasks=task_arns)["tasks"]
-        if all(t["lastStatus"] == "STOPPED" for t in tasks):
-            return
-        time.sleep(0.5)
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _ensure_server(endpoint: str, state_dir: Path) -> subprocess.Popen[bytes] | None:
