@@ -7,6 +7,7 @@ from typing import Any
 
 from portside.control.elbv2 import (
     certificates,
+    listener_certificates,
     listeners,
     load_balancers,
     rules,
@@ -40,6 +41,9 @@ OPERATIONS: dict[str, Operation] = {
     "DescribeListeners": listeners.describe_listeners,
     "ModifyListener": listeners.modify_listener,
     "DeleteListener": listeners.delete_listener,
+    "AddListenerCertificates": listener_certificates.add_listener_certificates,
+    "RemoveListenerCertificates": listener_certificates.remove_listener_certificates,
+    "DescribeListenerCertificates": listener_certificates.describe_listener_certificates,
     "CreateRule": rules.create_rule,
     "DescribeRules": rules.describe_rules,
     "ModifyRule": rules.modify_rule,

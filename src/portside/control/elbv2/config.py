@@ -104,11 +104,9 @@ def listener_model(
     certificates: dict[str, dict[str, Any]],
 ) -> Listener:
     """The model of one stored listener; ``rules`` are its rule records (default included)."""
-    certs = tuple(
-        certificate_model(certificates[c["CertificateArn"]])
-        for c in listener.get("Certificates") or []
-        if c["CertificateArn"] in certificates
-    )
+    arns = [c["CertificateArn"] for c in listener.get("Certificates") or []]
+    arns += listener.get("_sniCertificates") or []  # served by SNI (AddListenerCertificates)
+    certs = tuple(certificate_model(certificates[arn]) for arn in arns if arn in certificates)
     return Listener(
         arn=listener["ListenerArn"],
         load_balancer_arn=listener["LoadBalancerArn"],

@@ -242,6 +242,8 @@ def modify_listener(plane: ControlPlane, region: str, params: dict[str, Any]) ->
                             "Protocol": protocol, **tls, "DefaultActions": actions}
     if alpn:
         body["AlpnPolicy"] = alpn
+    if protocol == "HTTPS" and current.get("_sniCertificates"):
+        body["_sniCertificates"] = current["_sniCertificates"]  # SNI certificates outlive a modify
     rule_bodies = rules.listener_rules(plane, arn)
     default_rule = next(r for r in rule_bodies if r.get("IsDefault"))
     new_default = dict(default_rule, Actions=actions)
