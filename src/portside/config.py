@@ -59,6 +59,9 @@ class ServerConfig:
     docker_url: str | None = None
     # Beyond ALB: retry a failed request once on another target when that is safe (docs/load-balancer.md).
     proxy_retries: bool = True
+    # The proxy reaches a copy on this host at its bridge address and container port instead of
+    # 127.0.0.1:host port, so requests skip the DNAT (or docker-proxy) behind published ports.
+    direct_routing: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

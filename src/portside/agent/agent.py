@@ -144,6 +144,19 @@ class HostAgent:
                         (udp if plan.protocol == "udp" else tcp).add(str(plan.host_port))
         return cpu, memory, tcp, udp
 
+    def local_endpoint(self, host_port: int) -> tuple[str, int] | None:
+        """(bridge address, container port) of the live bridge-mode container published on ``host_port``."""
+        for task in self.tasks.values():
+            if task.network_mode != "bridge":
+                continue  # draining tasks included: their targets must keep the path they had
+            for container in task.containers:
+                if container.bridge_ip is None:
+                    continue
+                for plan in container.ports:
+                    if plan.host_port == host_port and plan.protocol == "tcp" and plan.container_port:
+                        return container.bridge_ip, plan.container_port
+        return None
+
     # -- lifetime
 
     async def start(self) -> None:
@@ -349,6 +362,8 @@ class HostAgent:
         """Copy what Docker says about a container into the record (forward-only)."""
         if state.running and container.last_status is ContainerStatus.PENDING:
             container.last_status = ContainerStatus.RUNNING
+            if task.network_mode == "bridge":
+                container.bridge_ip = state.ip_addresses.get("bridge")
             if task.network_mode == "host":
                 container.network_bindings = host_mode_bindings(container.ports)
             elif task.network_mode == "bridge":

@@ -140,7 +140,7 @@ class ServiceController:
             self._start_tasks(body, deployment_id, count)
         stopped = []
         for task_arn, stop_code, reason in plan.stop:
-            if self.stop_task(task_arn, stop_code, reason) is not None:
+            if self.stop_task(task_arn, stop_code, reason, body) is not None:
                 stopped.append(task_arn)
         if stopped:
             ids = " ".join(f"(task {a.rsplit('/', 1)[-1]})" for a in stopped)
@@ -272,8 +272,12 @@ class ServiceController:
                 "information, see the Troubleshooting section of the Amazon ECS Developer Guide.",
             )
 
-    def stop_task(self, arn: str, stop_code: str, reason: str) -> Task | None:
-        """Stop a task; one with load balancer targets is deregistered and drained first."""
+    def stop_task(self, arn: str, stop_code: str, reason: str, body: dict[str, Any] | None = None) -> Task | None:
+        """Stop a task; one with load balancer targets is deregistered and drained first.
+
+        ``body``: the service record the caller is editing and will save (``sync``), so that the
+        events written here are not lost when the caller saves its copy; None to load and save here.
+        """
         plane = self.plane
         task = plane.agent.tasks.get(arn)
         if task is None or not task.lb_targets:
@@ -289,7 +293,9 @@ class ServiceController:
         by_group: dict[str, list[dict[str, Any]]] = {}
         for tg_arn, target_id, port in task.lb_targets:
             by_group.setdefault(tg_arn, []).append({"Id": target_id, "Port": port})
-        body = self._service_of(task)
+        owned = body is None
+        if owned:
+            body = self._service_of(task)
         for tg_arn, items in by_group.items():
             try:
                 elb_targets.deregister_targets(plane, task.region, {"TargetGroupArn": tg_arn, "Targets": items})
@@ -302,7 +308,8 @@ class ServiceController:
                 plane, body,
                 f"(service {body['serviceName']}, taskSet {task.started_by}) has begun draining connections on 1 tasks.",
             )
-            plane.store.put_service(task.region, body)
+            if owned:
+                plane.store.put_service(task.region, body)
         self._finish_drains()
         return task
 

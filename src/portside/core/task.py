@@ -51,6 +51,7 @@ class Container:
     ports: list[PortPlan] = field(default_factory=list)
     network_bindings: list[dict[str, Any]] = field(default_factory=list)
     private_ip: str | None = None
+    bridge_ip: str | None = None  # bridge mode: the container's address on Docker's bridge
 
     def to_api(self, task_arn: str) -> dict[str, Any]:
         out: dict[str, Any] = {

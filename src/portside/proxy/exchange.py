@@ -28,7 +28,14 @@ import asyncio
 from random import getrandbits
 from typing import TYPE_CHECKING
 
-from portside.proxy.http import HOP_BY_HOP, IDEMPOTENT_METHODS, REASONS, error_response, simple_response
+from portside.proxy.http import (
+    HOP_BY_HOP,
+    IDEMPOTENT_METHODS,
+    REASONS,
+    connection_listed,
+    error_response,
+    simple_response,
+)
 from portside.proxy.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
@@ -79,6 +86,7 @@ class Exchange:
 
     def forward(self, plan: ForwardPlan, now: float) -> None:
         self.started_at = now
+        self.client.runtime.requests += 1  # the retry budget is a share of these
         group, target, cookie = plan.choose(self.client.cookie_header, now)
         self.group = group
         self.sticky_cookie = cookie
@@ -151,6 +159,8 @@ class Exchange:
         client = self.client
         if status < 200 and status != 101:
             self.interim = True
+            if not client.http11:
+                return  # RFC 9110 §15.2: no 1xx to an HTTP/1.0 client
             lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
             lines.extend(b"%s: %s\r\n" % h for h in headers)
             lines.append(b"\r\n")
@@ -161,6 +171,9 @@ class Exchange:
         if self.upgrade and status != 101:
             self.keep_alive = False  # the parser has switched to upgrade mode: this connection ends here
         if status == 101:
+            # llhttp reports a 101 as a complete message before it raises the upgrade: that
+            # completion must not end the exchange (``upgraded`` takes over), so treat it as interim.
+            self.interim = True
             lines = [b"HTTP/1.1 101 %s\r\n" % reason]
             lines.extend(b"%s: %s\r\n" % h for h in headers)
             lines.append(b"\r\n")
@@ -168,6 +181,7 @@ class Exchange:
             return
         content_length = False
         chunked = False
+        connection = b""
         out = [b"HTTP/1.1 %d %s\r\n" % (status, reason or REASONS.get(status, b""))]
         append = out.append
         for name, value in headers:
@@ -175,20 +189,29 @@ class Exchange:
             if lname in HOP_BY_HOP:
                 if lname == b"transfer-encoding":
                     chunked = b"chunked" in value.lower()
+                elif lname == b"connection":
+                    connection = connection + b"," + value if connection else value
                 continue
             if lname == b"content-length":
+                if status == 204:
+                    continue  # RFC 9110 §8.6: never sent with a 204 (a 304's describes the selected representation)
                 content_length = True
             append(b"%s: %s\r\n" % (name, value))
+        if connection:
+            listed = connection_listed(connection)
+            if listed:  # rare: drop the fields the target named in Connection
+                out = [line for line in out if line.split(b":", 1)[0].lower() not in listed]
+                append = out.append
         bodiless = self.is_head or status in NO_BODY_STATUSES
         if not bodiless and not content_length:
-            if chunked or client.http11:
+            if client.http11:
                 self.chunked_out = True
                 append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                self.keep_alive = False  # HTTP/1.0 knows no chunked: the body ends when we close
             if not chunked:
                 self.until_close = True  # read until the target closes; never pooled
                 conn.keep_alive = False
-                if not client.http11:
-                    self.keep_alive = False
         if self.sticky_cookie is not None:
             append(self.sticky_cookie)
         append(b"Connection: keep-alive\r\n\r\n" if self.keep_alive else b"Connection: close\r\n\r\n")
@@ -219,6 +242,10 @@ class Exchange:
         self._release_target()
         if self.until_close or not self.body_done:
             conn.keep_alive = False
+        if not self.body_done:
+            # The target answered before the whole body came; the upload may be paused by this
+            # connection's backpressure: read on, so the rest of the body is read and dropped.
+            self.client.resume_reading_for_upstream()
         conn.pool.release(conn)
         self.client.exchange_done(self)
 
@@ -245,12 +272,12 @@ class Exchange:
             return
         self._fail_after_send(conn, status=502)
 
-    def upstream_timeout(self) -> None:
+    def upstream_timeout(self, status: int = 504) -> None:
         conn = self.upstream
         if conn is not None:
             conn.close()
         if not self.finished:
-            self._fail_after_send(conn, status=504, retry=False)
+            self._fail_after_send(conn, status=status, retry=False)
 
     def _fail_after_send(self, conn: UpstreamConnection | None, status: int, retry: bool = True) -> None:
         if self.finished:

@@ -102,15 +102,20 @@ class HealthChecker:
             await asyncio.sleep(min(INITIAL_PROBE_S, interval) if after == "initial" else interval)
 
     async def probe(self, target: TargetRuntime, check: HealthCheck) -> Any:
-        port = target.port if check.port == "traffic-port" else int(check.port)
-        request = b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: %s\r\nAccept: */*\r\nConnection: close\r\n\r\n" % (
-            check.path.encode(), target.address.encode(), port, USER_AGENT,
+        if check.port == "traffic-port":
+            address, port = target.pool.host, target.pool.port  # the path requests take
+            host_header = b"%s:%d" % (target.address.encode(), target.port)
+        else:
+            address, port = target.address, int(check.port)
+            host_header = b"%s:%d" % (address.encode(), port)
+        request = b"GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: */*\r\nConnection: close\r\n\r\n" % (
+            check.path.encode(), host_header, USER_AGENT,
         )
         writer = None
         try:
             async with asyncio.timeout(check.timeout_s):
                 reader, writer = await asyncio.open_connection(
-                    target.address, port, ssl=self._insecure if check.protocol == "HTTPS" else None
+                    address, port, ssl=self._insecure if check.protocol == "HTTPS" else None
                 )
                 writer.write(request)
                 line = await reader.readline()

@@ -17,6 +17,15 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+# Connection options that name no header field.
+_CONNECTION_OPTIONS = frozenset({b"", b"keep-alive", b"close", b"upgrade"})
+
+
+def connection_listed(value: bytes) -> frozenset[bytes]:
+    """Header names (lower case) a Connection field lists: hop-by-hop too (RFC 9110 §7.6.1)."""
+    return frozenset(token.strip().lower() for token in value.split(b",")) - _CONNECTION_OPTIONS
+
+
 REASONS = {
     200: b"OK", 201: b"Created", 204: b"No Content", 301: b"Moved Permanently", 302: b"Found",
     304: b"Not Modified", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",

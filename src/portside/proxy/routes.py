@@ -100,9 +100,11 @@ class ListenerRoutes:
             return self.default
         url = exchange.url
         path, _, query = url.partition(b"?")
-        headers = (
-            {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in exchange.headers} if self.needs_headers else {}
-        )
+        headers: dict[str, str] = {}
+        if self.needs_headers:
+            for n, v in exchange.headers:
+                name, value = n.decode("latin-1").lower(), v.decode("latin-1")
+                headers[name] = headers[name] + ", " + value if name in headers else value  # repeated: joined
         rule = self.compiled.match(  # type: ignore[union-attr]
             exchange.method.decode("latin-1"), path.decode("latin-1"), query.decode("latin-1"),
             host.decode("latin-1") or None, headers, peer_ip,

@@ -33,7 +33,8 @@ log = logging.getLogger("portside.proxy")
 
 TICK_S = 1.0
 RETRY_WINDOW_S = 10
-RETRY_BUDGET = 0.10  # retries stay under 10 % of requests over the last 10 s
+RETRY_BUDGET = 0.10  # retries stay under 10 % of requests over the last 10 s ...
+RETRY_BUDGET_MIN = 3  # ... or this many per window, so a quiet balancer can retry at all (Envoy's floor)
 IDLE_POOL_TIMEOUT_S = 50.0  # close idle upstream connections before a typical 60 s target keep-alive does
 
 
@@ -143,7 +144,7 @@ class ProxyRuntime:
             return False
         requests = sum(self._request_window) + self.requests - self._requests_at_tick
         retries = sum(self._retry_window) + self.retries - self._retries_at_tick
-        return retries + 1 <= RETRY_BUDGET * requests
+        return retries + 1 <= max(RETRY_BUDGET_MIN, RETRY_BUDGET * requests)
 
     def count_retry(self) -> None:
         self.retries += 1
@@ -188,8 +189,13 @@ class ProxyRuntime:
             key = (spec.id, spec.port)
             seen.add(key)
             target = group.targets.get(key)
+            if target is not None and (spec.connect_address or spec.address, spec.connect_port or spec.port) != (
+                target.pool.host, target.pool.port
+            ):
+                self._remove_target(group.targets.pop(key))  # the copy behind it moved: start afresh
+                target = None
             if target is None:
-                pool = UpstreamPool(self.loop, spec.address, spec.port)
+                pool = UpstreamPool(self.loop, spec.connect_address or spec.address, spec.connect_port or spec.port)
                 target = TargetRuntime(config.arn, spec.id, spec.port, spec.address, pool)
                 group.targets[key] = target
                 self.health.add(group, target)
@@ -250,11 +256,12 @@ class ProxyRuntime:
                     if exchange.upstream_active:
                         exchange.upstream_active = False  # seen alive this tick; check again next tick
                         exchange.started_at = now
-                    elif now - exchange.started_at > timeout:
-                        exchange.upstream_timeout()
+                    elif now - exchange.started_at > timeout and now - conn.last_active > timeout:
+                        exchange.upstream_timeout()  # neither side sent a byte for the idle timeout
                 target = exchange.target if exchange is not None else self._tunnels.get(conn)
                 if target is not None and target.draining and target.drain_deadline is not None and now >= target.drain_deadline:
-                    conn.abort() if exchange is None or exchange.response_started else exchange.upstream_timeout()
+                    # ALB: the deregistration delay elapsed with the request in flight -> 502
+                    conn.abort() if exchange is None or exchange.response_started else exchange.upstream_timeout(502)
         for group in self.groups.values():
             for target in group.targets.values():
                 target.pool.close_idle(older_than=now - IDLE_POOL_TIMEOUT_S)

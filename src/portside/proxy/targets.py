@@ -58,6 +58,10 @@ class TargetRuntime:
         return getattr(self.health, "state", INITIAL)
 
 
+def _in_flight(target: TargetRuntime) -> int:
+    return target.in_flight
+
+
 class GroupRuntime:
     """One target group's live targets and the balancing over them."""
 
@@ -99,10 +103,14 @@ class GroupRuntime:
         if n == 0:
             return None
         if exclude is not None:
-            eligible = tuple(t for t in eligible if t is not exclude)
-            n = len(eligible)
-            if n == 0:
+            # A retry: pick among the others without moving the rotation, or the failed target
+            # would be next in line again and every later request would cost a retry.
+            others = [t for t in eligible if t is not exclude]
+            if not others:
                 return None
+            if self.least_outstanding:
+                return min(others, key=_in_flight)
+            return others[self._rr % len(others)]
         if self.least_outstanding:
             start = self._rr = (self._rr + 1) % n
             best = eligible[start]

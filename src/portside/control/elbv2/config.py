@@ -28,6 +28,7 @@ from portside.control.elbv2.common import select
 from portside.control.plane import ControlPlane
 from portside.core.lb import settings
 from portside.core.lb.errors import ElbError
+from portside.agent.host import host_instance_id
 from portside.core.lb.model import (
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_RULE_PRIORITY,
@@ -125,16 +126,23 @@ def target_group_model(plane: ControlPlane, body: dict[str, Any]) -> TargetGroup
         (body["TargetGroupArn"],),
     )
     instance = body["TargetType"] == "instance"
-    targets = tuple(
-        Target(
-            id=tid,
-            port=int(port),
-            address=plane.config.target_ip if instance else tid,
-            draining=bool(draining),
-            drain_deadline=deadline if draining else None,
+    local_id = host_instance_id()
+    targets = []
+    for tid, port, draining, deadline in rows:
+        connect = None
+        if instance and tid == local_id and plane.config.direct_routing and plane.agent is not None:
+            connect = plane.agent.local_endpoint(int(port))
+        targets.append(
+            Target(
+                id=tid,
+                port=int(port),
+                address=plane.config.target_ip if instance else tid,
+                connect_address=connect[0] if connect else None,
+                connect_port=connect[1] if connect else None,
+                draining=bool(draining),
+                drain_deadline=deadline if draining else None,
+            )
         )
-        for tid, port, draining, deadline in rows
-    )
     return TargetGroup(
         arn=body["TargetGroupArn"],
         name=body["TargetGroupName"],
@@ -143,7 +151,7 @@ def target_group_model(plane: ControlPlane, body: dict[str, Any]) -> TargetGroup
         target_type=body["TargetType"],
         health_check=HealthCheck(**body["_health_check"]),
         attributes=TargetGroupAttributes(**body["_attributes"]),
-        targets=targets,
+        targets=tuple(targets),
     )
 
 

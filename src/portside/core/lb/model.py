@@ -52,6 +52,10 @@ class Target:
     id: str
     port: int
     address: str  # resolved: an instance id becomes that host's address; an ip target is itself
+    # Where the proxy actually connects when it differs from (address, port): a copy on this host is
+    # reached at its bridge address and container port, skipping the host port's DNAT.
+    connect_address: str | None = None
+    connect_port: int | None = None
     draining: bool = False
     # wall-clock time the deregistration delay ends (only when draining)
     drain_deadline: float | None = None
