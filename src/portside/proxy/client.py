@@ -227,6 +227,10 @@ class ClientConnection(asyncio.Protocol):
     def exchange_done(self, exchange: Exchange) -> None:
         if exchange is not self.current:
             return
+        if self._paused_by & 2:
+            # The upload was paused by the target connection's backpressure, and that connection
+            # is done with: read on (the rest of an unfinished body is read and dropped).
+            self._resume(2)
         if not exchange.keep_alive:
             self.current = None
             self.flush()

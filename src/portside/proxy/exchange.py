@@ -129,6 +129,8 @@ class Exchange:
     def _write_request(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
         self.upstream_active = False
+        if self.client._write_paused:
+            conn.transport.pause_reading()  # the client is not reading: nor do we, from its target
         if self.body_buffer:
             data = self.head + b"".join(self.body_buffer)
             self.body_buffer = []
@@ -242,10 +244,6 @@ class Exchange:
         self._release_target()
         if self.until_close or not self.body_done:
             conn.keep_alive = False
-        if not self.body_done:
-            # The target answered before the whole body came; the upload may be paused by this
-            # connection's backpressure: read on, so the rest of the body is read and dropped.
-            self.client.resume_reading_for_upstream()
         conn.pool.release(conn)
         self.client.exchange_done(self)
 

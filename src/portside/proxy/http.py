@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 # RFC 9110 §7.6.1 hop-by-hop fields, plus the ones proxies conventionally strip.
 HOP_BY_HOP = frozenset(
     {
@@ -21,6 +23,7 @@ HOP_BY_HOP = frozenset(
 _CONNECTION_OPTIONS = frozenset({b"", b"keep-alive", b"close", b"upgrade"})
 
 
+@functools.lru_cache(maxsize=64)  # values repeat ("keep-alive", "Upgrade"): no per-request parsing
 def connection_listed(value: bytes) -> frozenset[bytes]:
     """Header names (lower case) a Connection field lists: hop-by-hop too (RFC 9110 §7.6.1)."""
     return frozenset(token.strip().lower() for token in value.split(b",")) - _CONNECTION_OPTIONS

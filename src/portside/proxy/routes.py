@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from portside.proxy.targets import GroupRuntime, TargetRuntime
 
 Handler = Callable[["Exchange", bytes], None]
+_NO_HEADERS: dict[str, str] = {}  # read only
 
 
 class ForwardPlan:
@@ -100,8 +101,9 @@ class ListenerRoutes:
             return self.default
         url = exchange.url
         path, _, query = url.partition(b"?")
-        headers: dict[str, str] = {}
+        headers = _NO_HEADERS
         if self.needs_headers:
+            headers = {}
             for n, v in exchange.headers:
                 name, value = n.decode("latin-1").lower(), v.decode("latin-1")
                 headers[name] = headers[name] + ", " + value if name in headers else value  # repeated: joined
