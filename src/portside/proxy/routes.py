@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 from portside.core.lb.conditions import compile_rules
 from portside.core.lb.model import Action, Listener
 from portside.core.lb.redirect import redirect_location
-from portside.core.lb.stickiness import cookie_from_header, decode_cookie, encode_cookie, set_cookie_headers
+from portside.core.lb.stickiness import (
+    LB_COOKIE,
+    TG_COOKIE,
+    cookie_from_header,
+    decode_cookie,
+    encode_cookie,
+    set_cookie_headers,
+)
 
 if TYPE_CHECKING:
     from portside.proxy.exchange import Exchange
@@ -44,7 +51,7 @@ class ForwardPlan:
         group = self.single
         sticky = None
         if cookie_header is not None and (self.group_sticky or (group is not None and group.sticky)):
-            sticky = _sticky_choice(cookie_header, self.secret, now)
+            sticky = _sticky_choice(cookie_header, self.secret, TG_COOKIE if self.group_sticky else LB_COOKIE)
         if group is None:
             if sticky is not None:
                 group = next((g for g in self.groups if g.config.arn == sticky[0]), None)
@@ -71,11 +78,12 @@ class ForwardPlan:
         duration = group.config.attributes.stickiness_duration_s if group.sticky else self.group_sticky_s
         wall = time.time()
         value = encode_cookie(group.config.arn, f"{target.id}:{target.port}", wall + duration, self.secret)
-        return group, target, b"".join(b"Set-Cookie: " + h.encode() + b"\r\n" for h in set_cookie_headers(value, wall))
+        name = TG_COOKIE if self.group_sticky else LB_COOKIE  # ALB: AWSALBTG for target group stickiness
+        return group, target, b"".join(b"Set-Cookie: " + h.encode() + b"\r\n" for h in set_cookie_headers(value, wall, name))
 
 
-def _sticky_choice(cookie_header: bytes, secret: bytes, now: float) -> tuple[str, str] | None:
-    value = cookie_from_header(cookie_header.decode("latin-1"))
+def _sticky_choice(cookie_header: bytes, secret: bytes, name: str) -> tuple[str, str] | None:
+    value = cookie_from_header(cookie_header.decode("latin-1"), name)
     return decode_cookie(value, secret, time.time()) if value else None
 
 
