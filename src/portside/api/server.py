@@ -1,6 +1,6 @@
 """The AWS-compatible HTTP endpoint (one port for every API portside serves).
 
-Requests are routed by protocol: JSON 1.1 with ``X-Amz-Target`` (ECS, and
+Requests are routed by protocol: JSON 1.1 with ``X-Amz-Target`` (ECS, Application Auto Scaling, and
 portside's own ``Portside.<Action>`` actions such as ``Portside.ImportCertificate``),
 and the query protocol (ELBv2): a form-encoded POST without ``X-Amz-Target`` whose
 ``Action`` names the operation (``Version`` is accepted whatever it says). Every
@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from portside.api import ecs, elbv2, shapes, sigv4
+from portside.api import autoscaling, ecs, elbv2, shapes, sigv4
 from portside.config import is_loopback
 from portside.control.plane import ControlPlane
 from portside.errors import AuthError, PortsideError, SerializationError, UnknownOperation
@@ -76,6 +76,10 @@ class ApiServer:
             if target.startswith(ecs.TARGET_PREFIX):
                 region = self._authorize(request, body, "json")
                 return self._json_call(ecs.SERVICE, ecs.OPERATIONS, target[len(ecs.TARGET_PREFIX) :], region, body, request_id)
+            if target.startswith(autoscaling.TARGET_PREFIX):
+                region = self._authorize(request, body, "json")
+                action = target[len(autoscaling.TARGET_PREFIX) :]
+                return self._json_call(autoscaling.SERVICE, autoscaling.OPERATIONS, action, region, body, request_id)
             if target.startswith(elbv2.PORTSIDE_TARGET_PREFIX):
                 region = self._authorize(request, body, "json")
                 return self._portside_call(target[len(elbv2.PORTSIDE_TARGET_PREFIX) :], region, body, request_id)

@@ -71,6 +71,20 @@ CREATE TABLE IF NOT EXISTS elb_tags (
 CREATE TABLE IF NOT EXISTS elb_certificates (
   arn TEXT PRIMARY KEY, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS elb_certificates_by_name ON elb_certificates (region, name);
+-- Application Auto Scaling (control/autoscaling.py): AWS-shaped records as JSON, rowid order is
+-- creation order; activities are kept six weeks.
+CREATE TABLE IF NOT EXISTS aas_scalable_targets (
+  region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL, dimension TEXT NOT NULL,
+  body TEXT NOT NULL, PRIMARY KEY (region, namespace, resource_id, dimension));
+CREATE TABLE IF NOT EXISTS aas_scaling_policies (
+  region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL, dimension TEXT NOT NULL,
+  name TEXT NOT NULL, arn TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (region, namespace, resource_id, dimension, name));
+CREATE TABLE IF NOT EXISTS aas_scaling_activities (
+  activity_id TEXT PRIMARY KEY, region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL,
+  dimension TEXT NOT NULL, start_time REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS aas_activities_by_target
+  ON aas_scaling_activities (region, namespace, resource_id, dimension, start_time);
 """
 
 
