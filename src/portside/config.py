@@ -62,6 +62,8 @@ class ServerConfig:
     # The proxy reaches a copy on this host at its bridge address and container port instead of
     # 127.0.0.1:host port, so requests skip the DNAT (or docker-proxy) behind published ports.
     direct_routing: bool = True
+    # The metric period of reactive scaling: one datapoint per metric per period (AWS: 60 s).
+    scaling_period_s: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -13,12 +13,14 @@ from portside.agent.docker_driver import DockerDriver
 from portside.agent.engine import USERLAND_PROXY_WARNING, userland_proxy_enabled
 from portside.agent.ports import choose_range
 from portside.api import sigv4
+from portside.api.metrics import render_metrics
 from portside.api.server import ApiServer
 from portside.config import ServerConfig
 from portside.control.clusters import register_local_instance
 from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
+from portside.control.scaler import Scaler
 from portside.control.service_controller import ServiceController
 from portside.control.store import Store
 from portside.core import arns
@@ -41,6 +43,7 @@ class Server:
         self.lb: ProxyRuntime | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.services: ServiceController | None = None
+        self.scaler: Scaler | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -72,13 +75,17 @@ class Server:
         self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
         self.services = ServiceController(self.plane)
         self.services.start()
-        self.api = ApiServer(self.plane, credentials)
+        self.scaler = Scaler(self.plane, config.scaling_period_s)
+        self.scaler.start()
+        self.api = ApiServer(self.plane, credentials, metrics=lambda: render_metrics(self.plane, self.scaler))
         await self.api.start(config.api_host, config.api_port)
         log.info("portside API listening on http://%s:%d", config.api_host, config.api_port)
 
     async def close(self) -> None:
         if self.api is not None:
             await self.api.close()
+        if self.scaler is not None:
+            await self.scaler.close()
         if self.services is not None:
             await self.services.close()
         if self._sweeper is not None:

@@ -18,6 +18,7 @@ can ask for ``privileged`` and host volumes, so an open API is root on the host)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import logging
 import uuid
 from datetime import datetime, timezone
@@ -41,13 +42,17 @@ MAX_JSON_DEPTH = 100
 
 
 class ApiServer:
-    def __init__(self, plane: ControlPlane, credentials: dict[str, str] | None) -> None:
+    def __init__(
+        self, plane: ControlPlane, credentials: dict[str, str] | None, metrics: Callable[[], str] | None = None
+    ) -> None:
         self.plane = plane
         self.credentials = credentials or {}
+        self.metrics = metrics
         self.app = web.Application(client_max_size=MAX_BODY_BYTES)
         self.app.router.add_post("/", self.handle)
         self.app.router.add_get("/", self.hello)
         self.app.router.add_get("/healthz", self.hello)
+        self.app.router.add_get("/metrics", self.serve_metrics)
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -59,6 +64,11 @@ class ApiServer:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def serve_metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text exposition format 0.0.4 (read-only: not signed, like most exporters)."""
+        text = self.metrics() if self.metrics is not None else ""
+        return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"Version": "0.0.4"})
 
     async def hello(self, request: web.Request) -> web.Response:
         return web.json_response({"service": "portside", "region": self.plane.config.region})

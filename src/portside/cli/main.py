@@ -75,12 +75,14 @@ def main() -> None:
               help="Retry a failed request once on another target when that is safe (beyond ALB).")
 @click.option("--direct-routing/--no-direct-routing", default=True, show_default=True,
               help="Reach copies on this host at their bridge address and container port (skips the host port's DNAT).")
+@click.option("--scaling-period", type=click.FloatRange(min=0.5), default=60.0, show_default=True,
+              help="Seconds per metric datapoint for Application Auto Scaling (AWS: 60); shorter for local use.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str, dynamic_port_range: str | None,
            publish_ip: str, credentials: Path | None, reserved_memory: int, stop_timeout: int,
            image_pull_behavior: str, image_pull_timeout: float, port_quarantine: float, orphan_grace: float,
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
-           direct_routing: bool, log_level: str) -> None:
+           direct_routing: bool, scaling_period: float, log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
     from portside.errors import PortsideError
@@ -98,7 +100,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         dynamic_port_range=dynamic_port_range, publish_ip=publish_ip, credentials_file=credentials,
         reserved_memory_mib=reserved_memory, stop_timeout_s=stop_timeout, image_pull_behavior=image_pull_behavior,
         image_pull_timeout_s=image_pull_timeout, port_quarantine_s=port_quarantine, orphan_grace_s=orphan_grace,
-        task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries, direct_routing=direct_routing,
+        task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries, direct_routing=direct_routing, scaling_period_s=scaling_period,
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:

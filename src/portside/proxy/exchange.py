@@ -89,6 +89,8 @@ class Exchange:
         self.client.runtime.requests += 1  # the retry budget is a share of these
         group, target, cookie = plan.choose(self.client.cookie_header, now)
         self.group = group
+        if group is not None:
+            group.requests += 1
         self.sticky_cookie = cookie
         if target is None:
             self.respond_error(503)
@@ -170,6 +172,10 @@ class Exchange:
             return
         self.interim = False
         self.response_started = True
+        group = self.group
+        if group is not None:  # metrics: counters only, no per-request timers
+            codes = group.by_code
+            codes[status] = codes.get(status, 0) + 1
         if self.upgrade and status != 101:
             self.keep_alive = False  # the parser has switched to upgrade mode: this connection ends here
         if status == 101:
@@ -241,6 +247,9 @@ class Exchange:
             self.client.write(b"0\r\n\r\n")
         self.finished = True
         self.upstream = None
+        group = self.group
+        if group is not None:
+            group.observe_latency(self.client.loop.time() - self.started_at)
         self._release_target()
         if self.until_close or not self.body_done:
             conn.keep_alive = False

@@ -14,6 +14,7 @@ those (fail open); otherwise none, and the request gets a 503.
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ INITIAL = "initial"
 DRAINING = "draining"
 # The share of traffic a target gets at the very start of its slow start ramp.
 SLOW_START_FLOOR = 0.1
+# Upper bounds (seconds) of the request latency histogram buckets; the last bucket is +Inf.
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class TargetRuntime:
@@ -74,6 +77,11 @@ class GroupRuntime:
         self.sticky = False
         self._rr = 0
         self._on_change = on_change
+        # metrics, read by the scaler and /metrics (plain counters: cheap on the request path)
+        self.requests = 0
+        self.by_code: dict[int, int] = {}
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
+        self.latency_sum_s = 0.0
         self.reconfigure(config)
 
     def reconfigure(self, config: TargetGroup) -> None:
@@ -132,6 +140,10 @@ class GroupRuntime:
                 if target.slow_start_until <= now:
                     return target
         return target
+
+    def observe_latency(self, seconds: float) -> None:
+        self.latency_counts[bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+        self.latency_sum_s += seconds
 
     def find(self, key: tuple[str, int]) -> TargetRuntime | None:
         target = self.targets.get(key)

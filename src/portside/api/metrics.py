@@ -1,0 +1,77 @@
+"""``GET /metrics``: Prometheus text of the load balancer, the services and scaling.
+
+Everything here is read from counters the data plane and controllers already
+keep; rendering costs nothing on the request path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portside.control.plane import ControlPlane
+from portside.proxy.targets import LATENCY_BUCKETS_S
+
+
+def _labels(**values: Any) -> str:
+    inner = ",".join(f'{k}="{_escape(str(v))}"' for k, v in values.items())
+    return "{" + inner + "}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render_metrics(plane: ControlPlane, scaler: Any = None) -> str:
+    out: list[str] = []
+
+    def family(name: str, kind: str, help_text: str) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+
+    lb = plane.lb
+    groups = getattr(lb, "groups", {}) if lb is not None else {}
+    family("portside_lb_requests_total", "counter", "Requests forwarded to a target group.")
+    for arn, group in groups.items():
+        out.append(f"portside_lb_requests_total{_labels(target_group=arn)} {group.requests}")
+    family("portside_lb_responses_total", "counter", "Target responses by target group and status code.")
+    for arn, group in groups.items():
+        for code, count in sorted(group.by_code.items()):
+            out.append(f"portside_lb_responses_total{_labels(target_group=arn, code=code)} {count}")
+    family("portside_lb_request_duration_seconds", "histogram", "Time from choosing a target to the end of its response.")
+    for arn, group in groups.items():
+        cumulative = 0
+        for bound, count in zip((*LATENCY_BUCKETS_S, float("inf")), group.latency_counts):
+            cumulative += count
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            out.append(f"portside_lb_request_duration_seconds_bucket{_labels(target_group=arn, le=le)} {cumulative}")
+        out.append(f"portside_lb_request_duration_seconds_sum{_labels(target_group=arn)} {group.latency_sum_s}")
+        out.append(f"portside_lb_request_duration_seconds_count{_labels(target_group=arn)} {cumulative}")
+    family("portside_lb_elb_responses_total", "counter", "Responses the load balancer generated itself, by status code.")
+    for code, count in sorted(getattr(lb, "elb_errors", {}).items()):
+        out.append(f"portside_lb_elb_responses_total{_labels(code=code)} {count}")
+    family("portside_lb_retries_total", "counter", "Requests retried on another target.")
+    out.append(f"portside_lb_retries_total {getattr(lb, 'retries', 0)}")
+    family("portside_lb_target_health", "gauge", "1 for the state each registered target is in.")
+    for arn, group in groups.items():
+        for target in group.targets.values():
+            out.append(
+                f"portside_lb_target_health{_labels(target_group=arn, target=f'{target.id}:{target.port}', state=target.state)} 1"
+            )
+    family("portside_service_desired_tasks", "gauge", "A service's desired count.")
+    family("portside_service_running_tasks", "gauge", "A service's RUNNING tasks.")
+    running: dict[tuple[str, str, str], int] = {}
+    for task in plane.agent.tasks.values():
+        if task.group and task.group.startswith("service:") and task.last_status.name == "RUNNING":
+            key = (task.region, task.cluster, task.group[8:])
+            running[key] = running.get(key, 0) + 1
+    for body in plane.store.list_services():
+        if body["status"] == "INACTIVE":
+            continue
+        key = (body["_region"], body["clusterArn"].rsplit("/", 1)[-1], body["serviceName"])
+        labels = _labels(service=body["serviceArn"])
+        out.append(f"portside_service_desired_tasks{labels} {body['desiredCount']}")
+        out.append(f"portside_service_running_tasks{labels} {running.get(key, 0)}")
+    family("portside_scaling_actions_total", "counter", "Scaling actions taken, by service and direction.")
+    for (service, direction), count in sorted(getattr(scaler, "actions", {}).items()):
+        out.append(f"portside_scaling_actions_total{_labels(service=service, direction=direction)} {count}")
+    return "\n".join(out) + "\n"

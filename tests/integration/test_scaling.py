@@ -1,0 +1,125 @@
+"""Reactive scaling end to end: load through the listener scales a service out, quiet scales it back."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.config import Config
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.conftest import remove_server_containers
+from tests.support.server import PortsideProcess, free_port
+
+pytestmark = pytest.mark.docker
+
+TIMEOUT_S = 120
+
+
+class Load:
+    """Bounded load: sequential GETs at most ``rate`` per second until stopped or the deadline."""
+
+    def __init__(self, url: str, rate: float, deadline_s: float) -> None:
+        self.url, self.rate, self.deadline = url, rate, time.monotonic() + deadline_s
+        self.ok = self.failed = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as reply:
+                    reply.read()
+                    self.ok += reply.status == 200
+                    self.failed += reply.status != 200
+            except OSError:
+                self.failed += 1
+            self.stop.wait(max(0.0, 1 / self.rate - (time.monotonic() - started)))
+
+
+def _wait(predicate: Any, what: str, timeout: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_request_count_scales_out_and_back_in(tmp_path: Path, docker_client: Any, busybox_image: str) -> None:
+    server = PortsideProcess(tmp_path / "state", "--min-health-check-interval", "1", "--scaling-period", "1", "--stop-timeout", "3")
+    server.start()
+    load = None
+    try:
+        ecs = server.client()
+        elb = server.client("elbv2", config=Config(parameter_validation=False))
+        aas = server.client("application-autoscaling")
+        lb = elb.create_load_balancer(Name="scale", Scheme="internal", Subnets=["s-1"])["LoadBalancers"][0]
+        tg = elb.create_target_group(
+            Name="scale", Protocol="HTTP", Port=80, VpcId="v", TargetType="instance", HealthCheckIntervalSeconds=2,
+            HealthCheckTimeoutSeconds=1, HealthCheckPath="/cgi-bin/whoami",
+        )["TargetGroups"][0]
+        elb.modify_target_group_attributes(
+            TargetGroupArn=tg["TargetGroupArn"], Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "2"}]
+        )
+        port = free_port()
+        elb.create_listener(
+            LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
+        )
+        td = ecs.register_task_definition(
+            family="scale",
+            containerDefinitions=[{"name": "web", "image": busybox_image, "memory": 32, "stopTimeout": 3,
+                                   "portMappings": [{"containerPort": 80}]}],
+        )["taskDefinition"]
+        ecs.create_service(
+            serviceName="scale", taskDefinition=td["taskDefinitionArn"], desiredCount=1,
+            loadBalancers=[{"targetGroupArn": tg["TargetGroupArn"], "containerName": "web", "containerPort": 80}],
+        )
+        ecs.get_waiter("services_stable").wait(services=["scale"], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        resource = "service/default/scale"
+        aas.register_scalable_target(
+            ServiceNamespace="ecs", ResourceId=resource, ScalableDimension="ecs:service:DesiredCount",
+            MinCapacity=1, MaxCapacity=3,
+        )
+        label = lb["LoadBalancerArn"].split(":loadbalancer/")[1] + "/" + tg["TargetGroupArn"].split(":")[-1]
+        aas.put_scaling_policy(
+            PolicyName="requests", ServiceNamespace="ecs", ResourceId=resource,
+            ScalableDimension="ecs:service:DesiredCount", PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": 300.0, "ScaleOutCooldown": 0, "ScaleInCooldown": 0,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label},
+            },
+        )
+        load = Load(f"http://127.0.0.1:{port}/cgi-bin/whoami", rate=25, deadline_s=TIMEOUT_S)  # ~1500 req/target/min
+        load.thread.start()
+        _wait(lambda: ecs.describe_services(services=["scale"])["services"][0]["desiredCount"] == 3, "scale-out to 3")
+        ecs.get_waiter("services_stable").wait(services=["scale"], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        load.stop.set()
+        load.thread.join()
+        _wait(lambda: ecs.describe_services(services=["scale"])["services"][0]["desiredCount"] == 1, "scale-in to 1")
+        ecs.get_waiter("services_stable").wait(services=["scale"], WaiterConfig={"Delay": 1, "MaxAttempts": 90})
+        assert load.ok > 20 and load.failed == 0, (load.ok, load.failed)
+        activities = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]
+        successful = [a for a in activities if a["StatusCode"] == "Successful"]
+        assert len(successful) >= 2
+        assert any("triggered policy requests" in a["Cause"] for a in successful)
+        with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as reply:
+            families = {f.name: f for f in text_string_to_metric_families(reply.read().decode())}
+        requests = sum(s.value for s in families["portside_lb_requests"].samples)
+        assert requests >= load.ok
+        actions = {s.labels["direction"]: s.value for s in families["portside_scaling_actions"].samples}
+        assert actions.get("out", 0) >= 1 and actions.get("in", 0) >= 1
+        assert families["portside_lb_request_duration_seconds"].type == "histogram"
+        desired = [s.value for s in families["portside_service_desired_tasks"].samples]
+        assert desired == [1]
+    finally:
+        if load is not None:
+            load.stop.set()
+        server.stop()
+        remove_server_containers(docker_client, server)
