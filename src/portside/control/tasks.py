@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ from portside.control.clusters import describe_instance
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
+from portside.core.placement import Instance, PlacementFailure, TaskAsk, place
 from portside.core.lifecycle import REASON_USER_STOPPED, StopCode, TaskStatus
 from portside.core.task import Container, Task
 from portside.core.taskdef import task_resources
@@ -47,7 +49,7 @@ def run_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[s
     overrides = params.get("overrides") or {}
     _check_overrides(task_definitions.public(body), overrides)
     with plane.store.transaction():
-        created, failures = admit_tasks(plane, region, cluster, body, count, overrides, params)
+        created, failures, _ = admit_tasks(plane, region, cluster, body, count, overrides, params)
         if token:
             plane.store.put_client_token(
                 region, "RunTask", token, fingerprint, {"tasks": [t.arn for t in created], "failures": failures}, plane.clock()
@@ -66,27 +68,65 @@ def admit_tasks(
     count: int,
     overrides: dict[str, Any],
     params: dict[str, Any],
-) -> tuple[list[Task], list[dict[str, Any]]]:
+) -> tuple[list[Task], list[dict[str, Any]], list[PlacementFailure]]:
     """Place ``count`` copies of a task definition and hand them to the agent (inside a transaction).
 
-    Returns the admitted tasks (not yet launched) and ECS-shaped failures for copies that did not fit.
+    Placement (core.placement) honours ``placementStrategy`` and ``placementConstraints`` from
+    ``params`` plus the task definition's memberOf constraints. Returns the admitted tasks (not yet
+    launched), ECS-shaped ``failures`` for copies that did not fit, and their explanations.
     """
     content = task_definitions.public(body)
     instances = plane.store.list_container_instances(region, cluster["clusterName"])
     if not instances:
         raise InvalidParameterException("No Container Instances were found in your cluster.")
-    instance = instances[0]
+    constraints = list(params.get("placementConstraints") or []) + list(content.get("placementConstraints") or [])
+    strategies = params.get("placementStrategy") or None
+    prototype = _new_task(plane, region, cluster, body, content, overrides, params, "")
+    result = place(
+        [_instance_view(plane, i) for i in instances], _ask(prototype), count,
+        strategies, constraints, random.Random(),
+    )
     created: list[Task] = []
-    failures: list[dict[str, Any]] = []
-    for _ in range(count):
-        task = _new_task(plane, region, cluster, body, content, overrides, params, instance["containerInstanceArn"])
-        shortfall = _shortfall(plane, instance, task)
-        if shortfall:
-            failures.append({"arn": instance["containerInstanceArn"], "reason": shortfall})
-            continue
+    for instance_arn in result.placements:
+        task = _new_task(plane, region, cluster, body, content, overrides, params, instance_arn)
         plane.agent.admit(task, content)
         created.append(task)
-    return created, failures
+    failures = [{"arn": f.arn or cluster["clusterArn"], "reason": f.reason, "detail": f.detail} for f in result.failures]
+    return created, failures, list(result.failures)
+
+
+def _ask(task: Task) -> TaskAsk:
+    tcp: set[int] = set()
+    udp: set[int] = set()
+    if task.network_mode != "awsvpc":
+        for container in task.containers:
+            for plan in container.ports:
+                if not plan.dynamic and plan.host_port:
+                    (udp if plan.protocol == "udp" else tcp).add(plan.host_port)
+    return TaskAsk(cpu=task.cpu, memory=task.memory, group=task.group or "", ports_tcp=frozenset(tcp), ports_udp=frozenset(udp))
+
+
+def _instance_view(plane: ControlPlane, body: dict[str, Any]) -> Instance:
+    described = describe_instance(plane, body)
+    remaining = {r["name"]: r for r in described["remainingResources"]}
+    groups: dict[str, int] = {}
+    for task in plane.agent.tasks.values():
+        if task.container_instance_arn == body["containerInstanceArn"] and task.group and task.desired_status == "RUNNING":
+            groups[task.group] = groups.get(task.group, 0) + 1
+    return Instance(
+        arn=body["containerInstanceArn"],
+        ec2_instance_id=body.get("ec2InstanceId", ""),
+        cpu=remaining["CPU"]["integerValue"],
+        memory=remaining["MEMORY"]["integerValue"],
+        ports_tcp=frozenset(int(p) for p in remaining["PORTS"]["stringSetValue"]),
+        ports_udp=frozenset(int(p) for p in remaining["PORTS_UDP"]["stringSetValue"]),
+        attributes={a["name"]: a.get("value", "") for a in body.get("attributes", [])},
+        agent_connected=bool(body.get("agentConnected", True)),
+        agent_version=body.get("versionInfo", {}).get("agentVersion", ""),
+        registered_at=body.get("registeredAt", 0.0),
+        running_tasks_count=described["runningTasksCount"],
+        task_groups=groups,
+    )
 
 
 def stop_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -240,19 +280,3 @@ def _new_task(
         task.last_status = TaskStatus.PROVISIONING
     plan_ports(task, content)
     return task
-
-
-def _shortfall(plane: ControlPlane, instance: dict[str, Any], task: Task) -> str | None:
-    """ECS's failure reason when ``task`` does not fit on ``instance`` now, else None."""
-    remaining = {r["name"]: r for r in describe_instance(plane, instance)["remainingResources"]}
-    if task.cpu > remaining["CPU"]["integerValue"]:
-        return "RESOURCE:CPU"
-    if task.memory > remaining["MEMORY"]["integerValue"]:
-        return "RESOURCE:MEMORY"
-    if task.network_mode != "awsvpc":
-        used = {"tcp": set(remaining["PORTS"]["stringSetValue"]), "udp": set(remaining["PORTS_UDP"]["stringSetValue"])}
-        for container in task.containers:
-            for plan in container.ports:
-                if not plan.dynamic and plan.host_port and str(plan.host_port) in used[plan.protocol]:
-                    return "RESOURCE:PORTS"
-    return None
