@@ -47,11 +47,6 @@ RESYNC_S = 1.0
 TARGET_SWEEP_EVERY = 10  # resyncs between sweeps of targets no live task backs
 # "Healthy" for a service task without load balancer or container health check: RUNNING this long.
 UNCHECKED_HEALTHY_AFTER_S = 40.0
-PLACEMENT_REASONS = {
-    "RESOURCE:CPU": "has insufficient CPU units available",
-    "RESOURCE:MEMORY": "has insufficient memory available",
-    "RESOURCE:PORTS": "is already using a port required by your task",
-}
 
 
 class ServiceController:
@@ -154,6 +149,8 @@ class ServiceController:
                     deployment["status"] = "ACTIVE"
             body["deployments"].insert(0, svc.new_deployment(plane, plan.rollback_to, body["desiredCount"], body["launchType"]))
             body["taskDefinition"] = plan.rollback_to
+            body["_launchFailures"] = 0  # the launch back-off resets on a new task definition (§3.3)
+            body["_backoffUntil"] = 0.0
         for message in plan.events:
             svc.add_event(plane, body, message)
         if getattr(plan, "service_inactive", False) and body["status"] == "DRAINING":
@@ -253,24 +250,21 @@ class ServiceController:
             return
         cluster = plane.require_cluster(region, body["clusterArn"])
         td = task_definitions.resolve(plane, region, deployment["taskDefinition"], "TaskDefinition not found.")
-        params = {"startedBy": deployment_id, "group": f"service:{body['serviceName']}", "launchType": body["launchType"]}
+        params = {
+            "startedBy": deployment_id, "group": f"service:{body['serviceName']}", "launchType": body["launchType"],
+            "placementStrategy": body.get("placementStrategy") or None,
+            "placementConstraints": body.get("placementConstraints") or [],
+        }
         with plane.store.transaction():
-            created, failures = admit_tasks(plane, region, cluster, td, count, {}, params)
+            created, _failures, explanations = admit_tasks(plane, region, cluster, td, count, {}, params)
         for task in created:
             plane.agent.launch(task.arn)
         name = body["serviceName"]
         if created:
             ids = " ".join(f"(task {t.id})" for t in created)
             svc.add_event(plane, body, f"(service {name}) has started {len(created)} tasks: {ids}.")
-        if failures:
-            instance_id = failures[0]["arn"].rsplit("/", 1)[-1]
-            why = PLACEMENT_REASONS.get(failures[0]["reason"], "does not meet the task's requirements")
-            svc.add_event(
-                plane, body,
-                f"(service {name}) was unable to place a task because no container instance met all of its "
-                f"requirements. The closest matching (container-instance {instance_id}) {why}. For more "
-                "information, see the Troubleshooting section of the Amazon ECS Developer Guide.",
-            )
+        if explanations:
+            svc.add_event(plane, body, explanations[0].service_event(name))
 
     def stop_task(self, arn: str, stop_code: str, reason: str, body: dict[str, Any] | None = None) -> Task | None:
         """Stop a task; one with load balancer targets is deregistered and drained first.
@@ -373,14 +367,17 @@ class ServiceController:
             task.lb_targets = []
         self._draining.pop(task.arn, None)
         never_ran = "startedAt" not in task.timestamps
+        # A launch failure never reached RUNNING and was not stopped on purpose (a PENDING task
+        # stopped by scale-in, a deployment or StopTask failed nothing).
+        launch_failed = never_ran and task.stop_code in ("TaskFailedToStart", "EssentialContainerExited")
         failed_health = (task.stopped_reason or "").startswith("Task failed")
-        if never_ran:
+        if launch_failed:
             body["_launchFailures"] = body.get("_launchFailures", 0) + 1
             body["_backoffUntil"] = self.plane.clock() + next_launch_backoff_s(body["_launchFailures"])
-        elif task.stop_code != "TaskFailedToStart":
+        elif not never_ran:
             body["_launchFailures"] = 0
             body["_backoffUntil"] = 0.0
-        if never_ran or failed_health or task.stop_code == "EssentialContainerExited":
+        if launch_failed or failed_health or task.stop_code == "EssentialContainerExited":
             for deployment in body["deployments"]:
                 if deployment["id"] == task.started_by:
                     deployment["failedTasks"] += 1

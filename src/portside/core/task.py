@@ -124,6 +124,8 @@ class Task:
         self.last_status = new
         for reached, stamp in STATUS_TIMESTAMP.items():
             if new >= reached and stamp not in self.timestamps:
+                if reached is TaskStatus.RUNNING and new is not TaskStatus.RUNNING:
+                    continue  # skipped RUNNING (stopped before it ran): no startedAt, as in ECS
                 self.timestamps[stamp] = now
         self.version += 1
         return True
