@@ -127,19 +127,21 @@ class ServiceController:
         tasks = self._service_tasks(body)
         views = tuple(self._view(body, t, now) for t in tasks)
         plan = reconcile(self._service_view(body), views, now)
-        if plan.is_empty() and not plan.events:
-            return
         before = json.dumps(body, sort_keys=True)
+        self._report_unhealthy_targets(body, tasks)
+        if plan.is_empty() and not plan.events:
+            if json.dumps(body, sort_keys=True) != before:
+                plane.store.put_service(body["_region"], body)
+            return
         region = body["_region"]
         for deployment_id, count in plan.start:
             self._start_tasks(body, deployment_id, count)
-        stopped = []
+        stopping = [arn for arn, _, _ in plan.stop if arn in plane.agent.tasks]
+        if stopping:  # ECS reports the stop first, then the deregistration and the drain it starts
+            ids = " ".join(f"(task {a.rsplit('/', 1)[-1]})" for a in stopping)
+            svc.add_event(plane, body, f"(service {body['serviceName']}) has stopped {len(stopping)} running tasks: {ids}.")
         for task_arn, stop_code, reason in plan.stop:
-            if self.stop_task(task_arn, stop_code, reason, body) is not None:
-                stopped.append(task_arn)
-        if stopped:
-            ids = " ".join(f"(task {a.rsplit('/', 1)[-1]})" for a in stopped)
-            svc.add_event(plane, body, f"(service {body['serviceName']}) has stopped {len(stopped)} running tasks: {ids}.")
+            self.stop_task(task_arn, stop_code, reason, body)
         deployments = {d["id"]: d for d in body["deployments"]}
         for deployment_id, state, reason in plan.deployment_updates:
             self._update_deployment(body, deployments.get(deployment_id), state, reason)
@@ -239,6 +241,21 @@ class ServiceController:
         if None in verdicts:
             return None, None
         return True, None
+
+    def _report_unhealthy_targets(self, body: dict[str, Any], tasks: list[Task]) -> None:
+        """ECS's event for each unhealthy target (duplicates are suppressed by add_event)."""
+        if self.plane.lb is None:
+            return
+        for task in tasks:
+            for tg_arn, target_id, port in task.lb_targets:
+                view = self.plane.lb.target_health(tg_arn, target_id, port)
+                if view.state == "unhealthy":
+                    where = f"(instance {target_id}) (port {port})" if target_id.startswith("i-") else f"(port {port})"
+                    svc.add_event(
+                        self.plane, body,
+                        f"(service {body['serviceName']}) {where} is unhealthy in (target-group {tg_arn}) due to "
+                        f"(reason {view.description or view.reason})",
+                    )
 
     # -- acting
 
