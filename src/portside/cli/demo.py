@@ -128,10 +128,14 @@ class Demo:
                 click.echo(f"demo: {what} failed: {exc}", err=True)
 
     def _wait_no_tasks(self) -> None:
+        """Until no copy is meant to run and every stopped one has drained and reached STOPPED."""
         deadline = time.monotonic() + TEARDOWN_TIMEOUT_S
         while time.monotonic() < deadline:
             if not self.ecs.list_tasks(serviceName=DEMO_NAME)["taskArns"]:
-                return
+                stopping = self.ecs.list_tasks(serviceName=DEMO_NAME, desiredStatus="STOPPED")["taskArns"]
+                tasks = self.ecs.describe_tasks(tasks=stopping[:100])["tasks"] if stopping else []
+                if all(t["lastStatus"] == "STOPPED" for t in tasks):
+                    return
             time.sleep(0.5)
 
 

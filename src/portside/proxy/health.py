@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from portside.proxy.runtime import ProxyRuntime
     from portside.proxy.targets import GroupRuntime, TargetRuntime
 
-INITIAL_PROBE_S = 0.1
+INITIAL_PROBE_S = 0.05  # a copy that just started often listens a few ms later
 USER_AGENT = b"ELB-HealthChecker/2.0"
 MAX_STATUS_LINE = 1024
 
