@@ -123,3 +123,37 @@ def test_request_count_scales_out_and_back_in(tmp_path: Path, docker_client: Any
             load.stop.set()
         server.stop()
         remove_server_containers(docker_client, server)
+
+
+def test_cpu_utilisation_scales_out(tmp_path: Path, docker_client: Any, busybox_image: str) -> None:
+    """Copies that burn more CPU than they reserved (128 units = 1/8 core) read as >100 % and scale out."""
+    server = PortsideProcess(tmp_path / "state", "--scaling-period", "1", "--stop-timeout", "1")
+    server.start()
+    try:
+        ecs = server.client()
+        aas = server.client("application-autoscaling")
+        td = ecs.register_task_definition(
+            family="burn", cpu="128",
+            containerDefinitions=[{"name": "burn", "image": busybox_image, "memory": 16, "stopTimeout": 1,
+                                   "command": ["sh", "-c", "end=$(( $(date +%s) + 60 )); while [ $(date +%s) -lt $end ]; do :; done"]}],
+        )["taskDefinition"]
+        ecs.create_service(serviceName="burn", taskDefinition=td["taskDefinitionArn"], desiredCount=1)
+        resource = "service/default/burn"
+        aas.register_scalable_target(
+            ServiceNamespace="ecs", ResourceId=resource, ScalableDimension="ecs:service:DesiredCount",
+            MinCapacity=1, MaxCapacity=2,
+        )
+        aas.put_scaling_policy(
+            PolicyName="cpu", ServiceNamespace="ecs", ResourceId=resource, ScalableDimension="ecs:service:DesiredCount",
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": 50.0, "ScaleOutCooldown": 0, "ScaleInCooldown": 0,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
+            },
+        )
+        _wait(lambda: ecs.describe_services(services=["burn"])["services"][0]["desiredCount"] == 2, "CPU scale-out", 60)
+        activities = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]
+        assert any("triggered policy cpu" in a["Cause"] for a in activities if a["StatusCode"] == "Successful")
+    finally:
+        server.stop()
+        remove_server_containers(docker_client, server)
