@@ -178,6 +178,19 @@ def select(plane: ControlPlane, sql: str, args: Iterable[Any] = ()) -> list[dict
     return [json.loads(r[0]) for r in plane.store.db.execute(sql, tuple(args))]
 
 
+def require_by_names(
+    plane: ControlPlane, region: str, table: str, names: list[str], code: str, noun: str
+) -> list[dict[str, Any]]:
+    """The records of ``table`` with these names, in order (duplicates once); ``code`` for a missing one."""
+    bodies = []
+    for name in dict.fromkeys(names):
+        rows = select(plane, f"SELECT body FROM {table} WHERE region=? AND name=?", (region, name))
+        if not rows:
+            raise fail(code, f"{noun} '[{name}]' not found")
+        bodies.append(rows[0])
+    return bodies
+
+
 def public(body: dict[str, Any]) -> dict[str, Any]:
     """The record without portside's own ``_`` members."""
     return {k: v for k, v in body.items() if not k.startswith("_")}

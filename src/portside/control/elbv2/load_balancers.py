@@ -37,6 +37,7 @@ from portside.control.elbv2.common import (
     public,
     require,
     require_all,
+    require_by_names,
     select,
     validation,
     with_marker,
@@ -203,12 +204,7 @@ def describe_load_balancers(plane: ControlPlane, region: str, params: dict[str, 
     if arns:
         bodies = require_all(plane, region, "loadbalancer", arns)
     elif names:
-        bodies = []
-        for name in dict.fromkeys(names):
-            body = _by_name(plane, region, name)
-            if body is None:
-                raise fail("LoadBalancerNotFound", f"Load balancers '[{name}]' not found")
-            bodies.append(body)
+        bodies = require_by_names(plane, region, "elb_load_balancers", names, "LoadBalancerNotFound", "Load balancers")
     else:
         bodies = select(plane, "SELECT body FROM elb_load_balancers WHERE region=? ORDER BY rowid", (region,))
     page, marker = paginate(bodies, params)

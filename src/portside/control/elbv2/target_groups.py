@@ -29,6 +29,7 @@ from portside.control.elbv2.common import (
     public,
     require,
     require_all,
+    require_by_names,
     select,
     target_group_arn,
     validation,
@@ -201,12 +202,7 @@ def describe_target_groups(plane: ControlPlane, region: str, params: dict[str, A
     elif arns:
         bodies = require_all(plane, region, "targetgroup", arns)
     elif names:
-        bodies = []
-        for name in dict.fromkeys(names):
-            body = _by_name(plane, region, name)
-            if body is None:
-                raise fail("TargetGroupNotFound", f"Target groups '[{name}]' not found")
-            bodies.append(body)
+        bodies = require_by_names(plane, region, "elb_target_groups", names, "TargetGroupNotFound", "Target groups")
     else:
         bodies = _all(plane, region)
     page, marker = paginate(bodies, params)
