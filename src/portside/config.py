@@ -64,6 +64,10 @@ class ServerConfig:
     direct_routing: bool = True
     # The metric period of reactive scaling: one datapoint per metric per period (AWS: 60 s).
     scaling_period_s: float = 60.0
+    # The host firewall portside keeps (core/firewall.py): "guard", "managed" or "off".
+    firewall_mode: str = "guard"
+    # Addresses (CIDRs) of load balancers on other machines that may reach copies directly.
+    lb_sources: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -11,6 +11,7 @@ from portside.agent import host
 from portside.agent.agent import HostAgent
 from portside.agent.docker_driver import DockerDriver
 from portside.agent.engine import USERLAND_PROXY_WARNING, userland_proxy_enabled
+from portside.agent.firewall import GUARDED_NETWORKS, FirewallError, FirewallKeeper, HostFirewall
 from portside.agent.ports import choose_range
 from portside.api import sigv4
 from portside.api.metrics import render_metrics
@@ -24,6 +25,8 @@ from portside.control.scaler import Scaler
 from portside.control.service_controller import ServiceController
 from portside.control.store import Store
 from portside.core import arns
+from portside.core.firewall import GuardPlan, chain_name
+from portside.core.ports import PortRange
 from portside.errors import PortsideError
 from portside.proxy.health import SqliteHealthStore
 from portside.proxy.runtime import ProxyRuntime
@@ -44,6 +47,19 @@ class Server:
         self._sweeper: asyncio.Task[None] | None = None
         self.services: ServiceController | None = None
         self.scaler: Scaler | None = None
+        self.firewall: FirewallKeeper | None = None
+
+    def _firewall_keeper(self, agent: HostAgent, port_range: PortRange) -> FirewallKeeper:
+        assert self.driver is not None
+        driver = self.driver
+        base = GuardPlan(
+            chain=chain_name(driver.owner), mode=self.config.firewall_mode, port_range=port_range,
+            lb_sources=self.config.lb_sources,
+        )
+        return FirewallKeeper(
+            HostFirewall(base.chain), base, lambda: list(agent.tasks.values()),
+            lambda: driver.bridge_networks(GUARDED_NETWORKS), self.config.resync_interval_s,
+        )
 
     async def start(self) -> None:
         config = self.config
@@ -64,12 +80,19 @@ class Server:
         if userland_proxy_enabled():
             log.warning(USERLAND_PROXY_WARNING)
         agent = HostAgent(config, self.store, self.driver, port_range)
+        if config.firewall_mode != "off":
+            self.firewall = self._firewall_keeper(agent, port_range)
+            await self.firewall.install()  # before any copy starts: fail closed, or do not start
+            agent.on_change.append(self.firewall.changed)
         cluster = config.extra.get("cluster", "default")
         instance_id = arns.stable_hex_id("container-instance", host.read_machine_id(), config.region, cluster)
         instance_arn = arns.container_instance_arn(config.region, config.account_id, cluster, instance_id)
         self.plane = ControlPlane(config, self.store, agent, instance_arn, own_ports={config.api_port})
         register_local_instance(self.plane, self.driver.engine_version, host.cpu_units(), host.memory_mib())
         await agent.start()
+        if self.firewall is not None:
+            self.firewall.changed()
+            self.firewall.start()
         self.lb = ProxyRuntime(SqliteHealthStore(self.store.db), retries=config.proxy_retries)
         elb_config.restore(self.plane, self.lb)  # bind stored listeners, resume target health, probe at once
         self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
@@ -94,10 +117,20 @@ class Server:
             await self.lb.close()
         if self.plane is not None:
             await self.plane.agent.close()
+        if self.firewall is not None:
+            await self._close_firewall()
         if self.driver is not None:
             self.driver.close()
         if self.store is not None:
             self.store.close()
+
+
+    async def _close_firewall(self) -> None:
+        assert self.firewall is not None and self.plane is not None
+        try:
+            await self.firewall.close(remove=not self.plane.agent.tasks)
+        except FirewallError as exc:
+            log.error("firewall: %s", exc.message)
 
 
 def run(config: ServerConfig) -> None:

@@ -9,7 +9,21 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+RAW_SYN = str(Path(__file__).with_name("raw_syn.py"))
+PROBE = """
+import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
+    s.settimeout(float(sys.argv[3]))
+    s.sendall(b"GET / HTTP/1.0\\r\\nHost: probe\\r\\n\\r\\n")
+    print("ANSWER", s.recv(64).split(b"\\r\\n")[0].decode(errors="replace"))
+except OSError as exc:
+    print("NOANSWER", exc)
+"""
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -36,6 +50,26 @@ class OutsideHost:
             ["ip", "netns", "exec", self.name, *argv], capture_output=True, text=True, timeout=timeout,
             env={**os.environ, **(env or {})},
         )
+
+    def http_status(self, host: str, port: int, timeout: float = 2.0) -> str | None:
+        """The status line an HTTP server at host:port sends this namespace, or None when nothing answers."""
+        out = self.run(sys.executable, "-c", PROBE, host, str(port), str(timeout), timeout=timeout * 3 + 10).stdout
+        return out.split(" ", 1)[1].strip() if out.startswith("ANSWER") else None
+
+    def route_via_host(self, subnet: str) -> None:
+        """Send ``subnet`` (e.g. Docker's bridge subnet) to this host, as a neighbour on its link could."""
+        _ip("netns", "exec", self.name, "ip", "route", "replace", subnet, "via", self.host_ip)
+
+    def raw_syn(self, dst_ip: str, port: int) -> str:
+        """SYN to dst_ip:port sent straight onto the link (works for 127.0.0.1): SYNACK, RST or NONE."""
+        host_mac = Path(f"/sys/class/net/{self.name}-h/address").read_text().strip()
+        # This host answers ARP only for its own addresses; a reply from 127.0.0.1 needs the neighbour pinned.
+        own_mac = self.run("cat", f"/sys/class/net/{self.name}-o/address").stdout.strip()
+        _ip("neigh", "replace", self.outside_ip, "lladdr", own_mac, "dev", f"{self.name}-h", "nud", "permanent")
+        result = self.run(sys.executable, RAW_SYN, f"{self.name}-o", host_mac, self.outside_ip, dst_ip, str(port))
+        if result.returncode != 0:
+            raise RuntimeError(f"raw_syn failed: {result.stderr}")
+        return result.stdout.strip()
 
     def close(self) -> None:
         _ip("link", "del", f"{self.name}-h", check=False)

@@ -22,8 +22,15 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from portside.agent.driver import LABEL_MANAGED, LABEL_OWNER, ContainerEvent, ContainerSpec, ContainerState
-from portside.errors import DriverError, NoSuchObject, NameConflict, PortAllocated
+from portside.agent.driver import (
+    LABEL_MANAGED,
+    LABEL_OWNER,
+    BridgeNetwork,
+    ContainerEvent,
+    ContainerSpec,
+    ContainerState,
+)
+from portside.errors import DriverError, NameConflict, NoSuchObject, PortAllocated
 
 T = TypeVar("T")
 
@@ -96,7 +103,7 @@ class DockerDriver:
             await asyncio.wait_for(
                 self._call(f"pulling {image}", self.api.pull, repository, tag=tag), timeout=timeout_s
             )
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise DriverError(f"pull of {image} did not finish within {timeout_s:g} s") from exc
 
     # -- networks
@@ -111,6 +118,24 @@ class DockerDriver:
                         raise
 
         await self._call(f"creating network {name}", ensure)
+
+    async def bridge_networks(self, names: list[str]) -> list[BridgeNetwork]:
+        """The named bridge networks that exist; a missing one is left out."""
+
+        def inspect() -> list[BridgeNetwork]:
+            found = []
+            for name in names:
+                for summary in self.api.networks(names=[name]):
+                    if summary.get("Name") != name or summary.get("Driver") != "bridge":
+                        continue
+                    data = self.api.inspect_network(summary["Id"])
+                    options = data.get("Options") or {}
+                    interface = options.get("com.docker.network.bridge.name") or "br-" + data["Id"][:12]
+                    config = ((data.get("IPAM") or {}).get("Config") or [{}])[0]
+                    found.append(BridgeNetwork(name, interface, config.get("Subnet", ""), config.get("Gateway", "")))
+            return found
+
+        return await self._call("inspecting bridge networks", inspect)
 
     # -- containers
 

@@ -77,6 +77,16 @@ class ContainerState:
 
 
 @dataclass(frozen=True)
+class BridgeNetwork:
+    """A Docker bridge network as the host sees it: its interface, subnet and gateway address."""
+
+    name: str
+    interface: str
+    subnet: str
+    gateway: str
+
+
+@dataclass(frozen=True)
 class ContainerEvent:
     action: str  # start | die | oom | health_status | destroy
     container_id: str
@@ -92,6 +102,8 @@ class Driver(Protocol):
     async def pull(self, image: str, timeout_s: float) -> None: ...
 
     async def ensure_network(self, name: str) -> None: ...
+
+    async def bridge_networks(self, names: list[str]) -> list[BridgeNetwork]: ...
 
     async def create(self, spec: ContainerSpec) -> str: ...
 

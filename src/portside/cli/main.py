@@ -77,14 +77,21 @@ def main() -> None:
               help="Reach copies on this host at their bridge address and container port (skips the host port's DNAT).")
 @click.option("--scaling-period", type=click.FloatRange(min=0.5), default=60.0, show_default=True,
               help="Seconds per metric datapoint for Application Auto Scaling (AWS: 60); shorter for local use.")
+@click.option("--firewall", "firewall_mode", type=click.Choice(["guard", "managed", "off"]), default="guard", show_default=True,
+              help="guard: drop forwarded traffic to copies unless it comes from a bridge or --lb-source; "
+                   "managed: also admit the dynamic range only from --lb-source; off: leave the firewall to you.")
+@click.option("--lb-source", "lb_sources", multiple=True, metavar="CIDR",
+              help="Address or CIDR of a load balancer on another machine that may reach copies (repeatable).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str, dynamic_port_range: str | None,
            publish_ip: str, credentials: Path | None, reserved_memory: int, stop_timeout: int,
            image_pull_behavior: str, image_pull_timeout: float, port_quarantine: float, orphan_grace: float,
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
-           direct_routing: bool, scaling_period: float, log_level: str) -> None:
+           direct_routing: bool, scaling_period: float, firewall_mode: str, lb_sources: tuple[str, ...],
+           log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
+    from portside.core.firewall import parse_sources
     from portside.errors import PortsideError
     from portside.server import run as run_server
 
@@ -93,6 +100,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         api_host, api_port = cfg.parse_host_port(api, "--api")
         if dynamic_port_range:
             choose_range(dynamic_port_range, None)
+        sources = parse_sources(lb_sources)
     except ValueError as exc:
         _fail(str(exc))
     config = cfg.ServerConfig(
@@ -101,6 +109,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         reserved_memory_mib=reserved_memory, stop_timeout_s=stop_timeout, image_pull_behavior=image_pull_behavior,
         image_pull_timeout_s=image_pull_timeout, port_quarantine_s=port_quarantine, orphan_grace_s=orphan_grace,
         task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries, direct_routing=direct_routing, scaling_period_s=scaling_period,
+        firewall_mode=firewall_mode, lb_sources=sources,
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:
