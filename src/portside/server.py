@@ -18,6 +18,7 @@ from portside.api.metrics import render_metrics
 from portside.api.server import ApiServer
 from portside.config import ServerConfig
 from portside.control.clusters import register_local_instance
+from portside.control.doctor import HostDoctor
 from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
@@ -48,6 +49,7 @@ class Server:
         self.services: ServiceController | None = None
         self.scaler: Scaler | None = None
         self.firewall: FirewallKeeper | None = None
+        self.doctor: HostDoctor | None = None
 
     def _firewall_keeper(self, agent: HostAgent, port_range: PortRange) -> FirewallKeeper:
         assert self.driver is not None
@@ -89,6 +91,9 @@ class Server:
         instance_arn = arns.container_instance_arn(config.region, config.account_id, cluster, instance_id)
         self.plane = ControlPlane(config, self.store, agent, instance_arn, own_ports={config.api_port})
         register_local_instance(self.plane, self.driver.engine_version, host.cpu_units(), host.memory_mib())
+        self.doctor = HostDoctor(self.plane, self.driver, self.firewall)
+        self.plane.preflight = self.doctor.service_changed
+        self.plane.doctor_report = self.doctor.report
         await agent.start()
         if self.firewall is not None:
             self.firewall.changed()
@@ -111,6 +116,8 @@ class Server:
             await self.scaler.close()
         if self.services is not None:
             await self.services.close()
+        if self.doctor is not None:
+            await self.doctor.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self.lb is not None:

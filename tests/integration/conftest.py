@@ -40,6 +40,16 @@ def remove_server_containers(docker_client: Any, server: PortsideProcess) -> Non
     owner = owner_id(server.state_dir)
     for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={owner}"}):
         container.remove(force=True, v=True)
+    remove_server_chain(server)
+
+
+def remove_server_chain(server: PortsideProcess) -> None:
+    """Take out the firewall chain a killed server may have left (a clean stop with no copies does it itself)."""
+    from portside.agent.firewall import HostFirewall
+    from portside.agent.host import owner_id
+    from portside.core.firewall import chain_name
+
+    HostFirewall(chain_name(owner_id(server.state_dir))).remove()
 
 
 @pytest.fixture

@@ -122,11 +122,6 @@ def shut_down(server: PortsideProcess, docker_client: Any) -> None:
         pass
     server.stop()
     remove_server_containers(docker_client, server)
-    chain = chain_of(server)
-    while iptables("-D", "DOCKER-USER", "-j", chain).returncode == 0:
-        pass
-    iptables("-F", chain)
-    iptables("-X", chain)
 
 
 def plain_container(docker_client: Any, image: str, **kwargs: Any) -> Any:

@@ -16,6 +16,7 @@ from portside.control.elbv2 import (
     targets,
 )
 from portside.control.plane import ControlPlane
+from portside.errors import UnknownOperation
 
 SERVICE = "elbv2"
 API_VERSION = "2015-12-01"
@@ -64,6 +65,14 @@ SELF_VALIDATED: dict[str, tuple[str, ...]] = {
 
 # portside's own JSON actions (X-Amz-Target ``Portside.<Action>``), outside every AWS model.
 PORTSIDE_TARGET_PREFIX = "Portside."
-PORTSIDE_OPERATIONS: dict[str, Operation] = {
+PORTSIDE_OPERATIONS: dict[str, Callable[[ControlPlane, str, dict[str, Any]], Any]] = {
     "ImportCertificate": certificates.api_import_certificate,
+    "Doctor": lambda plane, region, params: api_doctor(plane),
 }
+
+
+async def api_doctor(plane: ControlPlane) -> dict[str, Any]:
+    """``Portside.Doctor``: the doctor's report for the server's host (see ``portside doctor``)."""
+    if plane.doctor_report is None:
+        raise UnknownOperation("Unknown operation Portside.Doctor")
+    return await plane.doctor_report()

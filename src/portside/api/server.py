@@ -17,11 +17,12 @@ can ask for ``privileged`` and host volumes, so an open API is root on the host)
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Callable
 import logging
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -92,7 +93,7 @@ class ApiServer:
                 return self._json_call(autoscaling.SERVICE, autoscaling.OPERATIONS, action, region, body, request_id)
             if target.startswith(elbv2.PORTSIDE_TARGET_PREFIX):
                 region = self._authorize(request, body, "json")
-                return self._portside_call(target[len(elbv2.PORTSIDE_TARGET_PREFIX) :], region, body, request_id)
+                return await self._portside_call(target[len(elbv2.PORTSIDE_TARGET_PREFIX) :], region, body, request_id)
             if target:
                 raise UnknownOperation(f"Unknown operation {target}")
             raise UnknownOperation("Request has no X-Amz-Target header naming an operation")
@@ -111,7 +112,7 @@ class ApiServer:
         peer = request.remote or ""
         header = request.headers.get("Authorization")
         if not is_loopback(peer):
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             try:
                 _key, region = sigv4.verify(
                     request.method, request.raw_path.split("?", 1)[0], request.query_string,
@@ -181,7 +182,7 @@ class ApiServer:
             headers={"x-amzn-RequestId": request_id},
         )
 
-    def _portside_call(self, action: str, region: str, body: bytes, request_id: str) -> web.Response:
+    async def _portside_call(self, action: str, region: str, body: bytes, request_id: str) -> web.Response:
         """portside's own JSON actions (``X-Amz-Target: Portside.<Action>``), outside AWS's models."""
         operation = elbv2.PORTSIDE_OPERATIONS.get(action)
         if operation is None:
@@ -195,6 +196,8 @@ class ApiServer:
         if _nesting_depth(params) > MAX_JSON_DEPTH:
             raise SerializationError(f"Request body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep")
         result = operation(self.plane, region, params)
+        if inspect.isawaitable(result):
+            result = await result
         return web.Response(
             body=json.dumps(result).encode(),
             content_type=JSON_CONTENT_TYPE,

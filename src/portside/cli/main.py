@@ -227,6 +227,50 @@ def cert_import(name: str, certificate: Path, key: Path, endpoint: str, region: 
 
 
 @main.command()
+@click.option("--endpoint", default=None, help="Ask the server at this URL. Default: $PORTSIDE_ENDPOINT or "
+              "http://127.0.0.1:7070, and when nothing answers there, check this host with the flags below.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--dynamic-port-range", default=None, help="Without a server: the range the server would use.")
+@click.option("--publish-ip", default=cfg.DEFAULT_PUBLISH_IP, show_default=True, help="Without a server: as for `server`.")
+@click.option("--firewall", "firewall_mode", type=click.Choice(["guard", "managed", "off"]), default="guard",
+              show_default=True, help="Without a server: as for `server`.")
+@click.option("--lb-source", "lb_sources", multiple=True, metavar="CIDR", help="Without a server: as for `server`.")
+def doctor(endpoint: str | None, as_json: bool, dynamic_port_range: str | None, publish_ip: str, firewall_mode: str,
+           lb_sources: tuple[str, ...]) -> None:
+    """Check this host for what stands between load balancers and copies, and what else reaches copies.
+
+    Exits 1 when a check finds an error, 0 otherwise (warnings included).
+    """
+    from portside.agent.ports import choose_range
+    from portside.cli.client import PortsideCallError, portside_call
+    from portside.cli.doctor import emit, local_report
+    from portside.core.firewall import parse_sources
+
+    explicit = endpoint is not None
+    url = endpoint or endpoint_from_env()
+    try:
+        report = portside_call(url, "Doctor", {})
+        source = f"the server at {url}"
+    except PortsideCallError as exc:
+        _fail(f"{exc.code}: {exc.message}")
+    except OSError as exc:
+        if explicit:
+            _fail(f"cannot reach the portside API at {url}: {exc}")
+        try:
+            if dynamic_port_range:
+                choose_range(dynamic_port_range, None)
+            sources = parse_sources(lb_sources)
+        except ValueError as err:
+            _fail(str(err))
+        config = cfg.ServerConfig(dynamic_port_range=dynamic_port_range, publish_ip=publish_ip,
+                                  firewall_mode=firewall_mode, lb_sources=sources)
+        report = local_report(config)
+        source = f"this host, before a server starts (nothing answers at {url})"
+    emit(report, source, as_json)
+    sys.exit(0 if report["ok"] else 1)
+
+
+@main.command()
 @endpoint_option
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".portside-demo"),
               show_default=True, help="State directory of the server the demo starts (when none runs).")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,10 @@ class ControlPlane:
     # Stops a task the way its owner wants (the service controller drains its targets first);
     # None means straight to the agent.
     task_stopper: Callable[[str, str, str], Any] | None = None
+    # Runs the doctor's checks for a service that was created or scaled (control/doctor.py).
+    preflight: Callable[[str], None] | None = None
+    # Answers Portside.Doctor: the doctor's report for this host.
+    doctor_report: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
     def changed(self, topic: str) -> None:
         for watcher in self.watchers:

@@ -129,6 +129,8 @@ def create_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
     with plane.store.transaction():
         plane.store.put_service(region, body)
     plane.changed("services")
+    if plane.preflight is not None:
+        plane.preflight(arn)
     return {"service": render(plane, body)}
 
 
@@ -175,6 +177,8 @@ def update_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
     with plane.store.transaction():
         plane.store.put_service(region, body)
     plane.changed("services")
+    if plane.preflight is not None and (params.get("desiredCount") is not None or changed_td):
+        plane.preflight(body["serviceArn"])
     return {"service": render(plane, body)}
 
 

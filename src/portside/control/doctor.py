@@ -1,0 +1,158 @@
+"""The doctor inside a running server: facts from the server and this host, findings from core.doctor.
+
+``HostDoctor.report`` answers ``Portside.Doctor`` (what ``portside doctor`` prints);
+``HostDoctor.check_service`` runs when a service with dynamic host ports is created or
+scaled and records every failing finding as a service event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from portside.agent import netfacts
+from portside.agent.driver import Driver
+from portside.agent.engine import userland_proxy_enabled
+from portside.agent.firewall import FirewallKeeper
+from portside.control import services as svc
+from portside.control.plane import ControlPlane
+from portside.core import doctor
+from portside.core.firewall_advice import advice
+from portside.core.task import Task
+
+log = logging.getLogger("portside.doctor")
+
+
+def dynamic_ports_per_task(definition: dict[str, Any]) -> int:
+    """Host ports a copy takes from the dynamic range (bridge mode mappings without a fixed hostPort)."""
+    if definition.get("networkMode", "bridge") != "bridge":
+        return 0
+    return sum(
+        (m.get("containerPortRange") and _range_size(m["containerPortRange"])) or 1
+        for c in definition.get("containerDefinitions", [])
+        for m in c.get("portMappings") or []
+        if not m.get("hostPort")
+    )
+
+
+def _range_size(text: str) -> int:
+    low, _, high = str(text).partition("-")
+    try:
+        return int(high) - int(low) + 1
+    except ValueError:
+        return 1
+
+
+def copies_of(tasks: list[Task]) -> tuple[doctor.Copy, ...]:
+    found = []
+    for task in tasks:
+        if task.is_stopped:
+            continue
+        for container in task.containers:
+            for binding in container.network_bindings:
+                if "hostPort" not in binding:  # a port range binding: its ports are in hostPortRange
+                    continue
+                found.append(doctor.Copy(
+                    task=task.id, container=container.name, protocol=binding.get("protocol", "tcp"),
+                    host_ip=binding.get("bindIP", ""), host_port=int(binding["hostPort"]),
+                    container_ip=container.bridge_ip or task.private_ip, container_port=int(binding["containerPort"]),
+                ))
+    return tuple(found)
+
+
+class HostDoctor:
+    def __init__(self, plane: ControlPlane, driver: Driver, keeper: FirewallKeeper | None) -> None:
+        self.plane = plane
+        self.driver = driver
+        self.keeper = keeper
+        self._work: set[asyncio.Task[None]] = set()
+
+    def demands(self) -> tuple[doctor.Demand, ...]:
+        plane = self.plane
+        found = []
+        for body in plane.store.list_services(status="ACTIVE"):
+            region = body["_region"]
+            family, _, revision = body["taskDefinition"].rsplit("/", 1)[-1].partition(":")
+            definition = plane.store.get_task_definition(region, family, int(revision) if revision else None) or {}
+            per_task = dynamic_ports_per_task(definition)
+            if per_task:
+                maximum = body.get("deploymentConfiguration", {}).get("maximumPercent", 200)
+                found.append(doctor.Demand(body["serviceName"], body["desiredCount"], maximum, per_task))
+        return tuple(found)
+
+    def own_ports(self) -> dict[int, str]:
+        ports = {self.plane.config.api_port: "API"}
+        for (port,) in self.plane.store.db.execute("SELECT DISTINCT port FROM elb_listeners"):
+            ports.setdefault(int(port), "listener")
+        return ports
+
+    async def facts(self) -> doctor.Facts:
+        config, agent = self.plane.config, self.plane.agent
+        bridges = await self.driver.bridge_networks(["bridge"])
+        read = await asyncio.to_thread(netfacts.read_firewall)
+        problems: tuple[str, ...] = ()
+        if self.keeper is not None and self.keeper.plan is not None:
+            problems = tuple(await asyncio.to_thread(self.keeper.firewall.drift, self.keeper.plan))
+        if self.keeper is not None and self.keeper.last_error:
+            problems += (self.keeper.last_error,)
+        interface, address = await asyncio.to_thread(netfacts.outward_interface)
+        copies = copies_of(list(agent.tasks.values()))
+        ours = {c.host_port for c in copies} | set(self.own_ports())
+        extra = {}
+        if bridges:
+            extra = {"bridge_interface": bridges[0].interface, "bridge_gateway": bridges[0].gateway}
+        return doctor.Facts(
+            port_range=agent.port_range, kernel_range=netfacts.kernel_ephemeral_range(),
+            reserved_tcp=tuple(config.reserved_ports_tcp), own_ports=self.own_ports(), publish_ip=config.publish_ip,
+            firewall_mode=config.firewall_mode, lb_sources=config.lb_sources, rulesets=read.rulesets,
+            ruleset_errors=read.errors, guard_problems=problems, outward_interface=interface, outward_address=address,
+            direct_routing=config.direct_routing, userland_proxy=userland_proxy_enabled(), copies=copies,
+            demands=self.demands(), ports_taken_by_others=netfacts.ports_taken_by_others(agent.port_range, ours),
+            **extra,
+        )
+
+    async def report(self) -> dict[str, Any]:
+        facts = await self.facts()
+        return render_report(facts, doctor.diagnose(facts))
+
+    # -- the service preflight
+
+    def service_changed(self, service_arn: str) -> None:
+        """Called by the services API on create and scale; the check runs in the background."""
+        work = asyncio.ensure_future(self.check_service(service_arn))
+        self._work.add(work)
+        work.add_done_callback(self._work.discard)
+
+    async def check_service(self, service_arn: str) -> list[doctor.Finding]:
+        body = self.plane.store.get_service(service_arn)
+        if body is None or not any(d.service == body["serviceName"] for d in self.demands()):
+            return []
+        try:
+            findings = doctor.diagnose(await self.facts())
+        except Exception:
+            log.exception("preflight of %s failed", service_arn)
+            return []
+        failing = [f for f in findings if f.severity == "error" or (f.severity == "warning" and f.check == "range.capacity")]
+        body = self.plane.store.get_service(service_arn)  # re-read: nothing awaited from here on
+        if body is None or not failing:
+            return failing
+        for finding in failing:
+            svc.add_event(self.plane, body, f"(service {body['serviceName']}) preflight {finding.severity}: "
+                                            f"{finding.summary}. Fix: {finding.fix}")
+        with self.plane.store.transaction():
+            self.plane.store.put_service(body["_region"], body)
+        return failing
+
+    async def close(self) -> None:
+        for work in list(self._work):
+            work.cancel()
+
+
+def render_report(facts: doctor.Facts, findings: list[doctor.Finding]) -> dict[str, Any]:
+    return {
+        "ok": not doctor.failed(findings),
+        "findings": [f.as_dict() for f in findings],
+        "portRange": {"start": facts.port_range.start, "end": facts.port_range.end, "source": facts.port_range.source},
+        "rules": advice(facts.port_range, facts.lb_sources),
+    }
