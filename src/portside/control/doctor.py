@@ -90,26 +90,32 @@ class HostDoctor:
     async def facts(self) -> doctor.Facts:
         config, agent = self.plane.config, self.plane.agent
         bridges = await self.driver.bridge_networks(["bridge"])
-        read = await asyncio.to_thread(netfacts.read_firewall)
-        problems: tuple[str, ...] = ()
-        if self.keeper is not None and self.keeper.plan is not None:
-            problems = tuple(await asyncio.to_thread(self.keeper.firewall.drift, self.keeper.plan))
-        if self.keeper is not None and self.keeper.last_error:
-            problems += (self.keeper.last_error,)
-        interface, address = await asyncio.to_thread(netfacts.outward_interface)
         copies = copies_of(list(agent.tasks.values()))
-        ours = {c.host_port for c in copies} | set(self.own_ports())
-        extra = {}
+        own = self.own_ports()
+        ours = {c.host_port for c in copies} | set(own)
+
+        def read_host() -> dict[str, Any]:  # in a thread: iptables, nft and /proc reads can take a while
+            read = netfacts.read_firewall()
+            problems: tuple[str, ...] = ()
+            if self.keeper is not None and self.keeper.plan is not None:
+                problems = tuple(self.keeper.firewall.drift(self.keeper.plan))
+            if self.keeper is not None and self.keeper.last_error:
+                problems += (self.keeper.last_error,)
+            interface, address = netfacts.outward_interface()
+            return {
+                "rulesets": read.rulesets, "ruleset_errors": read.errors, "guard_problems": problems,
+                "outward_interface": interface, "outward_address": address, "userland_proxy": userland_proxy_enabled(),
+                "kernel_range": netfacts.kernel_ephemeral_range(),
+                "ports_taken_by_others": netfacts.ports_taken_by_others(agent.port_range, ours),
+            }
+
+        host_facts = await asyncio.to_thread(read_host)
         if bridges:
-            extra = {"bridge_interface": bridges[0].interface, "bridge_gateway": bridges[0].gateway}
+            host_facts.update(bridge_interface=bridges[0].interface, bridge_gateway=bridges[0].gateway)
         return doctor.Facts(
-            port_range=agent.port_range, kernel_range=netfacts.kernel_ephemeral_range(),
-            reserved_tcp=tuple(config.reserved_ports_tcp), own_ports=self.own_ports(), publish_ip=config.publish_ip,
-            firewall_mode=config.firewall_mode, lb_sources=config.lb_sources, rulesets=read.rulesets,
-            ruleset_errors=read.errors, guard_problems=problems, outward_interface=interface, outward_address=address,
-            direct_routing=config.direct_routing, userland_proxy=userland_proxy_enabled(), copies=copies,
-            demands=self.demands(), ports_taken_by_others=netfacts.ports_taken_by_others(agent.port_range, ours),
-            **extra,
+            port_range=agent.port_range, reserved_tcp=tuple(config.reserved_ports_tcp), own_ports=own,
+            publish_ip=config.publish_ip, firewall_mode=config.firewall_mode, lb_sources=config.lb_sources,
+            direct_routing=config.direct_routing, copies=copies, demands=self.demands(), **host_facts,
         )
 
     async def report(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from portside.core.netfilter import Packet, Ruleset, Verdict, evaluate
 from portside.core.ports import PortRange
@@ -25,6 +25,7 @@ SEVERITIES = ("ok", "info", "warning", "error")
 STRANGER = "198.51.100.7"
 SUGGESTED_RANGE = (30000, 32767)
 SAMPLE_CONTAINER_IP = "172.17.255.254"
+LOOPBACK_PUBLISH = ("127.0.0.1", "localhost")
 SAMPLE_CONTAINER_PORT = 80
 SOURCE_TEXT = {
     "flag": "from --dynamic-port-range",
@@ -89,7 +90,6 @@ class Facts:
     demands: tuple[Demand, ...] = ()
     ports_taken_by_others: int = 0
     server: bool = True
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def diagnose(facts: Facts) -> list[Finding]:
@@ -226,7 +226,7 @@ def lb_packets(facts: Facts, copy: Copy) -> list[tuple[str, Packet]]:
         paths += [("this host's load balancer (to the host port)", Packet(
             hook=hook, src=local, dst=local, dport=copy.host_port, in_iface="lo" if hook == "input" else "",
             out_iface="lo")) for hook in ("output", "input")]
-    for source in facts.lb_sources:
+    for source in facts.lb_sources if copy.host_ip not in LOOPBACK_PUBLISH else ():
         src = source.split("/")[0]
         public = facts.outward_address if copy.host_ip in ("0.0.0.0", "") else copy.host_ip
         if copy.container_ip:
@@ -297,6 +297,12 @@ def _load_balancer_paths(facts: Facts) -> list[Finding]:
                     "firewall.load-balancer", "warning",
                     f"cannot tell whether {rule.backend} rule `{rule.text}` ({rule.table} {rule.chain}) drops traffic from {who}",
                     "check it by hand, or make its matches plain addresses and ports"))
+    if facts.lb_sources and facts.publish_ip in LOOPBACK_PUBLISH:
+        uncertain["(publish)"] = Finding(
+            "firewall.load-balancer", "warning",
+            f"copies are published on {facts.publish_ip}: the load balancer sources {', '.join(facts.lb_sources)} "
+            "on other hosts cannot reach them",
+            "run the server with --publish-ip 0.0.0.0 (or this host's address) and --firewall managed")
     if blocked:
         return list(blocked.values()) + list(uncertain.values())
     return [Finding("firewall.load-balancer", "ok", f"no firewall rule drops load balancer traffic to the range ({checked} paths checked)"),
