@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.netns import OutsideHost, make_outside_host, netns_available
 from tests.support.server import PortsideProcess
 
 
@@ -55,3 +55,13 @@ def remove_server_chain(server: PortsideProcess) -> None:
 @pytest.fixture
 def ecs(portside: PortsideProcess) -> Any:
     return portside.client()
+
+
+@pytest.fixture
+def outside() -> Iterator[OutsideHost]:
+    """Another host on this one's link: a network namespace joined by a veth pair."""
+    if not netns_available():
+        pytest.skip("needs root and network namespaces")
+    host = make_outside_host()
+    yield host
+    host.close()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.netns import OutsideHost, make_outside_host, netns_available
+from tests.support.netns import OutsideHost
 from tests.support.server import PortsideProcess, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.netns]
@@ -29,15 +28,6 @@ except botocore.exceptions.ClientError as exc:
     print(json.dumps({"status": exc.response["ResponseMetadata"]["HTTPStatusCode"],
                       "code": exc.response["Error"]["Code"], "message": exc.response["Error"]["Message"]}))
 """
-
-
-@pytest.fixture
-def outside() -> Iterator[OutsideHost]:
-    if not netns_available():
-        pytest.skip("needs root and network namespaces")
-    host = make_outside_host()
-    yield host
-    host.close()
 
 
 def _call_from(outside: OutsideHost, endpoint: str, key: str, secret: str, region: str = "us-east-1") -> dict[str, Any]:

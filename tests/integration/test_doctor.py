@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from portside.core.firewall_advice import advice
 from portside.core.ports import PortRange
 from tests.integration.conftest import remove_server_containers
 from tests.support.server import PortsideProcess, free_port
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.docker]
 
@@ -38,16 +39,6 @@ def report(server: PortsideProcess) -> tuple[int, dict[str, Any]]:
 
 def findings(body: dict[str, Any], check: str) -> list[dict[str, str]]:
     return [f for f in body["findings"] if f["check"] == check]
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ routed via this host (moby #41872). Controls show each probe does see an open do
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +18,13 @@ from botocore.config import Config
 from portside.agent.host import owner_id
 from portside.core.firewall import chain_name
 from tests.integration.conftest import remove_server_containers
-from tests.support.netns import OutsideHost, make_outside_host, netns_available
-from tests.support.server import PortsideProcess, free_port
+from tests.support.netns import OutsideHost
+from tests.support.server import PortsideProcess, free_port, free_port_in
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.netns]
 
 BRIDGE_SUBNET = "172.17.0.0/16"
-
-
-@pytest.fixture
-def outside() -> Iterator[OutsideHost]:
-    if not netns_available():
-        pytest.skip("needs root and network namespaces")
-    host = make_outside_host()
-    yield host
-    host.close()
 
 
 def iptables(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,16 +44,6 @@ def jumps_to(chain: str) -> list[int]:
     """Positions (1-based) of DOCKER-USER's jumps to ``chain``."""
     rules = [line for line in iptables("-S", "DOCKER-USER").stdout.splitlines() if line.startswith("-A ")]
     return [i for i, line in enumerate(rules, 1) if line.strip() == f"-A DOCKER-USER -j {chain}"]
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Web:
@@ -129,19 +109,6 @@ def plain_container(docker_client: Any, image: str, **kwargs: Any) -> Any:
     container = docker_client.containers.run(image, detach=True, labels={"portside-test": "firewall"}, **kwargs)
     container.reload()
     return container
-
-
-def free_port_in(low: int, high: int) -> int:
-    import socket
-
-    for port in range(low, high):
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def test_default_mode_a_neighbour_reaches_the_listener_and_no_copy(

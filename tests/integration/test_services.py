@@ -8,13 +8,12 @@ loopback port, and its own service. Traffic goes through the listener only, from
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
@@ -24,7 +23,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tests.integration.conftest import remove_server_containers
-from tests.support.server import PortsideProcess, free_port
+from tests.support.server import PortsideProcess, free_port, free_port_in
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.docker
 
@@ -152,17 +152,6 @@ def delete_service(ecs: Any, name: str) -> None:
 
 
 # --------------------------------------------------------------------------- helpers: observing
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, interval: float = 0.25, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached in {timeout} s (last: {last!r})")
 
 
 def service(ecs: Any, name: str) -> dict[str, Any]:
@@ -613,14 +602,7 @@ def test_unhealthy_tasks_are_replaced_after_the_grace_period(ecs: Any, elb: Any,
 
 def _free_static_port() -> int:
     """A free TCP port below the dynamic range, so no dynamic host port can take it meanwhile."""
-    for port in range(20000, 30000, 7):
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free static port")
+    return free_port_in(20000, 30000, 7)
 
 
 def test_placement_failures_are_reported_as_service_events(ecs: Any, busybox_image: str) -> None:

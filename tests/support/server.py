@@ -24,6 +24,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_in(low: int, high: int, step: int = 1) -> int:
+    """A TCP port in [low, high) that can be bound on every address now."""
+    for port in range(low, high, step):
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
+
+
 class PortsideProcess:
     """``portside server`` on a free loopback port with its own state dir; restartable, killable."""
 
