@@ -791,6 +791,8 @@ class Bench:
                 "1",
                 "--log-level",
                 "warning",
+                "--firewall",
+                self.args.firewall,
             ],
         )
         self.portside_proc = proc
@@ -1276,6 +1278,7 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.monotonic()
     try:
         bench.start()
+        print(f"portside server --firewall {args.firewall}", flush=True)
         print(
             f"started: backends {bench.backend_ports}, "
             + ", ".join(
@@ -1557,6 +1560,8 @@ def main() -> int:
     )
     parser.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
     parser.add_argument("--skip-features", action="store_true", help="no standalone feature variants")
+    parser.add_argument("--firewall", choices=["guard", "managed", "off"], default="managed",
+                        help="portside server's --firewall mode (its host rules are in place unless off)")
     parser.add_argument("--skip-paced", action="store_true", help="no half-rate latency runs")
     parser.add_argument("--no-profile", action="store_true", help="no py-spy profiles")
     parser.add_argument("--top", type=int, default=20, help="profile lines to print")

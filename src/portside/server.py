@@ -86,6 +86,8 @@ class Server:
             self.firewall = self._firewall_keeper(agent, port_range)
             await self.firewall.install()  # before any copy starts: fail closed, or do not start
             agent.on_change.append(self.firewall.changed)
+        else:
+            await asyncio.to_thread(self._remove_earlier_chain, chain_name(self.driver.owner))
         cluster = config.extra.get("cluster", "default")
         instance_id = arns.stable_hex_id("container-instance", host.read_machine_id(), config.region, cluster)
         instance_arn = arns.container_instance_arn(config.region, config.account_id, cluster, instance_id)
@@ -131,6 +133,15 @@ class Server:
         if self.store is not None:
             self.store.close()
 
+
+    @staticmethod
+    def _remove_earlier_chain(chain: str) -> None:
+        """--firewall off: rules an earlier run of this server left must not keep dropping traffic."""
+        try:
+            if HostFirewall(chain).remove():
+                log.warning("firewall: removed chain %s left by an earlier run (--firewall off)", chain)
+        except FirewallError as exc:
+            log.info("firewall: %s", exc.message)
 
     async def _close_firewall(self) -> None:
         assert self.firewall is not None and self.plane is not None

@@ -217,10 +217,23 @@ def _bridge_ip(docker_client: Any, ecs: Any, arn: str) -> str | None:
     return str(docker_client.api.inspect_container(runtime)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"])
 
 
-def test_firewall_off_installs_nothing(tmp_path: Path, docker_client: Any) -> None:
-    server = start_server(tmp_path, "--firewall", "off")
+def test_firewall_off_installs_nothing_and_takes_out_what_an_earlier_run_left(
+    tmp_path: Path, docker_client: Any, busybox_image: str
+) -> None:
+    server = start_server(tmp_path)
     try:
+        ecs = server.client("ecs")
+        td = ecs.register_task_definition(family="fwoff", containerDefinitions=[{
+            "name": "web", "image": busybox_image, "memory": 16, "portMappings": [{"containerPort": 80}],
+        }])["taskDefinition"]["taskDefinitionArn"]
+        arn = ecs.run_task(taskDefinition=td)["tasks"][0]["taskArn"]
+        eventually(lambda: _bridge_ip(docker_client, ecs, arn), what="the copy running")
+        server.stop()
+        assert chain_rules(server) is not None  # a copy still runs: its guard stays
+        server.extra_args += ["--firewall", "off"]
+        server.start()
         assert chain_rules(server) is None and jumps_to(chain_of(server)) == []
+        assert "removed chain" in server.log()
     finally:
         shut_down(server, docker_client)
 

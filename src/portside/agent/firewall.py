@@ -25,7 +25,7 @@ from portside.config import AWSVPC_NETWORK_NAME
 from portside.core import firewall
 from portside.core.firewall import DOCKER_USER_CHAIN, GuardPlan
 from portside.core.task import Task
-from portside.errors import PortsideError
+from portside.errors import DriverError, PortsideError
 
 log = logging.getLogger("portside.firewall")
 
@@ -102,12 +102,14 @@ class HostFirewall:
             problems.append(f"{DOCKER_USER_CHAIN} does not jump to {self.chain} first")
         return problems
 
-    def remove(self) -> None:
-        """Take the jump and the chain out; absent pieces are fine."""
+    def remove(self) -> bool:
+        """Take the jump and the chain out; absent pieces are fine. True when there was a chain."""
         while self._iptables("-D", DOCKER_USER_CHAIN, "-j", self.chain, check=False).returncode == 0:
             pass
-        if self._iptables("-F", self.chain, check=False).returncode == 0:
-            self._iptables("-X", self.chain)
+        if self._iptables("-F", self.chain, check=False).returncode != 0:
+            return False
+        self._iptables("-X", self.chain)
+        return True
 
 
 def guarded_addresses(tasks: list[Task]) -> tuple[str, ...]:
@@ -146,8 +148,12 @@ class FirewallKeeper:
         self.last_error: str | None = None
 
     async def _current_plan(self) -> GuardPlan:
-        networks = await self._bridges()
-        interfaces = tuple(sorted({n.interface for n in networks} | {"docker0"}))
+        try:
+            networks = await self._bridges()
+            interfaces = tuple(sorted({n.interface for n in networks} | {"docker0"}))
+        except DriverError as exc:  # Docker is away: keep the bridges last seen
+            log.warning("firewall: cannot list Docker's bridges (%s); keeping the last known", exc.message)
+            interfaces = self.plan.bridges if self.plan is not None else ("docker0",)
         return GuardPlan(
             chain=self.base.chain, mode=self.base.mode, port_range=self.base.port_range,
             lb_sources=self.base.lb_sources, bridges=interfaces, container_ips=guarded_addresses(self._tasks()),
@@ -185,13 +191,17 @@ class FirewallKeeper:
             self.last_error = exc.message
 
     async def _follow(self) -> None:
+        loop = asyncio.get_running_loop()
+        verified_at = loop.time()
         while True:
             try:
                 await asyncio.wait_for(self._dirty.wait(), timeout=self.interval_s)
-                verify = False
             except TimeoutError:
-                verify = True
+                pass
             self._dirty.clear()
+            verify = loop.time() - verified_at >= self.interval_s  # also under constant churn
+            if verify:
+                verified_at = loop.time()
             try:
                 await self.sync(verify=verify)
             except Exception:
