@@ -498,3 +498,36 @@ def test_match_equals_reference(rules: list[Rule], requests: list[tuple]) -> Non
     compiled = compile_rules((*rules, DEFAULT))
     for req in requests * 2:  # twice: the second pass runs from the host plan cache
         assert compiled.match(*req).arn == ref_match(rules, *req), req
+
+
+# ------------------------------------------------------------------------------------------
+# the path gate: a path matching no rule's path pattern goes straight to the default rule
+
+
+def path(*values: str) -> Condition:
+    return Condition("path-pattern", values)
+
+
+def test_the_path_gate_keeps_every_answer_of_the_walk() -> None:
+    rules = tuple(rule(f"svc{i}", i, path(f"/svc{i}/*")) for i in range(10))
+    assert match(rules, path="/") == "default"
+    assert match(rules, path="/svc7/x") == "svc7"
+    both = (rule("both", 1, path("/a/*"), path("*.png"), Condition("http-request-method", ("GET",))),)
+    assert match(both, path="/a/x.png") == "both" and match(both, path="/a/x.gif") == "default"
+    assert match(both, method="POST", path="/a/x.png") == "default"
+
+
+def test_a_rule_without_a_path_condition_turns_the_gate_off() -> None:
+    rules = (rule("svc", 1, path("/svc/*")), rule("by-method", 2, Condition("http-request-method", ("DELETE",))))
+    assert match(rules, method="DELETE", path="/anything") == "by-method"
+    assert match(rules, path="/svc/x") == "svc"
+
+
+def test_the_gate_is_per_host_plan() -> None:
+    rules = (
+        rule("api", 1, Condition("host-header", ("api.test",)), path("/v1/*")),
+        rule("www-any", 2, Condition("host-header", ("www.test",)), Condition("http-request-method", ("GET",))),
+    )
+    assert match(rules, host="www.test", path="/whatever") == "www-any"  # this host's plan has no gate
+    assert match(rules, host="api.test", path="/whatever") == "default"  # this host's plan is gated
+    assert match(rules, host="api.test", path="/v1/x") == "api"
