@@ -16,14 +16,7 @@ from typing import TYPE_CHECKING
 from portside.core.lb.conditions import compile_rules
 from portside.core.lb.model import Action, Listener
 from portside.core.lb.redirect import redirect_location
-from portside.core.lb.stickiness import (
-    LB_COOKIE,
-    TG_COOKIE,
-    cookie_from_header,
-    decode_cookie,
-    encode_cookie,
-    set_cookie_headers,
-)
+from portside.core.lb.stickiness import LB_COOKIE, TG_COOKIE, CookieJar, cookie_from_header
 
 if TYPE_CHECKING:
     from portside.proxy.exchange import Exchange
@@ -36,14 +29,14 @@ _NO_HEADERS: dict[str, str] = {}  # read only
 class ForwardPlan:
     """A forward action: one or several weighted target groups, with optional stickiness."""
 
-    __slots__ = ("groups", "weights", "total", "single", "secret", "group_sticky", "group_sticky_s")
+    __slots__ = ("groups", "weights", "total", "single", "jar", "group_sticky", "group_sticky_s")
 
     def __init__(self, groups: list[tuple[GroupRuntime, int]], secret: bytes, action: Action) -> None:
         self.groups = [g for g, w in groups if w > 0] or [g for g, _ in groups]
         self.weights = [w for _, w in groups if w > 0] or [1] * len(self.groups)
         self.total = sum(self.weights)
         self.single = self.groups[0] if len(self.groups) == 1 else None
-        self.secret = secret
+        self.jar = CookieJar(secret)
         self.group_sticky = action.stickiness_enabled and len(self.groups) > 1
         self.group_sticky_s = action.stickiness_duration_s
 
@@ -51,7 +44,7 @@ class ForwardPlan:
         group = self.single
         sticky = None
         if cookie_header is not None and (self.group_sticky or (group is not None and group.sticky)):
-            sticky = _sticky_choice(cookie_header, self.secret, TG_COOKIE if self.group_sticky else LB_COOKIE)
+            sticky = _sticky_choice(cookie_header, self.jar, TG_COOKIE if self.group_sticky else LB_COOKIE)
         if group is None:
             if sticky is not None:
                 group = next((g for g in self.groups if g.config.arn == sticky[0]), None)
@@ -76,15 +69,13 @@ class ForwardPlan:
         if target is None:
             return group, None, None
         duration = group.config.attributes.stickiness_duration_s if group.sticky else self.group_sticky_s
-        wall = time.time()
-        value = encode_cookie(group.config.arn, f"{target.id}:{target.port}", wall + duration, self.secret)
         name = TG_COOKIE if self.group_sticky else LB_COOKIE  # ALB: AWSALBTG for target group stickiness
-        return group, target, b"".join(b"Set-Cookie: " + h.encode() + b"\r\n" for h in set_cookie_headers(value, wall, name))
+        return group, target, self.jar.headers(name, group.config.arn, target.key_text, duration, time.time())
 
 
-def _sticky_choice(cookie_header: bytes, secret: bytes, name: str) -> tuple[str, str] | None:
+def _sticky_choice(cookie_header: bytes, jar: CookieJar, name: str) -> tuple[str, str] | None:
     value = cookie_from_header(cookie_header.decode("latin-1"), name)
-    return decode_cookie(value, secret, time.time()) if value else None
+    return jar.open(value, time.time()) if value else None
 
 
 class ListenerRoutes:

@@ -36,7 +36,7 @@ LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 class TargetRuntime:
     __slots__ = (
         "group_arn", "id", "port", "address", "health", "draining", "drain_deadline", "in_flight",
-        "pool", "healthy_since", "slow_start_until", "key", "removed",
+        "pool", "healthy_since", "slow_start_until", "key", "key_text", "removed",
     )
 
     def __init__(self, group_arn: str, target_id: str, port: int, address: str, pool: UpstreamPool) -> None:
@@ -45,6 +45,7 @@ class TargetRuntime:
         self.port = port
         self.address = address
         self.key = (target_id, port)
+        self.key_text = f"{target_id}:{port}"  # how a stickiness cookie names it
         self.health: object = None  # core.lb.health.TargetHealth, set by the health checker
         self.draining = False
         self.drain_deadline: float | None = None

@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 
 from portside.core.lb.stickiness import (
     COOKIE_LIFETIME_S,
+    LB_COOKIE,
+    TG_COOKIE,
+    CookieJar,
     cookie_from_header,
     decode_cookie,
     encode_cookie,
@@ -109,3 +112,36 @@ def test_cookie_from_header(header: str | None, expected: str | None) -> None:
 def test_cookie_from_header_for_target_group_stickiness() -> None:
     assert cookie_from_header("AWSALB=a; AWSALBTG=t", name="AWSALBTG") == "t"
     assert cookie_from_header("AWSALBTGCORS=c", name="AWSALBTG") == "c"
+
+
+# -- CookieJar: the memoised per-request path gives the same answers
+
+
+def test_the_jar_seals_what_the_functions_seal_and_reuses_it_within_a_second() -> None:
+    jar = CookieJar(SECRET)
+    lines = jar.headers(LB_COOKIE, TG, "i-0abc:32768", 86400, NOW + 0.25)
+    value = encode_cookie(TG, "i-0abc:32768", NOW + 86400, SECRET)
+    expected = b"".join(b"Set-Cookie: " + h.encode() + b"\r\n" for h in set_cookie_headers(value, NOW, LB_COOKIE))
+    assert lines == expected
+    assert jar.headers(LB_COOKIE, TG, "i-0abc:32768", 86400, NOW + 0.75) is lines  # same second: built once
+    later = jar.headers(LB_COOKIE, TG, "i-0abc:32768", 86400, NOW + 1.0)
+    assert later != lines and b"AWSALB=" in later  # the next second pushes the expiry forward
+    assert jar.headers(TG_COOKIE, TG, "i-0abc:32768", 86400, NOW + 1.0).startswith(b"Set-Cookie: AWSALBTG=")
+
+
+def test_the_jar_opens_what_decode_opens_and_still_honours_expiry() -> None:
+    jar = CookieJar(SECRET)
+    value = encode_cookie(TG, "i-0abc:32768", NOW + 10, SECRET)
+    assert jar.open(value, NOW) == decode_cookie(value, SECRET, NOW) == (TG, "i-0abc:32768")
+    assert jar.open(value, NOW + 9.9) == (TG, "i-0abc:32768")  # from the cache
+    assert jar.open(value, NOW + 10) is None  # expired, though cached
+    tampered = value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1]
+    assert jar.open(tampered, NOW) is None and tampered not in jar._opened
+    assert CookieJar(b"another secret").open(value, NOW) is None
+
+
+def test_the_jar_stays_bounded() -> None:
+    jar = CookieJar(SECRET)
+    for i in range(CookieJar.MAX_ENTRIES + 5):
+        jar.open(encode_cookie(TG, f"i-{i}:1", NOW + 10, SECRET), NOW)
+    assert len(jar._opened) <= CookieJar.MAX_ENTRIES

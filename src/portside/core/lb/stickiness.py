@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import functools
 import hmac
 import struct
 from email.utils import formatdate
 
 __all__ = [
     "COOKIE_LIFETIME_S",
+    "CookieJar",
     "LB_COOKIE",
     "TG_COOKIE",
     "cookie_from_header",
@@ -58,18 +59,20 @@ COOKIE_LIFETIME_S = 7 * 24 * 3600  # ALB's own cookie expiry: 7 days, not config
 _VERSION = 1
 _TAG_LEN = 16
 _MAX_FIELD = 0xFFFF
+# Keystream block counters, packed once: a cookie never needs more than 2 * 65535 + 12 bytes.
+_BLOCK_INDEX = [struct.pack(">I", i) for i in range((2 * _MAX_FIELD + 12 + 31) // 32)]
 
 
+@functools.lru_cache(maxsize=16)
 def _keys(secret: bytes) -> tuple[bytes, bytes]:
-    mac = hmac.new(secret, b"portside/awsalb/mac", hashlib.sha256).digest()
-    enc = hmac.new(secret, b"portside/awsalb/enc", hashlib.sha256).digest()
+    mac = hmac.digest(secret, b"portside/awsalb/mac", "sha256")
+    enc = hmac.digest(secret, b"portside/awsalb/enc", "sha256")
     return mac, enc
 
 
 def _keystream(key: bytes, tag: bytes, length: int) -> bytes:
-    blocks = []
-    for i in range((length + 31) // 32):
-        blocks.append(hmac.new(key, tag + struct.pack(">I", i), hashlib.sha256).digest())
+    # hmac.digest is the one-shot C path: several times cheaper than hmac.new(...).digest().
+    blocks = [hmac.digest(key, tag + _BLOCK_INDEX[i], "sha256") for i in range((length + 31) // 32)]
     return b"".join(blocks)[:length]
 
 
@@ -98,7 +101,7 @@ def encode_cookie(target_group_arn: str, target_key: str, expires_at: float, sec
     )
     mac_key, enc_key = _keys(secret)
     version = bytes([_VERSION])
-    tag = hmac.new(mac_key, version + plain, hashlib.sha256).digest()[:_TAG_LEN]
+    tag = hmac.digest(mac_key, version + plain, "sha256")[:_TAG_LEN]
     sealed = version + tag + _xor(plain, _keystream(enc_key, tag, len(plain)))
     return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
 
@@ -110,6 +113,14 @@ def decode_cookie(value: str, secret: bytes, now: float) -> tuple[str, str] | No
         made with ``secret``, was altered in any way, or ``now`` is at or past its expiry.
     Raises: nothing.
     """
+    opened = _open(value, secret)
+    if opened is None or now >= opened[0]:
+        return None
+    return opened[1], opened[2]
+
+
+def _open(value: str, secret: bytes) -> tuple[int, str, str] | None:
+    """``(expires_at, target_group_arn, target_key)`` of an authentic cookie, expired or not."""
     try:
         text = value.strip().strip('"')
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -120,7 +131,7 @@ def decode_cookie(value: str, secret: bytes, now: float) -> tuple[str, str] | No
     tag, body = raw[1 : 1 + _TAG_LEN], raw[1 + _TAG_LEN :]
     mac_key, enc_key = _keys(secret)
     plain = _xor(body, _keystream(enc_key, tag, len(body)))
-    expected = hmac.new(mac_key, raw[:1] + plain, hashlib.sha256).digest()[:_TAG_LEN]
+    expected = hmac.digest(mac_key, raw[:1] + plain, "sha256")[:_TAG_LEN]
     if not hmac.compare_digest(tag, expected):
         return None
     try:
@@ -131,9 +142,7 @@ def decode_cookie(value: str, secret: bytes, now: float) -> tuple[str, str] | No
         key = plain[12 + arn_len : 12 + arn_len + key_len]
         if 12 + arn_len + key_len != len(plain) or len(arn) != arn_len:
             return None
-        if now >= expires_at:
-            return None
-        return arn.decode(), key.decode()
+        return expires_at, arn.decode(), key.decode()
     except (struct.error, UnicodeDecodeError):
         return None
 
@@ -166,3 +175,50 @@ def cookie_from_header(cookie_header: str | None, name: str = LB_COOKIE) -> str 
         if eq and key in (name, cors) and key not in found:
             found[key] = val.strip()
     return found.get(name) or found.get(cors)
+
+
+class CookieJar:
+    """The balancer's per-request stickiness work, memoised; every answer equals the functions above.
+
+    ``headers`` seals a decision into its two ``Set-Cookie`` lines. Expiries are whole seconds,
+    so within one second every response pinning the same target carries the same bytes: they
+    are built once per (cookie name, target group, target, duration) and second. ``open``
+    remembers the cookies it verified (only those: a forged value never enters), so a client
+    sending its cookie on every request costs a dict lookup plus the expiry check.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+        self._second = -1
+        self._sealed: dict[tuple[str, str, str, float], bytes] = {}
+        self._opened: dict[str, tuple[int, str, str]] = {}
+
+    def headers(self, name: str, target_group_arn: str, target_key: str, duration_s: float, wall: float) -> bytes:
+        second = int(wall)
+        if second != self._second:
+            self._second = second
+            self._sealed = {}
+        key = (name, target_group_arn, target_key, duration_s)
+        lines = self._sealed.get(key)
+        if lines is None:
+            value = encode_cookie(target_group_arn, target_key, second + duration_s, self.secret)
+            lines = b"".join(b"Set-Cookie: " + h.encode() + b"\r\n" for h in set_cookie_headers(value, second, name))
+            if len(self._sealed) < self.MAX_ENTRIES:
+                self._sealed[key] = lines
+        return lines
+
+    def open(self, value: str, now: float) -> tuple[str, str] | None:
+        known = self._opened.get(value)
+        if known is None:
+            known = _open(value, self.secret)
+            if known is None:
+                return None
+            if len(self._opened) >= self.MAX_ENTRIES:
+                self._opened.clear()
+            self._opened[value] = known
+        if now >= known[0]:
+            return None
+        return known[1], known[2]
+
