@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from portside.core.lb.conditions import compile_rules
 from portside.core.lb.model import Action, Listener
 from portside.core.lb.redirect import redirect_location
-from portside.core.lb.stickiness import LB_COOKIE, TG_COOKIE, CookieJar, cookie_from_header
+from portside.core.lb.stickiness import LB_COOKIE, TG_COOKIE, CookieJar
 
 if TYPE_CHECKING:
     from portside.proxy.exchange import Exchange
@@ -44,7 +44,7 @@ class ForwardPlan:
         group = self.single
         sticky = None
         if cookie_header is not None and (self.group_sticky or (group is not None and group.sticky)):
-            sticky = _sticky_choice(cookie_header, self.jar, TG_COOKIE if self.group_sticky else LB_COOKIE)
+            sticky = self.jar.open_header(cookie_header, TG_COOKIE if self.group_sticky else LB_COOKIE, time.time())
         if group is None:
             if sticky is not None:
                 group = next((g for g in self.groups if g.config.arn == sticky[0]), None)
@@ -71,11 +71,6 @@ class ForwardPlan:
         duration = group.config.attributes.stickiness_duration_s if group.sticky else self.group_sticky_s
         name = TG_COOKIE if self.group_sticky else LB_COOKIE  # ALB: AWSALBTG for target group stickiness
         return group, target, self.jar.headers(name, group.config.arn, target.key_text, duration, time.time())
-
-
-def _sticky_choice(cookie_header: bytes, jar: CookieJar, name: str) -> tuple[str, str] | None:
-    value = cookie_from_header(cookie_header.decode("latin-1"), name)
-    return jar.open(value, time.time()) if value else None
 
 
 class ListenerRoutes:

@@ -145,3 +145,14 @@ def test_the_jar_stays_bounded() -> None:
     for i in range(CookieJar.MAX_ENTRIES + 5):
         jar.open(encode_cookie(TG, f"i-{i}:1", NOW + 10, SECRET), NOW)
     assert len(jar._opened) <= CookieJar.MAX_ENTRIES
+
+
+def test_the_jar_reads_a_raw_cookie_header_like_cookie_from_header_then_decode() -> None:
+    jar = CookieJar(SECRET)
+    value = encode_cookie(TG, "i-0abc:32768", NOW + 10, SECRET)
+    header = f"theme=dark; AWSALBCORS={value}; x=1".encode()
+    assert jar.open_header(header, LB_COOKIE, NOW) == (TG, "i-0abc:32768")
+    assert jar.open_header(header, LB_COOKIE, NOW + 10) is None  # expired: remembered, still checked
+    assert jar.open_header(header, TG_COOKIE, NOW) is None  # another cookie name
+    assert jar.open_header(b"AWSALB=garbage", LB_COOKIE, NOW) is None
+    assert jar.open_header(b"AWSALB=garbage", LB_COOKIE, NOW) is None  # remembered as holding nothing
