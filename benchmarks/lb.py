@@ -28,7 +28,8 @@ haproxy   Debian's HAProxy, ``nbthread 1``, global ``maxconn 4000`` (the FD limi
           ``balance roundrobin``, ``http-reuse always``, keep-alive both sides.
 nginx     Debian's nginx as a proxy: 1 worker, ``upstream`` with ``keepalive 64``,
           ``proxy_http_version 1.1``, ``proxy_set_header Connection ""``.
-portside  a real ``portside server`` process (own temp state dir, ``--min-health-check-interval 1``)
+portside  a real ``portside server`` process (own temp state dir, ``--min-health-check-interval 1``,
+          ``--firewall managed`` unless ``--firewall`` says otherwise: its host rules are in place)
           configured only through boto3's elbv2 client: an internal load balancer, an ``ip``
           target group holding the four backends (health check every 2 s), an HTTP listener
           forwarding by default, and 10 listener rules (``path-pattern /svcN/*`` -> fixed-response)
