@@ -47,9 +47,7 @@ def render_text(report: dict[str, Any], source: str) -> str:
         lines.append(f"  {label:<8} {finding['check']:<{width}}  {finding['summary']}")
         if finding["fix"] and finding["severity"] in ("warning", "error"):
             lines.append(f"  {'':<8} {'':<{width}}  fix: {finding['fix']}")
-    errors = sum(1 for f in report["findings"] if f["severity"] == "error")
-    warnings = sum(1 for f in report["findings"] if f["severity"] == "warning")
-    lines += ["", f"{errors} error(s), {warnings} warning(s)", ""]
+    lines += ["", doctor.summary_line([doctor.Finding(**f) for f in report["findings"]]), ""]
     rng = report["portRange"]
     lines.append(f"Rules for firewalls portside does not manage (dynamic range {rng['start']}-{rng['end']}):")
     for name, text in report["rules"].items():

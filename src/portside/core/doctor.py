@@ -279,7 +279,7 @@ def _load_balancer_paths(facts: Facts) -> list[Finding]:
     if not facts.rulesets:
         return []
     blocked: dict[tuple[str, str], Finding] = {}
-    uncertain: dict[str, Finding] = {}
+    warnings: dict[str, Finding] = {}
     checked = 0
     for copy in _samples(facts):
         for who, packet in lb_packets(facts, copy):
@@ -293,20 +293,20 @@ def _load_balancer_paths(facts: Facts) -> list[Finding]:
                         f"{_describe(verdict)} {verdict.action}s traffic from {who} to {_target(copy)}",
                         _rule_fix(verdict))
             for rule in verdict.uncertain:
-                uncertain.setdefault(rule.text, Finding(
+                warnings.setdefault(rule.text, Finding(
                     "firewall.load-balancer", "warning",
                     f"cannot tell whether {rule.backend} rule `{rule.text}` ({rule.table} {rule.chain}) drops traffic from {who}",
                     "check it by hand, or make its matches plain addresses and ports"))
     if facts.lb_sources and facts.publish_ip in LOOPBACK_PUBLISH:
-        uncertain["(publish)"] = Finding(
+        warnings["(publish)"] = Finding(
             "firewall.load-balancer", "warning",
             f"copies are published on {facts.publish_ip}: the load balancer sources {', '.join(facts.lb_sources)} "
             "on other hosts cannot reach them",
             "run the server with --publish-ip 0.0.0.0 (or this host's address) and --firewall managed")
     if blocked:
-        return list(blocked.values()) + list(uncertain.values())
+        return list(blocked.values()) + list(warnings.values())
     return [Finding("firewall.load-balancer", "ok", f"no firewall rule drops load balancer traffic to the range ({checked} paths checked)"),
-            *uncertain.values()]
+            *warnings.values()]
 
 
 def _target(copy: Copy) -> str:
