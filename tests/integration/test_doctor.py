@@ -182,3 +182,24 @@ def test_the_printed_nftables_and_iptables_rules_are_accepted_by_the_tools() -> 
     section = "\n".join(line for line in section.splitlines() if not line.startswith("#")) + "\n"
     restore = subprocess.run(["iptables-restore", "--test", "--noflush"], input=section, text=True, capture_output=True, check=False)
     assert restore.returncode == 0, restore.stderr
+
+
+def test_an_internet_facing_listener_closed_to_clients_is_a_warning(server: PortsideProcess) -> None:
+    from botocore.config import Config
+
+    elb = server.client("elbv2", config=Config(parameter_validation=False))
+    port = free_port()
+    lb = elb.create_load_balancer(Name="docpub", Scheme="internet-facing", Subnets=["subnet-test"])["LoadBalancers"][0]
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port, DefaultActions=[{
+        "Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}}])
+    code, body = report(server)
+    assert [f["severity"] for f in findings(body, "firewall.listeners")] == ["ok"]
+    rule = ["INPUT", "-p", "tcp", "--dport", str(port), "-j", "DROP"]
+    subprocess.run(["iptables", "-w", "5", "-I", *rule], check=True)
+    try:
+        code, body = report(server)
+        [closed] = findings(body, "firewall.listeners")
+        assert code == 0 and closed["severity"] == "warning"
+        assert f"load balancer docpub, HTTP :{port}" in closed["summary"] and "-A INPUT" in closed["summary"]
+    finally:
+        subprocess.run(["iptables", "-w", "5", "-D", *rule], check=True)

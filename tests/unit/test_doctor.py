@@ -253,3 +253,17 @@ def test_advice_names_the_range_in_every_recipe_and_placeholders_without_sources
     commands = [line for line in recipes["iptables"].splitlines() if not line.startswith("#")]
     assert all("--ctorigdstport 30000:32767" in c for c in commands[:2]) and not any("--dport" in c for c in commands)
     assert "ufw allow proto tcp from LB_CIDR to any port 30000:32767" in recipes["ufw"]
+
+
+# -- listeners
+
+
+def test_an_internet_facing_listener_blocked_in_input_is_a_warning_naming_the_rule() -> None:
+    listening = (doctor.Listening("load balancer web, HTTP :8080", 8080, True), doctor.Listening("internal", 9090, False))
+    [fine] = by_check(doctor.diagnose(facts(listeners=listening)), "firewall.listeners")
+    assert fine.severity == "ok" and "1 internet-facing listener(s)" in fine.summary
+    closed = DOCKER.replace(":INPUT ACCEPT [0:0]", ":INPUT DROP [0:0]")
+    [blocked] = by_check(doctor.diagnose(facts(closed, listeners=listening)), "firewall.listeners")
+    assert blocked.severity == "warning" and "filter INPUT policy DROP" in blocked.summary
+    assert "load balancer web, HTTP :8080" in blocked.summary and "its clients" in blocked.fix
+    assert not doctor.failed([blocked])

@@ -8,6 +8,7 @@ scaled and records every failing finding as a service event.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -81,10 +82,21 @@ class HostDoctor:
                 found.append(doctor.Demand(body["serviceName"], body["desiredCount"], maximum, per_task))
         return tuple(found)
 
+    def listeners(self) -> tuple[doctor.Listening, ...]:
+        found = []
+        rows = self.plane.store.db.execute(
+            "SELECT l.body, b.body FROM elb_listeners l JOIN elb_load_balancers b ON b.arn = l.load_balancer_arn"
+        )
+        for listener_json, lb_json in rows:
+            listener, lb = json.loads(listener_json), json.loads(lb_json)
+            name = f"load balancer {lb['LoadBalancerName']}, {listener['Protocol']} :{listener['Port']}"
+            found.append(doctor.Listening(name, int(listener["Port"]), lb.get("Scheme") != "internal"))
+        return tuple(found)
+
     def own_ports(self) -> dict[int, str]:
         ports = {self.plane.config.api_port: "API"}
-        for (port,) in self.plane.store.db.execute("SELECT DISTINCT port FROM elb_listeners"):
-            ports.setdefault(int(port), "listener")
+        for listener in self.listeners():
+            ports.setdefault(listener.port, "listener")
         return ports
 
     async def facts(self) -> doctor.Facts:
@@ -115,7 +127,8 @@ class HostDoctor:
         return doctor.Facts(
             port_range=agent.port_range, reserved_tcp=tuple(config.reserved_ports_tcp), own_ports=own,
             publish_ip=config.publish_ip, firewall_mode=config.firewall_mode, lb_sources=config.lb_sources,
-            direct_routing=config.direct_routing, copies=copies, demands=self.demands(), **host_facts,
+            direct_routing=config.direct_routing, copies=copies, demands=self.demands(), listeners=self.listeners(),
+            **host_facts,
         )
 
     async def report(self) -> dict[str, Any]:

@@ -69,6 +69,15 @@ class Demand:
 
 
 @dataclass(frozen=True)
+class Listening:
+    """A listener bound on this host, as clients would reach it."""
+
+    name: str  # "load balancer web, HTTP :8080"
+    port: int
+    public: bool  # bound on every address (internet-facing) rather than loopback
+
+
+@dataclass(frozen=True)
 class Facts:
     port_range: PortRange
     kernel_range: tuple[int, int] | None
@@ -88,6 +97,7 @@ class Facts:
     userland_proxy: bool = False
     copies: tuple[Copy, ...] = ()
     demands: tuple[Demand, ...] = ()
+    listeners: tuple[Listening, ...] = ()
     ports_taken_by_others: int = 0
     server: bool = True
 
@@ -100,6 +110,7 @@ def diagnose(facts: Facts) -> list[Finding]:
     findings += _guard(facts)
     findings += _load_balancer_paths(facts)
     findings += _exposure(facts)
+    findings += _listeners(facts)
     return findings
 
 
@@ -330,6 +341,26 @@ def _exposure(facts: Facts) -> list[Finding]:
                     f"{_target(copy)} port {copy.container_port} is reachable from any host: {how}", fix))
     if facts.copies and not findings:
         findings.append(Finding("firewall.exposed", "ok", f"no copy is reachable except through a load balancer ({len(facts.copies)} ports checked)"))
+    return findings
+
+
+def _listeners(facts: Facts) -> list[Finding]:
+    """Internet-facing listeners a client on another host cannot reach (a warning: it may be meant)."""
+    if not facts.rulesets:
+        return []
+    findings = []
+    public = [listener for listener in facts.listeners if listener.public]
+    for listener in public:
+        packet = Packet(hook="input", src=STRANGER, dst=facts.outward_address, dport=listener.port,
+                        in_iface=facts.outward_interface)
+        verdict = evaluate(facts.rulesets, packet)
+        if verdict.action != "accept":
+            findings.append(Finding(
+                "firewall.listeners", "warning",
+                f"{_describe(verdict)} {verdict.action}s clients on other hosts before they reach {listener.name}",
+                _rule_fix(verdict).replace("the load balancer", "its clients")))
+    if public and not findings:
+        findings.append(Finding("firewall.listeners", "ok", f"{len(public)} internet-facing listener(s) reachable from other hosts"))
     return findings
 
 
