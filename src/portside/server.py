@@ -107,7 +107,7 @@ class Server:
         self.services.start()
         self.scaler = Scaler(self.plane, config.scaling_period_s)
         self.scaler.start()
-        self.api = ApiServer(self.plane, credentials, metrics=lambda: render_metrics(self.plane, self.scaler))
+        self.api = ApiServer(self.plane, credentials, metrics=lambda: render_metrics(self.plane, self.scaler, self.firewall))
         await self.api.start(config.api_host, config.api_port)
         log.info("portside API listening on http://%s:%d", config.api_host, config.api_port)
 

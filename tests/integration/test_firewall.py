@@ -9,6 +9,7 @@ routed via this host (moby #41872). Controls show each probe does see an open do
 from __future__ import annotations
 
 import subprocess
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,12 @@ def test_rules_stay_through_a_crash_follow_copies_heal_and_go_with_the_last_copy
         iptables("-F", chain)
         eventually(lambda: jumps_to(chain) == [1] and any(r.startswith(guarded) for r in chain_rules(server) or []),
                    timeout=15, what="the keeper restoring the chain")
+        with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        labels = f'{{chain="{chain}",mode="guard"}}'
+        assert f"portside_firewall_chain_in_place{labels} 1" in metrics
+        assert f"portside_firewall_guarded_addresses{labels} 1" in metrics
+        assert f"portside_firewall_repairs_total{labels} 1" in metrics
 
         ecs.stop_task(task=task["taskArn"])
         eventually(lambda: not any(r.startswith(guarded) for r in chain_rules(server) or []), what="rule removed")

@@ -146,6 +146,7 @@ class FirewallKeeper:
         self._dirty = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self.last_error: str | None = None
+        self.repairs = 0  # drift found and restored (metrics)
 
     async def _current_plan(self) -> GuardPlan:
         try:
@@ -184,6 +185,7 @@ class FirewallKeeper:
                 if problems:
                     log.warning("firewall: %s; restoring it", "; ".join(problems))
                     await asyncio.to_thread(self.firewall.apply, plan)
+                    self.repairs += 1
             self.last_error = None
         except FirewallError as exc:
             if exc.message != self.last_error:

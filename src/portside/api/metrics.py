@@ -21,7 +21,7 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def render_metrics(plane: ControlPlane, scaler: Any = None) -> str:
+def render_metrics(plane: ControlPlane, scaler: Any = None, firewall: Any = None) -> str:
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
@@ -74,4 +74,13 @@ def render_metrics(plane: ControlPlane, scaler: Any = None) -> str:
     family("portside_scaling_actions_total", "counter", "Scaling actions taken, by service and direction.")
     for (service, direction), count in sorted(getattr(scaler, "actions", {}).items()):
         out.append(f"portside_scaling_actions_total{_labels(service=service, direction=direction)} {count}")
+    if firewall is not None:  # agent.firewall.FirewallKeeper
+        labels = _labels(chain=firewall.base.chain, mode=firewall.base.mode)
+        in_place = int(firewall.plan is not None and firewall.last_error is None)
+        family("portside_firewall_chain_in_place", "gauge", "1 while the server's firewall chain is installed as planned.")
+        out.append(f"portside_firewall_chain_in_place{labels} {in_place}")
+        family("portside_firewall_guarded_addresses", "gauge", "Copy addresses the chain drops strangers' traffic to.")
+        out.append(f"portside_firewall_guarded_addresses{labels} {len(firewall.plan.container_ips) if firewall.plan else 0}")
+        family("portside_firewall_repairs_total", "counter", "Times the chain was found changed from outside and restored.")
+        out.append(f"portside_firewall_repairs_total{labels} {firewall.repairs}")
     return "\n".join(out) + "\n"
