@@ -542,9 +542,10 @@ def test_killed_container_is_replaced_and_requests_keep_succeeding(
     # one below). What may fail, as a 502, is at most:
     # - the request in flight inside the container at the instant of the kill (its connection is
     #   reset after the request was sent; neither ALB nor portside retries that), about 1 run in 8;
-    # - with direct routing (the default), one connect to the dead copy's bridge address sent just
-    #   as its network namespace went away: the SYN is black-holed (no RST, so no retry), and the
-    #   request ends when the target's deregistration delay (2 s) passes.
+    # - a request written, just before the kill, on a pooled connection to the dead copy: its network
+    #   namespace is gone, so nothing answers or resets, and the request ends when the target's
+    #   deregistration delay (2 s) passes. (A request still *connecting* to the dead bridge address
+    #   when the target starts draining goes to another copy: nothing of it was sent.)
     failures = [(float(f.split(" ", 1)[0]) - killed_at, f.split(" ", 1)[1]) for f in load.failures]
     assert len(failures) <= 2, load.failures
     for after, what in failures:

@@ -51,7 +51,7 @@ class Exchange:
         "client", "method", "url", "head", "has_body", "chunked_in", "body_buffer", "body_done",
         "keep_alive", "upgrade", "group", "target", "upstream", "reused", "attempts", "response_started",
         "chunked_out", "until_close", "is_head", "finished", "upstream_active", "sticky_cookie",
-        "started_at", "interim", "headers",
+        "started_at", "interim", "headers", "connecting",
     )
 
     def __init__(self, client: ClientConnection, method: bytes, url: bytes, head: bytes, has_body: bool,
@@ -81,6 +81,7 @@ class Exchange:
         self.sticky_cookie: bytes | None = None
         self.started_at = 0.0
         self.interim = False
+        self.connecting: asyncio.Future[None] | None = None  # a connect to ``target`` in progress
 
     # -- starting
 
@@ -108,25 +109,52 @@ class Exchange:
         else:
             self.reused = False
             task = asyncio.ensure_future(self._connect(target))
+            self.connecting = task
+            target.connecting.add(self)
             self.client.runtime.track(task)
+
+    def target_went_away(self) -> None:
+        """Our target is draining or gone while we still connect to it: nothing was sent, try another.
+
+        A copy whose container died takes its bridge address with it, and a SYN to that address is
+        black-holed (no RST): without this the connect would wait for the deregistration delay.
+        """
+        task, self.connecting = self.connecting, None
+        if task is not None and not task.done():
+            task.cancel()
 
     async def _connect(self, target: TargetRuntime) -> None:
         try:
             conn = await target.pool.connect()
+        except asyncio.CancelledError:
+            target.connecting.discard(self)
+            if self.connecting is not None:  # cancelled by the runtime shutting down, not by target_went_away
+                raise
+            self._release_target()
+            if not self.finished and not self._retry(target, connect_failed=True):
+                self.respond_error(502)
+            return
         except asyncio.TimeoutError:
+            self._connected(target)
             self._release_target()
             if not self.finished:
                 self.respond_error(504)
             return
         except OSError:
+            self._connected(target)
             self._release_target()
             if not self.finished and not self._retry(target, connect_failed=True):
                 self.respond_error(502)
             return
+        self._connected(target)
         if self.finished:  # the client went away while we connected
             target.pool.release(conn)
             return
         self._write_request(conn)
+
+    def _connected(self, target: TargetRuntime) -> None:
+        target.connecting.discard(self)
+        self.connecting = None
 
     def _write_request(self, conn: UpstreamConnection) -> None:
         self.upstream = conn

@@ -205,6 +205,7 @@ class ProxyRuntime:
                 target.drain_deadline = now + max(0.0, (spec.drain_deadline or wall) - wall)
                 target.pool.close_idle()
                 self.health.stop(target)
+                self._abandon_connects(target)
                 changed = True
                 if target.in_flight == 0:
                     self.target_idle(target)
@@ -225,6 +226,12 @@ class ProxyRuntime:
         self.health.stop(target)
         target.pool.close()
         self.health.forget(target)
+        self._abandon_connects(target)
+
+    def _abandon_connects(self, target: TargetRuntime) -> None:
+        """Requests still connecting to a target that leaves rotation go to another (nothing was sent)."""
+        for exchange in list(target.connecting):
+            exchange.target_went_away()
 
     def _start_ticker(self) -> None:
         if self._ticker is None or self._ticker.done():

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from portside.core.lb.model import TargetGroup
 
 if TYPE_CHECKING:
+    from portside.proxy.exchange import Exchange
     from portside.proxy.upstream import UpstreamPool
 
 HEALTHY = "healthy"
@@ -36,7 +37,7 @@ LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 class TargetRuntime:
     __slots__ = (
         "group_arn", "id", "port", "address", "health", "draining", "drain_deadline", "in_flight",
-        "pool", "healthy_since", "slow_start_until", "key", "key_text", "removed",
+        "pool", "healthy_since", "slow_start_until", "key", "key_text", "removed", "connecting",
     )
 
     def __init__(self, group_arn: str, target_id: str, port: int, address: str, pool: UpstreamPool) -> None:
@@ -54,6 +55,7 @@ class TargetRuntime:
         self.healthy_since: float | None = None
         self.slow_start_until = 0.0
         self.removed = False
+        self.connecting: set[Exchange] = set()  # exchanges whose connect to this target is in progress
 
     @property
     def state(self) -> str:
