@@ -1,0 +1,123 @@
+"""agent.firewall: how HostFirewall drives iptables and how the keeper copes when iptables fails.
+
+The iptables binary is replaced by a recording stand-in (the runner seam): these tests are about
+which commands run and what a failure says, not about the kernel (tests/integration/test_firewall.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+
+from portside.agent.driver import BridgeNetwork
+from portside.agent.firewall import FirewallError, FirewallKeeper, HostFirewall
+from portside.core.firewall import GuardPlan, expected_listing
+from portside.core.ports import PortRange
+
+PLAN = GuardPlan("PORTSIDE-abc", "guard", PortRange(49153, 65535, "fallback"), (), ("docker0",), ("172.17.0.2",))
+
+
+class FakeIptables:
+    """Answers like iptables would for a DOCKER-USER chain and one chain of ours; records every call."""
+
+    def __init__(self, docker_user: list[str] | None = None, fail: dict[str, str] | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.docker_user = docker_user if docker_user is not None else ["-A DOCKER-USER -j RETURN"]
+        self.chain: list[str] | None = None
+        self.fail = fail or {}
+
+    def __call__(self, argv: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
+        self.calls.append(argv)
+        key = argv[0] if argv[0] == "iptables-restore" else " ".join(argv[3:5])
+        if key in self.fail:
+            return subprocess.CompletedProcess(argv, 1, "", self.fail[key])
+        if argv[0] == "iptables-restore":
+            assert stdin is not None
+            self.chain = [f"-N {PLAN.chain}"] + [line for line in stdin.splitlines() if line.startswith("-A ")]
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        action, chain = argv[3], argv[4]
+        if action == "-S" and chain == "DOCKER-USER":
+            return subprocess.CompletedProcess(argv, 0, "\n".join(["-N DOCKER-USER", *self.docker_user]) + "\n", "")
+        if action == "-S":
+            ok = self.chain is not None
+            return subprocess.CompletedProcess(argv, 0 if ok else 1, "\n".join(self.chain or []) + "\n", "")
+        if action == "-D":
+            jump = f"-A DOCKER-USER {' '.join(argv[5:])}"
+            if jump in self.docker_user:
+                self.docker_user.remove(jump)
+                return subprocess.CompletedProcess(argv, 0, "", "")
+            return subprocess.CompletedProcess(argv, 1, "", "Bad rule")
+        if action == "-I":
+            self.docker_user.insert(0, f"-A DOCKER-USER {' '.join(argv[6:])}")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+def test_apply_replaces_the_chain_and_puts_the_jump_first_once() -> None:
+    fake = FakeIptables(docker_user=["-A DOCKER-USER -j OTHER", "-A DOCKER-USER -j PORTSIDE-abc", "-A DOCKER-USER -j RETURN"])
+    HostFirewall(PLAN.chain, fake).apply(PLAN)
+    assert fake.docker_user == ["-A DOCKER-USER -j PORTSIDE-abc", "-A DOCKER-USER -j OTHER", "-A DOCKER-USER -j RETURN"]
+    assert fake.chain == expected_listing(PLAN)
+    assert all(call[:3] == ["iptables", "-w", "5"] or call[0] == "iptables-restore" for call in fake.calls)
+    assert HostFirewall(PLAN.chain, fake).drift(PLAN) == []
+
+
+def test_drift_names_what_is_missing() -> None:
+    fake = FakeIptables()
+    firewall = HostFirewall(PLAN.chain, fake)
+    assert firewall.drift(PLAN) == ["chain PORTSIDE-abc is missing", "DOCKER-USER does not jump to PORTSIDE-abc first"]
+    firewall.apply(PLAN)
+    other = GuardPlan(PLAN.chain, "managed", PLAN.port_range, (), ("docker0",), ())
+    assert firewall.drift(other) == ["chain PORTSIDE-abc does not hold the expected rules"]
+
+
+def test_a_failing_restore_and_a_missing_docker_user_chain_say_what_to_do() -> None:
+    with pytest.raises(FirewallError, match="iptables-restore -w 5 --noflush failed: line 3 failed"):
+        HostFirewall(PLAN.chain, FakeIptables(fail={"iptables-restore": "line 3 failed"})).apply(PLAN)
+    with pytest.raises(FirewallError, match="DOCKER-USER chain is missing.*--firewall off"):
+        HostFirewall(PLAN.chain, FakeIptables(fail={"-S DOCKER-USER": "No chain"})).apply(PLAN)
+
+
+def test_no_iptables_and_a_held_lock_are_errors_not_crashes() -> None:
+    def missing(argv: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
+        raise FileNotFoundError(argv[0])
+
+    def stuck(argv: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
+        raise subprocess.TimeoutExpired(argv, 15)
+
+    with pytest.raises(FirewallError, match="iptables is not installed.*--firewall off"):
+        HostFirewall(PLAN.chain, missing).apply(PLAN)
+    with pytest.raises(FirewallError, match="did not finish in 15 s"):
+        HostFirewall(PLAN.chain, stuck).apply(PLAN)
+
+
+def test_remove_takes_every_jump_and_the_chain_and_says_whether_there_was_one() -> None:
+    fake = FakeIptables()
+    firewall = HostFirewall(PLAN.chain, fake)
+    firewall.apply(PLAN)
+    fake.docker_user.append("-A DOCKER-USER -j PORTSIDE-abc")  # a duplicate left by hand
+    assert firewall.remove() is True
+    assert "-A DOCKER-USER -j PORTSIDE-abc" not in fake.docker_user
+    assert [c[3:5] for c in fake.calls[-2:]] == [["-F", PLAN.chain], ["-X", PLAN.chain]]
+    assert HostFirewall(PLAN.chain, FakeIptables(fail={f"-F {PLAN.chain}": "No chain"})).remove() is False
+
+
+def test_the_keeper_reports_a_failing_sync_and_recovers() -> None:
+    async def scenario() -> None:
+        fake = FakeIptables()
+
+        async def bridges() -> list[BridgeNetwork]:
+            return [BridgeNetwork("bridge", "docker0", "172.17.0.0/16", "172.17.0.1")]
+
+        keeper = FirewallKeeper(HostFirewall(PLAN.chain, fake), PLAN, lambda: [], bridges, interval_s=60)
+        await keeper.install()
+        fake.fail["iptables-restore"] = "Resource temporarily unavailable"
+        keeper.base = GuardPlan(PLAN.chain, "managed", PLAN.port_range)  # content changes: a rewrite is due
+        await keeper.sync()
+        assert keeper.last_error is not None and "Resource temporarily unavailable" in keeper.last_error
+        del fake.fail["iptables-restore"]
+        await keeper.sync()
+        assert keeper.last_error is None and keeper.plan is not None and keeper.plan.mode == "managed"
+
+    asyncio.run(scenario())
