@@ -24,11 +24,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from portside.agent.host import host_instance_id
 from portside.control.elbv2.common import select
 from portside.control.plane import ControlPlane
-from portside.core.lb import settings
+from portside.core.lb import action_settings, rule_settings
 from portside.core.lb.errors import ElbError
-from portside.agent.host import host_instance_id
 from portside.core.lb.model import (
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_RULE_PRIORITY,
@@ -60,11 +60,11 @@ def bind_host(lb: dict[str, Any]) -> str:
 
 def model_actions(actions: list[Mapping[str, Any]]) -> tuple[Action, ...]:
     """Stored (already validated) API-shaped actions as model actions, in ``Order``."""
-    return tuple(sorted(settings.actions_from_params(actions), key=lambda a: a.order))
+    return tuple(sorted(action_settings.actions_from_params(actions), key=lambda a: a.order))
 
 
 def model_conditions(conditions: list[Mapping[str, Any]]) -> tuple[Condition, ...]:
-    return tuple(settings.conditions_from_params(conditions))
+    return tuple(rule_settings.conditions_from_params(conditions))
 
 
 def rule_model(body: dict[str, Any]) -> Rule:

@@ -6,7 +6,7 @@ reprioritised, and ModifyRule may change only its actions (which also become the
 ``DefaultActions``). Numbered rules have a priority 1-50000 unique per listener
 (``PriorityInUse``), at least one condition and at most ``MAX_RULES_PER_LISTENER`` per
 listener (``TooManyRules``). ModifyRule replaces whole lists. Conditions and actions are
-validated and converted by ``core/lb/settings.py``; this module checks what needs the store:
+validated and converted by ``core/lb/rule_settings.py``; this module checks what needs the store:
 the target groups an action forwards to exist (``TargetGroupNotFound``) and serve no other
 load balancer (``TargetGroupAssociationLimit``).
 
@@ -39,7 +39,7 @@ from portside.control.elbv2.common import (
 )
 from portside.control.elbv2.target_groups import action_target_groups, usage
 from portside.control.plane import ControlPlane
-from portside.core.lb import settings
+from portside.core.lb import action_settings, rule_settings
 from portside.core.lb.model import DEFAULT_RULE_PRIORITY
 
 MAX_RULES_PER_LISTENER = 100
@@ -57,7 +57,7 @@ def check_actions(
     Returns their stored form (:func:`normal_actions`).
     """
     actions = [dict(a) for a in actions or []]
-    settings.actions_from_params(  # shape, limits, redirect loops, unknown target groups (ElbError)
+    action_settings.actions_from_params(  # shape, limits, redirect loops, unknown target groups (ElbError)
         list(actions),
         listener_protocol=protocol,
         listener_port=port,
@@ -113,7 +113,7 @@ def render_conditions(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def check_conditions(conditions: Any) -> list[dict[str, Any]]:
     """Validate a rule's conditions (ElbError); returns them as given, for storage."""
     given: list[dict[str, Any]] = [dict(c) for c in conditions or []]
-    settings.conditions_from_params(list(given))  # fields, values, limits, AWS's messages
+    rule_settings.conditions_from_params(list(given))  # fields, values, limits, AWS's messages
     return given
 
 

@@ -15,10 +15,8 @@ do not act on are reported with AWS's defaults and may only be "set" to those de
 ``InvalidConfigurationRequest`` naming the key. The same holds for ``app_cookie`` stickiness,
 ``weighted_random``, gRPC matchers, ``RegexValues`` conditions and authentication actions.
 
-The second half converts listener rule ``Conditions`` and ``Actions`` (legacy ``Values`` and
-the ``*Config`` forms) into ``model.Condition`` / ``model.Action``: condition limits (5 values
-and 5 wildcards per rule, at most one host/path/method/source-ip condition) and action shapes
-(forward / redirect / fixed-response) follow spec alb.md §1.8, §2.1-2.3.
+Listener rule ``Conditions`` and ``Actions`` are converted in ``rule_settings``; the scalar
+helpers both use are in ``params``.
 
 Where the messages come from
 ----------------------------
@@ -42,40 +40,29 @@ Where the messages come from
 
 from __future__ import annotations
 
-import ipaddress
-import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from portside.core.lb.errors import (
     constraint_message,
-    invalid_action,
     invalid_configuration,
-    target_group_not_found,
     validation_error,
 )
 from portside.core.lb.health import parse_matcher
 from portside.core.lb.model import (
     DEFAULT_HEALTH_CHECK_TIMEOUT_S,
-    DEFAULT_RULE_PRIORITY,
-    Action,
-    Condition,
     HealthCheck,
-    Rule,
     TargetGroupAttributes,
-    WeightedTargetGroup,
 )
+from portside.core.lb.params import bool_param, given, int_param
 
 __all__ = [
     "ATTRIBUTE_DEFAULTS",
     "AWS_MIN_INTERVAL_S",
-    "actions_from_params",
     "attributes_from_params",
     "attributes_to_params",
-    "conditions_from_params",
     "health_check_from_params",
-    "listener_rule_from_params",
     "modify_health_check",
 ]
 
@@ -114,41 +101,6 @@ _FIXED = {k: v for k, v in ATTRIBUTE_DEFAULTS if k not in _ACTED_ON}
 
 _INTERVAL_TIMEOUT = "Health check interval must be greater than the timeout."
 _SLOW_START_LOR = "You cannot enable both slow start mode and least outstanding requests"
-
-
-# ---------------------------------------------------------------------------------------------
-# Scalars
-
-
-def _int(value: Any, member: str, low: int, high: int) -> int:
-    """Returns: ``value`` as an int within [low, high]. Raises: ElbError ValidationError."""
-    try:
-        number = value if isinstance(value, int) and not isinstance(value, bool) else int(str(value).strip())
-    except ValueError:
-        raise validation_error(constraint_message(value, member, "Member must be an integer")) from None
-    if number < low:
-        raise validation_error(
-            constraint_message(number, member, f"Member must have value greater than or equal to {low}")
-        )
-    if number > high:
-        raise validation_error(
-            constraint_message(number, member, f"Member must have value less than or equal to {high}")
-        )
-    return number
-
-
-def _bool(value: Any, member: str) -> bool:
-    """Returns: ``value`` as a bool (``true``/``false``, any case). Raises: ElbError ValidationError."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "false"):
-        return text == "true"
-    raise validation_error(constraint_message(value, member, "Member must be a boolean (true or false)"))
-
-
-def _given(params: Mapping[str, Any], key: str) -> bool:
-    return params.get(key) is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +150,7 @@ def _health_check(
     creating: bool,
 ) -> HealthCheck:
     changes: dict[str, Any] = {}
-    if _given(params, "HealthCheckProtocol"):
+    if given(params, "HealthCheckProtocol"):
         hc_protocol = str(params["HealthCheckProtocol"]).upper()
         if hc_protocol not in PROTOCOLS:
             raise validation_error(
@@ -214,7 +166,7 @@ def _health_check(
                 f"with the '{protocol}' protocol"
             )
         changes["protocol"] = hc_protocol
-    if _given(params, "HealthCheckPort"):
+    if given(params, "HealthCheckPort"):
         port = str(params["HealthCheckPort"]).strip()
         if port != "traffic-port":
             if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
@@ -223,7 +175,7 @@ def _health_check(
                 )
             port = str(int(port))
         changes["port"] = port
-    if _given(params, "HealthCheckPath"):
+    if given(params, "HealthCheckPath"):
         path = str(params["HealthCheckPath"])
         if not 1 <= len(path) <= 1024:
             bound = "greater than or equal to 1" if not path else "less than or equal to 1024"
@@ -233,14 +185,14 @@ def _health_check(
         if not path.startswith("/"):
             raise validation_error(f"Health check path '{path}' must begin with a '/' character")
         changes["path"] = path
-    interval_given = _given(params, "HealthCheckIntervalSeconds")
-    timeout_given = _given(params, "HealthCheckTimeoutSeconds")
+    interval_given = given(params, "HealthCheckIntervalSeconds")
+    timeout_given = given(params, "HealthCheckTimeoutSeconds")
     if interval_given:
-        changes["interval_s"] = _int(
+        changes["interval_s"] = int_param(
             params["HealthCheckIntervalSeconds"], "healthCheckIntervalSeconds", min_interval_s, 300
         )
     if timeout_given:
-        changes["timeout_s"] = _int(
+        changes["timeout_s"] = int_param(
             params["HealthCheckTimeoutSeconds"],
             "healthCheckTimeoutSeconds",
             _timeout_floor(min_interval_s),
@@ -253,8 +205,8 @@ def _health_check(
         ("HealthyThresholdCount", "healthy_threshold"),
         ("UnhealthyThresholdCount", "unhealthy_threshold"),
     ):
-        if _given(params, key):
-            changes[field] = _int(params[key], key[0].lower() + key[1:], 2, 10)
+        if given(params, key):
+            changes[field] = int_param(params[key], key[0].lower() + key[1:], 2, 10)
     matcher = params.get("Matcher")
     http_code = params.get("Matcher.HttpCode")
     if isinstance(matcher, Mapping):
@@ -263,7 +215,7 @@ def _health_check(
         http_code = matcher.get("HttpCode", http_code)
     if http_code is not None or isinstance(matcher, Mapping):
         changes["matcher"] = _matcher(http_code)
-    if _given(params, "HealthCheckEnabled") and not _bool(params["HealthCheckEnabled"], "healthCheckEnabled"):
+    if given(params, "HealthCheckEnabled") and not bool_param(params["HealthCheckEnabled"], "healthCheckEnabled"):
         raise invalid_configuration(
             f"Health checks cannot be disabled for target groups with target type '{target_type}'"
         )
@@ -408,477 +360,3 @@ def _stickiness_type(value: str, protocol: str) -> str:
             f"Stickiness type 'source_ip' is not supported for target groups with the {protocol} protocol"
         )
     raise validation_error("'Stickiness type' must be one of [app_cookie, lb_cookie, source_ip]")
-
-
-# ---------------------------------------------------------------------------------------------
-# Listener rules (CreateRule / ModifyRule; CreateListener / ModifyListener DefaultActions)
-
-CONDITION_FIELDS = (
-    "http-header",
-    "http-request-method",
-    "host-header",
-    "path-pattern",
-    "query-string",
-    "source-ip",
-)
-_CONFIG_KEYS = {
-    "host-header": "HostHeaderConfig",
-    "path-pattern": "PathPatternConfig",
-    "http-header": "HttpHeaderConfig",
-    "http-request-method": "HttpRequestMethodConfig",
-    "query-string": "QueryStringConfig",
-    "source-ip": "SourceIpConfig",
-}
-_SINGLE = ("host-header", "http-request-method", "path-pattern", "source-ip")
-ACTION_TYPES = (
-    "forward",
-    "authenticate-oidc",
-    "authenticate-cognito",
-    "redirect",
-    "fixed-response",
-    "jwt-validation",
-)
-CONTENT_TYPES = ("text/plain", "text/css", "text/html", "application/javascript", "application/json")
-MAX_CONDITION_VALUES = 5  # per rule, across conditions (ALB quota)
-MAX_WILDCARDS = 5  # per rule (ALB quota)
-MAX_TARGET_GROUPS_PER_ACTION = 5
-_LETTERS = frozenset(string.ascii_letters)
-_HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-.*?")
-_PATH_CHARS = frozenset(string.ascii_letters + string.digits + "_-.$/~\"'@:+&*?")
-_TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
-_LOOP = "The redirect configuration is not valid because it creates a loop."
-
-TargetGroupExists = Callable[[str], bool]
-
-
-def listener_rule_from_params(
-    arn: str,
-    priority: Any,
-    conditions: Sequence[Mapping[str, Any]] | None,
-    actions: Sequence[Mapping[str, Any]],
-    *,
-    is_default: bool = False,
-    listener_protocol: str = "HTTP",
-    listener_port: int | None = None,
-    target_group_exists: TargetGroupExists | None = None,
-) -> Rule:
-    """Build a listener rule from CreateRule/ModifyRule members (or a listener's DefaultActions).
-
-    :param priority: 1-50000; ignored for the default rule (which gets 50001).
-    :param is_default: the listener's default rule: no conditions allowed.
-    :param target_group_exists: when given, forward actions naming an unknown ARN are refused.
-    Returns: a ``model.Rule``.
-    Raises: ElbError (ValidationError, InvalidLoadBalancerAction, InvalidConfigurationRequest,
-        TargetGroupNotFound).
-    """
-    conds: tuple[Condition, ...] = ()
-    if is_default:
-        if conditions:
-            raise validation_error("The default rule of a listener cannot have conditions")
-        prio = DEFAULT_RULE_PRIORITY
-    else:
-        prio = _int(priority, "priority", 1, 50000)
-        conds = conditions_from_params(conditions or [])
-    acts = actions_from_params(
-        actions,
-        listener_protocol=listener_protocol,
-        listener_port=listener_port,
-        target_group_exists=target_group_exists,
-    )
-    return Rule(arn=arn, priority=prio, conditions=conds, actions=acts, is_default=is_default)
-
-
-def conditions_from_params(items: Sequence[Mapping[str, Any]]) -> tuple[Condition, ...]:
-    """Validate and convert a rule's ``Conditions``.
-
-    Returns: one ``model.Condition`` per item, in order.
-    Raises: ElbError ValidationError (shape, characters, lengths, more than one
-        host/path/method/source-ip condition, more than 5 values or 5 wildcards per rule) or
-        InvalidConfigurationRequest (``RegexValues``, not supported by portside).
-    """
-    if not items:
-        raise validation_error("A rule must have at least one condition")
-    out: list[Condition] = []
-    values = wildcards = 0
-    for item in items:
-        cond = _condition(item)
-        if cond.field in _SINGLE and any(c.field == cond.field for c in out):
-            raise validation_error(f"A rule can only have one '{cond.field}' condition")
-        out.append(cond)
-        values += len(cond.values) + len(cond.query_pairs)
-        wildcards += _wildcards(cond)
-    if values > MAX_CONDITION_VALUES:
-        raise validation_error(f"A rule can only have '{MAX_CONDITION_VALUES}' condition values")
-    if wildcards > MAX_WILDCARDS:
-        raise validation_error(f"A rule can only have '{MAX_WILDCARDS}' wildcards")
-    return tuple(out)
-
-
-def _str_list(raw: Any) -> list[str]:
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        return [raw]
-    return [str(v) for v in raw]
-
-
-def _condition(item: Mapping[str, Any]) -> Condition:
-    configs = [key for key in _CONFIG_KEYS.values() if item.get(key) is not None]
-    field = item.get("Field")
-    if field is None:
-        if len(configs) != 1:
-            raise validation_error("A condition field must be specified")
-        field = next(f for f, k in _CONFIG_KEYS.items() if k == configs[0])
-    field = str(field)
-    if field not in CONDITION_FIELDS:
-        raise validation_error(f"Condition field '{field}' must be one of '[{', '.join(CONDITION_FIELDS)}]'")
-    config_key = _CONFIG_KEYS[field]
-    config = item.get(config_key)
-    if item.get("RegexValues") or (isinstance(config, Mapping) and config.get("RegexValues")):
-        raise invalid_configuration(
-            "RegexValues conditions are not supported by portside; use Values with '*' and '?' wildcards"
-        )
-    for other in configs:
-        if other != config_key:
-            raise validation_error(f"A '{other}' cannot be specified with '{field}'")
-    legacy = item.get("Values")
-    if legacy is not None and field not in ("host-header", "path-pattern"):
-        raise validation_error(f"The 'Values' field is not compatible with '{field}'")
-    if legacy is not None and config is not None:
-        raise validation_error(
-            f"You cannot provide both Values and '{config_key}' for a condition of type '{field}'"
-        )
-    if field in ("host-header", "path-pattern"):
-        values = _str_list(legacy)
-        if legacy is not None and len(values) > 1:
-            raise validation_error(f"The '{field}' field contains too many values; the limit is '1'")
-        if legacy is None:
-            values = _str_list((config or {}).get("Values"))
-        if not values or not all(values):
-            raise validation_error("A condition value must be specified")
-        check = _host_value if field == "host-header" else _path_value
-        return Condition(field, tuple(check(v) for v in values))
-    if not isinstance(config, Mapping):
-        raise validation_error(f"A '{config_key}' must be specified with '{field}'")
-    if field == "query-string":
-        return Condition(field, query_pairs=_query_pairs(config.get("Values")))
-    values = _str_list(config.get("Values"))
-    if not values or not all(values):
-        raise validation_error(f"A '{field}' value must be specified")
-    if field == "http-header":
-        return Condition(
-            field, tuple(_limit(v, field, 128) for v in values), header_name=_header_name(config)
-        )
-    if field == "http-request-method":
-        for v in values:
-            _limit(v, field, 40)
-            if not set(v) <= frozenset(string.ascii_uppercase + "_-"):
-                raise validation_error(
-                    "The 'http-request-method' value is invalid; the allowed characters are A-Z, "
-                    "hyphen and underscore"
-                )
-        return Condition(field, tuple(values))
-    return Condition(field, tuple(_cidr(v) for v in values))  # source-ip
-
-
-def _limit(value: str, what: str, limit: int) -> str:
-    if len(value) > limit:
-        raise validation_error(f"The '{what}' value is too long; the limit is '{limit}'")
-    return value
-
-
-def _host_value(value: str) -> str:
-    _limit(value, "host-header", 128)
-    last = value.rpartition(".")[2]
-    if (
-        not set(value) <= _HOST_CHARS
-        or "." not in value
-        or not last
-        or not set(last) <= _LETTERS | {"*", "?"}
-    ):
-        raise validation_error(
-            f"The 'host-header' value '{value}' is invalid; it can contain only A-Z, a-z, 0-9, '-', "
-            "'.', '*' and '?', must include a '.', and only letters after the final '.'"
-        )
-    return value
-
-
-def _path_value(value: str) -> str:
-    value = value.replace("&amp;", "&")
-    _limit(value, "path-pattern", 128)
-    if not set(value) <= _PATH_CHARS:
-        raise validation_error(
-            f"The 'path-pattern' value '{value}' is invalid; the allowed characters are A-Z, a-z, 0-9, "
-            "_ - . $ / ~ \" ' @ : + & * ?"
-        )
-    return value
-
-
-def _header_name(config: Mapping[str, Any]) -> str:
-    name = str(config.get("HttpHeaderName") or "")
-    if not name:
-        raise validation_error("A 'HttpHeaderName' must be specified with 'http-header'")
-    if len(name) > 40:
-        raise validation_error("The 'HttpHeaderName' value is too long; the limit is '40'")
-    if not set(name) <= _TOKEN_CHARS:
-        raise validation_error(f"The 'HttpHeaderName' value '{name}' is not a valid HTTP header name")
-    if name.lower() == "host":
-        raise validation_error(
-            "You can't use an HTTP header condition to specify the host header; use a 'host-header' condition"
-        )
-    return name
-
-
-def _query_pairs(raw: Any) -> tuple[tuple[str | None, str], ...]:
-    pairs: list[tuple[str | None, str]] = []
-    for pair in raw or []:
-        if not isinstance(pair, Mapping) or pair.get("Value") is None:
-            raise validation_error("A 'Value' must be specified in 'QueryStringKeyValuePair'")
-        key = None if pair.get("Key") is None else str(pair["Key"])
-        value = str(pair["Value"])
-        if key is not None and len(key) > 128:
-            raise validation_error("The 'Key' value is too long; the limit is '128'")
-        if len(value) > 128:
-            raise validation_error("The 'Value' value is too long; the limit is '128'")
-        if not value or key == "":
-            raise validation_error("A condition value must be specified")
-        pairs.append((key, value))
-    if not pairs:
-        raise validation_error("A 'query-string' value must be specified")
-    return tuple(pairs)
-
-
-def _cidr(value: str) -> str:
-    try:
-        network = ipaddress.ip_network(value.strip(), strict=False)
-    except ValueError:
-        network = None
-    if network is None or "/" not in value:
-        raise validation_error(f"The 'source-ip' value '{value}' is not a valid CIDR block")
-    if network == ipaddress.ip_network("255.255.255.255/32"):
-        raise validation_error(f"The 'source-ip' value '{value}' is not allowed")
-    return value.strip()
-
-
-def _count(text: str, escapes: bool) -> int:
-    count, i = 0, 0
-    while i < len(text):
-        if escapes and text[i] == "\\":
-            i += 2
-            continue
-        count += text[i] in "*?"
-        i += 1
-    return count
-
-
-def _wildcards(cond: Condition) -> int:
-    if cond.field in ("http-request-method", "source-ip"):
-        return 0
-    total = sum(_count(v, False) for v in cond.values)
-    return total + sum(_count(k or "", True) + _count(v, True) for k, v in cond.query_pairs)
-
-
-def actions_from_params(
-    items: Sequence[Mapping[str, Any]],
-    *,
-    listener_protocol: str = "HTTP",
-    listener_port: int | None = None,
-    target_group_exists: TargetGroupExists | None = None,
-) -> tuple[Action, ...]:
-    """Validate and convert a rule's ``Actions`` (or a listener's ``DefaultActions``).
-
-    Returns: the actions as ``model.Action`` values (always exactly one terminal action, since
-    portside supports no authentication actions).
-    Raises: ElbError ValidationError, InvalidLoadBalancerAction (unsupported type, missing or
-        invalid config, redirect loop) or TargetGroupNotFound.
-    """
-    if not items:
-        raise validation_error("A rule must have at least one action")
-    parsed = []
-    for index, item in enumerate(items, start=1):
-        kind = str(item.get("Type", ""))
-        if kind not in ACTION_TYPES:
-            raise validation_error(
-                constraint_message(
-                    kind,
-                    f"actions.{index}.member.type",
-                    f"Member must satisfy enum value set: [{', '.join(ACTION_TYPES)}]",
-                )
-            )
-        if kind not in ("forward", "redirect", "fixed-response"):
-            raise invalid_action(f"Action type '{kind}' is not supported by portside")
-        order = _int(item["Order"], f"actions.{index}.member.order", 1, 50000) if _given(item, "Order") else 1
-        parsed.append((order, index, item, kind))
-    if len(parsed) > 1:
-        raise invalid_action(
-            "A rule can have only one of the actions 'forward', 'redirect' and 'fixed-response'"
-        )
-    order, index, item, kind = parsed[0]
-    if kind == "forward":
-        return (_forward(item, index, order, target_group_exists),)
-    if kind == "redirect":
-        return (_redirect(item, index, order, listener_protocol, listener_port),)
-    return (_fixed_response(item, index, order),)
-
-
-def _forward(item: Mapping[str, Any], index: int, order: int, exists: TargetGroupExists | None) -> Action:
-    arn, config = item.get("TargetGroupArn"), item.get("ForwardConfig")
-    if arn is None and not isinstance(config, Mapping):
-        raise invalid_action(
-            "For actions of type 'forward', you must specify the following fields: "
-            "'TargetGroupArn' or 'ForwardConfig'"
-        )
-    groups: list[WeightedTargetGroup] = []
-    sticky, duration = False, 0
-    if isinstance(config, Mapping):
-        tuples = list(config.get("TargetGroups") or [])
-        if len(tuples) > MAX_TARGET_GROUPS_PER_ACTION:
-            raise validation_error(
-                f"A forward action can have at most '{MAX_TARGET_GROUPS_PER_ACTION}' target groups"
-            )
-        member = f"actions.{index}.member.forwardConfig"
-        for j, tup in enumerate(tuples, start=1):
-            if not tup.get("TargetGroupArn"):
-                raise validation_error("A target group ARN must be specified")
-            weight = (
-                _int(tup["Weight"], f"{member}.targetGroups.{j}.member.weight", 0, 999)
-                if _given(tup, "Weight")
-                else 1
-            )
-            groups.append(WeightedTargetGroup(str(tup["TargetGroupArn"]), weight))
-        if len({g.arn for g in groups}) != len(groups):
-            raise validation_error("A target group can be specified only once in a forward action")
-        stick = config.get("TargetGroupStickinessConfig")
-        if isinstance(stick, Mapping) and _given(stick, "Enabled"):
-            sticky = _bool(stick["Enabled"], f"{member}.targetGroupStickinessConfig.enabled")
-            if sticky:
-                if not _given(stick, "DurationSeconds"):
-                    raise validation_error(
-                        "You must specify a duration when enabling target group stickiness"
-                    )
-                duration = _int(
-                    stick["DurationSeconds"],
-                    f"{member}.targetGroupStickinessConfig.durationSeconds",
-                    1,
-                    604800,
-                )
-    if arn is not None:
-        if groups and (len(groups) != 1 or groups[0].arn != arn):
-            raise validation_error(
-                "You can specify only one target group using ForwardConfig and it must be the same "
-                "target group specified in TargetGroupArn"
-            )
-        groups = groups or [WeightedTargetGroup(str(arn), 1)]
-    if not groups:
-        raise validation_error("A forward action must name at least one target group")
-    if len(groups) > 1 and not any(g.weight for g in groups):
-        raise validation_error(
-            "At least one target group in a forward action must have a weight greater than 0"
-        )
-    if exists is not None:
-        missing = [g.arn for g in groups if not exists(g.arn)]
-        if missing:
-            raise target_group_not_found(missing)
-    return Action("forward", order, tuple(groups), sticky, duration)
-
-
-def _redirect(
-    item: Mapping[str, Any], index: int, order: int, listener_protocol: str, listener_port: int | None
-) -> Action:
-    config = item.get("RedirectConfig")
-    if not isinstance(config, Mapping):
-        raise invalid_action(
-            "For actions of type 'redirect', you must specify the following fields: 'RedirectConfig'"
-        )
-    member = f"actions.{index}.member.redirectConfig"
-    status = str(config.get("StatusCode", ""))
-    if status not in ("HTTP_301", "HTTP_302"):
-        raise validation_error(
-            constraint_message(
-                status, f"{member}.statusCode", "Member must satisfy enum value set: [HTTP_301, HTTP_302]"
-            )
-        )
-    protocol = str(config.get("Protocol") or "#{protocol}")
-    if protocol not in ("HTTP", "HTTPS", "#{protocol}"):
-        raise validation_error(
-            constraint_message(
-                protocol,
-                f"{member}.protocol",
-                "Member must satisfy regular expression pattern: ^(HTTPS?|#\\{protocol\\})$",
-            )
-        )
-    port = str(config.get("Port") or "#{port}")
-    if port != "#{port}":
-        port = str(_int(port, f"{member}.port", 1, 65535))
-    host = str(config.get("Host") or "#{host}")
-    path = str(config.get("Path") or "/#{path}")
-    query = "#{query}" if config.get("Query") is None else str(config["Query"])
-    for name, value, low in (("host", host, 1), ("path", path, 1), ("query", query, 0)):
-        if not low <= len(value) <= 128:
-            raise validation_error(
-                constraint_message(
-                    value, f"{member}.{name}", "Member must have length less than or equal to 128"
-                )
-            )
-    if not path.startswith("/"):
-        raise validation_error("The redirect path must be an absolute path starting with '/'")
-    if listener_protocol == "HTTPS" and protocol == "HTTP":
-        raise invalid_action("You cannot redirect HTTPS to HTTP")
-    if (
-        protocol in ("#{protocol}", listener_protocol)
-        and host == "#{host}"
-        and port in ("#{port}", str(listener_port))
-        and path == "/#{path}"
-    ):
-        raise invalid_action(_LOOP)
-    return Action(
-        "redirect",
-        order,
-        redirect_protocol=protocol,
-        redirect_host=host,
-        redirect_port=port,
-        redirect_path=path,
-        redirect_query=query,
-        redirect_status=int(status[5:]),
-    )
-
-
-def _fixed_response(item: Mapping[str, Any], index: int, order: int) -> Action:
-    config = item.get("FixedResponseConfig")
-    if not isinstance(config, Mapping):
-        raise invalid_action(
-            "For actions of type 'fixed-response', you must specify the following fields: "
-            "'FixedResponseConfig'"
-        )
-    member = f"actions.{index}.member.fixedResponseConfig"
-    status = str(config.get("StatusCode", ""))
-    if not (len(status) == 3 and status[0] in "245" and status.isascii() and status.isdigit()):
-        raise validation_error(
-            constraint_message(
-                status,
-                f"{member}.statusCode",
-                "Member must satisfy regular expression pattern: ^(2|4|5)\\d\\d$",
-            )
-        )
-    content_type = config.get("ContentType")
-    if content_type is not None and str(content_type) not in CONTENT_TYPES:
-        raise invalid_action(
-            "The ContentType must be one of:'text/html', 'application/json', 'application/javascript', "
-            "'text/css', 'text/plain'"
-        )
-    body = "" if config.get("MessageBody") is None else str(config["MessageBody"])
-    if len(body) > 1024:
-        raise validation_error(
-            constraint_message(
-                body[:32] + "...",
-                f"{member}.messageBody",
-                "Member must have length less than or equal to 1024",
-            )
-        )
-    return Action(
-        "fixed-response",
-        order,
-        fixed_status=int(status),
-        fixed_content_type=None if content_type is None else str(content_type),
-        fixed_body=body,
-    )

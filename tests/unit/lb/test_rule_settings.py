@@ -1,4 +1,4 @@
-"""portside.core.lb.settings (listener rule half): Conditions and Actions from ELBv2 params.
+"""portside.core.lb.rule_settings: Conditions and Actions from ELBv2 params.
 
 Both condition forms (legacy ``Values`` and the ``*Config`` members) are converted and checked
 with AWS's limits and messages; every action type is converted or refused. A Hypothesis test
@@ -14,14 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from portside.core.lb.action_settings import actions_from_params
 from portside.core.lb.conditions import compile_rules
 from portside.core.lb.errors import ElbError
 from portside.core.lb.model import DEFAULT_RULE_PRIORITY, Action, Condition, WeightedTargetGroup
-from portside.core.lb.settings import (
-    actions_from_params,
-    conditions_from_params,
-    listener_rule_from_params,
-)
+from portside.core.lb.rule_settings import conditions_from_params, listener_rule_from_params
 
 TG = "arn:aws:elasticloadbalancing:local:000000000000:targetgroup/web/0123456789abcdef"
 TG2 = TG.replace("web", "api")
