@@ -35,7 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from portside.core.placement import Instance, PlacementResult, TaskAsk, place
+from portside.core.placement import place
+from portside.core.placement_model import Instance, PlacementResult, TaskAsk
 from portside.core.placement_reference import place_brute_force
 
 GOAL_PER_S = 10_000

@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portside.core.cluster_query import compile_expression
-from portside.core.placement import (
+from portside.core.placement import place
+from portside.core.placement_model import (
     DEFAULT_STRATEGIES,
     Instance,
     PlacementConstraint,
@@ -27,7 +28,6 @@ from portside.core.placement import (
     TaskAsk,
     parse_constraints,
     parse_strategies,
-    place,
 )
 from portside.core.placement_reference import place_brute_force
 from portside.errors import InvalidParameterException

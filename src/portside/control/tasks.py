@@ -15,8 +15,9 @@ from portside.control.clusters import describe_instance
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
-from portside.core.placement import Instance, PlacementFailure, TaskAsk, place
 from portside.core.lifecycle import REASON_USER_STOPPED, StopCode, TaskStatus
+from portside.core.placement import place
+from portside.core.placement_model import Instance, PlacementFailure, TaskAsk
 from portside.core.task import Container, Task
 from portside.core.taskdef import task_resources
 from portside.core.taskdef_rules import parse_task_cpu, parse_task_memory

@@ -31,7 +31,8 @@ from dataclasses import replace
 from typing import Any
 
 from portside.core.cluster_query import compile_expression
-from portside.core.placement import (
+from portside.core.placement import split_strategies
+from portside.core.placement_model import (
     Instance,
     PlacementConstraint,
     PlacementResult,
@@ -40,7 +41,6 @@ from portside.core.placement import (
     closest_failure,
     parse_constraints,
     parse_strategies,
-    split_strategies,
 )
 from portside.errors import InvalidParameterException
 
