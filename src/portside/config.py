@@ -11,6 +11,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from portside.core.firewall import DEFAULT_FIREWALL_MODE
+
 DEFAULT_API_ADDRESS = "127.0.0.1:7070"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "000000000000"
@@ -65,7 +67,7 @@ class ServerConfig:
     # The metric period of reactive scaling: one datapoint per metric per period (AWS: 60 s).
     scaling_period_s: float = 60.0
     # The host firewall portside keeps (core/firewall.py): "guard", "managed" or "off".
-    firewall_mode: str = "guard"
+    firewall_mode: str = DEFAULT_FIREWALL_MODE
     # Addresses (CIDRs) of load balancers on other machines that may reach copies directly.
     lb_sources: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)

@@ -11,8 +11,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from portside.agent.host import read_kernel_port_range
 from portside.core import netfilter
-from portside.core.ports import PortRange
+from portside.core.ports import PortRange, range_from_kernel
 
 COMMAND_TIMEOUT_S = 15.0
 TCP_LISTEN = "0A"
@@ -61,11 +62,9 @@ def read_firewall() -> FirewallRead:
 
 
 def kernel_ephemeral_range() -> tuple[int, int] | None:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return None
+    """The kernel's ephemeral port range, or None when it cannot be read."""
+    found, problem = range_from_kernel(read_kernel_port_range())
+    return None if problem else (found.start, found.end)
 
 
 def outward_interface() -> tuple[str, str]:

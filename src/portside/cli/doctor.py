@@ -9,6 +9,7 @@ import click
 
 from portside.agent import netfacts
 from portside.agent.engine import userland_proxy_enabled
+from portside.agent.host import read_kernel_port_range
 from portside.agent.ports import choose_range
 from portside.config import ServerConfig
 from portside.control.doctor import render_report
@@ -19,7 +20,7 @@ SEVERITY_LABEL = {"ok": "ok", "info": "info", "warning": "WARNING", "error": "ER
 
 def local_report(config: ServerConfig) -> dict[str, Any]:
     """The report for a server that would start with ``config`` on this host (none runs yet)."""
-    port_range, _warning = choose_range(config.dynamic_port_range, _kernel_text())
+    port_range, _warning = choose_range(config.dynamic_port_range, read_kernel_port_range())
     read = netfacts.read_firewall()
     interface, address = netfacts.outward_interface()
     own = {config.api_port: "API"}
@@ -31,12 +32,6 @@ def local_report(config: ServerConfig) -> dict[str, Any]:
         ports_taken_by_others=netfacts.ports_taken_by_others(port_range, set(own)), server=False,
     )
     return render_report(facts, doctor.diagnose(facts))
-
-
-def _kernel_text() -> str | None:
-    from portside.agent.host import read_kernel_port_range
-
-    return read_kernel_port_range()
 
 
 def render_text(report: dict[str, Any], source: str) -> str:

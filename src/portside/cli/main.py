@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from portside import config as cfg
 from portside.cli.client import endpoint_from_env, make_client
 from portside.cli.tables import render_tasks
+from portside.core.firewall import DEFAULT_FIREWALL_MODE, FIREWALL_MODES
 
 
 def _fail(message: str) -> None:
@@ -77,7 +77,7 @@ def main() -> None:
               help="Reach copies on this host at their bridge address and container port (skips the host port's DNAT).")
 @click.option("--scaling-period", type=click.FloatRange(min=0.5), default=60.0, show_default=True,
               help="Seconds per metric datapoint for Application Auto Scaling (AWS: 60); shorter for local use.")
-@click.option("--firewall", "firewall_mode", type=click.Choice(["guard", "managed", "off"]), default="guard", show_default=True,
+@click.option("--firewall", "firewall_mode", type=click.Choice(FIREWALL_MODES), default=DEFAULT_FIREWALL_MODE, show_default=True,
               help="guard: drop forwarded traffic to copies unless it comes from a bridge or --lb-source; "
                    "managed: also admit the dynamic range only from --lb-source; off: leave the firewall to you.")
 @click.option("--lb-source", "lb_sources", multiple=True, metavar="CIDR",
@@ -232,7 +232,7 @@ def cert_import(name: str, certificate: Path, key: Path, endpoint: str, region: 
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--dynamic-port-range", default=None, help="Without a server: the range the server would use.")
 @click.option("--publish-ip", default=cfg.DEFAULT_PUBLISH_IP, show_default=True, help="Without a server: as for `server`.")
-@click.option("--firewall", "firewall_mode", type=click.Choice(["guard", "managed", "off"]), default="guard",
+@click.option("--firewall", "firewall_mode", type=click.Choice(FIREWALL_MODES), default=DEFAULT_FIREWALL_MODE,
               show_default=True, help="Without a server: as for `server`.")
 @click.option("--lb-source", "lb_sources", multiple=True, metavar="CIDR", help="Without a server: as for `server`.")
 def doctor(endpoint: str | None, as_json: bool, dynamic_port_range: str | None, publish_ip: str, firewall_mode: str,

@@ -17,10 +17,13 @@ from portside.agent.driver import Driver
 from portside.agent.engine import userland_proxy_enabled
 from portside.agent.firewall import FirewallKeeper
 from portside.control import services as svc
+from portside.control import task_definitions
 from portside.control.plane import ControlPlane
 from portside.core import doctor
 from portside.core.firewall_advice import advice
 from portside.core.task import Task
+from portside.core.taskdef_ports import parse_port_range
+from portside.errors import PortsideError
 
 log = logging.getLogger("portside.doctor")
 
@@ -30,7 +33,7 @@ def dynamic_ports_per_task(definition: dict[str, Any]) -> int:
     if definition.get("networkMode", "bridge") != "bridge":
         return 0
     return sum(
-        (m.get("containerPortRange") and _range_size(m["containerPortRange"])) or 1
+        _range_size(m["containerPortRange"]) if m.get("containerPortRange") else 1
         for c in definition.get("containerDefinitions", [])
         for m in c.get("portMappings") or []
         if not m.get("hostPort")
@@ -38,11 +41,8 @@ def dynamic_ports_per_task(definition: dict[str, Any]) -> int:
 
 
 def _range_size(text: str) -> int:
-    low, _, high = str(text).partition("-")
-    try:
-        return int(high) - int(low) + 1
-    except ValueError:
-        return 1
+    first, last = parse_port_range(text, "containerPortRange")  # stored definitions were validated
+    return last - first + 1
 
 
 def copies_of(tasks: list[Task]) -> tuple[doctor.Copy, ...]:
@@ -73,9 +73,10 @@ class HostDoctor:
         plane = self.plane
         found = []
         for body in plane.store.list_services(status="ACTIVE"):
-            region = body["_region"]
-            family, _, revision = body["taskDefinition"].rsplit("/", 1)[-1].partition(":")
-            definition = plane.store.get_task_definition(region, family, int(revision) if revision else None) or {}
+            try:
+                definition = task_definitions.resolve(plane, body["_region"], body["taskDefinition"], "gone")
+            except PortsideError:
+                continue  # its task definition is gone: the service controller reports that
             per_task = dynamic_ports_per_task(definition)
             if per_task:
                 maximum = body.get("deploymentConfiguration", {}).get("maximumPercent", 200)
@@ -93,9 +94,9 @@ class HostDoctor:
             found.append(doctor.Listening(name, int(listener["Port"]), lb.get("Scheme") != "internal"))
         return tuple(found)
 
-    def own_ports(self) -> dict[int, str]:
+    def own_ports(self, listeners: tuple[doctor.Listening, ...]) -> dict[int, str]:
         ports = {self.plane.config.api_port: "API"}
-        for listener in self.listeners():
+        for listener in listeners:
             ports.setdefault(listener.port, "listener")
         return ports
 
@@ -103,7 +104,8 @@ class HostDoctor:
         config, agent = self.plane.config, self.plane.agent
         bridges = await self.driver.bridge_networks(["bridge"])
         copies = copies_of(list(agent.tasks.values()))
-        own = self.own_ports()
+        listeners = self.listeners()
+        own = self.own_ports(listeners)
         ours = {c.host_port for c in copies} | set(own)
 
         def read_host() -> dict[str, Any]:  # in a thread: iptables, nft and /proc reads can take a while
@@ -127,7 +129,7 @@ class HostDoctor:
         return doctor.Facts(
             port_range=agent.port_range, reserved_tcp=tuple(config.reserved_ports_tcp), own_ports=own,
             publish_ip=config.publish_ip, firewall_mode=config.firewall_mode, lb_sources=config.lb_sources,
-            direct_routing=config.direct_routing, copies=copies, demands=self.demands(), listeners=self.listeners(),
+            direct_routing=config.direct_routing, copies=copies, demands=self.demands(), listeners=listeners,
             **host_facts,
         )
 

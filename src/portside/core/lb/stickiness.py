@@ -194,7 +194,7 @@ class CookieJar:
         self._second = -1
         self._sealed: dict[tuple[str, str, str, float], bytes] = {}
         self._opened: dict[str, tuple[int, str, str]] = {}
-        self._headers: dict[tuple[str, bytes], tuple[int, str, str] | None] = {}
+        self._headers: dict[tuple[str, bytes], str | None] = {}  # a raw Cookie header -> the value in it
 
     def headers(self, name: str, target_group_arn: str, target_key: str, duration_s: float, wall: float) -> bytes:
         second = int(wall)
@@ -213,21 +213,18 @@ class CookieJar:
     def open_header(self, cookie_header: bytes, name: str, now: float) -> tuple[str, str] | None:
         """``open`` for the cookie ``name`` (or ``<name>CORS``) in a raw ``Cookie`` header.
 
-        A client sends the same header on every request: what it holds is remembered by the
-        header's bytes, valid or not (the answer depends on nothing else but the expiry).
+        A client sends the same header on every request: the value found in it is remembered by
+        the header's bytes, so the header is parsed once.
         """
         key = (name, cookie_header)
         if key in self._headers:
-            known = self._headers[key]
+            value = self._headers[key]
         else:
             value = cookie_from_header(cookie_header.decode("latin-1"), name)
-            known = _open(value, self.secret) if value else None
             if len(self._headers) >= self.MAX_ENTRIES:
                 self._headers.clear()
-            self._headers[key] = known
-        if known is None or now >= known[0]:
-            return None
-        return known[1], known[2]
+            self._headers[key] = value
+        return self.open(value, now) if value else None
 
     def open(self, value: str, now: float) -> tuple[str, str] | None:
         known = self._opened.get(value)
