@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -120,7 +121,8 @@ def test_scaling_past_the_range_and_a_blocking_rule_show_up_in_the_services_even
     assert not [m for m in events("docsvc") if "preflight" in m]
     ecs.update_service(service="docsvc", desiredCount=12)
     message = eventually(lambda: next((m for m in events("docsvc") if "preflight error" in m), None), what="event")
-    assert "services need 12 dynamic ports at their desired counts; 10 of the range's 10 ports" in message
+    # The range sits inside the kernel's ephemeral range, so another process's outgoing connection may hold a port.
+    assert re.search(r"services need 12 dynamic ports at their desired counts; (10|9|8) of the range's 10 ports", message)
     assert "Fix: widen --dynamic-port-range" in message
     ecs.update_service(service="docsvc", desiredCount=1)
 

@@ -109,6 +109,8 @@ def test_capacity_error_warning_and_ok() -> None:
     assert ok[0].severity == "ok"
     taken = by_check(doctor.diagnose(facts(port_range=small, ports_taken_by_others=5, demands=(Demand("web", 6, 100, 1),))), "range.capacity")
     assert taken[0].severity == "error" and "5 are taken by other processes" in taken[0].summary
+    one = by_check(doctor.diagnose(facts(port_range=small, ports_taken_by_others=1, demands=(Demand("web", 10, 100, 1),))), "range.capacity")
+    assert one[0].severity == "error" and "9 of the range's 10 ports are free to hand out (1 is taken by other processes)" in one[0].summary
 
 
 # -- the guard

@@ -178,7 +178,8 @@ def _capacity(facts: Facts) -> list[Finding]:
     surge = sum(math.floor(d.desired * d.maximum_percent / 100) * d.ports_per_task for d in facts.demands)
     what = f"{available} of the range's {r.size} ports are free to hand out"
     if facts.ports_taken_by_others:
-        what += f" ({facts.ports_taken_by_others} are taken by other processes)"
+        taken = facts.ports_taken_by_others
+        what += f" ({taken} {'is' if taken == 1 else 'are'} taken by other processes)"
     if steady > available:
         return [Finding("range.capacity", "error", f"services need {steady} dynamic ports at their desired counts; {what}",
                         "widen --dynamic-port-range or lower desired counts")]
