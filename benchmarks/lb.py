@@ -78,13 +78,17 @@ least-outst.  algorithm least_outstanding_requests instead of round_robin
 sticky-new    lb_cookie stickiness, client sends no cookie (a cookie is minted every request)
 sticky-cookie lb_cookie stickiness, client sends a valid AWSALB cookie (decoded + re-issued)
 slow-start    slow_start 900 s, measured inside the ramp (3 of the 4 targets are in it)
+pure-python   base with ``PORTSIDE_PURE_PYTHON=1``: the hot path from its Python source instead of the
+              modules mypyc compiled at install (its "cost" is what compiling saves; shown as it is
+              when the install has no compiled modules, and then both run the same code)
 
 cost in us/request = (1/rps_variant - 1/rps_base) x 1e6 on the median rates (for retries:
 base minus no-retries). The CPU-time difference per request is shown beside it as a cross-check.
 The forwarded headers (X-Forwarded-For/-Proto/-Port, X-Amzn-Trace-Id) have no switch: their cost
-is estimated from a py-spy profile of ``base`` (``py-spy record --nonblocking -r 500 -f raw``): the
-share of samples on the lines of ``ClientConnection.on_headers_complete`` that handle those headers
-and in ``trace_id``, times base's event-loop CPU us/request.
+is estimated from a py-spy profile of ``pure-python`` (py-spy sees no compiled frames;
+``py-spy record --nonblocking -r 500 -f raw``): the share of samples on the lines of
+``ClientConnection.on_headers_complete`` that handle those headers and in ``trace_id``, times that
+variant's event-loop CPU us/request.
 
 Profile: while portside serves the keep-alive load (and again the close load), py-spy samples the
 ``portside server`` process (``--nonblocking``: py-spy's default pauses the process per sample,
@@ -94,7 +98,8 @@ share and us/request (share x that thread's median CPU us/request, from /proc). 
 innermost Python frame is ``asyncio/runners.py`` are time in uvloop's C code and the kernel
 (epoll, accept, recv, callback dispatch) that Python frames cannot attribute. A second run under
 ``perf record -e cpu-clock`` (when perf is installed) splits the whole process's CPU by binary
-(kernel, CPython interpreter, httptools, uvloop, libc) and lists the top symbols.
+(kernel, CPython interpreter, httptools, uvloop, libc) and lists the top symbols. When the hot path
+is compiled, py-spy sees only the Python frames around it; perf sees the compiled code too.
 
 Quiet machine: results are only meaningful when nothing else runs. Before starting, the script
 waits (up to ``--wait-quiet`` s) until the 1-minute load average is at most ``--max-load``. Before
@@ -166,12 +171,21 @@ VARIANTS = (
     "sticky-new",
     "sticky-cookie",
     "slow-start",
+    "pure-python",
 )
 TG_ARN = "arn:bench:targetgroup/bench"
+PURE_PYTHON_ENV = "PORTSIDE_PURE_PYTHON"
 
 
 class BenchError(Exception):
     pass
+
+
+def compiled_data_plane() -> tuple[bool, str | None]:
+    """Whether this install's proxy hot path is compiled (the server and variants import the same files)."""
+    import portside.proxy
+
+    return portside.proxy.COMPILED, portside.proxy.FALLBACK_REASON
 
 
 # --------------------------------------------------------------------------- the standalone proxy
@@ -222,6 +236,7 @@ def serve_proxy(spec: dict[str, Any]) -> None:
         TargetGroupAttributes,
         WeightedTargetGroup,
     )
+    import portside.proxy
     from portside.proxy.runtime import ProxyRuntime
 
     async def main() -> None:
@@ -274,6 +289,7 @@ def serve_proxy(spec: dict[str, Any]) -> None:
                 {
                     "eligible": len(live.eligible),
                     "in_slow_start": sum(1 for t in live.eligible if t.slow_start_until > now),
+                    "compiled": portside.proxy.COMPILED,
                 }
             ),
             flush=True,
@@ -869,12 +885,14 @@ class Bench:
         started = []
         for name, port in zip(VARIANTS, ports):
             spec = variant_spec(name, port, self.backend_ports)
+            pure = ["env", f"{PURE_PYTHON_ENV}=1"] if name == "pure-python" else []
             proc = self.spawn(
                 f"variant-{name}",
                 [
                     "taskset",
                     "-c",
                     PROXY_CORE,
+                    *pure,
                     sys.executable,
                     os.path.abspath(__file__),
                     "--serve-proxy",
@@ -889,6 +907,8 @@ class Bench:
                 raise BenchError(f"variant {name}: only {ready['eligible']} targets became healthy")
             if name == "slow-start" and ready["in_slow_start"] == 0:
                 raise BenchError("variant slow-start: no target is in its slow start ramp")
+            if ready["compiled"] != (name != "pure-python" and compiled_data_plane()[0]):
+                raise BenchError(f"variant {name}: compiled={ready['compiled']}, not what this install has")
             self.variants[name] = System(name, port, proc.pid)
         # A valid stickiness cookie for sticky-cookie; check that it pins one backend.
         port = self.variants["sticky-cookie"].port
@@ -1279,7 +1299,9 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.monotonic()
     try:
         bench.start()
-        print(f"portside server --firewall {args.firewall}", flush=True)
+        compiled, reason = compiled_data_plane()
+        print(f"portside server --firewall {args.firewall}; proxy hot path: "
+              + ("compiled by mypyc" if compiled else f"pure Python ({reason})"), flush=True)
         print(
             f"started: backends {bench.backend_ports}, "
             + ", ".join(
@@ -1355,7 +1377,8 @@ def run(args: argparse.Namespace) -> int:
                         print(f"perf profile failed: {exc}", flush=True)
             if not args.skip_features:
                 wait_for_idle_cores(args.no_wait)
-                prof_base = bench.profile(bench.variants["base"], args.duration)
+                # py-spy sees no compiled frames: the pure-Python variant runs the same code as Python
+                prof_base = bench.profile(bench.variants["pure-python"], args.duration)
         elapsed = time.monotonic() - t_start
     finally:
         bench.close()
@@ -1445,6 +1468,7 @@ def run(args: argparse.Namespace) -> int:
             "sticky-new": "stickiness, no client cookie (cookie minted per request)",
             "sticky-cookie": "stickiness, client sends its AWSALB cookie",
             "slow-start": "slow start 900 s, inside the ramp (3 of 4 targets)",
+            "pure-python": f"the hot path as pure Python ({PURE_PYTHON_ENV}=1): what compiling it saves",
         }
         for name in VARIANTS:
             s = feats[name]
@@ -1469,10 +1493,11 @@ def run(args: argparse.Namespace) -> int:
         if prof_base is not None:
             summary = summarize(prof_base[0])
             share = summary.header_samples / max(1, summary.total)
-            base_loop = med(feats["base"], "loop_cpu_us_per_req") or 0.0
+            base_loop = med(feats["pure-python"], "loop_cpu_us_per_req") or 0.0
             print(
-                f"py-spy on base: {share * 100:.1f}% of samples on the header lines of on_headers_complete and in"
-                f" trace_id -> about {share * base_loop:.2f} us/request of base's {base_loop:.1f}"
+                f"py-spy on pure-python: {share * 100:.1f}% of samples on the header lines of on_headers_complete"
+                f" and in trace_id -> about {share * base_loop:.2f} us/request of its {base_loop:.1f}"
+                " (compiled, the share is smaller)"
             )
         else:
             print("not estimated (profiling skipped)")

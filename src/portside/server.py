@@ -7,6 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
+import portside.proxy
 from portside.agent import host
 from portside.agent.agent import HostAgent
 from portside.agent.docker_driver import DockerDriver
@@ -77,6 +78,10 @@ class Server:
         if warning:
             log.warning(warning)
         log.info("dynamic host port range %d-%d (from %s)", port_range.start, port_range.end, port_range.source)
+        if portside.proxy.COMPILED:
+            log.info("proxy hot path: compiled by mypyc")
+        else:
+            log.info("proxy hot path: pure Python (%s)", portside.proxy.FALLBACK_REASON)
         self.store = Store(Path(config.state_dir) / "portside.db")
         self.driver = DockerDriver(host.owner_id(config.state_dir), config.docker_url)
         if userland_proxy_enabled():

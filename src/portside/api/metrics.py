@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import portside.proxy
 from portside.control.plane import ControlPlane
 from portside.proxy.targets import LATENCY_BUCKETS_S
 
@@ -30,6 +31,8 @@ def render_metrics(plane: ControlPlane, scaler: Any = None, firewall: Any = None
 
     lb = plane.lb
     groups = getattr(lb, "groups", {}) if lb is not None else {}
+    family("portside_proxy_compiled", "gauge", "1 when the proxy's hot path runs as modules mypyc compiled at install.")
+    out.append(f"portside_proxy_compiled {int(portside.proxy.COMPILED)}")
     family("portside_lb_requests_total", "counter", "Requests forwarded to a target group.")
     for arn, group in groups.items():
         out.append(f"portside_lb_requests_total{_labels(target_group=arn)} {group.requests}")

@@ -19,17 +19,20 @@ from portside.proxy.http import HOP_BY_HOP, connection_listed, error_response
 
 if TYPE_CHECKING:
     from portside.proxy.listener import ListenerRuntime
+    from portside.proxy.runtime import ProxyRuntime
     from portside.proxy.upstream import UpstreamConnection
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_XFF_ADDRESSES = 30  # more than this in X-Forwarded-For: ALB answers 463
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection:
+    """An asyncio protocol (by its methods: a plain class, so mypyc can compile it natively)."""
+
     def __init__(self, listener: ListenerRuntime) -> None:
         self.listener = listener
-        self.runtime = listener.runtime
-        self.loop = listener.runtime.loop
+        self.runtime: ProxyRuntime = listener.runtime
+        self.loop: asyncio.AbstractEventLoop = listener.runtime.loop
         self.transport: Any = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer_ip = ""
@@ -38,7 +41,7 @@ class ClientConnection(asyncio.Protocol):
         self.queue: deque[tuple[Any, ...]] = deque()
         self.receiving: Exchange | None = None
         self.cookie_header: bytes | None = None
-        self.http11 = True
+        self.http11: bool = True
         self.last_active = 0.0
         self.closed = False
         self.tunnel: UpstreamConnection | None = None
@@ -46,7 +49,7 @@ class ClientConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._paused_by = 0  # bit 1: queued requests, bit 2: upstream backpressure
-        self._write_paused = False
+        self._write_paused: bool = False
         # While a target's bytes are being parsed, what we send the client is collected here and
         # written once (a response head and its body in one send, not two).
         self.batch: list[bytes] | None = None
@@ -72,6 +75,9 @@ class ClientConnection(asyncio.Protocol):
             pass  # the upgrade request itself was handed on; its target decides (101 or not)
         except httptools.HttpParserError:
             self._bad_request(400)
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -133,7 +139,7 @@ class ClientConnection(asyncio.Protocol):
         content_length = False
         upgrade = b""
         connection = b""
-        cookie = None
+        cookie: bytes | None = None
         lines = [method, b" ", self._url, b" HTTP/1.1\r\n"]
         append = lines.append
         for name, value in self._headers:

@@ -62,7 +62,8 @@ class ListenerRuntime:
     async def serve(self) -> None:
         assert self.sock is not None
         self.server = await self.runtime.loop.create_server(
-            lambda: ClientConnection(self), sock=self.sock, ssl=self.ssl, backlog=BACKLOG
+            lambda: ClientConnection(self),  # type: ignore[arg-type, return-value]  # a protocol by its methods
+            sock=self.sock, ssl=self.ssl, backlog=BACKLOG,
         )
 
     def reconfigure(self, config: Listener, routes: ListenerRoutes) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from bisect import bisect_left
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from portside.core.lb.model import TargetGroup
 
@@ -47,7 +47,7 @@ class TargetRuntime:
         self.address = address
         self.key = (target_id, port)
         self.key_text = f"{target_id}:{port}"  # how a stickiness cookie names it
-        self.health: object = None  # core.lb.health.TargetHealth, set by the health checker
+        self.health: Any = None  # core.lb.health.TargetHealth, set by the health checker
         self.draining = False
         self.drain_deadline: float | None = None
         self.in_flight = 0

@@ -21,7 +21,9 @@ MAX_IDLE_PER_TARGET = 512
 CONNECT_TIMEOUT_S = 10.0  # ALB: connect timeout to a target, then 504
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection:
+    """An asyncio protocol (by its methods: a plain class, so mypyc can compile it natively)."""
+
     __slots__ = (
         "pool", "transport", "parser", "exchange", "headers", "reason", "closed", "framed", "keep_alive",
         "tunnel", "last_active", "head_done",
@@ -71,6 +73,9 @@ class UpstreamConnection(asyncio.Protocol):
         finally:
             client.flush()
             client.batch = None
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -158,7 +163,7 @@ class UpstreamPool:
 
     async def connect(self) -> UpstreamConnection:
         _transport, conn = await asyncio.wait_for(
-            self.loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port, ssl=self.ssl,
+            self.loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port, ssl=self.ssl,  # type: ignore[type-var]
                                         server_hostname=self.host if self.ssl else None),
             CONNECT_TIMEOUT_S,
         )
