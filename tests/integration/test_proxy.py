@@ -667,6 +667,19 @@ async def test_hop_by_hop_and_forwarded_headers(lb: Lb, backends: Any) -> None:
     for hop in ("x-private", "keep-alive", "proxy-authenticate", "trailer", "upgrade"):
         assert hop not in got, hop
     assert r.header("x-public") == "yes"
+    # Fields with a meaning in requests are only data in a response.
+    assert r.header("x-forwarded-for") == "10.9.9.9" and r.header("x-amzn-trace-id") == "Root=mine"
+
+    # Field names are case-insensitive whatever spelling a client uses, request after request.
+    for xff, connection, hop in (
+        ("x-forwarded-for", "connection", "x-hop"),
+        ("X-FORWARDED-FOR", "CONNECTION", "X-HOP"),
+        ("X-Forwarded-For", "cOnNeCtIoN", "X-Hop"),
+    ):
+        await fetch(lb.port, headers=[(xff, "192.0.2.1"), (connection, hop.swapcase()), (hop, "x")])
+        seen = b.traffic()[-1]
+        assert seen.header("x-forwarded-for") == "192.0.2.1, 127.0.0.1", xff
+        assert "x-hop" not in seen.header_names() and "connection" not in seen.header_names(), connection
 
 
 async def test_more_than_30_forwarded_addresses_get_463(lb: Lb, backends: Any) -> None:

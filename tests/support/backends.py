@@ -19,7 +19,8 @@ answers is chosen by the request path, so one backend covers every behaviour the
 ``/invalid``                bytes that are not HTTP
 ``/hangup``                 closes without answering
 ``/silent``                 reads the request and never answers (until the backend closes)
-``/hop``                    a response with hop-by-hop fields, one listed in ``Connection``
+``/hop``                    a response with hop-by-hop fields, one listed in ``Connection``, and
+                            fields the proxy rewrites in requests (relayed as they are)
 ``/ws``                     WebSocket handshake (101), then echoes every frame
 ==========================  ==================================================================
 
@@ -270,7 +271,8 @@ class Backend:
             send(
                 b"HTTP/1.1 200 OK\r\n%sConnection: keep-alive, X-Private\r\nX-Private: secret\r\n"
                 b"Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nTrailer: X-T\r\n"
-                b"Upgrade: h2c\r\nX-Public: yes\r\nContent-Length: 2\r\n\r\nok" % self._headers(req)
+                b"Upgrade: h2c\r\nX-Public: yes\r\nX-Forwarded-For: 10.9.9.9\r\nX-Amzn-Trace-Id: Root=mine\r\n"
+                b"Content-Length: 2\r\n\r\nok" % self._headers(req)
             )
             return True
         if path == "/ws":

@@ -15,7 +15,22 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 from portside.proxy.exchange import Exchange, trace_id
-from portside.proxy.http import HOP_BY_HOP, connection_listed, error_response
+from portside.proxy.http import (
+    CONNECTION,
+    CONTENT_LENGTH,
+    COOKIE,
+    HOST,
+    PASS,
+    TRACE_ID,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    X_FORWARDED_FOR,
+    connection_listed,
+    error_response,
+    field_kind,
+    field_kinds,
+    without_listed,
+)
 
 if TYPE_CHECKING:
     from portside.proxy.listener import ListenerRuntime
@@ -142,42 +157,43 @@ class ClientConnection:
         cookie: bytes | None = None
         lines = [method, b" ", self._url, b" HTTP/1.1\r\n"]
         append = lines.append
+        kinds = field_kinds
         for name, value in self._headers:
-            lname = name.lower()
-            if lname in HOP_BY_HOP:
-                if lname == b"transfer-encoding":
-                    chunked = True
-                elif lname == b"upgrade":
-                    upgrade = value
-                elif lname == b"connection":
+            kind = kinds.get(name)
+            if kind is None:
+                kind = field_kind(name)
+            if kind != PASS:
+                if kind == HOST:
+                    host = value
+                elif kind == COOKIE:
+                    cookie = value if cookie is None else cookie + b"; " + value
+                elif kind == CONTENT_LENGTH:
+                    content_length = value.strip() != b"0"
+                elif kind == X_FORWARDED_FOR:
+                    xff = xff + b", " + value if xff else value  # repeated fields are one list
+                    continue
+                elif kind == TRACE_ID:
+                    trace = value
+                    continue
+                elif kind == CONNECTION:
                     connection = connection + b"," + value if connection else value
-                continue
-            if lname == b"host":
-                host = value
-            elif lname == b"x-forwarded-for":
-                xff = xff + b", " + value if xff else value  # repeated fields are one list
-                continue
-            elif lname == b"x-forwarded-proto" or lname == b"x-forwarded-port":
-                continue
-            elif lname == b"x-amzn-trace-id":
-                trace = value
-                continue
-            elif lname == b"content-length":
-                content_length = value.strip() != b"0"
-            elif lname == b"cookie":
-                cookie = value if cookie is None else cookie + b"; " + value
+                    continue
+                elif kind == TRANSFER_ENCODING:
+                    chunked = True
+                    continue
+                elif kind == UPGRADE:
+                    upgrade = value
+                    continue
+                else:  # the other hop-by-hop fields, and X-Forwarded-Proto/-Port (set below)
+                    continue
             append(name)
             append(b": ")
             append(value)
             append(b"\r\n")
         if connection:
             listed = connection_listed(connection)
-            if listed:  # rare: drop the fields the client named in Connection (4 list items per field)
-                kept = lines[:4]
-                for i in range(4, len(lines), 4):
-                    if lines[i].lower() not in listed:
-                        kept += lines[i : i + 4]
-                lines = kept
+            if listed:  # rare: drop the fields the client named in Connection
+                lines = without_listed(lines, 4, listed)
                 append = lines.append
         if xff:
             if xff.count(b",") >= MAX_XFF_ADDRESSES:

@@ -29,12 +29,19 @@ from random import getrandbits
 from typing import TYPE_CHECKING
 
 from portside.proxy.http import (
-    HOP_BY_HOP,
+    CONNECTION,
+    CONTENT_LENGTH,
     IDEMPOTENT_METHODS,
+    OTHER_HOP_BY_HOP,
     REASONS,
+    TRANSFER_ENCODING,
+    UPGRADE,
     connection_listed,
     error_response,
+    field_kind,
+    field_kinds,
     simple_response,
+    without_listed,
 )
 from portside.proxy.upstream import UpstreamConnection
 
@@ -220,23 +227,31 @@ class Exchange:
         connection = b""
         out = [b"HTTP/1.1 %d %s\r\n" % (status, reason or REASONS.get(status, b""))]
         append = out.append
+        kinds = field_kinds
         for name, value in headers:
-            lname = name.lower()
-            if lname in HOP_BY_HOP:
-                if lname == b"transfer-encoding":
-                    chunked = b"chunked" in value.lower()
-                elif lname == b"connection":
-                    connection = connection + b"," + value if connection else value
-                continue
-            if lname == b"content-length":
+            kind = kinds.get(name)
+            if kind is None:
+                kind = field_kind(name)
+            if kind == CONTENT_LENGTH:
                 if status == 204:
                     continue  # RFC 9110 §8.6: never sent with a 204 (a 304's describes the selected representation)
                 content_length = True
-            append(b"%s: %s\r\n" % (name, value))
+            elif kind == TRANSFER_ENCODING:
+                chunked = b"chunked" in value.lower()
+                continue
+            elif kind == CONNECTION:
+                connection = connection + b"," + value if connection else value
+                continue
+            elif kind == UPGRADE or kind == OTHER_HOP_BY_HOP:
+                continue
+            append(name)
+            append(b": ")
+            append(value)
+            append(b"\r\n")
         if connection:
             listed = connection_listed(connection)
             if listed:  # rare: drop the fields the target named in Connection
-                out = [line for line in out if line.split(b":", 1)[0].lower() not in listed]
+                out = without_listed(out, 1, listed)
                 append = out.append
         bodiless = self.is_head or status in NO_BODY_STATUSES
         if not bodiless and not content_length:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Final
 
 # RFC 9110 §7.6.1 hop-by-hop fields, plus the ones proxies conventionally strip.
 HOP_BY_HOP = frozenset(
@@ -19,6 +20,47 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+# What the proxy does with a header field, by its name. Fields it passes on unchanged are PASS.
+PASS: Final = 0
+HOST: Final = 1
+X_FORWARDED_FOR: Final = 2
+X_FORWARDED_OTHER: Final = 3  # -Proto and -Port: the load balancer sets its own
+TRACE_ID: Final = 4
+CONTENT_LENGTH: Final = 5
+COOKIE: Final = 6
+TRANSFER_ENCODING: Final = 7
+UPGRADE: Final = 8
+CONNECTION: Final = 9
+OTHER_HOP_BY_HOP: Final = 10
+
+_FIELD_KINDS = {
+    **dict.fromkeys(HOP_BY_HOP, OTHER_HOP_BY_HOP),
+    b"transfer-encoding": TRANSFER_ENCODING,
+    b"upgrade": UPGRADE,
+    b"connection": CONNECTION,
+    b"host": HOST,
+    b"x-forwarded-for": X_FORWARDED_FOR,
+    b"x-forwarded-proto": X_FORWARDED_OTHER,
+    b"x-forwarded-port": X_FORWARDED_OTHER,
+    b"x-amzn-trace-id": TRACE_ID,
+    b"content-length": CONTENT_LENGTH,
+    b"cookie": COOKIE,
+}
+FIELD_KIND_CACHE_SIZE: Final = 4096
+# Field names as received -> kind. Clients and targets send the same few names in the same
+# spelling on every message, so one dict read replaces lower-casing and comparing each name.
+field_kinds: dict[bytes, int] = {}
+
+
+def field_kind(name: bytes) -> int:
+    """The kind of a field name not yet in ``field_kinds`` (and remember it there)."""
+    kind = _FIELD_KINDS.get(name.lower(), PASS)
+    if len(field_kinds) >= FIELD_KIND_CACHE_SIZE:
+        field_kinds.clear()  # random names cost no more than an uncached lookup
+    field_kinds[name] = kind
+    return kind
+
+
 # Connection options that name no header field.
 _CONNECTION_OPTIONS = frozenset({b"", b"keep-alive", b"close", b"upgrade"})
 
@@ -27,6 +69,16 @@ _CONNECTION_OPTIONS = frozenset({b"", b"keep-alive", b"close", b"upgrade"})
 def connection_listed(value: bytes) -> frozenset[bytes]:
     """Header names (lower case) a Connection field lists: hop-by-hop too (RFC 9110 §7.6.1)."""
     return frozenset(token.strip().lower() for token in value.split(b",")) - _CONNECTION_OPTIONS
+
+
+def without_listed(lines: list[bytes], first: int, listed: frozenset[bytes]) -> list[bytes]:
+    """A head being built (``first`` items of start line, then name, ": ", value, CRLF per field)
+    without the fields a Connection header ``listed``."""
+    kept = lines[:first]
+    for i in range(first, len(lines), 4):
+        if lines[i].lower() not in listed:
+            kept += lines[i : i + 4]
+    return kept
 
 
 REASONS = {
