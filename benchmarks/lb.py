@@ -118,7 +118,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import inspect
 import json
 import os
 import random
@@ -223,6 +222,7 @@ def serve_proxy(spec: dict[str, Any]) -> None:
 
     import uvloop
 
+    import portside.proxy
     from portside.core.lb.model import (
         DEFAULT_RULE_PRIORITY,
         Action,
@@ -236,7 +236,6 @@ def serve_proxy(spec: dict[str, Any]) -> None:
         TargetGroupAttributes,
         WeightedTargetGroup,
     )
-    import portside.proxy
     from portside.proxy.runtime import ProxyRuntime
 
     async def main() -> None:
@@ -1117,9 +1116,10 @@ def short_file(path: str) -> str:
 
 def header_lines() -> set[int]:
     """Lines of ``ClientConnection.on_headers_complete`` that handle the forwarded headers and the trace id."""
-    from portside.proxy import client
+    import portside.proxy
 
-    source = inspect.getsource(client)
+    # the source file itself: the module imported here may be the compiled one
+    source = (Path(portside.proxy.__file__).parent / "client.py").read_text()
     tree = ast.parse(source)
     lines = source.splitlines()
     wanted: set[int] = set()
