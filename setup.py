@@ -15,6 +15,7 @@ fails on such a build.
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -47,7 +48,17 @@ def compiled_modules() -> list:
         return []
     for extension in extensions:
         extension.optional = True  # no C compiler: warn and install the pure-Python package
+    record_sources(sources)
     return extensions
+
+
+def record_sources(sources: list[str]) -> None:
+    """Write what was compiled, so ``portside.proxy`` can tell a source edited since (by content)."""
+    digests = {Path(path).stem: hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in sources}
+    Path("src/portside/proxy/_compiled_from.py").write_text(
+        '"""Written by setup.py when it compiled the hot path: the SHA-256 of each source it compiled."""\n\n'
+        f"DIGESTS = {digests!r}\n"
+    )
 
 
 setup(ext_modules=compiled_modules())

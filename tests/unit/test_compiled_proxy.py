@@ -72,12 +72,27 @@ def test_asking_for_pure_python_runs_every_module_from_source(tmp_path: Path) ->
 def test_a_source_edited_since_the_install_makes_every_module_run_from_source(tmp_path: Path) -> None:
     root = copy_install(tmp_path)
     edited = root / "portside" / "proxy" / "exchange.py"
-    later = max(so.stat().st_mtime for so in (root / "portside" / "proxy").glob("*.so")) + 60
-    os.utime(edited, (later, later))
+    edited.write_text(edited.read_text() + "# an edit\n")
     seen = probe(root)
     assert seen["compiled"] is False
     assert seen["reason"] == "source changed since the last install: exchange.py"
     assert all(f.endswith(".py") for f in seen["files"].values())  # all or none: they call each other
+
+
+@needs_compiled
+@needs_compiled
+def test_a_file_touched_but_unchanged_still_runs_compiled(tmp_path: Path) -> None:
+    root = copy_install(tmp_path)
+    os.utime(root / "portside" / "proxy" / "exchange.py")  # a checkout, say: newer, same content
+    assert probe(root)["compiled"] is True
+
+
+@needs_compiled
+def test_an_install_without_its_record_of_sources_runs_from_source(tmp_path: Path) -> None:
+    root = copy_install(tmp_path)
+    (root / "portside" / "proxy" / "_compiled_from.py").unlink()
+    seen = probe(root)
+    assert seen["compiled"] is False and "no record of their sources" in seen["reason"]
 
 
 @needs_compiled

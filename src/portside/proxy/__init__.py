@@ -4,13 +4,15 @@ The modules in ``HOT_PATH`` are plain, typed Python. An install with mypyc and a
 compiler also builds them as C extensions (setup.py), which Python's importer prefers
 to the source. They are one unit (compiled code of one module calls another's
 directly), so this package uses all of them or none, and falls back to the source
-when any is missing, fails to load or is older than its ``.py`` (an edit since the
-last install), or when ``PORTSIDE_PURE_PYTHON=1`` asks for it. ``COMPILED`` says which one runs and
+when any is missing or fails to load, when a ``.py`` differs from the source it was
+compiled from (an edit since the last install; setup.py records their SHA-256 in
+``_compiled_from.py``), or when ``PORTSIDE_PURE_PYTHON=1`` asks for it. ``COMPILED`` says which one runs and
 ``FALLBACK_REASON`` why not, when not.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
 import importlib.util
 import os
@@ -43,8 +45,14 @@ def _why_not_compiled(here: Path) -> str | None:
     missing = [name for name in HOT_PATH if name not in compiled]
     if missing:
         return f"compiled modules missing: {', '.join(missing)}"
+    try:
+        from portside.proxy._compiled_from import DIGESTS  # written by setup.py as it compiled
+    except ImportError:
+        return "compiled modules carry no record of their sources: reinstall"
     stale = [
-        name for name in HOT_PATH if (here / f"{name}.py").stat().st_mtime > compiled[name].stat().st_mtime
+        name
+        for name in HOT_PATH
+        if DIGESTS.get(name) != hashlib.sha256((here / f"{name}.py").read_bytes()).hexdigest()
     ]
     if stale:
         return f"source changed since the last install: {', '.join(f'{n}.py' for n in stale)}"

@@ -88,13 +88,18 @@ class ListenerRoutes:
         self.only_default = len(listener.rules) <= 1
         self.default = default_handler or _fixed(503, "text/plain", "")
         self.compiled = None if self.only_default else compile_rules(listener.rules)
+        # A path no rule's path pattern matches gets the default rule, with no decoding beyond the path.
+        self.path_gate = None if self.compiled is None else self.compiled.hostless_gate()
         self.needs_headers = any(c.field == "http-header" for r in listener.rules for c in r.conditions)
 
     def route(self, exchange: Exchange, host: bytes, peer_ip: str) -> Handler:
         if self.only_default:
             return self.default
-        url = exchange.url
-        path, _, query = url.partition(b"?")
+        path, _, query = exchange.url.partition(b"?")
+        path_text = path.decode("latin-1")
+        gate = self.path_gate
+        if gate is not None and not gate(path_text):
+            return self.default
         headers = _NO_HEADERS
         if self.needs_headers:
             headers = {}
@@ -102,7 +107,7 @@ class ListenerRoutes:
                 name, value = n.decode("latin-1").lower(), v.decode("latin-1")
                 headers[name] = headers[name] + ", " + value if name in headers else value  # repeated: joined
         rule = self.compiled.match(  # type: ignore[union-attr]
-            exchange.method.decode("latin-1"), path.decode("latin-1"), query.decode("latin-1"),
+            exchange.method.decode("latin-1"), path_text, query.decode("latin-1"),
             host.decode("latin-1") or None, headers, peer_ip,
         )
         return self.handlers.get(rule.arn, self.default)

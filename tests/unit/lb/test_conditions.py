@@ -531,3 +531,18 @@ def test_the_gate_is_per_host_plan() -> None:
     assert match(rules, host="www.test", path="/whatever") == "www-any"  # this host's plan has no gate
     assert match(rules, host="api.test", path="/whatever") == "default"  # this host's plan is gated
     assert match(rules, host="api.test", path="/v1/x") == "api"
+
+
+def test_the_hostless_gate_lets_through_only_paths_some_rule_could_match() -> None:
+    gated = compile_rules((
+        rule("a", 1, Condition("path-pattern", ("/api/*",))),
+        rule("b", 2, Condition("path-pattern", ("/img/*", "*.png")), Condition("http-request-method", ("GET",))),
+        DEFAULT,
+    ))
+    gate = gated.hostless_gate()
+    assert gate is not None
+    assert gate("/api/x") and gate("/img/a") and gate("/x/y.png") and not gate("/") and not gate("/apix")
+    # a rule without a path condition, or a host condition anywhere: no gate
+    assert compile_rules((rule("a", 1, Condition("http-request-method", ("GET",))), DEFAULT)).hostless_gate() is None
+    with_host = (rule("a", 1, Condition("path-pattern", ("/api/*",)), Condition("host-header", ("x.example",))), DEFAULT)
+    assert compile_rules(with_host).hostless_gate() is None

@@ -171,6 +171,16 @@ class CompiledRules:
                 return rule
         return self.default
 
+    def hostless_gate(self) -> _StrTest | None:
+        """The path gate every request meets when no rule has a host condition (None: no such gate).
+
+        A path it rejects matches no rule: callers may answer with the default rule before
+        building any of ``match``'s other arguments.
+        """
+        if self._has_host:
+            return None
+        return self._plan[0]
+
     def _plan_for(self, key: str | None) -> _GatedPlan:
         plan = _gated(tuple(
             (rule, tests)
