@@ -121,3 +121,23 @@ def test_the_keeper_reports_a_failing_sync_and_recovers() -> None:
         assert keeper.last_error is None and keeper.plan is not None and keeper.plan.mode == "managed"
 
     asyncio.run(scenario())
+
+
+def test_a_rewrite_for_new_content_counts_a_repair_only_when_the_chain_was_changed_from_outside() -> None:
+    async def scenario() -> None:
+        fake = FakeIptables()
+
+        async def bridges() -> list[BridgeNetwork]:
+            return [BridgeNetwork("bridge", "docker0", "172.17.0.2/16", "172.17.0.1")]
+
+        keeper = FirewallKeeper(HostFirewall(PLAN.chain, fake), PLAN, list, bridges, interval_s=60)
+        await keeper.install()
+        keeper.base = GuardPlan(PLAN.chain, "managed", PLAN.port_range)
+        await keeper.sync()  # new content, nothing touched from outside
+        assert keeper.repairs == 0 and keeper.plan is not None and keeper.plan.mode == "managed"
+        fake.chain = [f"-N {PLAN.chain}"]  # flushed by hand
+        keeper.base = GuardPlan(PLAN.chain, "guard", PLAN.port_range)
+        await keeper.sync()
+        assert keeper.repairs == 1 and fake.chain != [f"-N {PLAN.chain}"]
+
+    asyncio.run(scenario())

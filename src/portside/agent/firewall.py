@@ -175,6 +175,10 @@ class FirewallKeeper:
         plan = await self._current_plan()
         try:
             if plan != self.plan:
+                # A rewrite also restores what was changed from outside since the last one: count it.
+                if self.plan is not None and await asyncio.to_thread(self.firewall.drift, self.plan):
+                    log.warning("firewall: chain %s was changed from outside; rewriting it", plan.chain)
+                    self.repairs += 1
                 await asyncio.to_thread(self.firewall.apply, plan)
                 self.plan = plan
             elif verify:
