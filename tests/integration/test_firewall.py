@@ -196,9 +196,12 @@ def test_rules_stay_through_a_crash_follow_copies_heal_and_go_with_the_last_copy
         assert any(rule.startswith(guarded) for rule in chain_rules(server) or [])  # fail closed meanwhile
         server.start()
         assert jumps_to(chain) == [1]
+        # The restarted keeper adds the adopted copy's address: let it finish before breaking its work.
+        eventually(lambda: any(rule.startswith(guarded) for rule in chain_rules(server) or []), what="guard rule again")
 
-        iptables("-D", "DOCKER-USER", "-j", chain)  # a hand-made flush, or dockerd recreating its chains
-        iptables("-F", chain)
+        for change in (("-D", "DOCKER-USER", "-j", chain), ("-F", chain)):  # by hand, or dockerd recreating its chains
+            done = iptables(*change)
+            assert done.returncode == 0, done.stderr
         eventually(lambda: jumps_to(chain) == [1] and any(r.startswith(guarded) for r in chain_rules(server) or []),
                    timeout=15, what="the keeper restoring the chain")
         with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as response:
