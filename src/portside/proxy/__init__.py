@@ -6,8 +6,8 @@ to the source. They are one unit (compiled code of one module calls another's
 directly), so this package uses all of them or none, and falls back to the source
 when any is missing or fails to load, when a ``.py`` differs from the source it was
 compiled from (an edit since the last install; setup.py records their SHA-256 in
-``_compiled_from.py``), or when ``PORTSIDE_PURE_PYTHON=1`` asks for it. ``COMPILED`` says which one runs and
-``FALLBACK_REASON`` why not, when not.
+``_compiled_from.py``), or when ``PORTSIDE_PURE_PYTHON=1`` asks for it. ``COMPILED``
+says which one runs and ``FALLBACK_REASON`` why not, when not.
 """
 
 from __future__ import annotations
@@ -35,11 +35,10 @@ def _compiled_files(here: Path) -> dict[str, Path]:
     return found
 
 
-def _why_not_compiled(here: Path) -> str | None:
+def _why_not_compiled(here: Path, compiled: dict[str, Path]) -> str | None:
     """None when the compiled hot path is whole and current; else why the source runs instead."""
     if os.environ.get(PURE_PYTHON_ENV) == "1":
         return f"{PURE_PYTHON_ENV}=1"
-    compiled = _compiled_files(here)
     if not compiled:
         return "not compiled at install (no mypyc or no C compiler, or PORTSIDE_COMPILE=0)"
     missing = [name for name in HOT_PATH if name not in compiled]
@@ -72,7 +71,8 @@ def _load_source(here: Path) -> None:
 
 
 _here = Path(__file__).parent
-FALLBACK_REASON = _why_not_compiled(_here)
+_compiled = _compiled_files(_here)
+FALLBACK_REASON = _why_not_compiled(_here, _compiled)
 if FALLBACK_REASON is None:
     try:
         for _name in HOT_PATH:
@@ -81,6 +81,6 @@ if FALLBACK_REASON is None:
         FALLBACK_REASON = f"compiled modules do not load: {exc}"
         for _name in HOT_PATH:
             sys.modules.pop(f"{__name__}.{_name}", None)
-if FALLBACK_REASON is not None and _compiled_files(_here):
+if FALLBACK_REASON is not None and _compiled:
     _load_source(_here)
 COMPILED = FALLBACK_REASON is None
