@@ -268,3 +268,43 @@ def test_an_internet_facing_listener_blocked_in_input_is_a_warning_naming_the_ru
     assert blocked.severity == "warning" and "filter INPUT policy DROP" in blocked.summary
     assert "load balancer web, HTTP :8080" in blocked.summary and "its clients" in blocked.fix
     assert not doctor.failed([blocked])
+
+
+# -- facts the doctor could not read (a fresh Docker Engine's bridge lists no Gateway)
+
+
+@pytest.mark.parametrize(("ipam", "interface", "subnet", "expected"), [
+    ("172.17.0.1", "172.17.0.9", "172.17.0.0/16", "172.17.0.1"),  # IPAM's word first
+    ("", "172.17.0.1", "172.17.0.0/16", "172.17.0.1"),  # a fresh engine: the interface's own address
+    ("", "", "172.18.0.0/16", "172.18.0.1"),  # no address on the interface yet: the subnet's first host
+    ("", "", "10.9.8.0/24", "10.9.8.1"),
+    ("fe80::1", "", "", ""),  # not IPv4, and nothing else: unknown
+    ("", "", "", ""),
+    ("", "", "not a subnet", ""),
+])
+def test_bridge_gateway_falls_back_from_ipam_to_the_interface_to_the_subnet(
+        ipam: str, interface: str, subnet: str, expected: str) -> None:
+    assert doctor.bridge_gateway(ipam, interface, subnet) == expected
+
+
+def test_an_unknown_bridge_gateway_skips_the_direct_path_instead_of_failing() -> None:
+    findings = doctor.diagnose(facts(bridge_gateway=""))
+    assert [f.severity for f in by_check(findings, "firewall.load-balancer")] == ["ok"]
+    paths = [who for who, _ in doctor.lb_packets(facts(bridge_gateway=""), COPY)]
+    assert "this host's load balancer (to the bridge address)" not in paths
+    assert "this host's load balancer (to the bridge address)" in [who for who, _ in doctor.lb_packets(facts(), COPY)]
+
+
+def test_a_fact_the_doctor_could_not_read_is_a_finding() -> None:
+    findings = doctor.diagnose(facts(unreadable=("Docker's bridge network (connection refused)",)))
+    (finding,) = by_check(findings, "doctor.facts")
+    assert finding.severity == "warning"
+    assert "cannot read Docker's bridge network (connection refused)" in finding.summary
+
+
+def test_a_check_that_cannot_run_on_odd_facts_becomes_a_finding_and_the_others_still_run() -> None:
+    odd = facts(bridge_gateway="not-an-address")  # the old crash: Packet(src=...) raised ValueError
+    findings = doctor.diagnose(odd)
+    (broken,) = [f for f in by_check(findings, "firewall.load-balancer") if f.summary.startswith("cannot check")]
+    assert broken.severity == "warning" and "not-an-address" in broken.summary
+    assert by_check(findings, "firewall.exposed")  # later checks still ran

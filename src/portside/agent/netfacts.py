@@ -67,6 +67,16 @@ def kernel_ephemeral_range() -> tuple[int, int] | None:
     return None if problem else (found.start, found.end)
 
 
+def interface_address(name: str) -> str:
+    """The first IPv4 address of interface ``name``, or "" when it has none or cannot be read."""
+    try:
+        out = _run("ip", "-4", "-o", "addr", "show", "dev", name)
+        words = out.stdout.split()
+        return words[words.index("inet") + 1].split("/")[0] if out.returncode == 0 else ""
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return ""
+
+
 def outward_interface() -> tuple[str, str]:
     """The default route's interface and its first IPv4 address (placeholders when there is none)."""
     name = "eth0"
@@ -78,12 +88,7 @@ def outward_interface() -> tuple[str, str]:
                 break
     except OSError:
         pass
-    try:
-        out = _run("ip", "-4", "-o", "addr", "show", "dev", name).stdout.split()
-        address = out[out.index("inet") + 1].split("/")[0]
-    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
-        address = "192.0.2.10"
-    return name, address
+    return name, interface_address(name) or "192.0.2.10"
 
 
 def listening_ports(protocol_files: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> set[int]:

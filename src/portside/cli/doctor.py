@@ -15,6 +15,7 @@ from portside.config import ServerConfig
 from portside.control.doctor import render_report
 from portside.core import doctor
 
+DOCKER_BRIDGE, DOCKER_BRIDGE_SUBNET = "docker0", "172.17.0.0/16"  # Docker's defaults, before any server asked it
 SEVERITY_LABEL = {"ok": "ok", "info": "info", "warning": "WARNING", "error": "ERROR"}
 
 
@@ -29,6 +30,7 @@ def local_report(config: ServerConfig) -> dict[str, Any]:
         own_ports=own, publish_ip=config.publish_ip, firewall_mode=config.firewall_mode, lb_sources=config.lb_sources,
         rulesets=read.rulesets, ruleset_errors=read.errors, outward_interface=interface, outward_address=address,
         direct_routing=config.direct_routing, userland_proxy=userland_proxy_enabled(),
+        bridge_gateway=doctor.bridge_gateway("", netfacts.interface_address(DOCKER_BRIDGE), DOCKER_BRIDGE_SUBNET),
         ports_taken_by_others=netfacts.ports_taken_by_others(port_range, set(own)), server=False,
     )
     return render_report(facts, doctor.diagnose(facts))

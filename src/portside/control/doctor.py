@@ -102,7 +102,12 @@ class HostDoctor:
 
     async def facts(self) -> doctor.Facts:
         config, agent = self.plane.config, self.plane.agent
-        bridges = await self.driver.bridge_networks(["bridge"])
+        unreadable: list[str] = []
+        try:
+            bridges = await self.driver.bridge_networks(["bridge"])
+        except Exception as exc:  # Docker away or answering oddly: a finding, never a failed request
+            log.warning("doctor: cannot inspect Docker's bridge network: %s", exc)
+            bridges, unreadable = [], [f"Docker's bridge network ({exc})"]
         copies = copies_of(list(agent.tasks.values()))
         listeners = self.listeners()
         own = self.own_ports(listeners)
@@ -125,12 +130,18 @@ class HostDoctor:
 
         host_facts = await asyncio.to_thread(read_host)
         if bridges:
-            host_facts.update(bridge_interface=bridges[0].interface, bridge_gateway=bridges[0].gateway)
+            bridge = bridges[0]
+            gateway = bridge.gateway or doctor.bridge_gateway(
+                "", await asyncio.to_thread(netfacts.interface_address, bridge.interface), bridge.subnet)
+            if not gateway:
+                unreadable.append(f"the address of bridge {bridge.interface} (Docker lists no Gateway, the interface "
+                                  f"has no IPv4 address and the subnet {bridge.subnet!r} has no host)")
+            host_facts.update(bridge_interface=bridge.interface, bridge_gateway=gateway)
         return doctor.Facts(
             port_range=agent.port_range, reserved_tcp=tuple(config.reserved_ports_tcp), own_ports=own,
             publish_ip=config.publish_ip, firewall_mode=config.firewall_mode, lb_sources=config.lb_sources,
             direct_routing=config.direct_routing, copies=copies, demands=self.demands(), listeners=listeners,
-            **host_facts,
+            unreadable=tuple(unreadable), **host_facts,
         )
 
     async def report(self) -> dict[str, Any]:

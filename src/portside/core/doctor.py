@@ -13,8 +13,9 @@ would use: the host port on a public address, 127.0.0.1 sent through the link (m
 
 from __future__ import annotations
 
+import ipaddress
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from portside.core.netfilter import Packet, Ruleset, Verdict, evaluate
@@ -90,7 +91,7 @@ class Facts:
     ruleset_errors: tuple[str, ...] = ()
     guard_problems: tuple[str, ...] = ()
     bridge_interface: str = "docker0"
-    bridge_gateway: str = "172.17.0.1"
+    bridge_gateway: str = ""  # "" = unknown: the direct-routing path is then not checked
     outward_interface: str = "eth0"
     outward_address: str = "192.0.2.10"
     direct_routing: bool = True
@@ -100,18 +101,36 @@ class Facts:
     listeners: tuple[Listening, ...] = ()
     ports_taken_by_others: int = 0
     server: bool = True
+    unreadable: tuple[str, ...] = ()  # facts the doctor could not read, each said as a finding
 
 
 def diagnose(facts: Facts) -> list[Finding]:
-    findings = [_range(facts)]
-    findings += _ephemeral_overlap(facts)
-    findings += _reserved(facts)
-    findings += _capacity(facts)
-    findings += _guard(facts)
-    findings += _load_balancer_paths(facts)
-    findings += _exposure(facts)
-    findings += _listeners(facts)
+    """Every check's findings. A check that cannot run on these facts says so as a finding of its own."""
+    findings = [Finding("doctor.facts", "warning", f"cannot read {what}",
+                        "the checks that need it are skipped or use a fallback; see the server log")
+                for what in facts.unreadable]
+    for name, check in CHECKS:
+        try:
+            findings += check(facts)
+        except ValueError as exc:  # a fact of an unexpected form (an empty or odd address, say)
+            findings.append(Finding(name, "warning", f"cannot check: {exc}", "report this with the doctor's facts"))
     return findings
+
+
+def bridge_gateway(ipam_gateway: str, interface_address: str, subnet: str) -> str:
+    """The bridge's own address: IPAM's Gateway, else the interface's address, else the subnet's first host.
+
+    A freshly installed Docker Engine may list a Subnet but no Gateway for its default bridge.
+    """
+    for candidate in (ipam_gateway, interface_address):
+        try:
+            return str(ipaddress.IPv4Address(candidate.split("/")[0]))
+        except ValueError:
+            continue
+    try:
+        return str(next(ipaddress.IPv4Network(subnet, strict=False).hosts()))
+    except (ValueError, StopIteration):
+        return ""
 
 
 def failed(findings: Iterable[Finding]) -> bool:
@@ -226,7 +245,7 @@ def lb_packets(facts: Facts, copy: Copy) -> list[tuple[str, Packet]]:
     """How load balancers reach ``copy``: this host's listeners, then each configured source."""
     paths: list[tuple[str, Packet]] = []
     local = "127.0.0.1" if copy.host_ip in ("0.0.0.0", "127.0.0.1", "") else copy.host_ip
-    if facts.direct_routing and copy.container_ip:
+    if facts.direct_routing and copy.container_ip and facts.bridge_gateway:
         paths.append(("this host's load balancer (to the bridge address)", Packet(
             hook="output", src=facts.bridge_gateway, dst=copy.container_ip, dport=copy.container_port,
             in_iface="", out_iface=facts.bridge_interface)))
@@ -363,6 +382,18 @@ def _listeners(facts: Facts) -> list[Finding]:
     if public and not findings:
         findings.append(Finding("firewall.listeners", "ok", f"{len(public)} internet-facing listener(s) reachable from other hosts"))
     return findings
+
+
+CHECKS: tuple[tuple[str, Callable[[Facts], list[Finding]]], ...] = (
+    ("range", lambda facts: [_range(facts)]),
+    ("range.ephemeral", _ephemeral_overlap),
+    ("range.reserved", _reserved),
+    ("range.capacity", _capacity),
+    ("firewall.guard", _guard),
+    ("firewall.load-balancer", _load_balancer_paths),
+    ("firewall.exposed", _exposure),
+    ("firewall.listeners", _listeners),
+)
 
 
 def summary_line(findings: Sequence[Finding]) -> str:
