@@ -7,6 +7,7 @@ from typing import Any
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
+from portside.core.task_allowances import check_allowed
 from portside.core.taskdef import validate_registration
 from portside.errors import ClientException
 
@@ -34,6 +35,16 @@ def register(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[s
         )
         plane.store.put_task_definition(region, body)
     return {"taskDefinition": public(body), "tags": tags}
+
+
+def check_runnable(plane: ControlPlane, content: dict[str, Any]) -> None:
+    """Refuse (InvalidParameterException) a task definition this server would not run as defined.
+
+    Registration accepts it, as ECS does; RunTask, CreateService, UpdateService and every launch
+    of a service's copies call this: the fields that hand a task the host unless a server flag
+    allows them (core/task_allowances.py).
+    """
+    check_allowed(content, plane.config.allowances)
 
 
 def describe(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -77,6 +77,7 @@ def admit_tasks(
     launched), ECS-shaped ``failures`` for copies that did not fit, and their explanations.
     """
     content = task_definitions.public(body)
+    task_definitions.check_runnable(plane, content)
     instances = plane.store.list_container_instances(region, cluster["clusterName"])
     if not instances:
         raise InvalidParameterException("No Container Instances were found in your cluster.")
