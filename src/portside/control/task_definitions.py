@@ -9,6 +9,7 @@ from portside.control.plane import ControlPlane
 from portside.core import arns
 from portside.core.task_allowances import check_allowed
 from portside.core.taskdef import validate_registration
+from portside.core.taskdef_support import check_supported
 from portside.errors import ClientException
 
 TAGS_KEY = "__tags"
@@ -41,9 +42,11 @@ def check_runnable(plane: ControlPlane, content: dict[str, Any]) -> None:
     """Refuse (InvalidParameterException) a task definition this server would not run as defined.
 
     Registration accepts it, as ECS does; RunTask, CreateService, UpdateService and every launch
-    of a service's copies call this: the fields that hand a task the host unless a server flag
+    of a service's copies call this. First the fields portside cannot apply
+    (core/taskdef_support.py), then the fields that hand a task the host unless a server flag
     allows them (core/task_allowances.py).
     """
+    check_supported(content)
     check_allowed(content, plane.config.allowances)
 
 
