@@ -117,11 +117,13 @@ def _container_needs(at: str, definition: Mapping[str, Any], allowances: Allowan
                 yield (
                     f"{at}.dockerSecurityOptions[{j}]",
                     FLAG_PRIVILEGED,
-                    f"security option {option!r} can lift the container's confinement (only no-new-privileges is allowed by default)",
+                    f"security option {option!r} can lift the container's confinement "
+                    "(only no-new-privileges is allowed by default)",
                 )
     linux = definition.get("linuxParameters") or {}
     if linux.get("devices") and not allowances.devices:
-        yield f"{at}.linuxParameters.devices", FLAG_DEVICES, "a host device gives the container direct access to host hardware"
+        rule = "a host device gives the container direct access to host hardware"
+        yield f"{at}.linuxParameters.devices", FLAG_DEVICES, rule
     added = (linux.get("capabilities") or {}).get("add") or []
     if added and not allowances.capabilities:
         yield (
