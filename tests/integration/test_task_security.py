@@ -10,6 +10,8 @@ with many fields on ``permissive`` shows each field arriving in ``docker inspect
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from tests.integration.conftest import remove_server_containers
 from tests.integration.test_task_features import box, error_of, inspect, sh, stop, wait_running
-from tests.support.server import PortsideProcess
+from tests.support.server import PortsideProcess, free_port
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.docker
@@ -273,3 +275,43 @@ def test_fields_that_map_onto_docker_reach_the_container(
     assert code == 0 and "docker-init" in out, out
     assert sh(docker_client, task, "second", "ls /sys/class/net") == (0, "lo\n")
     stop(ecs, [task_arn])
+
+
+def test_a_service_refused_after_a_restart_says_so_in_its_events(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: Any, busybox_image: str, allowed_dir: Path
+) -> None:
+    """Created while the server allowed its host path; launched after a restart without the flag."""
+    server = PortsideProcess(tmp_path_factory.mktemp("restarted"), "--allow-host-path", str(allowed_dir))
+    server.start()
+    try:
+        ecs = server.client()
+        definition = one_field(busybox_image, "later", volumes=[{"name": "h", "host": {"sourcePath": str(allowed_dir)}}])
+        arn = ecs.register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(serviceName="sec-later", taskDefinition=arn, desiredCount=0)
+        server.stop()
+        server.extra_args = []
+        server.start()
+        ecs = server.client()
+        ecs.update_service(service="sec-later", desiredCount=1)
+
+        def refusal_event() -> str | None:
+            [service] = ecs.describe_services(services=["sec-later"])["services"]
+            return next((e["message"] for e in service["events"] if "unable to start tasks" in e["message"]), None)
+
+        event = eventually(refusal_event, timeout=30, what="the service's refusal event")
+        assert "volumes[0].host.sourcePath" in event and "--allow-host-path" in event, event
+        assert ecs.list_tasks(serviceName="sec-later")["taskArns"] == []
+        ecs.delete_service(service="sec-later", force=True)
+    finally:
+        server.stop()
+        remove_server_containers(docker_client, server)
+
+
+def test_a_relative_allowed_host_path_stops_the_server_at_once(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "portside.cli.main", "server", "--api", f"127.0.0.1:{free_port()}",
+         "--state-dir", str(tmp_path), "--allow-host-path", "data"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "--allow-host-path must be an absolute path, got 'data'" in result.stderr
