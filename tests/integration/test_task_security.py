@@ -150,6 +150,17 @@ def test_run_task_refuses_naming_the_field_and_the_flag_but_registration_works(
     assert ecs.list_tasks(family=definition["family"], desiredStatus="STOPPED")["taskArns"] == []
 
 
+def test_run_task_refuses_an_override_it_would_not_apply(strict: PortsideProcess, busybox_image: str) -> None:
+    ecs = strict.client()
+    arn = ecs.register_task_definition(**one_field(busybox_image, "override"))["taskDefinition"]["taskDefinitionArn"]
+    files = [{"value": "arn:aws:s3:::bucket/app.env", "type": "s3"}]
+    message = refused(
+        lambda: ecs.run_task(taskDefinition=arn, overrides={"containerOverrides": [{"name": "c", "environmentFiles": files}]})
+    )
+    assert message.startswith("overrides.containerOverrides[0].environmentFiles:"), message
+    assert ecs.list_tasks(family="sec-override")["taskArns"] == []
+
+
 def test_services_are_refused_at_create_and_update(strict: PortsideProcess, busybox_image: str, allowed_dir: Path) -> None:
     ecs = strict.client()
     definition = dangerous(busybox_image, allowed_dir)

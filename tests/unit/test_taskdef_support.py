@@ -9,11 +9,20 @@ from typing import Any
 import botocore.loaders
 import pytest
 
-from portside.core.taskdef_support import FIELDS, SHAPES, Support, check_supported
+from portside.core.taskdef_support import (
+    FIELDS,
+    OVERRIDE_FIELDS,
+    OVERRIDE_SHAPES,
+    SHAPES,
+    Support,
+    check_overrides_supported,
+    check_supported,
+)
 from portside.errors import InvalidParameterException
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "task-definitions.md"
-ROW = re.compile(r"^\| `([^`]+)` \| (applied|refused|ignored) \|")
+ROW = re.compile(r"^\| `(?!overrides\.)([^`]+)` \| (applied|refused|ignored) \|")
+OVERRIDE_ROW = re.compile(r"^\| `overrides\.([^`]+)` \| (applied|refused|ignored) \|")
 
 
 def model_shapes() -> dict[str, Any]:
@@ -150,3 +159,45 @@ def test_every_refused_row_is_refused_when_used() -> None:
         else:
             content[path] = value
         assert path.replace("[]", "[0]") in refusal(content)
+
+
+# ---- RunTask overrides ------------------------------------------------------------------
+
+
+def test_every_member_of_the_override_shapes_is_in_the_table() -> None:
+    shapes = model_shapes()
+    expected = {prefix + member for prefix, shape in OVERRIDE_SHAPES.items() for member in shapes[shape]["members"]}
+    assert expected == set(OVERRIDE_FIELDS)
+
+
+def test_the_docs_list_the_overrides_as_the_code_does() -> None:
+    rows = {m.group(1): m.group(2) for line in DOCS.read_text().splitlines() if (m := OVERRIDE_ROW.match(line))}
+    assert rows == {path: row.support.value for path, row in OVERRIDE_FIELDS.items()}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"inferenceAcceleratorOverrides": [{"deviceName": "d", "deviceType": "t"}]}, "overrides.inferenceAcceleratorOverrides"),
+        (
+            {"containerOverrides": [{"name": "a"}, {"name": "c", "environmentFiles": [{"value": "arn:x", "type": "s3"}]}]},
+            "overrides.containerOverrides[1].environmentFiles",
+        ),
+        (
+            {"containerOverrides": [{"name": "c", "resourceRequirements": [{"type": "GPU", "value": "1"}]}]},
+            "overrides.containerOverrides[0].resourceRequirements",
+        ),
+    ],
+)
+def test_an_override_that_would_not_be_applied_is_refused(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidParameterException, match=re.escape(field + ":")):
+        check_overrides_supported(overrides)
+
+
+def test_applied_overrides_pass() -> None:
+    check_overrides_supported(
+        {
+            "cpu": "256", "memory": "512", "taskRoleArn": "arn:aws:iam::000000000000:role/x", "inferenceAcceleratorOverrides": [],
+            "containerOverrides": [{"name": "c", "command": ["x"], "environment": [{"name": "A", "value": "1"}], "environmentFiles": []}],
+        }
+    )

@@ -145,6 +145,28 @@ FIELDS: dict[str, Field] = {
     VOLUME + "configuredAtLaunch": Field(R, "refused when true: RunTask volumeConfigurations are not implemented"),
 }
 
+# RunTask's overrides, keyed as "cpu" (TaskOverride) and "containerOverrides[].command".
+OVERRIDE = "containerOverrides[]."
+OVERRIDE_FIELDS: dict[str, Field] = {
+    "containerOverrides": Field(A, "per container, rows below"),
+    "cpu": Field(A, "what the task reserves on the host"),
+    "memory": Field(A, "what the task reserves on the host"),
+    "inferenceAcceleratorOverrides": Field(R, "no Elastic Inference here"),
+    "executionRoleArn": Field(I, "as the task definition's"),
+    "taskRoleArn": Field(I, "as the task definition's"),
+    "ephemeralStorage": Field(I, "as the task definition's"),
+    OVERRIDE + "name": Field(A, "which container"),
+    OVERRIDE + "command": Field(A, "Cmd"),
+    OVERRIDE + "environment": Field(A, "added to Env"),
+    OVERRIDE + "environmentFiles": Field(R, "S3 environment files cannot be fetched here"),
+    OVERRIDE + "cpu": Field(A, "CPU shares"),
+    OVERRIDE + "memory": Field(A, "hard memory limit (MiB)"),
+    OVERRIDE + "memoryReservation": Field(A, "soft memory limit (MiB)"),
+    OVERRIDE + "resourceRequirements": Field(R, "GPUs and inference accelerators are not scheduled here"),
+}
+
+OVERRIDE_SHAPES = {TASK: "TaskOverride", OVERRIDE: "ContainerOverride"}
+
 SHAPES = {
     TASK: "RegisterTaskDefinitionRequest",
     CONTAINER: "ContainerDefinition",
@@ -158,6 +180,21 @@ def check_supported(content: Mapping[str, Any]) -> None:
     """Raise ``InvalidParameterException`` at the first field portside would not apply as asked."""
     for field, reason in _unsupported(content):
         raise InvalidParameterException(f"{field}: {reason}; portside cannot run this task as defined.")
+
+
+def check_overrides_supported(overrides: Mapping[str, Any]) -> None:
+    """Raise ``InvalidParameterException`` at the first RunTask override portside would not apply."""
+    for key, value in overrides.items():
+        row = OVERRIDE_FIELDS.get(key)
+        if row is not None and row.support is Support.REFUSED and _in_use(value):
+            raise InvalidParameterException(f"overrides.{key}: {row.note}; portside cannot run this task as asked.")
+    for i, override in enumerate(overrides.get("containerOverrides") or []):
+        for key, value in override.items():
+            row = OVERRIDE_FIELDS.get(OVERRIDE + key)
+            if row is not None and row.support is Support.REFUSED and _in_use(value):
+                raise InvalidParameterException(
+                    f"overrides.containerOverrides[{i}].{key}: {row.note}; portside cannot run this task as asked."
+                )
 
 
 def _unsupported(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
