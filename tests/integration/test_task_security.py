@@ -43,7 +43,9 @@ def allowed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def strict(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, busybox_image: str) -> Iterator[PortsideProcess]:
+def strict(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: Any, busybox_image: str
+) -> Iterator[PortsideProcess]:
     server = _serve(tmp_path_factory.mktemp("strict"))
     yield server
     server.stop()
@@ -56,8 +58,14 @@ def permissive(
 ) -> Iterator[PortsideProcess]:
     server = _serve(
         tmp_path_factory.mktemp("permissive"),
-        "--allow-privileged", "--allow-host-namespaces", "--allow-devices", "--allow-capabilities",
-        "--allow-host-path", str(allowed_dir), "--task-cleanup-wait", "3600",
+        "--allow-privileged",
+        "--allow-host-namespaces",
+        "--allow-devices",
+        "--allow-capabilities",
+        "--allow-host-path",
+        str(allowed_dir),
+        "--task-cleanup-wait",
+        "3600",
     )
     yield server
     with contextlib.suppress(Exception):  # best effort: the containers are removed below regardless
@@ -80,17 +88,24 @@ def dangerous(image: str, host_dir: Path) -> dict[str, Any]:
         "ipcMode": "host",
         "volumes": [{"name": "host", "host": {"sourcePath": str(host_dir)}}],
         "containerDefinitions": [
-            box(image, "root",
+            box(
+                image,
+                "root",
                 dockerSecurityOptions=["apparmor:unconfined"],
                 mountPoints=[{"sourceVolume": "host", "containerPath": "/www/host", "readOnly": True}],
-                linuxParameters={"capabilities": {"add": ["NET_ADMIN"]},
-                                 "devices": [{"hostPath": "/dev/null", "containerPath": "/dev/portside-null"}]}),
+                linuxParameters={
+                    "capabilities": {"add": ["NET_ADMIN"]},
+                    "devices": [{"hostPath": "/dev/null", "containerPath": "/dev/portside-null"}],
+                },
+            ),
         ],
     }
 
 
 def one_field(image: str, name: str, **fields: Any) -> dict[str, Any]:
-    containers = [box(image, "c", **{k: v for k, v in fields.items() if k not in ("pidMode", "ipcMode", "volumes")})]
+    containers = [
+        box(image, "c", **{k: v for k, v in fields.items() if k not in ("pidMode", "ipcMode", "volumes")})
+    ]
     task = {k: v for k, v in fields.items() if k in ("pidMode", "ipcMode", "volumes")}
     return {"family": f"sec-{name}", "containerDefinitions": containers, **task}
 
@@ -99,29 +114,84 @@ def refusals(image: str, allowed_dir: Path) -> list[tuple[str, dict[str, Any], s
     """(id, task definition, field named, flag or rule named)."""
     outside = allowed_dir.parent / (allowed_dir.name + "-sibling")
     return [
-        ("privileged", one_field(image, "privileged", privileged=True), "containerDefinitions[0].privileged", "--allow-privileged"),
+        (
+            "privileged",
+            one_field(image, "privileged", privileged=True),
+            "containerDefinitions[0].privileged",
+            "--allow-privileged",
+        ),
         ("pid-host", one_field(image, "pid", pidMode="host"), "pidMode", "--allow-host-namespaces"),
         ("ipc-host", one_field(image, "ipc", ipcMode="host"), "ipcMode", "--allow-host-namespaces"),
-        ("devices", one_field(image, "devices", linuxParameters={"devices": [{"hostPath": "/dev/kmsg"}]}),
-         "containerDefinitions[0].linuxParameters.devices", "--allow-devices"),
-        ("cap-add", one_field(image, "caps", linuxParameters={"capabilities": {"add": ["SYS_ADMIN"]}}),
-         "containerDefinitions[0].linuxParameters.capabilities.add", "--allow-capabilities"),
-        ("seccomp", one_field(image, "seccomp", dockerSecurityOptions=["seccomp=unconfined"]),
-         "containerDefinitions[0].dockerSecurityOptions[0]", "--allow-privileged"),
-        ("host-root", one_field(image, "root", volumes=[{"name": "r", "host": {"sourcePath": "/"}}]),
-         "volumes[0].host.sourcePath", "--allow-host-path"),
-        ("docker-sock", one_field(image, "sock", volumes=[{"name": "s", "host": {"sourcePath": "/var/run/docker.sock"}}]),
-         "volumes[0].host.sourcePath", "--allow-host-path"),
-        ("sibling-of-allowed", one_field(image, "sibling", volumes=[{"name": "s", "host": {"sourcePath": str(outside)}}]),
-         "volumes[0].host.sourcePath", "--allow-host-path"),
-        ("dotdot-escape", one_field(image, "dotdot", volumes=[{"name": "s", "host": {"sourcePath": f"{allowed_dir}/../../etc"}}]),
-         "volumes[0].host.sourcePath", "--allow-host-path"),
-        ("secrets", one_field(image, "secrets", secrets=[{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/db"}]),
-         "containerDefinitions[0].secrets", "SSM"),
-        ("awslogs", one_field(image, "awslogs", logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g"}}),
-         "containerDefinitions[0].logConfiguration.logDriver", "awslogs"),
-        ("efs", one_field(image, "efs", volumes=[{"name": "e", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}]),
-         "volumes[0].efsVolumeConfiguration", "EFS"),
+        (
+            "devices",
+            one_field(image, "devices", linuxParameters={"devices": [{"hostPath": "/dev/kmsg"}]}),
+            "containerDefinitions[0].linuxParameters.devices",
+            "--allow-devices",
+        ),
+        (
+            "cap-add",
+            one_field(image, "caps", linuxParameters={"capabilities": {"add": ["SYS_ADMIN"]}}),
+            "containerDefinitions[0].linuxParameters.capabilities.add",
+            "--allow-capabilities",
+        ),
+        (
+            "seccomp",
+            one_field(image, "seccomp", dockerSecurityOptions=["seccomp=unconfined"]),
+            "containerDefinitions[0].dockerSecurityOptions[0]",
+            "--allow-privileged",
+        ),
+        (
+            "host-root",
+            one_field(image, "root", volumes=[{"name": "r", "host": {"sourcePath": "/"}}]),
+            "volumes[0].host.sourcePath",
+            "--allow-host-path",
+        ),
+        (
+            "docker-sock",
+            one_field(image, "sock", volumes=[{"name": "s", "host": {"sourcePath": "/var/run/docker.sock"}}]),
+            "volumes[0].host.sourcePath",
+            "--allow-host-path",
+        ),
+        (
+            "sibling-of-allowed",
+            one_field(image, "sibling", volumes=[{"name": "s", "host": {"sourcePath": str(outside)}}]),
+            "volumes[0].host.sourcePath",
+            "--allow-host-path",
+        ),
+        (
+            "dotdot-escape",
+            one_field(
+                image, "dotdot", volumes=[{"name": "s", "host": {"sourcePath": f"{allowed_dir}/../../etc"}}]
+            ),
+            "volumes[0].host.sourcePath",
+            "--allow-host-path",
+        ),
+        (
+            "secrets",
+            one_field(
+                image,
+                "secrets",
+                secrets=[{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/db"}],
+            ),
+            "containerDefinitions[0].secrets",
+            "SSM",
+        ),
+        (
+            "awslogs",
+            one_field(
+                image, "awslogs", logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g"}}
+            ),
+            "containerDefinitions[0].logConfiguration.logDriver",
+            "awslogs",
+        ),
+        (
+            "efs",
+            one_field(
+                image, "efs", volumes=[{"name": "e", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}]
+            ),
+            "volumes[0].efsVolumeConfiguration",
+            "EFS",
+        ),
     ]
 
 
@@ -152,16 +222,22 @@ def test_run_task_refuses_naming_the_field_and_the_flag_but_registration_works(
 
 def test_run_task_refuses_an_override_it_would_not_apply(strict: PortsideProcess, busybox_image: str) -> None:
     ecs = strict.client()
-    arn = ecs.register_task_definition(**one_field(busybox_image, "override"))["taskDefinition"]["taskDefinitionArn"]
+    arn = ecs.register_task_definition(**one_field(busybox_image, "override"))["taskDefinition"][
+        "taskDefinitionArn"
+    ]
     files = [{"value": "arn:aws:s3:::bucket/app.env", "type": "s3"}]
     message = refused(
-        lambda: ecs.run_task(taskDefinition=arn, overrides={"containerOverrides": [{"name": "c", "environmentFiles": files}]})
+        lambda: ecs.run_task(
+            taskDefinition=arn, overrides={"containerOverrides": [{"name": "c", "environmentFiles": files}]}
+        )
     )
     assert message.startswith("overrides.containerOverrides[0].environmentFiles:"), message
     assert ecs.list_tasks(family="sec-override")["taskArns"] == []
 
 
-def test_services_are_refused_at_create_and_update(strict: PortsideProcess, busybox_image: str, allowed_dir: Path) -> None:
+def test_services_are_refused_at_create_and_update(
+    strict: PortsideProcess, busybox_image: str, allowed_dir: Path
+) -> None:
     ecs = strict.client()
     definition = dangerous(busybox_image, allowed_dir)
     bad = ecs.register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"]
@@ -182,7 +258,11 @@ def test_services_are_refused_at_create_and_update(strict: PortsideProcess, busy
 
 
 def test_the_same_task_runs_when_the_server_allows_it(
-    strict: PortsideProcess, permissive: PortsideProcess, busybox_image: str, docker_client: Any, allowed_dir: Path
+    strict: PortsideProcess,
+    permissive: PortsideProcess,
+    busybox_image: str,
+    docker_client: Any,
+    allowed_dir: Path,
 ) -> None:
     definition = dangerous(busybox_image, allowed_dir)
     strict_ecs = strict.client()
@@ -198,8 +278,12 @@ def test_the_same_task_runs_when_the_server_allows_it(
     host_config = inspect(docker_client, task, "root")["HostConfig"]
     assert host_config["PidMode"] == "host" and host_config["IpcMode"] == "host"
     assert host_config["CapAdd"] == ["NET_ADMIN"]
-    assert "apparmor:unconfined" in host_config["SecurityOpt"]  # Docker adds label=disable for host namespaces
-    assert host_config["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/portside-null", "CgroupPermissions": "rwm"}]
+    assert (
+        "apparmor:unconfined" in host_config["SecurityOpt"]
+    )  # Docker adds label=disable for host namespaces
+    assert host_config["Devices"] == [
+        {"PathOnHost": "/dev/null", "PathInContainer": "/dev/portside-null", "CgroupPermissions": "rwm"}
+    ]
     assert sh(docker_client, task, "root", "cat /www/host/hello.txt") == (0, "from the host\n")
     stop(ecs, [task_arn])
 
@@ -233,7 +317,9 @@ def test_fields_that_map_onto_docker_reach_the_container(
 ) -> None:
     ecs = permissive.client()
     first = box(
-        busybox_image, "first", memory=64,
+        busybox_image,
+        "first",
+        memory=64,
         linuxParameters={
             "capabilities": {"drop": ["MKNOD", "NET_RAW"]},
             "initProcessEnabled": True,
@@ -249,8 +335,12 @@ def test_fields_that_map_onto_docker_reach_the_container(
         interactive=True,
         pseudoTerminal=True,
     )
-    second = box(busybox_image, "second", disableNetworking=True,
-                 dependsOn=[{"containerName": "first", "condition": "START"}])
+    second = box(
+        busybox_image,
+        "second",
+        disableNetworking=True,
+        dependsOn=[{"containerName": "first", "condition": "START"}],
+    )
     arn = ecs.register_task_definition(
         family="sec-fields", containerDefinitions=[first, second], pidMode="task", ipcMode="task"
     )["taskDefinition"]["taskDefinitionArn"]
@@ -274,7 +364,9 @@ def test_fields_that_map_onto_docker_reach_the_container(
     assert host_config["IpcMode"] == "shareable"
     assert config["OpenStdin"] is True and config["Tty"] is True
     assert sh(docker_client, task, "first", "cat /proc/sys/net/core/somaxconn") == (0, "511\n")
-    assert sh(docker_client, task, "first", "grep ' /scratch ' /proc/mounts | grep -c noexec")[1].strip() == "1"
+    assert (
+        sh(docker_client, task, "first", "grep ' /scratch ' /proc/mounts | grep -c noexec")[1].strip() == "1"
+    )
 
     other = inspect(docker_client, task, "second")
     owner = f"container:{state['Name'].lstrip('/')}"
@@ -296,7 +388,9 @@ def test_a_service_refused_after_a_restart_says_so_in_its_events(
     server.start()
     try:
         ecs = server.client()
-        definition = one_field(busybox_image, "later", volumes=[{"name": "h", "host": {"sourcePath": str(allowed_dir)}}])
+        definition = one_field(
+            busybox_image, "later", volumes=[{"name": "h", "host": {"sourcePath": str(allowed_dir)}}]
+        )
         arn = ecs.register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"]
         ecs.create_service(serviceName="sec-later", taskDefinition=arn, desiredCount=0)
         server.stop()
@@ -307,7 +401,9 @@ def test_a_service_refused_after_a_restart_says_so_in_its_events(
 
         def refusal_event() -> str | None:
             [service] = ecs.describe_services(services=["sec-later"])["services"]
-            return next((e["message"] for e in service["events"] if "unable to start tasks" in e["message"]), None)
+            return next(
+                (e["message"] for e in service["events"] if "unable to start tasks" in e["message"]), None
+            )
 
         event = eventually(refusal_event, timeout=30, what="the service's refusal event")
         assert "volumes[0].host.sourcePath" in event and "--allow-host-path" in event, event
@@ -320,9 +416,22 @@ def test_a_service_refused_after_a_restart_says_so_in_its_events(
 
 def test_a_relative_allowed_host_path_stops_the_server_at_once(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "portside.cli.main", "server", "--api", f"127.0.0.1:{free_port()}",
-         "--state-dir", str(tmp_path), "--allow-host-path", "data"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "portside.cli.main",
+            "server",
+            "--api",
+            f"127.0.0.1:{free_port()}",
+            "--state-dir",
+            str(tmp_path),
+            "--allow-host-path",
+            "data",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "--allow-host-path must be an absolute path, got 'data'" in result.stderr

@@ -16,13 +16,18 @@ from portside.core.task_allowances import (
 from portside.errors import InvalidParameterException
 
 NOTHING = Allowances()
-EVERYTHING = Allowances(privileged=True, host_namespaces=True, devices=True, capabilities=True, host_paths=("/",))
+EVERYTHING = Allowances(
+    privileged=True, host_namespaces=True, devices=True, capabilities=True, host_paths=("/",)
+)
 
 
 def task(container: dict[str, Any] | None = None, **task_fields: Any) -> dict[str, Any]:
     return {
         "family": "t",
-        "containerDefinitions": [{"name": "plain", "image": "busybox"}, {"name": "c", "image": "busybox", **(container or {})}],
+        "containerDefinitions": [
+            {"name": "plain", "image": "busybox"},
+            {"name": "c", "image": "busybox", **(container or {})},
+        ],
         **task_fields,
     }
 
@@ -34,28 +39,43 @@ def refusal(content: dict[str, Any], allowances: Allowances = NOTHING) -> str:
 
 
 DANGEROUS = [
-    (task({"privileged": True}), "containerDefinitions[1].privileged", "--allow-privileged", Allowances(privileged=True)),
+    (
+        task({"privileged": True}),
+        "containerDefinitions[1].privileged",
+        "--allow-privileged",
+        Allowances(privileged=True),
+    ),
     (task(pidMode="host"), "pidMode", "--allow-host-namespaces", Allowances(host_namespaces=True)),
     (task(ipcMode="host"), "ipcMode", "--allow-host-namespaces", Allowances(host_namespaces=True)),
     (
         task({"linuxParameters": {"devices": [{"hostPath": "/dev/fuse"}]}}),
-        "containerDefinitions[1].linuxParameters.devices", "--allow-devices", Allowances(devices=True),
+        "containerDefinitions[1].linuxParameters.devices",
+        "--allow-devices",
+        Allowances(devices=True),
     ),
     (
         task({"linuxParameters": {"capabilities": {"add": ["SYS_ADMIN"]}}}),
-        "containerDefinitions[1].linuxParameters.capabilities.add", "--allow-capabilities", Allowances(capabilities=True),
+        "containerDefinitions[1].linuxParameters.capabilities.add",
+        "--allow-capabilities",
+        Allowances(capabilities=True),
     ),
     (
         task({"dockerSecurityOptions": ["no-new-privileges", "apparmor:unconfined"]}),
-        "containerDefinitions[1].dockerSecurityOptions[1]", "--allow-privileged", Allowances(privileged=True),
+        "containerDefinitions[1].dockerSecurityOptions[1]",
+        "--allow-privileged",
+        Allowances(privileged=True),
     ),
     (
         task(volumes=[{"name": "root", "host": {"sourcePath": "/"}}]),
-        "volumes[0].host.sourcePath", "--allow-host-path", Allowances(host_paths=("/",)),
+        "volumes[0].host.sourcePath",
+        "--allow-host-path",
+        Allowances(host_paths=("/",)),
     ),
     (
         task(volumes=[{"name": "sock", "host": {"sourcePath": "/var/run/docker.sock"}}]),
-        "volumes[0].host.sourcePath", "--allow-host-path", Allowances(host_paths=("/var/run/docker.sock",)),
+        "volumes[0].host.sourcePath",
+        "--allow-host-path",
+        Allowances(host_paths=("/var/run/docker.sock",)),
     ),
 ]
 
@@ -70,7 +90,9 @@ def test_a_dangerous_field_is_refused_naming_the_field_and_the_flag(
 
 
 @pytest.mark.parametrize(("content", "field", "flag", "allowing"), DANGEROUS)
-def test_the_matching_flag_allows_it(content: dict[str, Any], field: str, flag: str, allowing: Allowances) -> None:
+def test_the_matching_flag_allows_it(
+    content: dict[str, Any], field: str, flag: str, allowing: Allowances
+) -> None:
     check_allowed(content, allowing)
     check_allowed(content, EVERYTHING)
 
@@ -78,8 +100,11 @@ def test_the_matching_flag_allows_it(content: dict[str, Any], field: str, flag: 
 @pytest.mark.parametrize(("content", "field", "flag", "allowing"), DANGEROUS)
 def test_another_flag_does_not(content: dict[str, Any], field: str, flag: str, allowing: Allowances) -> None:
     others = [
-        Allowances(privileged=True), Allowances(host_namespaces=True), Allowances(devices=True),
-        Allowances(capabilities=True), Allowances(host_paths=("/srv",)),
+        Allowances(privileged=True),
+        Allowances(host_namespaces=True),
+        Allowances(devices=True),
+        Allowances(capabilities=True),
+        Allowances(host_paths=("/srv",)),
     ]
     for other in others:
         if other != allowing:
@@ -92,7 +117,11 @@ def test_harmless_fields_need_no_flag() -> None:
             {
                 "privileged": False,
                 "dockerSecurityOptions": ["no-new-privileges"],
-                "linuxParameters": {"capabilities": {"add": [], "drop": ["ALL"]}, "devices": [], "initProcessEnabled": True},
+                "linuxParameters": {
+                    "capabilities": {"add": [], "drop": ["ALL"]},
+                    "devices": [],
+                    "initProcessEnabled": True,
+                },
             },
             pidMode="task",
             ipcMode="none",
@@ -130,12 +159,17 @@ def test_host_paths_match_by_path_component_after_normalisation(path: str, allow
 
 
 def test_the_refusal_names_the_normalised_path_and_the_allowed_prefixes() -> None:
-    message = refusal(task(volumes=[{"name": "v", "host": {"sourcePath": "/data/../etc"}}]), Allowances(host_paths=("/data",)))
+    message = refusal(
+        task(volumes=[{"name": "v", "host": {"sourcePath": "/data/../etc"}}]),
+        Allowances(host_paths=("/data",)),
+    )
     assert "host path /etc is outside" in message and "allowed: /data" in message
 
 
 def test_a_relative_source_path_is_refused() -> None:
-    assert "must be an absolute path" in refusal(task(volumes=[{"name": "v", "host": {"sourcePath": "data"}}]), EVERYTHING)
+    assert "must be an absolute path" in refusal(
+        task(volumes=[{"name": "v", "host": {"sourcePath": "data"}}]), EVERYTHING
+    )
 
 
 def test_a_prefix_must_be_absolute() -> None:
@@ -148,4 +182,6 @@ def test_a_prefix_must_be_absolute() -> None:
 def test_the_first_field_in_document_order_is_named() -> None:
     content = task({"privileged": True}, pidMode="host")
     assert refusal(content).startswith("pidMode:")
-    assert refusal(content, Allowances(host_namespaces=True)).startswith("containerDefinitions[1].privileged:")
+    assert refusal(content, Allowances(host_namespaces=True)).startswith(
+        "containerDefinitions[1].privileged:"
+    )

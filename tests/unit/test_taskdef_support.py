@@ -62,36 +62,95 @@ SECRET = [{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parame
     ("content", "field"),
     [
         (task({"secrets": SECRET}), "containerDefinitions[0].secrets"),
-        (task({"environmentFiles": [{"value": "arn:aws:s3:::b/x.env", "type": "s3"}]}), "containerDefinitions[0].environmentFiles"),
-        (task({"repositoryCredentials": {"credentialsParameter": "arn:x"}}), "containerDefinitions[0].repositoryCredentials"),
-        (task({"firelensConfiguration": {"type": "fluentbit"}}), "containerDefinitions[0].firelensConfiguration"),
-        (task({"resourceRequirements": [{"type": "GPU", "value": "1"}]}), "containerDefinitions[0].resourceRequirements"),
-        (task({"credentialSpecs": ["credentialspecdomainless:arn:x"]}), "containerDefinitions[0].credentialSpecs"),
+        (
+            task({"environmentFiles": [{"value": "arn:aws:s3:::b/x.env", "type": "s3"}]}),
+            "containerDefinitions[0].environmentFiles",
+        ),
+        (
+            task({"repositoryCredentials": {"credentialsParameter": "arn:x"}}),
+            "containerDefinitions[0].repositoryCredentials",
+        ),
+        (
+            task({"firelensConfiguration": {"type": "fluentbit"}}),
+            "containerDefinitions[0].firelensConfiguration",
+        ),
+        (
+            task({"resourceRequirements": [{"type": "GPU", "value": "1"}]}),
+            "containerDefinitions[0].resourceRequirements",
+        ),
+        (
+            task({"credentialSpecs": ["credentialspecdomainless:arn:x"]}),
+            "containerDefinitions[0].credentialSpecs",
+        ),
         (task({"restartPolicy": {"enabled": True}}), "containerDefinitions[0].restartPolicy"),
-        (task({"logConfiguration": {"logDriver": "awslogs", "options": {}}}), "containerDefinitions[0].logConfiguration.logDriver"),
-        (task({"logConfiguration": {"logDriver": "awsfirelens"}}), "containerDefinitions[0].logConfiguration.logDriver"),
+        (
+            task({"logConfiguration": {"logDriver": "awslogs", "options": {}}}),
+            "containerDefinitions[0].logConfiguration.logDriver",
+        ),
+        (
+            task({"logConfiguration": {"logDriver": "awsfirelens"}}),
+            "containerDefinitions[0].logConfiguration.logDriver",
+        ),
         (
             task({"logConfiguration": {"logDriver": "json-file", "secretOptions": SECRET}}),
             "containerDefinitions[0].logConfiguration.secretOptions",
         ),
-        (task({"memory": None, "memoryReservation": 64, "linuxParameters": {"maxSwap": 128}}), "containerDefinitions[0].linuxParameters.maxSwap"),
-        (task({"linuxParameters": {"maxSwap": -1}}), "containerDefinitions[0].linuxParameters.maxSwap"),
-        (task({"linuxParameters": {"maxSwap": 0, "swappiness": 101}}), "containerDefinitions[0].linuxParameters.swappiness"),
-        (task({"linuxParameters": {"sharedMemorySize": 0}}), "containerDefinitions[0].linuxParameters.sharedMemorySize"),
-        (task({"linuxParameters": {"tmpfs": [{"containerPath": "/t", "size": 0}]}}), "containerDefinitions[0].linuxParameters.tmpfs[0].size"),
-        (task({"disableNetworking": True, "portMappings": [{"containerPort": 80}]}), "containerDefinitions[0].disableNetworking"),
-        (task({"disableNetworking": True}, networkMode="awsvpc"), "containerDefinitions[0].disableNetworking"),
-        (task(proxyConfiguration={"type": "APPMESH", "containerName": "c"}), "proxyConfiguration"),
-        (task(inferenceAccelerators=[{"deviceName": "d", "deviceType": "eia2.medium"}]), "inferenceAccelerators"),
-        (task(volumes=[{"name": "v", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}]), "volumes[0].efsVolumeConfiguration"),
         (
-            task(volumes=[{"name": "v", "fsxWindowsFileServerVolumeConfiguration": {"fileSystemId": "fs-1"}}]),
+            task({"memory": None, "memoryReservation": 64, "linuxParameters": {"maxSwap": 128}}),
+            "containerDefinitions[0].linuxParameters.maxSwap",
+        ),
+        (task({"linuxParameters": {"maxSwap": -1}}), "containerDefinitions[0].linuxParameters.maxSwap"),
+        (
+            task({"linuxParameters": {"maxSwap": 0, "swappiness": 101}}),
+            "containerDefinitions[0].linuxParameters.swappiness",
+        ),
+        (
+            task({"linuxParameters": {"sharedMemorySize": 0}}),
+            "containerDefinitions[0].linuxParameters.sharedMemorySize",
+        ),
+        (
+            task({"linuxParameters": {"tmpfs": [{"containerPath": "/t", "size": 0}]}}),
+            "containerDefinitions[0].linuxParameters.tmpfs[0].size",
+        ),
+        (
+            task({"disableNetworking": True, "portMappings": [{"containerPort": 80}]}),
+            "containerDefinitions[0].disableNetworking",
+        ),
+        (
+            task({"disableNetworking": True}, networkMode="awsvpc"),
+            "containerDefinitions[0].disableNetworking",
+        ),
+        (task(proxyConfiguration={"type": "APPMESH", "containerName": "c"}), "proxyConfiguration"),
+        (
+            task(inferenceAccelerators=[{"deviceName": "d", "deviceType": "eia2.medium"}]),
+            "inferenceAccelerators",
+        ),
+        (
+            task(volumes=[{"name": "v", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}]),
+            "volumes[0].efsVolumeConfiguration",
+        ),
+        (
+            task(
+                volumes=[{"name": "v", "fsxWindowsFileServerVolumeConfiguration": {"fileSystemId": "fs-1"}}]
+            ),
             "volumes[0].fsxWindowsFileServerVolumeConfiguration",
         ),
         (task(volumes=[{"name": "v", "configuredAtLaunch": True}]), "volumes[0].configuredAtLaunch"),
-        (task(volumes=[{"name": "v", "dockerVolumeConfiguration": {"driver": "rexray/ebs"}}]), "volumes[0].dockerVolumeConfiguration.driver"),
         (
-            task(volumes=[{"name": "v", "dockerVolumeConfiguration": {"driverOpts": {"type": "none", "o": "bind", "device": "/"}}}]),
+            task(volumes=[{"name": "v", "dockerVolumeConfiguration": {"driver": "rexray/ebs"}}]),
+            "volumes[0].dockerVolumeConfiguration.driver",
+        ),
+        (
+            task(
+                volumes=[
+                    {
+                        "name": "v",
+                        "dockerVolumeConfiguration": {
+                            "driverOpts": {"type": "none", "o": "bind", "device": "/"}
+                        },
+                    }
+                ]
+            ),
             "volumes[0].dockerVolumeConfiguration.driverOpts",
         ),
     ],
@@ -108,8 +167,11 @@ def test_applied_and_harmless_fields_pass() -> None:
                 "secrets": [],
                 "logConfiguration": {"logDriver": "json-file", "options": {"max-size": "1m"}},
                 "linuxParameters": {
-                    "maxSwap": 0, "swappiness": 0, "sharedMemorySize": 16,
-                    "tmpfs": [{"containerPath": "/t", "size": 1}], "capabilities": {"drop": ["MKNOD"]},
+                    "maxSwap": 0,
+                    "swappiness": 0,
+                    "sharedMemorySize": 16,
+                    "tmpfs": [{"containerPath": "/t", "size": 1}],
+                    "capabilities": {"drop": ["MKNOD"]},
                 },
                 "disableNetworking": True,
                 "dockerSecurityOptions": ["no-new-privileges"],
@@ -123,7 +185,13 @@ def test_applied_and_harmless_fields_pass() -> None:
             requiresCompatibilities=["EC2"],
             ephemeralStorage={"sizeInGiB": 30},
             runtimePlatform={"cpuArchitecture": "X86_64"},
-            volumes=[{"name": "v", "configuredAtLaunch": False, "dockerVolumeConfiguration": {"scope": "shared", "driver": "local"}}],
+            volumes=[
+                {
+                    "name": "v",
+                    "configuredAtLaunch": False,
+                    "dockerVolumeConfiguration": {"scope": "shared", "driver": "local"},
+                }
+            ],
         )
     )
 
@@ -151,7 +219,10 @@ def test_every_refused_row_is_refused_when_used() -> None:
     for path, value in samples.items():
         content = task()
         if path.startswith("containerDefinitions[].logConfiguration."):
-            content["containerDefinitions"][0]["logConfiguration"] = {"logDriver": "json-file", path.rsplit(".", 1)[1]: value}
+            content["containerDefinitions"][0]["logConfiguration"] = {
+                "logDriver": "json-file",
+                path.rsplit(".", 1)[1]: value,
+            }
         elif path.startswith("containerDefinitions[]."):
             content["containerDefinitions"][0][path.split(".", 1)[1]] = value
         elif path.startswith("volumes[]."):
@@ -166,21 +237,33 @@ def test_every_refused_row_is_refused_when_used() -> None:
 
 def test_every_member_of_the_override_shapes_is_in_the_table() -> None:
     shapes = model_shapes()
-    expected = {prefix + member for prefix, shape in OVERRIDE_SHAPES.items() for member in shapes[shape]["members"]}
+    expected = {
+        prefix + member for prefix, shape in OVERRIDE_SHAPES.items() for member in shapes[shape]["members"]
+    }
     assert expected == set(OVERRIDE_FIELDS)
 
 
 def test_the_docs_list_the_overrides_as_the_code_does() -> None:
-    rows = {m.group(1): m.group(2) for line in DOCS.read_text().splitlines() if (m := OVERRIDE_ROW.match(line))}
+    rows = {
+        m.group(1): m.group(2) for line in DOCS.read_text().splitlines() if (m := OVERRIDE_ROW.match(line))
+    }
     assert rows == {path: row.support.value for path, row in OVERRIDE_FIELDS.items()}
 
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"inferenceAcceleratorOverrides": [{"deviceName": "d", "deviceType": "t"}]}, "overrides.inferenceAcceleratorOverrides"),
         (
-            {"containerOverrides": [{"name": "a"}, {"name": "c", "environmentFiles": [{"value": "arn:x", "type": "s3"}]}]},
+            {"inferenceAcceleratorOverrides": [{"deviceName": "d", "deviceType": "t"}]},
+            "overrides.inferenceAcceleratorOverrides",
+        ),
+        (
+            {
+                "containerOverrides": [
+                    {"name": "a"},
+                    {"name": "c", "environmentFiles": [{"value": "arn:x", "type": "s3"}]},
+                ]
+            },
             "overrides.containerOverrides[1].environmentFiles",
         ),
         (
@@ -197,7 +280,17 @@ def test_an_override_that_would_not_be_applied_is_refused(overrides: dict[str, A
 def test_applied_overrides_pass() -> None:
     check_overrides_supported(
         {
-            "cpu": "256", "memory": "512", "taskRoleArn": "arn:aws:iam::000000000000:role/x", "inferenceAcceleratorOverrides": [],
-            "containerOverrides": [{"name": "c", "command": ["x"], "environment": [{"name": "A", "value": "1"}], "environmentFiles": []}],
+            "cpu": "256",
+            "memory": "512",
+            "taskRoleArn": "arn:aws:iam::000000000000:role/x",
+            "inferenceAcceleratorOverrides": [],
+            "containerOverrides": [
+                {
+                    "name": "c",
+                    "command": ["x"],
+                    "environment": [{"name": "A", "value": "1"}],
+                    "environmentFiles": [],
+                }
+            ],
         }
     )

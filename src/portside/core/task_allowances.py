@@ -81,7 +81,9 @@ def host_path_allowed(path: str, prefixes: tuple[str, ...]) -> bool:
 def check_allowed(content: Mapping[str, Any], allowances: Allowances) -> None:
     """Raise ``InvalidParameterException`` at the first field ``allowances`` do not cover."""
     for field, flag, rule in _needs(content, allowances):
-        raise InvalidParameterException(f"{field}: {rule}; this server refuses it unless started with {flag}.")
+        raise InvalidParameterException(
+            f"{field}: {rule}; this server refuses it unless started with {flag}."
+        )
 
 
 def _needs(content: Mapping[str, Any], allowances: Allowances) -> Iterator[tuple[str, str, str]]:
@@ -89,7 +91,11 @@ def _needs(content: Mapping[str, Any], allowances: Allowances) -> Iterator[tuple
     if not allowances.host_namespaces:
         for key in ("pidMode", "ipcMode"):
             if content.get(key) == "host":
-                yield key, FLAG_HOST_NAMESPACES, "the host's namespace gives the task every process of the host"
+                yield (
+                    key,
+                    FLAG_HOST_NAMESPACES,
+                    "the host's namespace gives the task every process of the host",
+                )
     for i, volume in enumerate(content.get("volumes") or []):
         source = (volume.get("host") or {}).get("sourcePath")
         if not source:
@@ -108,7 +114,9 @@ def _needs(content: Mapping[str, Any], allowances: Allowances) -> Iterator[tuple
         yield from _container_needs(f"containerDefinitions[{i}]", definition, allowances)
 
 
-def _container_needs(at: str, definition: Mapping[str, Any], allowances: Allowances) -> Iterator[tuple[str, str, str]]:
+def _container_needs(
+    at: str, definition: Mapping[str, Any], allowances: Allowances
+) -> Iterator[tuple[str, str, str]]:
     if definition.get("privileged") and not allowances.privileged:
         yield f"{at}.privileged", FLAG_PRIVILEGED, "a privileged container is root on the host"
     if not allowances.privileged:
@@ -117,8 +125,10 @@ def _container_needs(at: str, definition: Mapping[str, Any], allowances: Allowan
                 yield (
                     f"{at}.dockerSecurityOptions[{j}]",
                     FLAG_PRIVILEGED,
-                    f"security option {option!r} can lift the container's confinement "
-                    "(only no-new-privileges is allowed by default)",
+                    (
+                        f"security option {option!r} can lift the container's confinement "
+                        "(only no-new-privileges is allowed by default)"
+                    ),
                 )
     linux = definition.get("linuxParameters") or {}
     if linux.get("devices") and not allowances.devices:

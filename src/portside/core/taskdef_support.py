@@ -64,7 +64,9 @@ FIELDS: dict[str, Field] = {
     # -- the task
     "family": Field(A, "names the task definition"),
     "taskRoleArn": Field(I, "no AWS credentials endpoint here: the containers get no role credentials"),
-    "executionRoleArn": Field(I, "used by ECS to pull images and read secrets; portside pulls as the host does"),
+    "executionRoleArn": Field(
+        I, "used by ECS to pull images and read secrets; portside pulls as the host does"
+    ),
     "networkMode": Field(A, "bridge, host, awsvpc or none (see Network modes)"),
     "containerDefinitions": Field(A, "one Docker container each"),
     "volumes": Field(A, "bind mounts and Docker volumes (rows below)"),
@@ -73,7 +75,10 @@ FIELDS: dict[str, Field] = {
     "cpu": Field(A, "what the task reserves on the host"),
     "memory": Field(A, "what the task reserves on the host"),
     "tags": Field(A, "stored beside the task definition"),
-    "pidMode": Field(A, "host: Docker's host PID namespace (needs --allow-host-namespaces); task: one namespace for the task"),
+    "pidMode": Field(
+        A,
+        "host: Docker's host PID namespace (needs --allow-host-namespaces); task: one namespace for the task",
+    ),
     "ipcMode": Field(A, "host (needs --allow-host-namespaces), task (one namespace for the task) or none"),
     "proxyConfiguration": Field(R, "App Mesh proxy wiring is not implemented"),
     "inferenceAccelerators": Field(R, "no Elastic Inference here"),
@@ -83,14 +88,18 @@ FIELDS: dict[str, Field] = {
     # -- each container
     CONTAINER + "name": Field(A, "Docker name ecs-FAMILY-REVISION-NAME-TASKID and the container's label"),
     CONTAINER + "image": Field(A, "pulled per --image-pull-behavior"),
-    CONTAINER + "repositoryCredentials": Field(R, "private registry credentials from Secrets Manager are not available"),
+    CONTAINER + "repositoryCredentials": Field(
+        R, "private registry credentials from Secrets Manager are not available"
+    ),
     CONTAINER + "cpu": Field(A, "CPU shares (0 and 1 become 2)"),
     CONTAINER + "memory": Field(A, "hard memory limit (MiB)"),
     CONTAINER + "memoryReservation": Field(A, "soft memory limit (MiB)"),
     CONTAINER + "links": Field(A, "Docker links (bridge mode)"),
     CONTAINER + "portMappings": Field(A, "published ports; dynamic host ports from the range"),
     CONTAINER + "essential": Field(A, "an essential container's exit stops the task"),
-    CONTAINER + "restartPolicy": Field(R, "refused when enabled: in-place restarts are not implemented; enabled: false is accepted"),
+    CONTAINER + "restartPolicy": Field(
+        R, "refused when enabled: in-place restarts are not implemented; enabled: false is accepted"
+    ),
     CONTAINER + "entryPoint": Field(A, "Entrypoint"),
     CONTAINER + "command": Field(A, "Cmd"),
     CONTAINER + "environment": Field(A, "Env"),
@@ -102,7 +111,9 @@ FIELDS: dict[str, Field] = {
     CONTAINER + "dependsOn": Field(A, "start order and waiting"),
     CONTAINER + "startTimeout": Field(A, "how long dependants wait"),
     CONTAINER + "stopTimeout": Field(A, "SIGTERM to SIGKILL"),
-    CONTAINER + "versionConsistency": Field(I, "the image is resolved by this host's Docker when the task starts"),
+    CONTAINER + "versionConsistency": Field(
+        I, "the image is resolved by this host's Docker when the task starts"
+    ),
     CONTAINER + "hostname": Field(A, "Hostname (not with host or awsvpc networking, as on ECS)"),
     CONTAINER + "user": Field(A, "User"),
     CONTAINER + "workingDirectory": Field(A, "WorkingDir"),
@@ -112,7 +123,9 @@ FIELDS: dict[str, Field] = {
     CONTAINER + "dnsServers": Field(A, "Dns"),
     CONTAINER + "dnsSearchDomains": Field(A, "DnsSearch"),
     CONTAINER + "extraHosts": Field(A, "ExtraHosts"),
-    CONTAINER + "dockerSecurityOptions": Field(A, "SecurityOpt; anything but no-new-privileges needs --allow-privileged"),
+    CONTAINER + "dockerSecurityOptions": Field(
+        A, "SecurityOpt; anything but no-new-privileges needs --allow-privileged"
+    ),
     CONTAINER + "interactive": Field(A, "OpenStdin"),
     CONTAINER + "pseudoTerminal": Field(A, "Tty"),
     CONTAINER + "dockerLabels": Field(A, "Labels"),
@@ -132,17 +145,26 @@ FIELDS: dict[str, Field] = {
     LINUX + "maxSwap": Field(A, "MemorySwap = memory + maxSwap (MiB); needs the container's memory"),
     LINUX + "swappiness": Field(A, "MemorySwappiness (ECS's default 60 when only maxSwap is given)"),
     # -- logConfiguration
-    LOG + "logDriver": Field(A, "json-file, syslog, journald, gelf, fluentd, splunk; awslogs and awsfirelens are refused"),
+    LOG + "logDriver": Field(
+        A, "json-file, syslog, journald, gelf, fluentd, splunk; awslogs and awsfirelens are refused"
+    ),
     LOG + "options": Field(A, "the driver's options"),
     LOG + "secretOptions": Field(R, "no SSM Parameter Store or Secrets Manager here"),
     # -- volumes
     VOLUME + "name": Field(A, "what mountPoints refer to"),
-    VOLUME + "host": Field(A, "sourcePath: a bind mount, only below --allow-host-path; no sourcePath: a task volume"),
-    VOLUME + "dockerVolumeConfiguration": Field(A, "a Docker volume (scope task or shared); a driver other than local, driverOpts and labels are refused"),
+    VOLUME + "host": Field(
+        A, "sourcePath: a bind mount, only below --allow-host-path; no sourcePath: a task volume"
+    ),
+    VOLUME + "dockerVolumeConfiguration": Field(
+        A,
+        "a Docker volume (scope task or shared); a driver other than local, driverOpts and labels are refused",
+    ),
     VOLUME + "efsVolumeConfiguration": Field(R, "no EFS here"),
     VOLUME + "s3filesVolumeConfiguration": Field(R, "no S3 Files here"),
     VOLUME + "fsxWindowsFileServerVolumeConfiguration": Field(R, "no FSx here"),
-    VOLUME + "configuredAtLaunch": Field(R, "refused when true: RunTask volumeConfigurations are not implemented"),
+    VOLUME + "configuredAtLaunch": Field(
+        R, "refused when true: RunTask volumeConfigurations are not implemented"
+    ),
 }
 
 # RunTask's overrides, keyed as "cpu" (TaskOverride) and "containerOverrides[].command".
@@ -187,7 +209,9 @@ def check_overrides_supported(overrides: Mapping[str, Any]) -> None:
     for key, value in overrides.items():
         row = OVERRIDE_FIELDS.get(key)
         if row is not None and row.support is Support.REFUSED and _in_use(value):
-            raise InvalidParameterException(f"overrides.{key}: {row.note}; portside cannot run this task as asked.")
+            raise InvalidParameterException(
+                f"overrides.{key}: {row.note}; portside cannot run this task as asked."
+            )
     for i, override in enumerate(overrides.get("containerOverrides") or []):
         for key, value in override.items():
             row = OVERRIDE_FIELDS.get(OVERRIDE + key)
@@ -233,7 +257,10 @@ def _in_use(value: Any) -> bool:
 def _volume_rules(at: str, volume: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     config = volume.get("dockerVolumeConfiguration") or {}
     if config.get("driver") not in (None, "local"):
-        yield f"{at}.dockerVolumeConfiguration.driver", f"volume driver {config['driver']!r} is not applied (only local)"
+        yield (
+            f"{at}.dockerVolumeConfiguration.driver",
+            f"volume driver {config['driver']!r} is not applied (only local)",
+        )
     for key in ("driverOpts", "labels"):
         if config.get(key):
             yield f"{at}.dockerVolumeConfiguration.{key}", "volume driver options and labels are not applied"
@@ -255,7 +282,10 @@ def _container_rules(at: str, definition: Mapping[str, Any], mode: str) -> Itera
         if mount.get("size", 1) < 1:
             yield f"{at}.linuxParameters.tmpfs[{j}].size", f"must be at least 1 MiB (got {mount['size']})"
     if linux.get("maxSwap") is not None and not definition.get("memory"):
-        yield f"{at}.linuxParameters.maxSwap", f"Docker limits swap only together with a hard memory limit ({at}.memory)"
+        yield (
+            f"{at}.linuxParameters.maxSwap",
+            f"Docker limits swap only together with a hard memory limit ({at}.memory)",
+        )
     if definition.get("disableNetworking"):
         if definition.get("portMappings"):
             yield f"{at}.disableNetworking", "a container without networking cannot publish portMappings"
