@@ -235,6 +235,24 @@ def test_run_task_refuses_an_override_it_would_not_apply(strict: PortsideProcess
     assert ecs.list_tasks(family="sec-override")["taskArns"] == []
 
 
+def test_a_link_out_of_an_allowed_host_path_is_refused(
+    permissive: PortsideProcess, busybox_image: str, allowed_dir: Path
+) -> None:
+    link = allowed_dir / "escape"
+    link.symlink_to("/etc")
+    try:
+        ecs = permissive.client()
+        definition = one_field(
+            busybox_image, "escape", volumes=[{"name": "e", "host": {"sourcePath": f"{link}/ssl"}}]
+        )
+        arn = ecs.register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"]
+        message = refused(lambda: ecs.run_task(taskDefinition=arn))
+        assert message.startswith("volumes[0].host.sourcePath: host path /etc/ssl is outside"), message
+        assert ecs.list_tasks(family="sec-escape")["taskArns"] == []
+    finally:
+        link.unlink()
+
+
 def test_services_are_refused_at_create_and_update(
     strict: PortsideProcess, busybox_image: str, allowed_dir: Path
 ) -> None:

@@ -185,3 +185,28 @@ def test_the_first_field_in_document_order_is_named() -> None:
     assert refusal(content, Allowances(host_namespaces=True)).startswith(
         "containerDefinitions[1].privileged:"
     )
+
+
+def test_where_a_path_really_leads_must_be_allowed_too() -> None:
+    content = task(volumes=[{"name": "v", "host": {"sourcePath": "/data/link/x"}}])
+    allowances = Allowances(host_paths=("/data",))
+    check_allowed(content, allowances, {"/data/link/x": "/data/elsewhere/x"})
+    message = refusal_with(content, allowances, {"/data/link/x": "/etc/x"})
+    assert message.startswith("volumes[0].host.sourcePath: host path /etc/x is outside")
+
+
+def refusal_with(content: dict[str, Any], allowances: Allowances, real_paths: dict[str, str]) -> str:
+    with pytest.raises(InvalidParameterException) as info:
+        check_allowed(content, allowances, real_paths)
+    return info.value.message
+
+
+def test_an_allowed_prefix_that_is_a_link_allows_where_it_leads(tmp_path: Any) -> None:
+    from portside.cli.main import _host_path_prefixes
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    prefixes = _host_path_prefixes((f"{tmp_path}/alias/", f"{tmp_path}/real"))
+    assert prefixes == (f"{tmp_path}/alias", f"{tmp_path}/real")
+    content = task(volumes=[{"name": "v", "host": {"sourcePath": f"{tmp_path}/alias/x"}}])
+    check_allowed(content, Allowances(host_paths=prefixes), {f"{tmp_path}/alias/x": f"{tmp_path}/real/x"})

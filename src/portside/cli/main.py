@@ -100,7 +100,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
     from portside.core.firewall import parse_sources
-    from portside.core.task_allowances import Allowances, parse_host_path_prefix
+    from portside.core.task_allowances import Allowances
     from portside.errors import PortsideError
     from portside.server import run as run_server
 
@@ -112,7 +112,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         sources = parse_sources(lb_sources)
         allowances = Allowances(
             privileged=allow_privileged, host_namespaces=allow_host_namespaces, devices=allow_devices,
-            capabilities=allow_capabilities, host_paths=tuple(parse_host_path_prefix(p) for p in allow_host_paths),
+            capabilities=allow_capabilities, host_paths=_host_path_prefixes(allow_host_paths),
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -131,6 +131,19 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         _fail(exc.message)
     except OSError as exc:
         _fail(f"cannot start: {exc}")
+
+
+def _host_path_prefixes(given: tuple[str, ...]) -> tuple[str, ...]:
+    """--allow-host-path values as given (normalised) and where they lead (links followed), once each."""
+    from portside.core.task_allowances import parse_host_path_prefix
+
+    prefixes: list[str] = []
+    for text in given:
+        prefix = parse_host_path_prefix(text)
+        for path in (prefix, parse_host_path_prefix(os.path.realpath(prefix))):
+            if path not in prefixes:
+                prefixes.append(path)
+    return tuple(prefixes)
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from portside.control.pagination import paginate
@@ -47,7 +48,13 @@ def check_runnable(plane: ControlPlane, content: dict[str, Any]) -> None:
     allows them (core/task_allowances.py).
     """
     check_supported(content)
-    check_allowed(content, plane.config.allowances)
+    check_allowed(content, plane.config.allowances, _real_host_paths(content))
+
+
+def _real_host_paths(content: dict[str, Any]) -> dict[str, str]:
+    """Where each host ``sourcePath`` leads on this host, symbolic links followed as Docker will."""
+    sources = [(v.get("host") or {}).get("sourcePath") for v in content.get("volumes") or []]
+    return {s: os.path.realpath(s) for s in sources if isinstance(s, str) and s.startswith("/")}
 
 
 def describe(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,10 @@ allowance and the flag that would give it.
 Host paths are compared as paths, not strings: both sides are normalised (``..`` and
 ``.`` resolved lexically, repeated slashes folded) and a prefix allows itself and
 what lies below it, component by component, so ``/data`` allows ``/data/x`` but not
-``/database``, and ``/data/../etc`` is ``/etc``. The check is lexical: a symbolic
-link inside an allowed prefix that points elsewhere is the operator's to avoid.
+``/database``, and ``/data/../etc`` is ``/etc``. The comparison is lexical; the caller
+may also pass where each path really leads (symbolic links resolved on the host), and
+then that must be allowed too, so ``/data/link -> /`` does not escape. A link made
+after the check is outside what any check at RunTask can see.
 """
 
 from __future__ import annotations
@@ -78,15 +80,23 @@ def host_path_allowed(path: str, prefixes: tuple[str, ...]) -> bool:
     return False
 
 
-def check_allowed(content: Mapping[str, Any], allowances: Allowances) -> None:
-    """Raise ``InvalidParameterException`` at the first field ``allowances`` do not cover."""
-    for field, flag, rule in _needs(content, allowances):
+def check_allowed(
+    content: Mapping[str, Any], allowances: Allowances, real_paths: Mapping[str, str] | None = None
+) -> None:
+    """Raise ``InvalidParameterException`` at the first field ``allowances`` do not cover.
+
+    ``real_paths`` maps a ``sourcePath`` to the path it resolves to on the host (symbolic links
+    followed, as Docker will follow them), gathered by the caller; both must be allowed.
+    """
+    for field, flag, rule in _needs(content, allowances, real_paths or {}):
         raise InvalidParameterException(
             f"{field}: {rule}; this server refuses it unless started with {flag}."
         )
 
 
-def _needs(content: Mapping[str, Any], allowances: Allowances) -> Iterator[tuple[str, str, str]]:
+def _needs(
+    content: Mapping[str, Any], allowances: Allowances, real_paths: Mapping[str, str]
+) -> Iterator[tuple[str, str, str]]:
     """(field, flag, rule) for every field that needs an allowance it does not have, in document order."""
     if not allowances.host_namespaces:
         for key in ("pidMode", "ipcMode"):
@@ -103,13 +113,15 @@ def _needs(content: Mapping[str, Any], allowances: Allowances) -> Iterator[tuple
         field = f"volumes[{i}].host.sourcePath"
         if not source.startswith("/"):
             raise InvalidParameterException(f"{field}: must be an absolute path, got {source!r}.")
-        if not host_path_allowed(source, allowances.host_paths):
-            allowed = ", ".join(allowances.host_paths) or "none"
-            yield (
-                field,
-                f"{FLAG_HOST_PATH} PREFIX",
-                f"host path {normalise_path(source)} is outside the allowed host paths (allowed: {allowed})",
-            )
+        for path in (source, real_paths.get(source, source)):
+            if not host_path_allowed(path, allowances.host_paths):
+                allowed = ", ".join(allowances.host_paths) or "none"
+                yield (
+                    field,
+                    f"{FLAG_HOST_PATH} PREFIX",
+                    f"host path {normalise_path(path)} is outside the allowed host paths (allowed: {allowed})",
+                )
+                break
     for i, definition in enumerate(content.get("containerDefinitions") or []):
         yield from _container_needs(f"containerDefinitions[{i}]", definition, allowances)
 
