@@ -120,6 +120,20 @@ SECRET = [{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parame
             task({"disableNetworking": True}, networkMode="awsvpc"),
             "containerDefinitions[0].disableNetworking",
         ),
+        (
+            task(
+                {"systemControls": [{"namespace": "net.core.somaxconn", "value": "511"}]}, networkMode="host"
+            ),
+            "containerDefinitions[0].systemControls[0]",
+        ),
+        (
+            task({"systemControls": [{"namespace": "fs.mqueue.msg_max", "value": "20"}]}, ipcMode="host"),
+            "containerDefinitions[0].systemControls[0]",
+        ),
+        (
+            task({"systemControls": [{"namespace": "kernel.shmmax", "value": "1"}]}, ipcMode="host"),
+            "containerDefinitions[0].systemControls[0]",
+        ),
         (task(proxyConfiguration={"type": "APPMESH", "containerName": "c"}), "proxyConfiguration"),
         (
             task(inferenceAccelerators=[{"deviceName": "d", "deviceType": "eia2.medium"}]),
@@ -157,6 +171,16 @@ SECRET = [{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parame
 )
 def test_a_field_that_would_not_be_applied_is_refused_by_name(content: dict[str, Any], field: str) -> None:
     assert refusal(content).startswith(field + ":")
+
+
+def test_namespaced_sysctls_pass_when_the_namespace_is_the_tasks_own() -> None:
+    check_supported(
+        task({"systemControls": [{"namespace": "net.core.somaxconn", "value": "1"}]}, ipcMode="host")
+    )
+    check_supported(
+        task({"systemControls": [{"namespace": "kernel.shmmax", "value": "1"}]}, networkMode="host")
+    )
+    check_supported(task({"systemControls": [{"namespace": "kernel.shmmax", "value": "1"}]}, ipcMode="task"))
 
 
 def test_applied_and_harmless_fields_pass() -> None:

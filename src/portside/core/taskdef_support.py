@@ -57,6 +57,10 @@ VOLUME = "volumes[]."
 # Docker's own log drivers that ECS accepts; awslogs and awsfirelens need AWS (or ECS's FireLens).
 APPLIED_LOG_DRIVERS = ("json-file", "syslog", "journald", "gelf", "fluentd", "splunk")
 
+# Sysctls of the IPC namespace (runc's list); the network namespace's are net.*.
+IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+               "kernel.shmmni", "kernel.shm_rmid_forced")  # fmt: skip
+
 # Value ranges of linuxParameters that Docker would otherwise refuse only when the container starts.
 LINUX_RANGES = (("maxSwap", 0, 2**31 - 1), ("swappiness", 0, 100), ("sharedMemorySize", 1, 2**31 - 1))
 
@@ -132,7 +136,7 @@ FIELDS: dict[str, Field] = {
     CONTAINER + "ulimits": Field(A, "Ulimits"),
     CONTAINER + "logConfiguration": Field(A, "LogConfig (rows below)"),
     CONTAINER + "healthCheck": Field(A, "a Docker health check; ECS health status"),
-    CONTAINER + "systemControls": Field(A, "Sysctls"),
+    CONTAINER + "systemControls": Field(A, "Sysctls; net.* refused with networkMode host, IPC ones with ipcMode host"),
     CONTAINER + "resourceRequirements": Field(R, "GPUs and inference accelerators are not scheduled here"),
     CONTAINER + "firelensConfiguration": Field(R, "FireLens log routing is not implemented"),
     CONTAINER + "credentialSpecs": Field(R, "Active Directory credential specs are not available"),
@@ -238,6 +242,7 @@ def _unsupported(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         for key, value in (definition.get("logConfiguration") or {}).items():
             yield from _refused(LOG, key, f"{at}.logConfiguration.{key}", value)
         yield from _container_rules(at, definition, mode)
+        yield from _sysctl_rules(at, definition, mode, content.get("ipcMode"))
 
 
 def _refused(shape: str, key: str, field: str, value: Any) -> Iterator[tuple[str, str]]:
@@ -291,3 +296,18 @@ def _container_rules(at: str, definition: Mapping[str, Any], mode: str) -> Itera
             yield f"{at}.disableNetworking", "a container without networking cannot publish portMappings"
         if mode == "awsvpc":
             yield f"{at}.disableNetworking", "not supported with the awsvpc network mode (as on ECS)"
+
+
+def _sysctl_rules(
+    at: str, definition: Mapping[str, Any], mode: str, ipc_mode: Any
+) -> Iterator[tuple[str, str]]:
+    """systemControls of a namespace the task shares with the host (ECS: "not supported"; runc refuses them)."""
+    for j, control in enumerate(definition.get("systemControls") or []):
+        name = str(control.get("namespace") or "")
+        if mode == "host" and name.startswith("net."):
+            yield (
+                f"{at}.systemControls[{j}]",
+                f"{name} would change the host's network namespace (networkMode host)",
+            )
+        if ipc_mode == "host" and (name in IPC_SYSCTLS or name.startswith("fs.mqueue.")):
+            yield f"{at}.systemControls[{j}]", f"{name} would change the host's IPC namespace (ipcMode host)"
