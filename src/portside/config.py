@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from portside.core.firewall import DEFAULT_FIREWALL_MODE
+from portside.core.task_allowances import Allowances
 
 DEFAULT_API_ADDRESS = "127.0.0.1:7070"
 DEFAULT_REGION = "us-east-1"
@@ -70,6 +71,9 @@ class ServerConfig:
     firewall_mode: str = DEFAULT_FIREWALL_MODE
     # Addresses (CIDRs) of load balancers on other machines that may reach copies directly.
     lb_sources: tuple[str, ...] = ()
+    # What tasks may ask of the host (privileged, host namespaces, devices, capabilities, host
+    # paths); everything refused unless a --allow-* flag says otherwise (core/task_allowances.py).
+    allowances: Allowances = Allowances()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -50,8 +50,10 @@ VOLUMES: list[str] = []
 
 @pytest.fixture(scope="module")
 def portside(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, busybox_image: str) -> Iterator[PortsideProcess]:
+    # Host-path volumes are refused unless allowed: allow the session's temporary directories.
     server = PortsideProcess(
-        tmp_path_factory.mktemp("features"), "--task-cleanup-wait", "3600", "--resync-interval", "30"
+        tmp_path_factory.mktemp("features"), "--task-cleanup-wait", "3600", "--resync-interval", "30",
+        "--allow-host-path", str(tmp_path_factory.getbasetemp()),
     )
     server.start()
     yield server

@@ -155,7 +155,20 @@ class DockerDriver:
                 ulimits=[docker.types.Ulimit(**u) for u in spec.ulimits] or None,
                 extra_hosts=spec.extra_hosts or None,
                 dns=spec.dns_servers or None,
+                dns_search=spec.dns_search or None,
                 init=spec.init,
+                cap_add=spec.cap_add or None,
+                cap_drop=spec.cap_drop or None,
+                devices=spec.devices or None,
+                tmpfs=spec.tmpfs or None,
+                shm_size=spec.shm_size_bytes,
+                memswap_limit=spec.memory_swap_bytes,
+                mem_swappiness=spec.memory_swappiness,
+                sysctls=spec.sysctls or None,
+                security_opt=spec.security_options or None,
+                ipc_mode=spec.ipc_mode,
+                pid_mode=spec.pid_mode,
+                log_config=spec.log_config,
             )
             networking_config = None
             if spec.network_aliases and spec.network_mode not in ("bridge", "host", "none"):
@@ -177,6 +190,9 @@ class DockerDriver:
                 healthcheck=spec.healthcheck,
                 stop_timeout=spec.stop_timeout_s,
                 networking_config=networking_config,
+                network_disabled=spec.network_disabled,
+                stdin_open=spec.interactive,
+                tty=spec.tty,
             )
             return str(result["Id"])
 

@@ -51,7 +51,24 @@ class ContainerSpec:
     ulimits: list[dict[str, Any]] = field(default_factory=list)
     extra_hosts: dict[str, str] = field(default_factory=dict)
     dns_servers: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
     init: bool | None = None
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)  # "host path:container path:rwm"
+    tmpfs: dict[str, str] = field(default_factory=dict)  # container path -> mount options
+    shm_size_bytes: int | None = None
+    # Memory plus swap, as Docker's MemorySwap; only with memory_bytes.
+    memory_swap_bytes: int | None = None
+    memory_swappiness: int | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
+    security_options: list[str] = field(default_factory=list)
+    network_disabled: bool = False
+    ipc_mode: str | None = None  # host | none | shareable | container:NAME
+    pid_mode: str | None = None  # host | container:NAME
+    log_config: dict[str, Any] | None = None  # {"type": driver, "config": {option: value}}
+    interactive: bool = False
+    tty: bool = False
 
 
 @dataclass

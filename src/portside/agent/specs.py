@@ -27,6 +27,10 @@ NANOS_PER_S = 1_000_000_000
 MIB = 1024 * 1024
 # The ECS agent passes CPU shares of 0 or 1 to Docker as 2, Docker's minimum.
 MIN_CPU_SHARES = 2
+# "If a value isn't specified for swappiness, a default value of 60 is used" (only with maxSwap).
+DEFAULT_SWAPPINESS = 60
+# ECS device permissions -> Docker's cgroup permission letters; none given means all three.
+DEVICE_PERMISSIONS = {"read": "r", "write": "w", "mknod": "m"}
 
 
 def docker_name(family: str, revision: int, container: str, task_id: str) -> str:
@@ -87,12 +91,66 @@ def build_spec(
         ],
         extra_hosts={h["hostname"]: h["ipAddress"] for h in definition.get("extraHosts") or []},
         dns_servers=list(definition.get("dnsServers") or []),
-        init=(definition.get("linuxParameters") or {}).get("initProcessEnabled"),
+        dns_search=list(definition.get("dnsSearchDomains") or []),
         healthcheck=_healthcheck(definition.get("healthCheck")),
+        sysctls={c["namespace"]: c["value"] for c in definition.get("systemControls") or [] if c.get("namespace")},
+        security_options=list(definition.get("dockerSecurityOptions") or []),
+        network_disabled=bool(definition.get("disableNetworking")),
+        log_config=_log_config(definition.get("logConfiguration")),
+        interactive=bool(definition.get("interactive")),
+        tty=bool(definition.get("pseudoTerminal")),
     )
+    _apply_linux_parameters(spec, container, definition.get("linuxParameters") or {})
     _apply_network(spec, task, container, definition, content, publish_ip)
+    _apply_namespaces(spec, task, container, content)
     _apply_volumes(spec, task, definition, content)
     return spec
+
+
+def _apply_linux_parameters(spec: ContainerSpec, container: Container, linux: dict[str, Any]) -> None:
+    spec.init = linux.get("initProcessEnabled")
+    capabilities = linux.get("capabilities") or {}
+    spec.cap_add = list(capabilities.get("add") or [])
+    spec.cap_drop = list(capabilities.get("drop") or [])
+    for device in linux.get("devices") or []:
+        permissions = "".join(DEVICE_PERMISSIONS[p] for p in device.get("permissions") or []) or "rwm"
+        spec.devices.append(f"{device['hostPath']}:{device.get('containerPath') or device['hostPath']}:{permissions}")
+    for mount in linux.get("tmpfs") or []:
+        spec.tmpfs[mount["containerPath"]] = ",".join([f"size={mount['size']}m", *(mount.get("mountOptions") or [])])
+    if linux.get("sharedMemorySize") is not None:
+        spec.shm_size_bytes = linux["sharedMemorySize"] * MIB
+    # maxSwap is swap on top of the hard limit; Docker's MemorySwap is the two together. Without
+    # maxSwap, swappiness is ignored and the host's swap settings apply, as on ECS. RunTask refuses
+    # maxSwap without a hard limit (core/taskdef_support.py).
+    if linux.get("maxSwap") is not None and container.memory:
+        spec.memory_swap_bytes = (container.memory + linux["maxSwap"]) * MIB
+        spec.memory_swappiness = linux.get("swappiness", DEFAULT_SWAPPINESS)
+
+
+def _apply_namespaces(spec: ContainerSpec, task: Task, container: Container, content: dict[str, Any]) -> None:
+    """Task-level pidMode and ipcMode: the host's namespace, or one namespace for the whole task.
+
+    For ``task`` the first container to start owns the namespace (Docker joins only a running
+    container's) and the others join it, as with awsvpc's network namespace.
+    """
+    owner = namespace_owner(task, content)
+    pid_mode = content.get("pidMode")
+    if pid_mode == "host":
+        spec.pid_mode = "host"
+    elif pid_mode == "task" and container is not owner:
+        spec.pid_mode = f"container:{owner.docker_name}"
+    ipc_mode = content.get("ipcMode")
+    if ipc_mode in ("host", "none"):
+        spec.ipc_mode = ipc_mode
+    elif ipc_mode == "task":
+        spec.ipc_mode = "shareable" if container is owner else f"container:{owner.docker_name}"
+
+
+def _log_config(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """ECS logConfiguration -> Docker LogConfig; RunTask refuses the drivers that need AWS."""
+    if not config or not config.get("logDriver"):
+        return None
+    return {"type": config["logDriver"], "config": {str(k): str(v) for k, v in (config.get("options") or {}).items()}}
 
 
 def _override_for(task: Task, name: str) -> dict[str, Any]:
@@ -103,7 +161,12 @@ def _override_for(task: Task, name: str) -> dict[str, Any]:
 
 
 def awsvpc_owner(task: Task, content: dict[str, Any]) -> Container:
-    """The container of an awsvpc task that holds the task's network namespace.
+    """The container of an awsvpc task that holds the task's network namespace (``namespace_owner``)."""
+    return namespace_owner(task, content)
+
+
+def namespace_owner(task: Task, content: dict[str, Any]) -> Container:
+    """The container that holds the namespaces a task's containers share.
 
     The first in start order (not definition order): Docker can only join the namespace of a
     container that is already running, and a container listed first may depend on a later one

@@ -82,16 +82,25 @@ def main() -> None:
                    "managed: also admit the dynamic range only from --lb-source; off: leave the firewall to you.")
 @click.option("--lb-source", "lb_sources", multiple=True, metavar="CIDR",
               help="Address or CIDR of a load balancer on another machine that may reach copies (repeatable).")
+@click.option("--allow-privileged", is_flag=True,
+              help="Run tasks that ask for privileged or for dockerSecurityOptions other than no-new-privileges.")
+@click.option("--allow-host-namespaces", is_flag=True, help="Run tasks with pidMode or ipcMode host.")
+@click.option("--allow-devices", is_flag=True, help="Run tasks with linuxParameters.devices.")
+@click.option("--allow-capabilities", is_flag=True, help="Run tasks that add Linux capabilities (linuxParameters.capabilities.add).")
+@click.option("--allow-host-path", "allow_host_paths", multiple=True, metavar="PREFIX",
+              help="Let tasks bind-mount host paths at or below PREFIX (repeatable; default: none).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str, dynamic_port_range: str | None,
            publish_ip: str, credentials: Path | None, reserved_memory: int, stop_timeout: int,
            image_pull_behavior: str, image_pull_timeout: float, port_quarantine: float, orphan_grace: float,
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
            direct_routing: bool, scaling_period: float, firewall_mode: str, lb_sources: tuple[str, ...],
-           log_level: str) -> None:
+           allow_privileged: bool, allow_host_namespaces: bool, allow_devices: bool, allow_capabilities: bool,
+           allow_host_paths: tuple[str, ...], log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
     from portside.core.firewall import parse_sources
+    from portside.core.task_allowances import Allowances
     from portside.errors import PortsideError
     from portside.server import run as run_server
 
@@ -101,6 +110,10 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         if dynamic_port_range:
             choose_range(dynamic_port_range, None)
         sources = parse_sources(lb_sources)
+        allowances = Allowances(
+            privileged=allow_privileged, host_namespaces=allow_host_namespaces, devices=allow_devices,
+            capabilities=allow_capabilities, host_paths=_host_path_prefixes(allow_host_paths),
+        )
     except ValueError as exc:
         _fail(str(exc))
     config = cfg.ServerConfig(
@@ -109,7 +122,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         reserved_memory_mib=reserved_memory, stop_timeout_s=stop_timeout, image_pull_behavior=image_pull_behavior,
         image_pull_timeout_s=image_pull_timeout, port_quarantine_s=port_quarantine, orphan_grace_s=orphan_grace,
         task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries, direct_routing=direct_routing, scaling_period_s=scaling_period,
-        firewall_mode=firewall_mode, lb_sources=sources,
+        firewall_mode=firewall_mode, lb_sources=sources, allowances=allowances,
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:
@@ -118,6 +131,19 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         _fail(exc.message)
     except OSError as exc:
         _fail(f"cannot start: {exc}")
+
+
+def _host_path_prefixes(given: tuple[str, ...]) -> tuple[str, ...]:
+    """--allow-host-path values as given (normalised) and where they lead (links followed), once each."""
+    from portside.core.task_allowances import parse_host_path_prefix
+
+    prefixes: list[str] = []
+    for text in given:
+        prefix = parse_host_path_prefix(text)
+        for path in (prefix, parse_host_path_prefix(os.path.realpath(prefix))):
+            if path not in prefixes:
+                prefixes.append(path)
+    return tuple(prefixes)
 
 
 @main.command()

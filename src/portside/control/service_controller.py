@@ -39,7 +39,7 @@ from portside.core.lifecycle import TaskStatus
 from portside.core.service_reconcile import DeploymentView, ServiceView, TaskView, reconcile
 from portside.core.deployment import next_launch_backoff_s
 from portside.core.task import Task
-from portside.errors import PortsideError
+from portside.errors import InvalidParameterException, PortsideError
 
 log = logging.getLogger("portside.services")
 
@@ -272,6 +272,13 @@ class ServiceController:
             "placementStrategy": body.get("placementStrategy") or None,
             "placementConstraints": body.get("placementConstraints") or [],
         }
+        try:
+            task_definitions.check_runnable(plane, task_definitions.public(td))
+        except InvalidParameterException as exc:
+            # Accepted when the service was created, refused now (the server restarted without an
+            # --allow-* flag): said on the service, not only in the server's log.
+            svc.add_event(plane, body, f"(service {body['serviceName']}) was unable to start tasks: {exc.message}")
+            return
         with plane.store.transaction():
             created, _failures, explanations = admit_tasks(plane, region, cluster, td, count, {}, params)
         for task in created:

@@ -87,6 +87,7 @@ def create_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
     body_td = task_definitions.resolve(plane, region, params.get("taskDefinition"), "TaskDefinition not found.")
     if body_td["status"] != "ACTIVE":
         raise ClientException("TaskDefinition is inactive")
+    task_definitions.check_runnable(plane, task_definitions.public(body_td))
     load_balancers = check_load_balancers(plane, region, params.get("loadBalancers") or [], body_td)
     deployment_configuration = _deployment_configuration(params.get("deploymentConfiguration"), None)
     grace = _grace(params.get("healthCheckGracePeriodSeconds", 0))
@@ -143,6 +144,7 @@ def update_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
         td = task_definitions.resolve(plane, region, params["taskDefinition"], "TaskDefinition not found.")
         if td["status"] != "ACTIVE":
             raise ClientException("TaskDefinition is inactive")
+        task_definitions.check_runnable(plane, task_definitions.public(td))
         check_load_balancers(plane, region, params.get("loadBalancers") or body["loadBalancers"], td)
         if td["taskDefinitionArn"] != body["taskDefinition"]:
             changed_td = td["taskDefinitionArn"]

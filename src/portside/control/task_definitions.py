@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
+from portside.core.task_allowances import check_allowed
 from portside.core.taskdef import validate_registration
+from portside.core.taskdef_support import check_supported
 from portside.errors import ClientException
 
 TAGS_KEY = "__tags"
@@ -34,6 +37,24 @@ def register(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[s
         )
         plane.store.put_task_definition(region, body)
     return {"taskDefinition": public(body), "tags": tags}
+
+
+def check_runnable(plane: ControlPlane, content: dict[str, Any]) -> None:
+    """Refuse (InvalidParameterException) a task definition this server would not run as defined.
+
+    Registration accepts it, as ECS does; RunTask, CreateService, UpdateService and every launch
+    of a service's copies call this. First the fields portside cannot apply
+    (core/taskdef_support.py), then the fields that hand a task the host unless a server flag
+    allows them (core/task_allowances.py).
+    """
+    check_supported(content)
+    check_allowed(content, plane.config.allowances, _real_host_paths(content))
+
+
+def _real_host_paths(content: dict[str, Any]) -> dict[str, str]:
+    """Where each host ``sourcePath`` leads on this host, symbolic links followed as Docker will."""
+    sources = [(v.get("host") or {}).get("sourcePath") for v in content.get("volumes") or []]
+    return {s: os.path.realpath(s) for s in sources if isinstance(s, str) and s.startswith("/")}
 
 
 def describe(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from portside.core.placement_model import Instance, PlacementFailure, TaskAsk
 from portside.core.task import Container, Task
 from portside.core.taskdef import task_resources
 from portside.core.taskdef_rules import parse_task_cpu, parse_task_memory
+from portside.core.taskdef_support import check_overrides_supported
 from portside.errors import ClientException, InvalidParameterException
 from portside.faults import crash_point
 
@@ -77,6 +78,7 @@ def admit_tasks(
     launched), ECS-shaped ``failures`` for copies that did not fit, and their explanations.
     """
     content = task_definitions.public(body)
+    task_definitions.check_runnable(plane, content)
     instances = plane.store.list_container_instances(region, cluster["clusterName"])
     if not instances:
         raise InvalidParameterException("No Container Instances were found in your cluster.")
@@ -205,6 +207,7 @@ def _task_arn(plane: ControlPlane, region: str, cluster: str, reference: str) ->
 
 
 def _check_overrides(content: dict[str, Any], overrides: dict[str, Any]) -> None:
+    check_overrides_supported(overrides)
     names = {c["name"] for c in content["containerDefinitions"]}
     for i, override in enumerate(overrides.get("containerOverrides") or []):
         if override.get("name") not in names:
