@@ -41,9 +41,6 @@ class HealthChecker:
         self.store = store
         self.saved = store.load_health() if store is not None else {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
-        self._insecure = ssl.create_default_context()
-        self._insecure.check_hostname = False
-        self._insecure.verify_mode = ssl.CERT_NONE
 
     def add(self, group: GroupRuntime, target: TargetRuntime) -> None:
         saved = self.saved.pop((target.group_arn, target.id, target.port), None)
@@ -115,7 +112,7 @@ class HealthChecker:
         try:
             async with asyncio.timeout(check.timeout_s):
                 reader, writer = await asyncio.open_connection(
-                    address, port, ssl=self._insecure if check.protocol == "HTTPS" else None
+                    address, port, ssl=self.runtime.target_tls if check.protocol == "HTTPS" else None
                 )
                 writer.write(request)
                 line = await reader.readline()
