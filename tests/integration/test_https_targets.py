@@ -12,13 +12,11 @@ import asyncio
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvloop
 
 from portside.core.lb.model import (
     Action,
@@ -33,14 +31,11 @@ from portside.core.lb.model import (
 )
 from portside.proxy.runtime import ProxyRuntime
 from tests.support.backends import read_request_head
+from tests.support.loops import LOOPS, run_on, until
 from tests.support.tls import self_signed, server_context
 
 TLS_RECORD = b"\x16"  # a TLS handshake record's content type: the first byte a TLS client sends
 HC = HealthCheck(protocol="HTTPS", path="/health", interval_s=1, timeout_s=1, healthy_threshold=2, unhealthy_threshold=2)
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "asyncio": asyncio.new_event_loop,
-    "uvloop": uvloop.new_event_loop,
-}
 
 
 class RecordingBackend:
@@ -181,16 +176,7 @@ def _run_proxy(backend: RecordingBackend, loop: str, scenario: Callable[[ProxyRu
         finally:
             await runtime.close()
 
-    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
-        return runner.run(main())
-
-
-async def _until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        await asyncio.sleep(0.05)
+    return run_on(loop, main)
 
 
 @pytest.mark.parametrize("loop", sorted(LOOPS))
@@ -199,8 +185,8 @@ def test_requests_to_an_https_target_group_arrive_over_tls(tmp_path: Path, made:
     made.append(backend)
 
     async def scenario(runtime: ProxyRuntime, port: int) -> None:
-        await _until(lambda: runtime.target_health("arn:tg/secure", f"i-{backend.port}", backend.port).state == "healthy",
-                     "the target healthy through HTTPS health checks")
+        await until(lambda: runtime.target_health("arn:tg/secure", f"i-{backend.port}", backend.port).state == "healthy",
+                    "the target healthy through HTTPS health checks")
         answers = await asyncio.to_thread(_get, port, [f"/echo/{i}" for i in range(5)])
         assert [status for status, _ in answers] == [200] * 5
         assert all(body.startswith(b"TLSv1.") for _, body in answers), answers
@@ -219,8 +205,8 @@ def test_a_plaintext_backend_in_an_https_group_gets_no_plaintext_request(made: l
 
     async def scenario(runtime: ProxyRuntime, port: int) -> None:
         # HTTPS health checks fail on it: unhealthy, and, as the only target, it gets traffic (fail open).
-        await _until(lambda: runtime.target_health("arn:tg/secure", key, backend.port).state == "unhealthy",
-                     "the plaintext target unhealthy")
+        await until(lambda: runtime.target_health("arn:tg/secure", key, backend.port).state == "unhealthy",
+                    "the plaintext target unhealthy")
         answers = await asyncio.to_thread(_get, port, ["/secret?token=1"])
         assert answers[0][0] == 502  # the TLS handshake failed: a bad gateway, not a plaintext retry
 
