@@ -5,13 +5,15 @@ asyncio's loop too) probes a raw socket server on loopback whose behaviour the t
 a 64 KiB status line, garbage, a head that never ends, a close in the middle of the head.
 Each makes the healthy target unhealthy with ``Target.FailedHealthChecks``, and the same
 target is healthy again once the backend behaves: the checker's loop survived. A probe that
-raises inside the checker itself (a path that cannot be encoded) counts as failed too.
+raises inside the checker itself (a path that cannot be encoded) counts as failed too, and a
+health store that cannot save does not stop the checks.
 Network: 127.0.0.1 only; every loop is bounded in count and time.
 """
 
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 from collections.abc import Iterator
 
@@ -28,6 +30,7 @@ from portside.core.lb.model import (
     TargetGroupAttributes,
     WeightedTargetGroup,
 )
+from portside.proxy.health import SqliteHealthStore
 from portside.proxy.runtime import ProxyRuntime
 from tests.support.loops import run_on, until
 
@@ -164,3 +167,22 @@ def test_an_error_inside_a_probe_counts_as_a_failure_and_the_loop_goes_on(backen
 
     run_on("uvloop", main)
     assert backend.served.get("good", 0) >= 2
+
+
+def test_a_store_that_cannot_save_does_not_stop_the_checks(backend: HostileBackend) -> None:
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+
+    async def main() -> None:
+        runtime = ProxyRuntime(SqliteHealthStore(db))
+        db.close()  # every save from now on raises sqlite3.ProgrammingError
+        try:
+            runtime.apply(_config(backend, HC))
+            await until(lambda: _health(runtime, backend)[0] == "healthy", "healthy although the save failed")
+            backend.mode = "close-mid-head"
+            await until(lambda: _health(runtime, backend)[0] == "unhealthy", "unhealthy: the checks went on")
+            backend.mode = "good"
+            await until(lambda: _health(runtime, backend)[0] == "healthy", "healthy again")
+        finally:
+            await runtime.close()
+
+    run_on("uvloop", main)
