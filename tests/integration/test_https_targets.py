@@ -3,7 +3,8 @@
 A real ``ProxyRuntime`` in this process (on asyncio's loop and on uvloop, which the server
 runs), an HTTP listener on loopback, and backends on loopback that record the first byte
 of every connection they accept: 0x16 opens a TLS handshake record, anything else is
-plaintext. Network: 127.0.0.1 only; every loop is bounded in count and time.
+plaintext. Once more end to end: a real server configured through boto3. Network:
+127.0.0.1 only; every loop is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.config import Config
 
 from portside.core.lb.model import (
     Action,
@@ -32,6 +34,7 @@ from portside.core.lb.model import (
 from portside.proxy.runtime import ProxyRuntime
 from tests.support.backends import read_request_head
 from tests.support.loops import LOOPS, run_on, until
+from tests.support.server import PortsideProcess
 from tests.support.tls import self_signed, server_context
 
 TLS_RECORD = b"\x16"  # a TLS handshake record's content type: the first byte a TLS client sends
@@ -214,3 +217,29 @@ def test_a_plaintext_backend_in_an_https_group_gets_no_plaintext_request(made: l
     assert len(backend.received) >= 3  # health checks and the request's attempt did connect
     assert all(data.startswith(TLS_RECORD) for data in backend.received), backend.received
     assert not any(b"HTTP/1.1" in data or b"/secret" in data for data in backend.received)
+
+
+@pytest.mark.docker
+def test_an_https_target_group_made_through_boto3_gets_tls(tmp_path: Path, made: list[Any], docker_client: Any) -> None:
+    backend = RecordingBackend(server_context(*self_signed(tmp_path)))
+    made.append(backend)
+    server = PortsideProcess(tmp_path / "state", "--firewall", "off", "--min-health-check-interval", "1")
+    server.start()
+    try:
+        elb = server.client("elbv2", config=Config(parameter_validation=False))
+        lb = elb.create_load_balancer(Name="tls-up", Scheme="internal", Subnets=["s-1"])["LoadBalancers"][0]
+        tg = elb.create_target_group(
+            Name="tls-up", Protocol="HTTPS", Port=443, VpcId="v", TargetType="ip", HealthCheckProtocol="HTTPS",
+            HealthCheckPath="/health", HealthCheckIntervalSeconds=2, HealthCheckTimeoutSeconds=1,
+        )["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": backend.port}])
+        port = _free_port()
+        elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+        elb.get_waiter("target_in_service").wait(TargetGroupArn=tg, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
+        answers = _get(port, ["/via-api"])
+        assert answers[0][0] == 200 and answers[0][1].startswith(b"TLSv1."), answers
+    finally:
+        server.stop()
+    assert set(backend.first_bytes) == {TLS_RECORD}, backend.first_bytes
+    assert [path for _, path in backend.requests] == ["/via-api"]
