@@ -109,7 +109,7 @@ class RecordingBackend:
 
     def _serve_tls(self, tls: ssl.SSLSocket) -> None:
         rfile = tls.makefile("rb")
-        for _ in range(1000):
+        for _ in range(100_000):  # bounded: one connection serves at most this many requests
             request = read_request_head(rfile)
             if request is None:
                 return
