@@ -66,7 +66,9 @@ class PortsideProcess:
         ]
         full_env = {**os.environ, **self.env, **(env or {})}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=full_env, preexec_fn=self.preexec_fn)
+            self.proc = subprocess.Popen(  # preexec_fn: tests set only a resource limit, no locks taken
+                args, stdout=log, stderr=subprocess.STDOUT, env=full_env, preexec_fn=self.preexec_fn  # noqa: PLW1509
+            )
         if wait:
             self.wait_ready()
 

@@ -17,7 +17,7 @@ def self_signed(directory: Path, name: str = "target.test") -> tuple[Path, Path]
     """A certificate for ``name`` and 127.0.0.1, valid for two days; returns (cert path, key path)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
