@@ -12,6 +12,7 @@ Network: 127.0.0.1 only; every loop is bounded in count and time.
 
 from __future__ import annotations
 
+import logging
 import socket
 import sqlite3
 import threading
@@ -153,7 +154,11 @@ def test_a_hostile_answer_fails_the_check_and_a_good_one_heals_it(backend: Hosti
     assert backend.served.get(mode, 0) >= 2  # the unhealthy threshold's worth of hostile answers was read
 
 
-def test_an_error_inside_a_probe_counts_as_a_failure_and_the_loop_goes_on(backend: HostileBackend) -> None:
+def test_an_error_inside_a_probe_counts_as_a_failure_and_the_loop_goes_on(
+    backend: HostileBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="portside.proxy.health")
+
     async def main() -> None:
         runtime = ProxyRuntime()
         try:
@@ -167,6 +172,10 @@ def test_an_error_inside_a_probe_counts_as_a_failure_and_the_loop_goes_on(backen
 
     run_on("uvloop", main)
     assert backend.served.get("good", 0) >= 2
+    tracebacks = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
+    assert len(tracebacks) == 1 and tracebacks[0].exc_info is not None  # logged once, not at every probe
+    [unhealthy] = [r.getMessage() for r in caplog.records if " is unhealthy " in r.getMessage()]
+    assert "Target.FailedHealthChecks" in unhealthy and "UnicodeEncodeError" in unhealthy
 
 
 def test_a_store_that_cannot_save_does_not_stop_the_checks(backend: HostileBackend) -> None:

@@ -81,20 +81,28 @@ class HealthChecker:
         return HealthView(health.state, health.reason, health.description)
 
     async def _run(self, group: GroupRuntime, target: TargetRuntime) -> None:
+        name = f"{target.id}:{target.port} in {target.group_arn}"
+        last_error = ""  # the same error in consecutive rounds is logged once, not at every interval
         while not target.removed and not target.draining:
             check = group.config.health_check
+            error = ""
             try:
                 outcome = await self.probe(target, check)
             except Exception as exc:  # a bug of ours or a surprise from below: one failed probe, not a dead loop
-                log.exception("health check of %s:%d in %s failed unexpectedly", target.id, target.port, target.group_arn)
-                outcome = fsm.ProbeOutcome.failed(f"health checker error: {exc!r}")
+                error = repr(exc)
+                if error != last_error:
+                    log.exception("health check of %s failed unexpectedly (counted as a failed check)", name)
+                outcome = fsm.ProbeOutcome.failed(f"health checker error: {error}")
             if target.removed or target.draining:
                 return
             try:
                 after = self._record(group, target, outcome, check)
-            except Exception:
-                log.exception("recording the health of %s:%d in %s failed", target.id, target.port, target.group_arn)
+            except Exception as exc:
+                error = repr(exc)
+                if error != last_error:
+                    log.exception("recording the health of %s failed", name)
                 after = target.state
+            last_error = error
             interval = float(check.interval_s)
             await asyncio.sleep(min(INITIAL_PROBE_S, interval) if after == "initial" else interval)
 
@@ -138,7 +146,7 @@ class HealthChecker:
                 )
                 writer.write(request)
                 received = b""
-                while True:
+                while True:  # ends at a decision: judge decides by the close or by 8 KiB, the timeout before that
                     chunk = await reader.read(READ_CHUNK_BYTES)
                     received += chunk
                     outcome = probe.judge(received, not chunk, check.matcher)
