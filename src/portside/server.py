@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 import portside.proxy
+from portside import open_file_limit
 from portside.agent import host
 from portside.agent.agent import HostAgent
 from portside.agent.docker_driver import DockerDriver
@@ -75,6 +76,7 @@ class Server:
                 f"--api {config.api_host}:{config.api_port} is reachable from other hosts: "
                 "give --credentials FILE so requests from them must be signed"
             )
+        self._raise_open_file_limit()
         port_range, warning = choose_range(config.dynamic_port_range, host.read_kernel_port_range())
         if warning:
             log.warning(warning)
@@ -142,6 +144,18 @@ class Server:
         if self.store is not None:
             self.store.close()
 
+
+    @staticmethod
+    def _raise_open_file_limit() -> None:
+        """Every proxied connection holds two descriptors: take all the open files the hard limit allows."""
+        limit = open_file_limit.raise_to_hard()
+        soft, hard = open_file_limit.text(limit.soft), open_file_limit.text(limit.hard)
+        if limit.error:
+            log.warning("open files: could not raise the soft limit %s to the hard limit %s: %s", soft, hard, limit.error)
+        elif limit.raised_from is not None:
+            log.info("open files: soft limit raised from %s to the hard limit %s", open_file_limit.text(limit.raised_from), hard)
+        else:
+            log.info("open files: soft limit %s, hard limit %s", soft, hard)
 
     @staticmethod
     def _remove_earlier_chain(chain: str) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,15 @@ def free_port_in(low: int, high: int, step: int = 1) -> int:
 class PortsideProcess:
     """``portside server`` on a free loopback port with its own state dir; restartable, killable."""
 
-    def __init__(self, state_dir: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, *extra_args: str, env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.port = free_port()
         self.extra_args = list(extra_args)
         self.env = env or {}
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. to lower a resource limit)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = state_dir / "server.log"
 
@@ -61,7 +66,9 @@ class PortsideProcess:
         ]
         full_env = {**os.environ, **self.env, **(env or {})}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+            self.proc = subprocess.Popen(  # preexec_fn: tests set only a resource limit, no locks taken
+                args, stdout=log, stderr=subprocess.STDOUT, env=full_env, preexec_fn=self.preexec_fn  # noqa: PLW1509
+            )
         if wait:
             self.wait_ready()
 

@@ -443,6 +443,21 @@ def test_create_target_group_refusals(env: Env, params: dict[str, Any], code: st
     assert env.elb.describe_target_groups()["TargetGroups"] == []
 
 
+@pytest.mark.parametrize("path", ["/health\r\nX-Injected: 1", "/a b", "/nul\x00", "/caf\u00e9"])
+def test_health_check_path_with_spaces_controls_or_non_ascii_is_refused(env: Env, path: str) -> None:
+    message = expect_error("ValidationError", env.raw.create_target_group, Name="tg", Protocol="HTTP", Port=80,
+                           HealthCheckPath=path)
+    assert "'healthCheckPath'" in message and "visible ASCII" in message
+    assert env.elb.describe_target_groups()["TargetGroups"] == []
+    tg = env.elb.create_target_group(Name="tg", Protocol="HTTP", Port=80, HealthCheckPath="/up")["TargetGroups"][0]
+    message = expect_error("ValidationError", env.raw.modify_target_group, TargetGroupArn=tg["TargetGroupArn"],
+                           HealthCheckPath=path, HealthCheckIntervalSeconds=10)
+    assert "'healthCheckPath'" in message
+    stored = env.elb.describe_target_groups(Names=["tg"])["TargetGroups"][0]
+    assert (stored["HealthCheckPath"], stored["HealthCheckIntervalSeconds"]) == ("/up", 30)  # nothing changed
+    assert env.runtime.config.target_groups[tg["TargetGroupArn"]].health_check.path == "/up"
+
+
 def test_min_health_check_interval_is_the_servers_floor(env: Env) -> None:
     env.plane.config.extra["min_health_check_interval"] = "5"
     message = expect_error("ValidationError", env.raw.create_target_group, Name="tg", Protocol="HTTP", Port=80,

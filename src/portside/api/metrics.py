@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import portside.proxy
+from portside import open_file_limit
 from portside.control.plane import ControlPlane
 from portside.proxy.targets import LATENCY_BUCKETS_S
 
@@ -22,6 +23,10 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def _limit(value: int) -> str:
+    return "+Inf" if value == open_file_limit.UNLIMITED else str(value)
+
+
 def render_metrics(plane: ControlPlane, scaler: Any = None, firewall: Any = None) -> str:
     out: list[str] = []
 
@@ -33,6 +38,12 @@ def render_metrics(plane: ControlPlane, scaler: Any = None, firewall: Any = None
     groups = getattr(lb, "groups", {}) if lb is not None else {}
     family("portside_proxy_compiled", "gauge", "1 when the proxy's hot path runs as modules mypyc compiled at install.")
     out.append(f"portside_proxy_compiled {int(portside.proxy.COMPILED)}")
+    limit = open_file_limit.current()
+    family("portside_nofile_soft_limit", "gauge",
+           "The server's open-file soft limit (RLIMIT_NOFILE), raised to the hard limit at start.")
+    out.append(f"portside_nofile_soft_limit {_limit(limit.soft)}")
+    family("portside_nofile_hard_limit", "gauge", "The server's open-file hard limit (RLIMIT_NOFILE).")
+    out.append(f"portside_nofile_hard_limit {_limit(limit.hard)}")
     family("portside_lb_requests_total", "counter", "Requests forwarded to a target group.")
     for arn, group in groups.items():
         out.append(f"portside_lb_requests_total{_labels(target_group=arn)} {group.requests}")

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from portside import open_file_limit
 from portside.agent import netfacts
 from portside.agent.engine import userland_proxy_enabled
 from portside.agent.host import read_kernel_port_range
@@ -25,6 +26,7 @@ def local_report(config: ServerConfig) -> dict[str, Any]:
     read = netfacts.read_firewall()
     interface, address = netfacts.outward_interface()
     own = {config.api_port: "API"}
+    limit = open_file_limit.current()  # a server started from this shell inherits it
     facts = doctor.Facts(
         port_range=port_range, kernel_range=netfacts.kernel_ephemeral_range(), reserved_tcp=config.reserved_ports_tcp,
         own_ports=own, publish_ip=config.publish_ip, firewall_mode=config.firewall_mode, lb_sources=config.lb_sources,
@@ -32,6 +34,7 @@ def local_report(config: ServerConfig) -> dict[str, Any]:
         direct_routing=config.direct_routing, userland_proxy=userland_proxy_enabled(),
         bridge_gateway=doctor.bridge_gateway("", netfacts.interface_address(DOCKER_BRIDGE), DOCKER_BRIDGE_SUBNET),
         ports_taken_by_others=netfacts.ports_taken_by_others(port_range, set(own)), server=False,
+        open_files=(limit.soft, limit.hard),
     )
     return render_report(facts, doctor.diagnose(facts))
 

@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+from portside import open_file_limit
 from portside.agent import netfacts
 from portside.agent.driver import Driver
 from portside.agent.engine import userland_proxy_enabled
@@ -141,7 +142,7 @@ class HostDoctor:
             port_range=agent.port_range, reserved_tcp=tuple(config.reserved_ports_tcp), own_ports=own,
             publish_ip=config.publish_ip, firewall_mode=config.firewall_mode, lb_sources=config.lb_sources,
             direct_routing=config.direct_routing, copies=copies, demands=self.demands(), listeners=listeners,
-            unreadable=tuple(unreadable), **host_facts,
+            unreadable=tuple(unreadable), open_files=_open_files(), **host_facts,
         )
 
     async def report(self) -> dict[str, Any]:
@@ -179,6 +180,11 @@ class HostDoctor:
     async def close(self) -> None:
         for work in list(self._work):
             work.cancel()
+
+
+def _open_files() -> tuple[int, int]:
+    limit = open_file_limit.current()
+    return limit.soft, limit.hard
 
 
 def render_report(facts: doctor.Facts, findings: list[doctor.Finding]) -> dict[str, Any]:

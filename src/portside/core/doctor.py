@@ -28,6 +28,8 @@ SUGGESTED_RANGE = (30000, 32767)
 SAMPLE_CONTAINER_IP = "172.17.255.254"
 LOOPBACK_PUBLISH = ("127.0.0.1", "localhost")
 SAMPLE_CONTAINER_PORT = 80
+MIN_OPEN_FILES = 4096  # below this soft limit a listener's clients run out of descriptors early
+UNLIMITED = -1  # RLIMIT_NOFILE's RLIM_INFINITY as Linux reports it
 SOURCE_TEXT = {
     "flag": "from --dynamic-port-range",
     "kernel": "from the kernel's net.ipv4.ip_local_port_range",
@@ -102,6 +104,8 @@ class Facts:
     ports_taken_by_others: int = 0
     server: bool = True
     unreadable: tuple[str, ...] = ()  # facts the doctor could not read, each said as a finding
+    # RLIMIT_NOFILE (soft, hard) of the server (of this shell before one starts); UNLIMITED is -1; None: unread
+    open_files: tuple[int, int] | None = None
 
 
 def diagnose(facts: Facts) -> list[Finding]:
@@ -384,6 +388,34 @@ def _listeners(facts: Facts) -> list[Finding]:
     return findings
 
 
+# -- open files -------------------------------------------------------------------------------
+
+
+def _open_files(facts: Facts) -> list[Finding]:
+    """The server's open-file limit: a client connection through a listener takes one, its target one more."""
+    if facts.open_files is None:
+        return []
+    soft, hard = ("unlimited" if n == UNLIMITED else str(n) for n in facts.open_files)
+    if facts.server:  # judge the soft limit, when listeners need it
+        effective, at_stake = facts.open_files[0], bool(facts.listeners)
+        limits = f"open files: soft limit {soft}, hard limit {hard}" + (
+            " (the server could not raise the soft limit to the hard one: see its log)" if soft != hard else "")
+    else:  # before a server starts: judge what it will raise its soft limit to
+        effective, at_stake = facts.open_files[1], True
+        limits = f"open files: a server started here raises its soft limit {soft} to the hard limit {hard}"
+    if effective == UNLIMITED or effective >= MIN_OPEN_FILES:
+        return [Finding("limits.open-files", "ok", limits)]
+    if not at_stake:
+        return [Finding("limits.open-files", "info", limits)]
+    return [Finding(
+        "limits.open-files", "warning",
+        f"{limits}: below {MIN_OPEN_FILES}, listeners refuse clients once about {max(1, effective // 2)} "
+        "connections are proxied (each takes one descriptor, and its target connection another)",
+        f"raise the hard limit to {MIN_OPEN_FILES} or more where the server starts (systemd LimitNOFILE=, "
+        "docker run --ulimit nofile=N:N, `ulimit -Hn N` as root) and restart it; it raises its soft limit itself",
+    )]
+
+
 CHECKS: tuple[tuple[str, Callable[[Facts], list[Finding]]], ...] = (
     ("range", lambda facts: [_range(facts)]),
     ("range.ephemeral", _ephemeral_overlap),
@@ -393,6 +425,7 @@ CHECKS: tuple[tuple[str, Callable[[Facts], list[Finding]]], ...] = (
     ("firewall.load-balancer", _load_balancer_paths),
     ("firewall.exposed", _exposure),
     ("firewall.listeners", _listeners),
+    ("limits.open-files", _open_files),
 )
 
 

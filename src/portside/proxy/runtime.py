@@ -27,6 +27,7 @@ from portside.proxy.health import HealthChecker, HealthStore
 from portside.proxy.listener import ListenerRuntime
 from portside.proxy.routes import ListenerRoutes
 from portside.proxy.targets import GroupRuntime, TargetRuntime
+from portside.proxy.tls import target_context
 from portside.proxy.upstream import UpstreamPool
 
 log = logging.getLogger("portside.proxy")
@@ -46,6 +47,7 @@ class ProxyRuntime:
         self.config = LbConfig()
         self.secret = secret or os.urandom(32)
         self.retries_enabled = retries
+        self.target_tls = target_context()  # HTTPS target groups: requests and health checks
         self.epoch_hex = b"%08x" % int(time.time())
         self.health = HealthChecker(self, health_store)
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -185,17 +187,17 @@ class ProxyRuntime:
     def _apply_targets(self, group: GroupRuntime, config: TargetGroup, now: float, wall: float) -> None:
         seen = set()
         changed = False
+        tls = self.target_tls if config.protocol == "HTTPS" else None  # never plaintext to an HTTPS group
         for spec in config.targets:
             key = (spec.id, spec.port)
             seen.add(key)
             target = group.targets.get(key)
-            if target is not None and (spec.connect_address or spec.address, spec.connect_port or spec.port) != (
-                target.pool.host, target.pool.port
-            ):
-                self._remove_target(group.targets.pop(key))  # the copy behind it moved: start afresh
+            host, port = spec.connect_address or spec.address, spec.connect_port or spec.port
+            if target is not None and ((host, port) != (target.pool.host, target.pool.port) or target.pool.ssl is not tls):
+                self._remove_target(group.targets.pop(key))  # the copy moved, or TLS changed: start afresh
                 target = None
             if target is None:
-                pool = UpstreamPool(self.loop, spec.connect_address or spec.address, spec.connect_port or spec.port)
+                pool = UpstreamPool(self.loop, host, port, tls)
                 target = TargetRuntime(config.arn, spec.id, spec.port, spec.address, pool)
                 group.targets[key] = target
                 self.health.add(group, target)

@@ -1,4 +1,5 @@
-"""TLS termination: one SSLContext per certificate, chosen by SNI."""
+"""TLS on both sides of the proxy: termination (one SSLContext per certificate, chosen by SNI)
+and the client context it speaks to HTTPS targets with."""
 
 from __future__ import annotations
 
@@ -50,3 +51,18 @@ def server_context(certificates: tuple[Certificate, ...]) -> ssl.SSLContext:
 
     default.sni_callback = pick
     return default
+
+
+def target_context() -> ssl.SSLContext:
+    """The client context for HTTPS targets and their health checks.
+
+    As ALB does, the target's certificate is not verified (self-signed certificates and
+    addresses that match no name are the rule behind a load balancer); the traffic is
+    encrypted all the same, and never falls back to plaintext.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    return context

@@ -182,6 +182,7 @@ def _health_check(
             raise validation_error(
                 constraint_message(path, "healthCheckPath", f"Member must have length {bound}")
             )
+        _check_path_characters(path)
         if not path.startswith("/"):
             raise validation_error(f"Health check path '{path}' must begin with a '/' character")
         changes["path"] = path
@@ -224,6 +225,25 @@ def _health_check(
     if result.timeout_s > result.interval_s or (both_given and result.timeout_s == result.interval_s):
         raise validation_error(_INTERVAL_TIMEOUT)
     return result
+
+
+def _check_path_characters(path: str) -> None:
+    """A health check path goes into the probe's request line as it is: visible ASCII only.
+
+    A space, CR, LF or other control character would split or end the request line (and could
+    smuggle header fields into every probe); non-ASCII has no defined form on the wire.
+    """
+    for index, char in enumerate(path):
+        if not "!" <= char <= "~":
+            shown = path.encode("unicode_escape").decode("ascii")
+            raise validation_error(
+                constraint_message(
+                    shown,
+                    "healthCheckPath",
+                    "Member must contain only visible ASCII characters (no spaces, control characters or "
+                    f"non-ASCII); found U+{ord(char):04X} at index {index}",
+                )
+            )
 
 
 def _timeout_floor(min_interval_s: int) -> int:
