@@ -107,3 +107,17 @@ def test_the_restore_script_replaces_the_chain_in_one_commit_and_listing_round_t
     listing = ["-N PORTSIDE-x", *script[2:-1]]
     assert firewall.normalise_listing(listing) == firewall.expected_listing(plan)
     assert firewall.normalise_listing(["-A X -p tcp -m tcp --dport 1 -j DROP", ""]) == ["-A X -p tcp --dport 1 -j DROP"]
+
+
+def test_the_jump_is_in_place_once_with_only_other_portside_chains_ahead_of_it() -> None:
+    def rules(*targets: str) -> list[str]:
+        return [f"-A DOCKER-USER -j {target}" for target in targets]
+
+    assert firewall.jump_in_place(rules("PORTSIDE-x", "RETURN"), "PORTSIDE-x")
+    assert firewall.jump_in_place(rules("PORTSIDE-y", "PORTSIDE-x", "RETURN"), "PORTSIDE-x")
+    assert not firewall.jump_in_place(rules("ACCEPT", "PORTSIDE-x"), "PORTSIDE-x")
+    assert not firewall.jump_in_place(["-A DOCKER-USER -s 10.0.0.1/32 -j PORTSIDE-y", *rules("PORTSIDE-x")], "PORTSIDE-x")
+    assert not firewall.jump_in_place(rules("PORTSIDE-x", "PORTSIDE-x"), "PORTSIDE-x")
+    assert not firewall.jump_in_place(rules("RETURN"), "PORTSIDE-x")
+    assert firewall.jump_script("PORTSIDE-x", 2).splitlines() == [
+        "*filter", "-D DOCKER-USER -j PORTSIDE-x", "-D DOCKER-USER -j PORTSIDE-x", "-I DOCKER-USER 1 -j PORTSIDE-x", "COMMIT"]

@@ -26,6 +26,7 @@ class FakeIptables:
 
     def __init__(self, docker_user: list[str] | None = None, fail: dict[str, str] | None = None) -> None:
         self.calls: list[list[str]] = []
+        self.restores: list[str] = []
         self.docker_user = docker_user if docker_user is not None else ["-A DOCKER-USER -j RETURN"]
         self.chain: list[str] | None = None
         self.fail = fail or {}
@@ -37,7 +38,14 @@ class FakeIptables:
             return subprocess.CompletedProcess(argv, 1, "", self.fail[key])
         if argv[0] == "iptables-restore":
             assert stdin is not None
-            self.chain = [f"-N {PLAN.chain}"] + [line for line in stdin.splitlines() if line.startswith("-A ")]
+            self.restores.append(stdin)
+            if f":{PLAN.chain} - [0:0]" in stdin:
+                self.chain = [f"-N {PLAN.chain}"] + [line for line in stdin.splitlines() if line.startswith("-A ")]
+            for line in stdin.splitlines():  # the jump's move, in one commit
+                if line.startswith("-D DOCKER-USER "):
+                    self.docker_user.remove("-A" + line[2:])
+                elif line.startswith("-I DOCKER-USER 1 "):
+                    self.docker_user.insert(0, "-A DOCKER-USER " + line[len("-I DOCKER-USER 1 "):])
             return subprocess.CompletedProcess(argv, 0, "", "")
         action, chain = argv[3], argv[4]
         if action == "-S" and chain == "DOCKER-USER":
@@ -56,19 +64,36 @@ class FakeIptables:
         return subprocess.CompletedProcess(argv, 0, "", "")
 
 
-def test_apply_replaces_the_chain_and_puts_the_jump_first_once() -> None:
+def test_apply_replaces_the_chain_and_moves_the_jump_ahead_of_other_rules_in_one_commit() -> None:
     fake = FakeIptables(docker_user=["-A DOCKER-USER -j OTHER", "-A DOCKER-USER -j PORTSIDE-abc", "-A DOCKER-USER -j RETURN"])
     HostFirewall(PLAN.chain, fake).apply(PLAN)
     assert fake.docker_user == ["-A DOCKER-USER -j PORTSIDE-abc", "-A DOCKER-USER -j OTHER", "-A DOCKER-USER -j RETURN"]
+    # Taking the old jump out and putting the new one in is one transaction: no moment without a jump.
+    assert fake.restores[-1] == "*filter\n-D DOCKER-USER -j PORTSIDE-abc\n-I DOCKER-USER 1 -j PORTSIDE-abc\nCOMMIT\n"
+    assert not any(call[3:4] in (["-D"], ["-I"]) for call in fake.calls if call[0] == "iptables")
     assert fake.chain == expected_listing(PLAN)
     assert all(call[:3] == ["iptables", "-w", "5"] or call[0] == "iptables-restore" for call in fake.calls)
     assert HostFirewall(PLAN.chain, fake).drift(PLAN) == []
 
 
+def test_another_servers_chain_ahead_of_ours_is_no_drift_so_two_servers_never_fight() -> None:
+    fake = FakeIptables(docker_user=["-A DOCKER-USER -j PORTSIDE-other", "-A DOCKER-USER -j RETURN"])
+    firewall = HostFirewall(PLAN.chain, fake)
+    firewall.apply(PLAN)
+    fake.docker_user.insert(0, "-A DOCKER-USER -j PORTSIDE-third")  # a third server starts after us
+    restores = len(fake.restores)
+    assert firewall.drift(PLAN) == []
+    firewall.apply(PLAN)
+    assert len(fake.restores) == restores + 1  # the chain's content only: the jump stays where it is
+    assert fake.docker_user[:3] == ["-A DOCKER-USER -j PORTSIDE-third", "-A DOCKER-USER -j PORTSIDE-abc",
+                                    "-A DOCKER-USER -j PORTSIDE-other"]
+
+
 def test_drift_names_what_is_missing() -> None:
     fake = FakeIptables()
     firewall = HostFirewall(PLAN.chain, fake)
-    assert firewall.drift(PLAN) == ["chain PORTSIDE-abc is missing", "DOCKER-USER does not jump to PORTSIDE-abc first"]
+    assert firewall.drift(PLAN) == [
+        "chain PORTSIDE-abc is missing", "DOCKER-USER does not jump to PORTSIDE-abc once, ahead of any other rule"]
     firewall.apply(PLAN)
     other = GuardPlan(PLAN.chain, "managed", PLAN.port_range, (), ("docker0",))
     assert firewall.drift(other) == ["chain PORTSIDE-abc does not hold the expected rules"]

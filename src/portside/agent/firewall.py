@@ -80,15 +80,15 @@ class HostFirewall:
         self._iptables(stdin=firewall.restore_script(plan))
         self._ensure_jump()
 
+    def _docker_user_rules(self, check: bool = True) -> list[str]:
+        listing = self._iptables("-S", DOCKER_USER_CHAIN, check=check).stdout.splitlines()
+        return [line.strip() for line in listing if line.startswith("-A ")]
+
     def _ensure_jump(self) -> None:
-        listing = self._iptables("-S", DOCKER_USER_CHAIN).stdout.splitlines()
-        jump = f"-A {DOCKER_USER_CHAIN} -j {self.chain}"
-        rules = [line.strip() for line in listing if line.startswith("-A ")]
-        if rules and rules[0] == jump:
-            return
-        while self._iptables("-D", DOCKER_USER_CHAIN, "-j", self.chain, check=False).returncode == 0:
-            pass  # a jump that is not first: take it out before putting it first
-        self._iptables("-I", DOCKER_USER_CHAIN, "1", "-j", self.chain)
+        rules = self._docker_user_rules()
+        if not firewall.jump_in_place(rules, self.chain):
+            jump = f"-A {DOCKER_USER_CHAIN} -j {self.chain}"
+            self._iptables(stdin=firewall.jump_script(self.chain, rules.count(jump)))
 
     def drift(self, plan: GuardPlan) -> list[str]:
         """What differs between the kernel and the plan; empty when the rules are in place."""
@@ -98,10 +98,8 @@ class HostFirewall:
             problems.append(f"chain {self.chain} is missing")
         elif firewall.normalise_listing(listing.stdout.splitlines()) != firewall.expected_listing(plan):
             problems.append(f"chain {self.chain} does not hold the expected rules")
-        users = self._iptables("-S", DOCKER_USER_CHAIN, check=False)
-        first = [line.strip() for line in users.stdout.splitlines() if line.startswith("-A ")][:1]
-        if first != [f"-A {DOCKER_USER_CHAIN} -j {self.chain}"]:
-            problems.append(f"{DOCKER_USER_CHAIN} does not jump to {self.chain} first")
+        if not firewall.jump_in_place(self._docker_user_rules(check=False), self.chain):
+            problems.append(f"{DOCKER_USER_CHAIN} does not jump to {self.chain} once, ahead of any other rule")
         return problems
 
     def remove(self) -> bool:

@@ -179,6 +179,29 @@ def restore_script(plan: GuardPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def jump_in_place(docker_user_rules: Sequence[str], chain: str) -> bool:
+    """Whether DOCKER-USER (its ``-A`` lines) jumps to ``chain`` once, with only other portside chains before it.
+
+    Other servers sharing the engine have chains of their own, which only return or drop: their order
+    among each other does not matter, and demanding first place would make two servers fight forever.
+    """
+    jump = f"-A {DOCKER_USER_CHAIN} -j {chain}"
+    rules = [" ".join(rule.split()) for rule in docker_user_rules]
+    for rule in rules:
+        if rule == jump:
+            return rules.count(jump) == 1
+        if not rule.startswith(f"-A {DOCKER_USER_CHAIN} -j {CHAIN_PREFIX}") or " " in rule.split(" -j ", 1)[1]:
+            return False
+    return False
+
+
+def jump_script(chain: str, existing_jumps: int) -> str:
+    """``iptables-restore --noflush`` input that moves the jump to the top in one commit: never a moment without it."""
+    lines = ["*filter"] + [f"-D {DOCKER_USER_CHAIN} -j {chain}"] * existing_jumps
+    lines += [f"-I {DOCKER_USER_CHAIN} 1 -j {chain}", "COMMIT"]
+    return "\n".join(lines) + "\n"
+
+
 def expected_listing(plan: GuardPlan) -> list[str]:
     """The chain as ``iptables -S CHAIN`` prints it, to tell whether the kernel still holds it."""
     return [f"-N {plan.chain}"] + [f"-A {plan.chain} {rule}" for rule in guard_rules(plan)]
