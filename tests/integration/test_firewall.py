@@ -267,7 +267,8 @@ def test_the_chain_stays_the_same_through_a_crash_heals_and_goes_with_the_last_c
         assert found["portside_firewall_guarded_bridges"] == 2  # docker0 and portside-awsvpc
 
         ecs.stop_task(task=task["taskArn"])
-        eventually(lambda: not ecs.list_tasks()["taskArns"], what="the task stopped")
+        eventually(lambda: ecs.describe_tasks(tasks=[task["taskArn"]])["tasks"][0]["lastStatus"] == "STOPPED",
+                   what="the task stopped")
         server.stop()
         assert chain_rules(server) is None and jumps_to(chain) == []
     finally:
