@@ -54,15 +54,16 @@ class Server:
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
 
-    def _firewall_keeper(self, agent: HostAgent, port_range: PortRange) -> FirewallKeeper:
-        assert self.driver is not None
+    def _firewall_keeper(self, port_range: PortRange) -> FirewallKeeper:
+        assert self.driver is not None and self.store is not None
         driver = self.driver
         base = GuardPlan(
             chain=chain_name(driver.owner), mode=self.config.firewall_mode, port_range=port_range,
-            lb_sources=self.config.lb_sources,
+            lb_sources=self.config.lb_sources, publish_ip=self.config.publish_ip,
         )
+        # From the store, not the agent's table: that is empty until recovery, and copies run meanwhile.
         return FirewallKeeper(
-            HostFirewall(base.chain), base, lambda: list(agent.tasks.values()),
+            HostFirewall(base.chain), base, self.store.live_tasks,
             lambda: driver.bridge_networks(GUARDED_NETWORKS), self.config.resync_interval_s,
         )
 
@@ -91,9 +92,10 @@ class Server:
             log.warning(USERLAND_PROXY_WARNING)
         agent = HostAgent(config, self.store, self.driver, port_range)
         if config.firewall_mode != "off":
-            self.firewall = self._firewall_keeper(agent, port_range)
+            self.firewall = self._firewall_keeper(port_range)
             await self.firewall.install()  # before any copy starts: fail closed, or do not start
             agent.on_change.append(self.firewall.changed)
+            agent.before_start = self.firewall.ensure_in_step
         else:
             await asyncio.to_thread(self._remove_earlier_chain, chain_name(self.driver.owner))
         cluster = config.extra.get("cluster", "default")
@@ -167,9 +169,10 @@ class Server:
             log.info("firewall: %s", exc.message)
 
     async def _close_firewall(self) -> None:
-        assert self.firewall is not None and self.plane is not None
+        """Also after a failed start: the keeper asks the store, so copies still running stay guarded."""
+        assert self.firewall is not None
         try:
-            await self.firewall.close(remove=not self.plane.agent.tasks)
+            await self.firewall.close()
         except FirewallError as exc:
             log.error("firewall: %s", exc.message)
 

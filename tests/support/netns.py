@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 RAW_SYN = str(Path(__file__).with_name("raw_syn.py"))
 PROBE = """
@@ -50,6 +51,10 @@ class OutsideHost:
             ["ip", "netns", "exec", self.name, *argv], capture_output=True, text=True, timeout=timeout,
             env={**os.environ, **(env or {})},
         )
+
+    def spawn(self, *argv: str, stdout: Any = subprocess.PIPE) -> subprocess.Popen[str]:
+        """A long-running process inside the namespace; the caller waits for it (and kills it on failure)."""
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *argv], stdout=stdout, stderr=subprocess.PIPE, text=True)
 
     def http_status(self, host: str, port: int, timeout: float = 2.0) -> str | None:
         """The status line an HTTP server at host:port sends this namespace, or None when nothing answers."""

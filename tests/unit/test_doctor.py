@@ -49,8 +49,9 @@ def by_check(findings: list[Finding], check: str) -> list[Finding]:
     return [f for f in findings if f.check == check]
 
 
-def plan(mode: str = "guard", ips: tuple[str, ...] = ("172.17.0.2",), sources: tuple[str, ...] = ()) -> firewall.GuardPlan:
-    return firewall.GuardPlan("PORTSIDE-abc", mode, RANGE, sources, ("docker0",), ips)
+def plan(mode: str = "guard", sources: tuple[str, ...] = (), copy: Copy = COPY) -> firewall.GuardPlan:
+    return firewall.GuardPlan("PORTSIDE-abc", mode, RANGE, sources, ("docker0",), publish_ip=copy.host_ip,
+                              host_ports=((copy.protocol, copy.host_port),))
 
 
 # -- the range
@@ -221,7 +222,7 @@ def test_a_copy_published_on_every_address_is_open_without_the_guard() -> None:
 @pytest.mark.parametrize("copy", [COPY, PUBLIC_COPY])
 def test_portsides_own_chain_closes_every_stranger_path_and_keeps_load_balancers(mode: str, copy: Copy) -> None:
     sources = ("10.1.2.0/24",) if copy.host_ip == "0.0.0.0" else ()
-    text = guarded(DOCKER, plan(mode, sources=sources))
+    text = guarded(DOCKER, plan(mode, sources=sources, copy=copy))
     found = doctor.diagnose(facts(text, firewall_mode=mode, copies=(copy,), lb_sources=sources))
     assert by_check(found, "firewall.exposed")[0].severity == "ok"
     assert [f.severity for f in by_check(found, "firewall.load-balancer")] == ["ok"]

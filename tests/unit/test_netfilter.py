@@ -689,8 +689,7 @@ def test_native_nft_audit_chain_depends_on_the_source_port() -> None:
 
 
 def test_portside_guard_chain_in_the_docker_fixture() -> None:
-    plan = GuardPlan("PORTSIDE-abc", "managed", PortRange(49153, 65535, "flag"), lb_sources=("10.0.0.0/24",),
-                     container_ips=("172.17.0.2",))
+    plan = GuardPlan("PORTSIDE-abc", "managed", PortRange(49153, 65535, "flag"), lb_sources=("10.0.0.0/24",))
     script = restore_script(plan).splitlines()
     chain_rules = "\n".join(line for line in script if line.startswith("-A "))
     text = fixture("docker-20.10-iptables-save.txt").replace(

@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from portside.agent.bindings import bindings_from_docker, host_mode_bindings
 from portside.agent.driver import LABEL_TASK_ARN, ContainerEvent, ContainerState, Driver
+from portside.agent.firewall import FirewallError
 from portside.agent.ports import META_KEY, assign_ports, reassign_port, restore_holdings
 from portside.agent.specs import build_spec, task_volume_names
 from portside.config import AWSVPC_NETWORK_NAME, ServerConfig
@@ -88,6 +89,9 @@ class HostAgent:
         self._orphans_seen: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_change: list[Callable[[Task], None]] = []
+        # Awaited before every ``docker start``: the host firewall brings its chain in step with the
+        # stored tasks (this one's host ports included), or raises FirewallError and the start fails.
+        self.before_start: Callable[[], Awaitable[None]] | None = None
 
     # -- called by the control plane
 
@@ -220,7 +224,7 @@ class HostAgent:
                 return
             try:
                 await self._start_containers(task, self._definition(task))
-            except DriverError as exc:
+            except (DriverError, FirewallError) as exc:
                 self._fail_start(task, f"CannotStartContainerError: {exc.message}")
             if task.desired_status == "RUNNING":
                 essentials = [c for c in task.containers if c.essential]
@@ -292,6 +296,8 @@ class HostAgent:
     ) -> None:
         assert container.docker_id
         for _attempt in range(MAX_BIND_RETRIES):
+            if self.before_start is not None:
+                await self.before_start()  # also after a port moved: the chain must hold the new one
             try:
                 await self.driver.start(container.docker_id)
                 break

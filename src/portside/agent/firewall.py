@@ -1,15 +1,19 @@
 """The shell around ``core.firewall``: installs, updates, checks and removes this server's chain.
 
 ``HostFirewall`` speaks iptables (whichever backend ``iptables`` is on this host,
-the same one Docker uses). ``FirewallKeeper`` follows the agent: whenever the set
-of this server's container addresses or bridges changes it replaces the chain,
-and every resync it checks that the chain and the jump from DOCKER-USER are
-still there (a ``dockerd`` restart or a hand-made flush is repaired).
+the same one Docker uses). ``FirewallKeeper`` renders the chain from the *stored*
+live tasks and Docker's bridges, so a restarted server installs exactly what the
+last one left; it rewrites the chain when that content changes, and every resync
+checks that the chain and the jump from DOCKER-USER are still there (a ``dockerd``
+restart or a hand-made flush is repaired). A sync that fails is retried with
+backoff and counted (``sync_failures``, ``in_step``: /metrics), not only logged.
 
-Lifecycle: the chain is installed before the first task starts; it stays when the
-server stops while copies still run (they stay guarded) and is removed when the
-server stops with no copies left. After a crash the kernel keeps the last rules
-(fail closed) and the next start replaces them with what the store says.
+Lifecycle: the chain is installed before the first task starts, and the agent asks
+``ensure_in_step`` before each ``docker start``, so no copy starts while the chain is
+out of step. It stays when the server stops, or fails to start, while the store
+still holds live tasks (their copies stay guarded) and is removed only when the
+store holds none. After a crash the kernel keeps the last rules (fail closed) and
+the next start installs the same content again.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import logging
 import subprocess
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from portside.agent.driver import BridgeNetwork
 from portside.config import AWSVPC_NETWORK_NAME
@@ -75,15 +80,15 @@ class HostFirewall:
         self._iptables(stdin=firewall.restore_script(plan))
         self._ensure_jump()
 
+    def _docker_user_rules(self, check: bool = True) -> list[str]:
+        listing = self._iptables("-S", DOCKER_USER_CHAIN, check=check).stdout.splitlines()
+        return [line.strip() for line in listing if line.startswith("-A ")]
+
     def _ensure_jump(self) -> None:
-        listing = self._iptables("-S", DOCKER_USER_CHAIN).stdout.splitlines()
-        jump = f"-A {DOCKER_USER_CHAIN} -j {self.chain}"
-        rules = [line.strip() for line in listing if line.startswith("-A ")]
-        if rules and rules[0] == jump:
-            return
-        while self._iptables("-D", DOCKER_USER_CHAIN, "-j", self.chain, check=False).returncode == 0:
-            pass  # a jump that is not first: take it out before putting it first
-        self._iptables("-I", DOCKER_USER_CHAIN, "1", "-j", self.chain)
+        rules = self._docker_user_rules()
+        if not firewall.jump_in_place(rules, self.chain):
+            jump = f"-A {DOCKER_USER_CHAIN} -j {self.chain}"
+            self._iptables(stdin=firewall.jump_script(self.chain, rules.count(jump)))
 
     def drift(self, plan: GuardPlan) -> list[str]:
         """What differs between the kernel and the plan; empty when the rules are in place."""
@@ -93,10 +98,8 @@ class HostFirewall:
             problems.append(f"chain {self.chain} is missing")
         elif firewall.normalise_listing(listing.stdout.splitlines()) != firewall.expected_listing(plan):
             problems.append(f"chain {self.chain} does not hold the expected rules")
-        users = self._iptables("-S", DOCKER_USER_CHAIN, check=False)
-        first = [line.strip() for line in users.stdout.splitlines() if line.startswith("-A ")][:1]
-        if first != [f"-A {DOCKER_USER_CHAIN} -j {self.chain}"]:
-            problems.append(f"{DOCKER_USER_CHAIN} does not jump to {self.chain} first")
+        if not firewall.jump_in_place(self._docker_user_rules(check=False), self.chain):
+            problems.append(f"{DOCKER_USER_CHAIN} does not jump to {self.chain} once, ahead of any other rule")
         return problems
 
     def remove(self) -> bool:
@@ -109,22 +112,8 @@ class HostFirewall:
         return True
 
 
-def guarded_addresses(tasks: list[Task]) -> tuple[str, ...]:
-    """Addresses of this server's live copies on Docker bridges (bridge and awsvpc modes)."""
-    addresses: set[str] = set()
-    for task in tasks:
-        if task.is_stopped:
-            continue
-        if task.private_ip:
-            addresses.add(task.private_ip)
-        for container in task.containers:
-            if container.bridge_ip:
-                addresses.add(container.bridge_ip)
-    return tuple(sorted(addresses))
-
-
 class FirewallKeeper:
-    """Keeps ``HostFirewall`` in step with the agent's tasks and Docker's bridges."""
+    """Keeps ``HostFirewall`` in step with the stored live tasks and Docker's bridges."""
 
     def __init__(
         self,
@@ -136,14 +125,18 @@ class FirewallKeeper:
     ) -> None:
         self.firewall = host_firewall
         self.base = base
-        self._tasks = tasks
+        self._tasks = tasks  # the store's live tasks: the same answer before and after a restart
         self._bridges = bridges
         self.interval_s = interval_s
-        self.plan: GuardPlan | None = None
+        self.plan: GuardPlan | None = None  # the content last written
+        self.in_step = False  # the last sync left the kernel holding ``plan`` (metrics)
         self._dirty = asyncio.Event()
+        self._syncing = asyncio.Lock()  # the follow loop and starts that wait for the chain
         self._runner: asyncio.Task[None] | None = None
         self.last_error: str | None = None
         self.repairs = 0  # drift found and restored (metrics)
+        self.sync_failures = 0  # syncs that raised FirewallError (metrics)
+        self._failed_in_row = 0  # sets how soon the follow loop retries
 
     async def _current_plan(self) -> GuardPlan:
         try:
@@ -152,17 +145,15 @@ class FirewallKeeper:
         except DriverError as exc:  # Docker is away: keep the bridges last seen
             log.warning("firewall: cannot list Docker's bridges (%s); keeping the last known", exc.message)
             interfaces = self.plan.bridges if self.plan is not None else ("docker0",)
-        return GuardPlan(
-            chain=self.base.chain, mode=self.base.mode, port_range=self.base.port_range,
-            lb_sources=self.base.lb_sources, bridges=interfaces, container_ips=guarded_addresses(self._tasks()),
-        )
+        return replace(self.base, bridges=interfaces, host_ports=firewall.copies_host_ports(self._tasks()))
 
     async def install(self) -> None:
         """Put the chain in place before any copy starts; raises FirewallError when it cannot."""
         plan = await self._current_plan()
         await asyncio.to_thread(self.firewall.apply, plan)
-        self.plan = plan
-        log.info("firewall: chain %s in place (%s mode, %d container addresses)", plan.chain, plan.mode, len(plan.container_ips))
+        self.plan, self.in_step = plan, True
+        log.info("firewall: chain %s in place (%s mode, bridges %s, %d guarded host ports)",
+                 plan.chain, plan.mode, ", ".join(plan.bridges), len(plan.host_ports))
 
     def start(self) -> None:
         self._runner = asyncio.ensure_future(self._follow())
@@ -171,34 +162,56 @@ class FirewallKeeper:
         """Called on every task change; the chain is rewritten only when its content would differ."""
         self._dirty.set()
 
-    async def sync(self, verify: bool = False) -> None:
-        plan = await self._current_plan()
-        try:
-            if plan != self.plan:
-                # A rewrite also restores what was changed from outside since the last one: count it.
-                if self.plan is not None and await asyncio.to_thread(self.firewall.drift, self.plan):
-                    log.warning("firewall: chain %s was changed from outside; rewriting it", plan.chain)
-                    self.repairs += 1
-                await asyncio.to_thread(self.firewall.apply, plan)
-                self.plan = plan
-            elif verify:
-                problems = await asyncio.to_thread(self.firewall.drift, plan)
-                if problems:
-                    log.warning("firewall: %s; restoring it", "; ".join(problems))
+    async def ensure_in_step(self) -> None:
+        """Bring the chain in step with the stored tasks now; FirewallError when it cannot (a start waits on this)."""
+        if not await self.sync():
+            raise FirewallError(f"the host firewall chain {self.base.chain} is not in step: {self.last_error}")
+
+    async def sync(self, verify: bool = False) -> bool:
+        """One attempt to bring the chain in step; False (counted, logged once per message) when it failed."""
+        async with self._syncing:
+            try:
+                plan = await self._current_plan()
+            except Exception as exc:  # noqa: BLE001 - the store could not be read: the same as a failed sync
+                return self._failed(f"cannot read the stored tasks: {exc}")
+            try:
+                if plan != self.plan or not self.in_step:
+                    # A rewrite also restores what was changed from outside since the last one: count it.
+                    drifted = self.plan is not None and bool(await asyncio.to_thread(self.firewall.drift, self.plan))
+                    if drifted:
+                        log.warning("firewall: chain %s was changed from outside; rewriting it", plan.chain)
                     await asyncio.to_thread(self.firewall.apply, plan)
-                    self.repairs += 1
-            self.last_error = None
-        except FirewallError as exc:
-            if exc.message != self.last_error:
-                log.error("firewall: %s", exc.message)
-            self.last_error = exc.message
+                    self.plan = plan
+                    self.repairs += drifted
+                elif verify:
+                    problems = await asyncio.to_thread(self.firewall.drift, plan)
+                    if problems:
+                        log.warning("firewall: %s; restoring it", "; ".join(problems))
+                        await asyncio.to_thread(self.firewall.apply, plan)
+                        self.repairs += 1
+            except FirewallError as exc:
+                return self._failed(exc.message)
+            if self.last_error is not None:
+                log.info("firewall: chain %s in step again", plan.chain)
+            self.in_step, self.last_error, self._failed_in_row = True, None, 0
+            return True
+
+    def _failed(self, message: str) -> bool:
+        self.in_step = False
+        self.sync_failures += 1
+        self._failed_in_row += 1
+        if message != self.last_error:
+            log.error("firewall: %s (retrying)", message)
+        self.last_error = message
+        return False
 
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
         verified_at = loop.time()
         while True:
+            wait_s = firewall.retry_delay_s(self._failed_in_row, self.interval_s) if self._failed_in_row else self.interval_s
             try:
-                await asyncio.wait_for(self._dirty.wait(), timeout=self.interval_s)
+                await asyncio.wait_for(self._dirty.wait(), timeout=wait_s)
             except TimeoutError:
                 pass
             self._dirty.clear()
@@ -207,21 +220,27 @@ class FirewallKeeper:
                 verified_at = loop.time()
             try:
                 await self.sync(verify=verify)
-            except Exception:
+            except Exception:  # not FirewallError (sync counts those): log, and keep following
                 log.exception("firewall: sync failed")
 
-    async def close(self, remove: bool) -> None:
+    def copies_remain(self) -> bool:
+        """Whether the store holds live tasks; when it cannot be read, assume it does (fail closed)."""
+        try:
+            return bool(self._tasks())
+        except Exception:
+            log.exception("firewall: cannot read the stored tasks; keeping the chain")
+            return True
+
+    async def close(self) -> None:
+        """Stop following; remove the chain only when the store holds no live task, else leave it in step."""
         if self._runner is not None:
             self._runner.cancel()
             try:
                 await self._runner
             except asyncio.CancelledError:
                 pass
-        if remove:
+        if not self.copies_remain():
             await asyncio.to_thread(self.firewall.remove)
             log.info("firewall: chain %s removed (no copies left)", self.base.chain)
-        elif self.plan is not None:
-            try:
-                await self.sync()
-            except Exception:
-                log.exception("firewall: final sync failed")
+        elif not await self.sync():
+            log.error("firewall: chain %s left as it is while copies run: %s", self.base.chain, self.last_error)

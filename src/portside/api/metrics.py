@@ -90,11 +90,13 @@ def render_metrics(plane: ControlPlane, scaler: Any = None, firewall: Any = None
         out.append(f"portside_scaling_actions_total{_labels(service=service, direction=direction)} {count}")
     if firewall is not None:  # agent.firewall.FirewallKeeper
         labels = _labels(chain=firewall.base.chain, mode=firewall.base.mode)
-        in_place = int(firewall.plan is not None and firewall.last_error is None)
-        family("portside_firewall_chain_in_place", "gauge", "1 while the server's firewall chain is installed as planned.")
-        out.append(f"portside_firewall_chain_in_place{labels} {in_place}")
-        family("portside_firewall_guarded_addresses", "gauge", "Copy addresses the chain drops strangers' traffic to.")
-        out.append(f"portside_firewall_guarded_addresses{labels} {len(firewall.plan.container_ips) if firewall.plan else 0}")
+        family("portside_firewall_chain_in_place", "gauge",
+               "1 while the chain is in step: the last sync wrote or found the planned rules; 0 while syncs fail.")
+        out.append(f"portside_firewall_chain_in_place{labels} {int(firewall.in_step)}")
+        family("portside_firewall_sync_failures_total", "counter", "Syncs of the chain that failed (each is retried with backoff).")
+        out.append(f"portside_firewall_sync_failures_total{labels} {firewall.sync_failures}")
+        family("portside_firewall_guarded_bridges", "gauge", "Docker bridges whose containers the chain guards as a whole.")
+        out.append(f"portside_firewall_guarded_bridges{labels} {len(firewall.plan.bridges) if firewall.plan else 0}")
         family("portside_firewall_repairs_total", "counter", "Times the chain was found changed from outside and restored.")
         out.append(f"portside_firewall_repairs_total{labels} {firewall.repairs}")
     return "\n".join(out) + "\n"
