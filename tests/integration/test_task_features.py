@@ -50,10 +50,11 @@ VOLUMES: list[str] = []
 
 @pytest.fixture(scope="module")
 def portside(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, busybox_image: str) -> Iterator[PortsideProcess]:
-    # Host-path volumes are refused unless allowed: allow the session's temporary directories.
+    # Host-path volumes and host networking are refused unless allowed: allow the session's
+    # temporary directories, and the host network mode one test runs.
     server = PortsideProcess(
         tmp_path_factory.mktemp("features"), "--task-cleanup-wait", "3600", "--resync-interval", "30",
-        "--allow-host-path", str(tmp_path_factory.getbasetemp()),
+        "--allow-host-path", str(tmp_path_factory.getbasetemp()), "--allow-host-namespaces",
     )
     server.start()
     yield server

@@ -102,11 +102,14 @@ def dangerous(image: str, host_dir: Path) -> dict[str, Any]:
     }
 
 
+TASK_LEVEL = ("networkMode", "pidMode", "ipcMode", "volumes")
+
+
 def one_field(image: str, name: str, **fields: Any) -> dict[str, Any]:
     containers = [
-        box(image, "c", **{k: v for k, v in fields.items() if k not in ("pidMode", "ipcMode", "volumes")})
+        box(image, "c", **{k: v for k, v in fields.items() if k not in TASK_LEVEL})
     ]
-    task = {k: v for k, v in fields.items() if k in ("pidMode", "ipcMode", "volumes")}
+    task = {k: v for k, v in fields.items() if k in TASK_LEVEL}
     return {"family": f"sec-{name}", "containerDefinitions": containers, **task}
 
 
@@ -120,6 +123,7 @@ def refusals(image: str, allowed_dir: Path) -> list[tuple[str, dict[str, Any], s
             "containerDefinitions[0].privileged",
             "--allow-privileged",
         ),
+        ("network-host", one_field(image, "net", networkMode="host"), "networkMode", "--allow-host-namespaces"),
         ("pid-host", one_field(image, "pid", pidMode="host"), "pidMode", "--allow-host-namespaces"),
         ("ipc-host", one_field(image, "ipc", ipcMode="host"), "ipcMode", "--allow-host-namespaces"),
         (

@@ -45,6 +45,7 @@ DANGEROUS = [
         "--allow-privileged",
         Allowances(privileged=True),
     ),
+    (task(networkMode="host"), "networkMode", "--allow-host-namespaces", Allowances(host_namespaces=True)),
     (task(pidMode="host"), "pidMode", "--allow-host-namespaces", Allowances(host_namespaces=True)),
     (task(ipcMode="host"), "ipcMode", "--allow-host-namespaces", Allowances(host_namespaces=True)),
     (

@@ -84,7 +84,7 @@ def main() -> None:
               help="Address or CIDR of a load balancer on another machine that may reach copies (repeatable).")
 @click.option("--allow-privileged", is_flag=True,
               help="Run tasks that ask for privileged or for dockerSecurityOptions other than no-new-privileges.")
-@click.option("--allow-host-namespaces", is_flag=True, help="Run tasks with pidMode or ipcMode host.")
+@click.option("--allow-host-namespaces", is_flag=True, help="Run tasks with networkMode, pidMode or ipcMode host.")
 @click.option("--allow-devices", is_flag=True, help="Run tasks with linuxParameters.devices.")
 @click.option("--allow-capabilities", is_flag=True, help="Run tasks that add Linux capabilities (linuxParameters.capabilities.add).")
 @click.option("--allow-host-path", "allow_host_paths", multiple=True, metavar="PREFIX",

@@ -2,7 +2,7 @@
 
 Theory of operation: a task definition is data anyone with API access can write, but
 some of its fields hand the container the host itself — ``privileged``, the host's
-PID or IPC namespace, host devices, added Linux capabilities, security options that
+network, PID or IPC namespace, host devices, added Linux capabilities, security options that
 lift confinement, and bind mounts of host paths such as ``/`` or
 ``/var/run/docker.sock``. As Nomad's Docker driver refuses privileged containers
 unless its operator allows them, portside refuses such a task when it is about to
@@ -99,6 +99,12 @@ def _needs(
 ) -> Iterator[tuple[str, str, str]]:
     """(field, flag, rule) for every field that needs an allowance it does not have, in document order."""
     if not allowances.host_namespaces:
+        if content.get("networkMode") == "host":
+            yield (
+                "networkMode",
+                FLAG_HOST_NAMESPACES,
+                "the host's network namespace gives the task the host's loopback services, this server's API among them",
+            )
         for key in ("pidMode", "ipcMode"):
             if content.get(key) == "host":
                 yield (
