@@ -203,6 +203,18 @@ def test_auth_always_without_credentials_refuses_to_start(tmp_path: Path) -> Non
     assert "Traceback" not in result.stderr
 
 
+def test_an_api_host_with_a_port_refuses_to_start(tmp_path: Path) -> None:
+    """Ports in Host are not compared, so a name with one would never match: refused, not ignored."""
+    result = subprocess.run(
+        [sys.executable, "-m", "portside.cli.main", "server", "--api", f"127.0.0.1:{free_port()}",
+         "--state-dir", str(tmp_path), "--api-host", "portside.example.com:443"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "--api-host must be a host name or IP address" in result.stderr and "'portside.example.com:443'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # -- a listener: no target or listener may point back into portside
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portside.core.api_boundary import ApiIdentity, host_name, host_problem, origin_problem
+from portside.core.api_boundary import ApiIdentity, check_api_host, host_name, host_problem, origin_problem
 
 LOOPBACK = ApiIdentity("http", "127.0.0.1")
 EVERYWHERE = ApiIdentity("http", "0.0.0.0", ("api.example.com",))
@@ -82,3 +82,16 @@ def test_origin_problem(identity: ApiIdentity, origin: str | None, host: str, al
     assert (problem is None) == allowed
     if problem is not None:
         assert f"Origin '{origin}'" in problem
+
+
+@pytest.mark.parametrize(
+    ("name", "normalised"),
+    [("Portside.Example.com", "portside.example.com"), ("10.0.0.5", "10.0.0.5"), ("[::1]", "::1"), ("::1", "::1"),
+     ("portside.example.com:443", None), ("", None), ("*.example.com", None), ("a b", None), ("http://x", None)],
+)
+def test_check_api_host(name: str, normalised: str | None) -> None:
+    if normalised is None:
+        with pytest.raises(ValueError, match="--api-host must be a host name or IP address"):
+            check_api_host(name)
+    else:
+        assert check_api_host(name) == normalised

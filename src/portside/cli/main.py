@@ -98,6 +98,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
            log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
+    from portside.core.api_boundary import check_api_host
     from portside.core.firewall import parse_sources
     from portside.errors import PortsideError
     from portside.server import run as run_server
@@ -105,6 +106,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         api_host, api_port = cfg.parse_host_port(api, "--api")
+        api_hosts = tuple(check_api_host(name) for name in api_hosts)
         if dynamic_port_range:
             choose_range(dynamic_port_range, None)
         sources = parse_sources(lb_sources)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["LOOPBACK_NAMES", "ApiIdentity", "host_name", "host_problem", "origin_problem"]
+__all__ = ["LOOPBACK_NAMES", "ApiIdentity", "check_api_host", "host_name", "host_problem", "origin_problem"]
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _WILDCARDS = ("0.0.0.0", "::", "")
@@ -80,6 +80,20 @@ def host_name(host_header: str) -> str | None:
     return _normalise(name)
 
 
+def check_api_host(name: str) -> str:
+    """A ``--api-host`` value, normalised; ValueError naming the flag unless it is a bare host name or IP.
+
+    A port would never match (ports are not compared), so it is refused rather than ignored.
+    """
+    bare = name.strip()
+    inner = bare[1:-1] if bare.startswith("[") and bare.endswith("]") else bare
+    if _is_ip(inner):
+        return _normalise(inner)
+    if not inner or ":" in inner or host_name(inner) is None or any(ch in inner for ch in "*?"):
+        raise ValueError(f"--api-host must be a host name or IP address without a port or wildcard, got {name!r}")
+    return _normalise(inner)
+
+
 def host_problem(identity: ApiIdentity, host_header: str | None, local_address: str) -> str | None:
     """Why this Host header does not name the API, or None when it does."""
     if host_header is None:
@@ -113,6 +127,14 @@ def _normalise(name: str) -> str:
         return str(ipaddress.ip_address(name))
     except ValueError:
         return name
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_loopback(address: str) -> bool:
