@@ -6,6 +6,7 @@ import http.server
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_two_sni_names_on_one_https_listener(tmp_path: Path, backend: int) -> No
         for name in ("a.example.test", "b.example.test"):
             cert, key = _self_signed(tmp_path, name)
             result = subprocess.run(
-                ["portside", "cert", "import", name, str(cert), str(key), "--endpoint", server.endpoint],
+                [sys.executable, "-m", "portside.cli.main", "cert", "import", name, str(cert), str(key), "--endpoint", server.endpoint],
                 capture_output=True, text=True, timeout=60,
             )
             assert result.returncode == 0, result.stderr
