@@ -22,6 +22,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from botocore.auth import SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.support.server import PortsideProcess, free_port
@@ -188,8 +191,24 @@ def test_auth_always_accepts_only_known_keys_on_loopback(tmp_path: Path, docker_
         with pytest.raises(ClientError) as mismatch:
             wrong.list_clusters()
         assert mismatch.value.response["Error"]["Code"] == "InvalidSignatureException"
+        # The pre-signed form: the signature in the query string, a value that needs encoding in it.
+        presigned = _presigned_url(process.endpoint, "AKIDKNOWN", "known/secret")
+        accepted = send(presigned, b"", {"Content-Type": FORM_CONTENT_TYPE}, path=presigned[len(process.endpoint):])
+        assert (accepted.status, _error(accepted.body)[0]) == (400, "TargetGroupNotFound")  # past the signature
+        assert "'[a b]'" in _error(accepted.body)[1]
+        forged = presigned.replace("Names.member.1=a%20b", "Names.member.1=c")
+        reply = send(forged, b"", {"Content-Type": FORM_CONTENT_TYPE}, path=forged[len(process.endpoint):])
+        assert (reply.status, _error(reply.body)[0]) == (403, "SignatureDoesNotMatch")
     finally:
         process.stop()
+
+
+def _presigned_url(endpoint: str, key: str, secret: str) -> str:
+    request = AWSRequest(method="POST", url=endpoint + "/", params={
+        "Action": "DescribeTargetGroups", "Version": "2015-12-01", "Names.member.1": "a b",
+    })
+    SigV4QueryAuth(Credentials(key, secret), "elasticloadbalancing", "us-east-1", expires=60).add_auth(request)
+    return str(request.prepare().url)
 
 
 def test_auth_always_without_credentials_refuses_to_start(tmp_path: Path) -> None:
