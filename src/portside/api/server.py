@@ -286,8 +286,8 @@ def _check_json_value(value: Any) -> None:
     hold; they are refused here, naming the member, before any operation sees them. Walks
     without recursion; a member's path is only spelled out for the error.
     """
-    Path = tuple[Any, str | int] | None  # (parent path, member name or index)
-    stack: list[tuple[Any, int, Path]] = [(value, 1, None)]
+    # (value, depth, path): a path is None at the top, else (parent path, member name or index)
+    stack: list[tuple[Any, int, Any]] = [(value, 1, None)]
     while stack:
         item, depth, path = stack.pop()
         if isinstance(item, str):
