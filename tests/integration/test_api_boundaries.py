@@ -27,6 +27,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from tests.integration.conftest import remove_server_containers
 from tests.support.server import PortsideProcess, free_port
 from tests.support.signing import (
     AUTOSCALING_TARGET,
@@ -52,8 +53,11 @@ EVIL_FORM = urlencode(
 def server(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[PortsideProcess]:
     process = PortsideProcess(tmp_path_factory.mktemp("boundary"), "--api-host", API_NAME)
     process.start()
-    yield process
-    process.stop()
+    try:
+        yield process
+    finally:
+        process.stop()
+        remove_server_containers(docker_client, process)  # none is started here; a failure must not leave one either
 
 
 def _error(reply_body: str) -> tuple[str, str]:

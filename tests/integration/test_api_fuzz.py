@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portside.api import autoscaling, ecs, elbv2
+from tests.integration.conftest import remove_server_containers
 from tests.support.server import PortsideProcess
 from tests.support.signing import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, signed_post
 
@@ -119,8 +120,11 @@ def _request(service: str, prefix: str | None, operation: OperationModel, params
 def server(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[PortsideProcess]:
     process = PortsideProcess(tmp_path_factory.mktemp("fuzz"))
     process.start()
-    yield process
-    process.stop()
+    try:
+        yield process
+    finally:
+        process.stop()
+        remove_server_containers(docker_client, process)  # should the input ever have started one
 
 
 @pytest.mark.parametrize(("service", "prefix", "name"), CASES, ids=[f"{s}.{n}" for s, _, n in CASES])
