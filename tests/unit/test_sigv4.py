@@ -440,19 +440,6 @@ def test_unknown_protocol_is_a_programming_error() -> None:
         check(signed("json"), "rest-json")
 
 
-# ----------------------------------------------------------------------------- credential_scope
-
-
-def test_credential_scope() -> None:
-    auth = header(signed("json", region="ap-south-1")[3], "Authorization")
-    assert sigv4.credential_scope(auth) == (KEY, "ap-south-1", "ecs")
-    assert sigv4.credential_scope(None) is None
-    assert sigv4.credential_scope("") is None
-    assert sigv4.credential_scope("Bearer xyz") is None
-    assert sigv4.credential_scope("AWS4-HMAC-SHA256 Credential=a/b/c") is None
-    assert sigv4.credential_scope("AWS4-HMAC-SHA256 SignedHeaders=host") is None
-
-
 # ----------------------------------------------------------------------------- load_credentials
 
 

@@ -30,7 +30,14 @@ What must match botocore exactly (``botocore/auth.py::SigV4Auth.canonical_reques
 
 Both the ``Authorization`` header form and the pre-signed query-string form
 (``X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=...&X-Amz-Signature=...``, botocore
-``SigV4QueryAuth``) are accepted.
+``SigV4QueryAuth``) are accepted. ``Host`` must be a signed header, and so must ``X-Amz-Target``
+when the request carries one (it names the operation).
+
+With ``accept_unknown_keys`` (portside's default for loopback peers), an access key that is not
+in the credentials passes without its signature value being compared (we have no secret to
+compare with); everything else is still checked: the form, the clock, the scope and its
+service, the signed headers and a signed body hash. What keeps web pages out on loopback is the
+API's Host and Origin checks (``core/api_boundary.py``), not this mode.
 
 Errors
 ------
@@ -75,7 +82,6 @@ __all__ = [
     "ALGORITHM",
     "MAX_CLOCK_SKEW",
     "MAX_PRESIGNED_EXPIRES_S",
-    "credential_scope",
     "load_credentials",
     "verify",
 ]
@@ -266,23 +272,6 @@ def _parse_authorization(header: str) -> tuple[str, dict[str, str], list[str]]:
             continue
         params[name] = value
     return algorithm, params, problems
-
-
-def credential_scope(authorization_header: str | None) -> tuple[str, str, str] | None:
-    """Return ``(access_key, region, service)`` from a SigV4 Authorization header.
-
-    Nothing is verified: this is for keying state by region on loopback, where signatures
-    are not checked. Returns None when the header is absent or not a well-formed SigV4 header.
-    """
-    if not authorization_header:
-        return None
-    algorithm, params, _ = _parse_authorization(authorization_header)
-    if algorithm != ALGORITHM or "Credential" not in params:
-        return None
-    parts = params["Credential"].split("/")
-    if len(parts) != 5 or not all(parts[:4]) or parts[4] != _SCOPE_TERMINATOR:
-        return None
-    return parts[0], parts[2], parts[3]
 
 
 def _header_map(headers: HeadersLike) -> dict[str, list[str]]:
