@@ -385,3 +385,16 @@ def test_state_directory_and_database_are_private_whatever_the_umask(tmp_path: P
 
 def _environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+
+def test_an_existing_state_directory_others_can_read_is_tightened(tmp_path: Path, docker_client: Any) -> None:
+    state = tmp_path / "existing"
+    state.mkdir()
+    state.chmod(0o755)
+    process = PortsideProcess(state)
+    try:
+        process.start()
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        assert f"state directory {state} had mode 755; setting it to 700" in process.log()
+    finally:
+        process.stop()
