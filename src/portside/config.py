@@ -49,6 +49,12 @@ class ServerConfig:
     dynamic_port_range: str | None = None
     publish_ip: str = DEFAULT_PUBLISH_IP
     credentials_file: Path | None = None
+    # "loopback": callers on loopback may sign with any key; "always": only keys in credentials_file.
+    auth_mode: str = "loopback"
+    # Names (besides the listen address) a request's Host header may give for the API (DNS rebinding).
+    api_hosts: tuple[str, ...] = ()
+    # (certificate PEM, private key PEM): serve the API over HTTPS.
+    api_tls: tuple[Path, Path] | None = None
     reserved_memory_mib: int = DEFAULT_RESERVED_MEMORY_MIB
     reserved_ports_tcp: tuple[int, ...] = (22, 2375, 2376, 51678, 51679)
     reserved_ports_udp: tuple[int, ...] = ()

@@ -13,7 +13,7 @@ with ``from exc``; they never escape into the API.
     ├── ConflictError              409  name/port/token already in use
     ├── UnknownOperation           400  X-Amz-Target names no action we serve
     ├── SerializationError         400  body is not JSON of the right shape
-    ├── AuthError                  403  signature missing or wrong
+    ├── AuthError                  403  signature missing or wrong; Host or Origin not the API's (AccessDenied)
     ├── DriverError                     the container runtime failed (retryable or not)
     │   ├── NoSuchObject                the runtime has no such container, image or network
     │   ├── NameConflict                a container with that name exists already

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+import ssl
 from pathlib import Path
 
 import portside.proxy
@@ -77,6 +78,9 @@ class Server:
                 f"--api {config.api_host}:{config.api_port} is reachable from other hosts: "
                 "give --credentials FILE so requests from them must be signed"
             )
+        elif config.auth_mode == "always":
+            raise PortsideError("--auth always accepts only keys in --credentials: give --credentials FILE")
+        tls = _api_tls_context(config.api_tls) if config.api_tls is not None else None
         self._raise_open_file_limit()
         port_range, warning = choose_range(config.dynamic_port_range, host.read_kernel_port_range())
         if warning:
@@ -86,6 +90,7 @@ class Server:
             log.info("proxy hot path: compiled by mypyc")
         else:
             log.info("proxy hot path: pure Python (%s)", portside.proxy.FALLBACK_REASON)
+        prepare_state_dir(Path(config.state_dir))
         self.store = Store(Path(config.state_dir) / "portside.db")
         self.driver = DockerDriver(host.owner_id(config.state_dir), config.docker_url)
         if userland_proxy_enabled():
@@ -101,7 +106,10 @@ class Server:
         cluster = config.extra.get("cluster", "default")
         instance_id = arns.stable_hex_id("container-instance", host.read_machine_id(), config.region, cluster)
         instance_arn = arns.container_instance_arn(config.region, config.account_id, cluster, instance_id)
-        self.plane = ControlPlane(config, self.store, agent, instance_arn, own_ports={config.api_port})
+        self.plane = ControlPlane(
+            config, self.store, agent, instance_arn, own_ports={config.api_port},
+            api_address=(config.api_host, config.api_port),
+        )
         register_local_instance(self.plane, self.driver.engine_version, host.cpu_units(), host.memory_mib())
         self.doctor = HostDoctor(self.plane, self.driver, self.firewall)
         self.plane.preflight = self.doctor.service_changed
@@ -117,9 +125,12 @@ class Server:
         self.services.start()
         self.scaler = Scaler(self.plane, config.scaling_period_s)
         self.scaler.start()
-        self.api = ApiServer(self.plane, credentials, metrics=lambda: render_metrics(self.plane, self.scaler, self.firewall))
+        self.api = ApiServer(
+            self.plane, credentials, metrics=lambda: render_metrics(self.plane, self.scaler, self.firewall),
+            auth=config.auth_mode, api_hosts=config.api_hosts, tls=tls,
+        )
         await self.api.start(config.api_host, config.api_port)
-        log.info("portside API listening on http://%s:%d", config.api_host, config.api_port)
+        log.info("portside API listening on %s://%s:%d", "https" if tls else "http", config.api_host, config.api_port)
         # What start-up built (modules, AWS service models, ~70k objects) lives as long as the process:
         # move it out of the collector's reach, or every full collection walks it (18 ms here).
         gc.freeze()
@@ -175,6 +186,33 @@ class Server:
             await self.firewall.close()
         except FirewallError as exc:
             log.error("firewall: %s", exc.message)
+
+
+STATE_DIR_MODE = 0o700
+
+
+def prepare_state_dir(path: Path) -> None:
+    """The state directory, owner-only whatever the umask: it holds the database and private keys.
+
+    An existing directory others can read is tightened (and said so), not trusted as it is.
+    """
+    path.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777
+    if mode != STATE_DIR_MODE:
+        log.warning("state directory %s had mode %o; setting it to %o", path, mode, STATE_DIR_MODE)
+        path.chmod(STATE_DIR_MODE)
+
+
+def _api_tls_context(files: tuple[Path, Path]) -> ssl.SSLContext:
+    """The API's server-side TLS context; PortsideError naming --api-tls when the pair does not load."""
+    cert, key = files
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise PortsideError(f"--api-tls {cert} {key}: cannot load the certificate and key: {exc}") from exc
+    return context
 
 
 def run(config: ServerConfig) -> None:

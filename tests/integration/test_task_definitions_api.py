@@ -6,11 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import urllib.error
-import urllib.request
-
 import pytest
 
+from tests.support.signing import ECS_TARGET, JSON_CONTENT_TYPE, signed_post
 from tests.unit.test_taskdef import EXACT, NAMED
 
 pytestmark = pytest.mark.docker
@@ -20,17 +18,10 @@ NORMALISED = {"cpu", "memory"}  # task-level sizes are normalised to units / MiB
 
 
 def raw_call(endpoint: str, action: str, body: Any) -> tuple[int, dict[str, Any]]:
-    """POST any JSON to the ECS endpoint, as a raw HTTP client could; returns (status, parsed body)."""
-    request = urllib.request.Request(
-        endpoint + "/",
-        data=json.dumps(body).encode(),
-        headers={"X-Amz-Target": f"AmazonEC2ContainerServiceV20141113.{action}", "Content-Type": "application/x-amz-json-1.1"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    """POST any JSON to the ECS endpoint, signed, as a raw HTTP client could; returns (status, parsed body)."""
+    headers = {"X-Amz-Target": f"{ECS_TARGET}{action}", "Content-Type": JSON_CONTENT_TYPE}
+    reply = signed_post(endpoint, json.dumps(body).encode(), headers)
+    return reply.status, json.loads(reply.body)
 
 
 def _stored_families(ecs: Any) -> list[str]:

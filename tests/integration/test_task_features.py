@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import http.client
 import ipaddress
 import json
 import os
@@ -36,6 +35,7 @@ from botocore.exceptions import ClientError
 from tests.integration.conftest import remove_server_containers
 from tests.integration.test_tasks import describe, get, host_port, web_definition
 from tests.support.server import PortsideProcess, free_port
+from tests.support.signing import signed_post
 
 pytestmark = pytest.mark.docker
 
@@ -681,16 +681,11 @@ ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 
 
 def _post(server: PortsideProcess, body: bytes, target: str | None) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        headers = {"Content-Type": "application/x-amz-json-1.1"}
-        if target is not None:
-            headers["X-Amz-Target"] = target
-        connection.request("POST", "/", body=body, headers=headers)
-        reply = connection.getresponse()
-        return reply.status, reply.read().decode("utf-8", "replace")
-    finally:
-        connection.close()
+    headers = {"Content-Type": "application/x-amz-json-1.1"}
+    if target is not None:
+        headers["X-Amz-Target"] = target
+    reply = signed_post(server.endpoint, body, headers)
+    return reply.status, reply.body
 
 
 @pytest.mark.parametrize(

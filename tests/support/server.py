@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -41,20 +42,28 @@ class PortsideProcess:
     """``portside server`` on a free loopback port with its own state dir; restartable, killable."""
 
     def __init__(
-        self, state_dir: Path, *extra_args: str, env: dict[str, str] | None = None,
-        preexec_fn: Callable[[], None] | None = None,
+        self, state_dir: Path, *extra_args: str, env: dict[str, str] | None = None, ca_file: Path | None = None,
+        umask: int = -1, preexec_fn: Callable[[], None] | None = None,
     ) -> None:
+        """``ca_file``: the server runs with --api-tls (in extra_args) and clients trust this CA.
+        ``umask``: the server process's umask (-1: inherit this one).
+        ``preexec_fn``: runs in the child before exec (e.g. to lower a resource limit)."""
         self.state_dir = state_dir
         self.port = free_port()
         self.extra_args = list(extra_args)
         self.env = env or {}
-        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. to lower a resource limit)
+        self.ca_file = ca_file
+        self.umask = umask
+        self.preexec_fn = preexec_fn
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = state_dir / "server.log"
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.port}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
 
     def start(self, env: dict[str, str] | None = None, wait: bool = True) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +76,8 @@ class PortsideProcess:
         full_env = {**os.environ, **self.env, **(env or {})}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(  # preexec_fn: tests set only a resource limit, no locks taken
-                args, stdout=log, stderr=subprocess.STDOUT, env=full_env, preexec_fn=self.preexec_fn  # noqa: PLW1509
+                args, stdout=log, stderr=subprocess.STDOUT, env=full_env, umask=self.umask,
+                preexec_fn=self.preexec_fn,  # noqa: PLW1509
             )
         if wait:
             self.wait_ready()
@@ -79,7 +89,7 @@ class PortsideProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"portside server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.endpoint + "/healthz", timeout=1):
+                with urllib.request.urlopen(self.endpoint + "/healthz", timeout=1, context=self.ssl_context()):
                     return
             except OSError:
                 time.sleep(0.1)
@@ -109,12 +119,12 @@ class PortsideProcess:
             return ""
 
     def client(self, service: str = "ecs", region: str = "us-east-1", config: Config | None = None, **kwargs: Any) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=region,
-            aws_access_key_id="AKIDTEST",
-            aws_secret_access_key="secret",
-            config=config or Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=120),
-            **kwargs,
-        )
+        """A boto3 client for this server; any key works on loopback (``kwargs`` override the test key)."""
+        options: dict[str, Any] = {
+            "aws_access_key_id": "AKIDTEST",
+            "aws_secret_access_key": "secret",
+            "config": config or Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=120),
+        }
+        if self.ca_file:
+            options["verify"] = str(self.ca_file)
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=region, **(options | kwargs))

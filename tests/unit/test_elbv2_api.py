@@ -18,7 +18,6 @@ import socket
 import stat
 import subprocess
 import threading
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from portside.control.plane import ControlPlane
 from portside.control.store import Store
 from portside.core.lb.model import LbConfig, Listener
 from portside.core.lb.runtime import HealthView, ListenerBindError
+from tests.support.signing import signed_post
 
 REGION = "us-east-1"
 SRC = Path(__file__).resolve().parents[2] / "src" / "portside"
@@ -240,12 +240,8 @@ def make_cert(tmp_path: Path, name: str = "site") -> tuple[Path, Path]:
 
 
 def post(env: Env, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-    request = urllib.request.Request(env.endpoint + "/", data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    reply = signed_post(env.endpoint, body, headers)
+    return reply.status, reply.body
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}

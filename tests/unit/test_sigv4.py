@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -118,12 +118,12 @@ def header(headers: list[tuple[str, str]], name: str) -> str:
     return next(v for n, v in headers if n.lower() == name.lower())
 
 
-def check(wire: Wire, protocol: str, when: datetime | None = None, **kw: str) -> tuple[str, str]:
+def check(wire: Wire, protocol: str, when: datetime | None = None, **kw: Any) -> tuple[str, str]:
     method, path, query, headers, body = wire
     return sigv4.verify(method, path, query, headers, body, CREDS, when or now(), protocol, **kw)
 
 
-def rejected(wire: Wire, protocol: str, when: datetime | None = None, **kw: str) -> AuthError:
+def rejected(wire: Wire, protocol: str, when: datetime | None = None, **kw: Any) -> AuthError:
     with pytest.raises(AuthError) as info:
         check(wire, protocol, when, **kw)
     return info.value
@@ -440,19 +440,6 @@ def test_unknown_protocol_is_a_programming_error() -> None:
         check(signed("json"), "rest-json")
 
 
-# ----------------------------------------------------------------------------- credential_scope
-
-
-def test_credential_scope() -> None:
-    auth = header(signed("json", region="ap-south-1")[3], "Authorization")
-    assert sigv4.credential_scope(auth) == (KEY, "ap-south-1", "ecs")
-    assert sigv4.credential_scope(None) is None
-    assert sigv4.credential_scope("") is None
-    assert sigv4.credential_scope("Bearer xyz") is None
-    assert sigv4.credential_scope("AWS4-HMAC-SHA256 Credential=a/b/c") is None
-    assert sigv4.credential_scope("AWS4-HMAC-SHA256 SignedHeaders=host") is None
-
-
 # ----------------------------------------------------------------------------- load_credentials
 
 
@@ -618,3 +605,49 @@ def test_real_boto3_sees_aws_errors(server: tuple[str, list]) -> None:  # type: 
         client("elbv2", base, secret="wrong").describe_target_groups()
     assert info.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+# ----------------------------------------------------------------------------- any key (loopback) and X-Amz-Target
+
+
+@pytest.mark.parametrize("protocol", ["json", "query"])
+def test_unknown_key_is_accepted_only_when_asked(protocol: str) -> None:
+    wire = signed(protocol, key="AKIDANYONE", secret="whatever")
+    assert rejected(wire, protocol).code == CODES[protocol]["unknown"]
+    assert check(wire, protocol, accept_unknown_keys=True) == ("AKIDANYONE", "us-west-2")
+
+
+@pytest.mark.parametrize("protocol", ["json", "query"])
+def test_any_key_still_needs_a_well_formed_signature(protocol: str) -> None:
+    """Accepting any key checks everything but the signature value: the form, the clock, the scope."""
+    method, path, query, headers, body = signed(protocol, key="AKIDANYONE", secret="whatever")
+    mangled = header(headers, "Authorization").replace("Signature=", "Signature=zz")
+    wire = (method, path, query, replace_header(headers, "Authorization", mangled), body)
+    err = rejected(wire, protocol, accept_unknown_keys=True)
+    assert err.code == CODES[protocol]["bad"]
+    stale = rejected(signed(protocol, key="AKIDANYONE"), protocol, now() + timedelta(minutes=20), accept_unknown_keys=True)
+    assert stale.code == CODES[protocol]["bad"] and "Signature expired" in stale.message
+    unsigned = (method, path, query, replace_header(headers, "Authorization", None), body)
+    assert rejected(unsigned, protocol, accept_unknown_keys=True).code == CODES[protocol]["missing"]
+
+
+def test_any_key_still_checks_the_service_scope() -> None:
+    wire = signed("json", key="AKIDANYONE")  # signed for ecs
+    err = rejected(wire, "json", accept_unknown_keys=True, expected_service="elasticloadbalancing")
+    assert err.code == "InvalidSignatureException"
+    assert "scoped to correct service: 'elasticloadbalancing'" in err.message
+
+
+def test_x_amz_target_must_be_signed() -> None:
+    """A signature that does not cover X-Amz-Target could be replayed against any other operation."""
+    req = AWSRequest(method="POST", url="http://127.0.0.1:8080/", data=b"{}",
+                     headers={"Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(Credentials(KEY, SECRET), "ecs", "us-west-2").add_auth(req)
+    method, path, query, headers, body = to_wire(req)
+    assert "x-amz-target" not in header(headers, "Authorization")
+    assert check((method, path, query, headers, body), "json") == (KEY, "us-west-2")  # no target: nothing to sign
+    with_target = [*headers, ("X-Amz-Target", "AmazonEC2ContainerServiceV20141113.DeleteCluster")]
+    for accept in (False, True):
+        err = rejected((method, path, query, with_target, body), "json", accept_unknown_keys=accept)
+        assert err.code == "InvalidSignatureException"
+        assert err.message == "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."

@@ -11,8 +11,19 @@ answered as a plain ServerException / InternalFailure with a request id — neve
 traceback. A query request with no ``Action`` answers 400 ``MissingAction``, an
 ``Action`` portside does not serve 400 ``InvalidAction``.
 
-Signatures are checked only for peers outside loopback (spec: a task definition
-can ask for ``privileged`` and host volumes, so an open API is root on the host).
+Trust boundary (a task definition can ask for ``privileged`` and host volumes, so whoever
+drives the API is root on the host). Before any operation runs, in this order:
+
+1. the ``Host`` header must name the API and an ``Origin`` header, when present, must be the
+   API's own origin (``core/api_boundary.py``: DNS rebinding and cross-site browser requests),
+   else 403 ``AccessDeniedException`` (JSON) / ``AccessDenied`` (query);
+2. every request must carry a SigV4 signature (header or pre-signed query), scoped to the
+   signing service of the API it calls (``ecs``, ``elasticloadbalancing`` for ELBv2 and
+   ``Portside.*``, ``application-autoscaling``), with ``X-Amz-Target`` signed when present.
+   Peers on loopback may use any access key (only the form is checked) unless the server runs
+   with ``--auth always``; everyone else needs a key from ``--credentials``. Refusals are 403.
+
+``/healthz``, ``/metrics`` and ``GET /`` are read-only and stay open.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +43,7 @@ from aiohttp import web
 from portside.api import autoscaling, ecs, elbv2, shapes, sigv4
 from portside.config import is_loopback
 from portside.control.plane import ControlPlane
+from portside.core.api_boundary import ApiIdentity, host_problem, origin_problem
 from portside.errors import AuthError, PortsideError, SerializationError, UnknownOperation
 
 log = logging.getLogger("portside.api")
@@ -40,15 +53,37 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 # Far deeper than any ECS or ELBv2 shape; keeps recursive code behind the edge (validation,
 # storing unknown members as submitted) well inside Python's recursion limit.
 MAX_JSON_DEPTH = 100
+#: ``--auth`` modes: any access key on loopback (the default), or only keys in --credentials.
+AUTH_MODES = ("loopback", "always")
+#: The SigV4 signing service each API's requests must be scoped to.
+SIGNING_SERVICES = {
+    ecs.TARGET_PREFIX: "ecs",
+    autoscaling.TARGET_PREFIX: "application-autoscaling",
+    elbv2.PORTSIDE_TARGET_PREFIX: "elasticloadbalancing",
+}
+QUERY_SIGNING_SERVICE = "elasticloadbalancing"
 
 
 class ApiServer:
     def __init__(
-        self, plane: ControlPlane, credentials: dict[str, str] | None, metrics: Callable[[], str] | None = None
+        self,
+        plane: ControlPlane,
+        credentials: dict[str, str] | None,
+        metrics: Callable[[], str] | None = None,
+        *,
+        auth: str = "loopback",
+        api_hosts: tuple[str, ...] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        if auth not in AUTH_MODES:
+            raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}, got {auth!r}")
         self.plane = plane
         self.credentials = credentials or {}
         self.metrics = metrics
+        self.auth = auth
+        self.api_hosts = api_hosts
+        self.tls = tls
+        self.identity = ApiIdentity("https" if tls else "http", "", api_hosts)
         self.app = web.Application(client_max_size=MAX_BODY_BYTES)
         self.app.router.add_post("/", self.handle)
         self.app.router.add_get("/", self.hello)
@@ -59,8 +94,9 @@ class ApiServer:
     async def start(self, host: str, port: int) -> None:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=self.tls)
         await site.start()
+        self.identity = ApiIdentity("https" if self.tls else "http", host, self.api_hosts)
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -79,21 +115,22 @@ class ApiServer:
         target = request.headers.get("X-Amz-Target", "")
         query = not target and _is_form(request)
         render = _query_error_response if query else _error_response
+        protocol = "query" if query else "json"
         try:
+            self._check_boundary(request, protocol)
             body = await request.read()
             if query:
-                region = self._authorize(request, body, "query")
+                region = self._authorize(request, body, protocol, QUERY_SIGNING_SERVICE)
                 return self._query_call(request, region, body, request_id)
-            if target.startswith(ecs.TARGET_PREFIX):
-                region = self._authorize(request, body, "json")
-                return self._json_call(ecs.SERVICE, ecs.OPERATIONS, target[len(ecs.TARGET_PREFIX) :], region, body, request_id)
-            if target.startswith(autoscaling.TARGET_PREFIX):
-                region = self._authorize(request, body, "json")
-                action = target[len(autoscaling.TARGET_PREFIX) :]
+            prefix = next((p for p in SIGNING_SERVICES if target.startswith(p)), None)
+            region = self._authorize(request, body, protocol, SIGNING_SERVICES.get(prefix or ""))
+            if prefix == ecs.TARGET_PREFIX:
+                return self._json_call(ecs.SERVICE, ecs.OPERATIONS, target[len(prefix) :], region, body, request_id)
+            if prefix == autoscaling.TARGET_PREFIX:
+                action = target[len(prefix) :]
                 return self._json_call(autoscaling.SERVICE, autoscaling.OPERATIONS, action, region, body, request_id)
-            if target.startswith(elbv2.PORTSIDE_TARGET_PREFIX):
-                region = self._authorize(request, body, "json")
-                return await self._portside_call(target[len(elbv2.PORTSIDE_TARGET_PREFIX) :], region, body, request_id)
+            if prefix == elbv2.PORTSIDE_TARGET_PREFIX:
+                return await self._portside_call(target[len(prefix) :], region, body, request_id)
             if target:
                 raise UnknownOperation(f"Unknown operation {target}")
             raise UnknownOperation("Request has no X-Amz-Target header naming an operation")
@@ -107,23 +144,34 @@ class ApiServer:
             log.exception("request %s failed", request_id)
             return render(PortsideError(f"Internal error (request id {request_id})."), request_id)
 
-    def _authorize(self, request: web.Request, body: bytes, protocol: str) -> str:
-        """The request's region; for a non-loopback peer, only after its signature checks out."""
-        peer = request.remote or ""
-        header = request.headers.get("Authorization")
-        if not is_loopback(peer):
-            now = datetime.now(UTC)
-            try:
-                _key, region = sigv4.verify(
-                    request.method, request.raw_path.split("?", 1)[0], request.query_string,
-                    list(request.headers.items()), body, self.credentials, now, protocol,
-                )
-            except AuthError as exc:
-                exc.status_hint = 403  # every refused signature is a 403 here, whatever the code
-                raise
-            return region
-        scope = sigv4.credential_scope(header)
-        return scope[1] if scope else self.plane.config.region
+    def _check_boundary(self, request: web.Request, protocol: str) -> None:
+        """403 unless Host names this API and Origin, if any, is its own (core/api_boundary.py)."""
+        sockname = request.get_extra_info("sockname")
+        local_address = str(sockname[0]) if isinstance(sockname, tuple) and sockname else ""
+        host = request.headers.get("Host")
+        problem = host_problem(self.identity, host, local_address) or origin_problem(
+            self.identity, request.headers.get("Origin"), host
+        )
+        if problem is not None:
+            raise AuthError(problem, "AccessDenied" if protocol == "query" else "AccessDeniedException")
+
+    def _authorize(self, request: web.Request, body: bytes, protocol: str, service: str | None) -> str:
+        """The request's region, once its SigV4 signature checks out (any key on loopback unless --auth always).
+
+        ``service``: the signing service the credential scope must name (None: any, for a
+        target no API serves, which then answers UnknownOperation).
+        """
+        any_key = self.auth == "loopback" and is_loopback(request.remote or "")
+        try:
+            _key, region = sigv4.verify(
+                request.method, request.raw_path.split("?", 1)[0], request.query_string,
+                list(request.headers.items()), body, self.credentials, datetime.now(UTC), protocol,
+                expected_service=service, accept_unknown_keys=any_key,
+            )
+        except AuthError as exc:
+            exc.status_hint = 403  # every refused signature is a 403 here, whatever the code
+            raise
+        return region
 
     def _json_call(
         self, service: str, operations: dict[str, Any], action: str, region: str, body: bytes, request_id: str
@@ -138,8 +186,7 @@ class ApiServer:
             raise SerializationError(f"Request body is not valid JSON: {exc}") from exc
         if not isinstance(params, dict):
             raise SerializationError("Request body must be a JSON object")
-        if _nesting_depth(params) > MAX_JSON_DEPTH:
-            raise SerializationError(f"Request body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep")
+        _check_json_value(params)
         shapes.validate_input(model, params)
         result = operation(self.plane, region, params)
         return web.Response(
@@ -155,8 +202,11 @@ class ApiServer:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise QueryError("MalformedQueryString", f"The request body is not UTF-8: {exc}") from exc
-        form: dict[str, str] = dict(request.query)
-        form.update(parse_qsl(text, keep_blank_values=True))
+        try:  # strict: a percent-encoded byte sequence that is not UTF-8 is refused, never replaced
+            form = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True, errors="strict"))
+            form.update(parse_qsl(text, keep_blank_values=True, errors="strict"))
+        except UnicodeDecodeError as exc:
+            raise QueryError("MalformedQueryString", f"A percent-encoded value is not UTF-8: {exc}") from exc
         action = form.get("Action")
         if not action:
             raise QueryError("MissingAction", "The request must contain the parameter Action.")
@@ -193,8 +243,7 @@ class ApiServer:
             raise SerializationError(f"Request body is not valid JSON: {exc}") from exc
         if not isinstance(params, dict):
             raise SerializationError("Request body must be a JSON object")
-        if _nesting_depth(params) > MAX_JSON_DEPTH:
-            raise SerializationError(f"Request body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep")
+        _check_json_value(params)
         result = operation(self.plane, region, params)
         if inspect.isawaitable(result):
             result = await result
@@ -229,20 +278,51 @@ def _query_error_response(exc: PortsideError, request_id: str) -> web.Response:
     return web.Response(status=status, body=body, content_type="text/xml", headers={"x-amzn-RequestId": request_id})
 
 
-def _nesting_depth(value: Any) -> int:
-    """How deeply objects and arrays nest in a decoded JSON value (a scalar is 0), without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
+def _check_json_value(value: Any) -> None:
+    """SerializationError unless a decoded JSON body nests at most MAX_JSON_DEPTH levels and every
+    string (member names included) is valid Unicode.
+
+    JSON's ``\\ud800`` escapes decode to lone surrogates, which no UTF-8 store or response can
+    hold; they are refused here, naming the member, before any operation sees them. Walks
+    without recursion; a member's path is only spelled out for the error.
+    """
+    # (value, depth, path): a path is None at the top, else (parent path, member name or index)
+    stack: list[tuple[Any, int, Any]] = [(value, 1, None)]
     while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
+        item, depth, path = stack.pop()
+        if isinstance(item, str):
+            _check_unicode(item, lambda: _spell(path) or "the body")
             continue
-        deepest = max(deepest, depth)
-        if deepest > MAX_JSON_DEPTH:
-            return deepest  # deep enough to refuse: stop walking
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
+        if isinstance(item, dict):
+            for key in item:
+                _check_unicode(key, lambda: f"a member name in {_spell(path) or 'the body'}")
+            children: Any = ((child, (path, key)) for key, child in item.items())
+        elif isinstance(item, list):
+            children = ((child, (path, i)) for i, child in enumerate(item))
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise SerializationError(f"Request body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep")
+        stack.extend((child, depth + 1, child_path) for child, child_path in children)
+
+
+def _spell(path: Any) -> str:
+    """``containerDefinitions[0].name`` from the (parent, key) chain."""
+    parts: list[str] = []
+    while path is not None:
+        path, key = path
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts)).lstrip(".")
+
+
+def _check_unicode(text: str, where: Callable[[], str]) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SerializationError(
+            f"{where()} is not a valid Unicode string: it holds a lone surrogate "
+            f"(\\u{ord(text[exc.start]):04x}) at position {exc.start}"
+        ) from None
 
 
 def _error_response(exc: PortsideError, request_id: str) -> web.Response:

@@ -30,7 +30,14 @@ What must match botocore exactly (``botocore/auth.py::SigV4Auth.canonical_reques
 
 Both the ``Authorization`` header form and the pre-signed query-string form
 (``X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=...&X-Amz-Signature=...``, botocore
-``SigV4QueryAuth``) are accepted.
+``SigV4QueryAuth``) are accepted. ``Host`` must be a signed header, and so must ``X-Amz-Target``
+when the request carries one (it names the operation).
+
+With ``accept_unknown_keys`` (portside's default for loopback peers), an access key that is not
+in the credentials passes without its signature value being compared (we have no secret to
+compare with); everything else is still checked: the form, the clock, the scope and its
+service, the signed headers and a signed body hash. What keeps web pages out on loopback is the
+API's Host and Origin checks (``core/api_boundary.py``), not this mode.
 
 Errors
 ------
@@ -75,7 +82,6 @@ __all__ = [
     "ALGORITHM",
     "MAX_CLOCK_SKEW",
     "MAX_PRESIGNED_EXPIRES_S",
-    "credential_scope",
     "load_credentials",
     "verify",
 ]
@@ -107,6 +113,7 @@ MSG_SIGNATURE_MISMATCH = (
     "Consult the service documentation for details."
 )
 MSG_HOST_NOT_SIGNED = "'Host' must be a 'SignedHeader' in the AWS Authorization."
+MSG_TARGET_NOT_SIGNED = "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."
 MSG_CONTENT_SHA256_MISMATCH = "The provided 'x-amz-content-sha256' header does not match what was computed."
 
 _CODES: dict[str, dict[str, tuple[str, int]]] = {
@@ -265,23 +272,6 @@ def _parse_authorization(header: str) -> tuple[str, dict[str, str], list[str]]:
             continue
         params[name] = value
     return algorithm, params, problems
-
-
-def credential_scope(authorization_header: str | None) -> tuple[str, str, str] | None:
-    """Return ``(access_key, region, service)`` from a SigV4 Authorization header.
-
-    Nothing is verified: this is for keying state by region on loopback, where signatures
-    are not checked. Returns None when the header is absent or not a well-formed SigV4 header.
-    """
-    if not authorization_header:
-        return None
-    algorithm, params, _ = _parse_authorization(authorization_header)
-    if algorithm != ALGORITHM or "Credential" not in params:
-        return None
-    parts = params["Credential"].split("/")
-    if len(parts) != 5 or not all(parts[:4]) or parts[4] != _SCOPE_TERMINATOR:
-        return None
-    return parts[0], parts[2], parts[3]
 
 
 def _header_map(headers: HeadersLike) -> dict[str, list[str]]:
@@ -461,6 +451,7 @@ def verify(
     protocol: str,
     *,
     expected_service: str | None = None,
+    accept_unknown_keys: bool = False,
 ) -> tuple[str, str]:
     """Check the SigV4 signature of one request.
 
@@ -478,6 +469,12 @@ def verify(
         protocol: ``"json"`` or ``"query"``; selects AWS's error codes.
         expected_service: when given, the credential scope must name this signing service
             (``ecs``, ``elasticloadbalancing``, ``application-autoscaling``).
+        accept_unknown_keys: an access key not in ``credentials`` is accepted (portside's
+            loopback default: any key works there). Everything but the signature value is still
+            checked: the form, the clock, the scope, the signed headers and the body hash.
+
+    A received ``X-Amz-Target`` header must be among the signed headers (as ``Host`` must):
+    otherwise a signed request could be replayed against another operation.
 
     Returns:
         ``(access_key, region)`` from the verified credential scope.
@@ -503,7 +500,8 @@ def verify(
         )
     if presigned:
         return _verify_presigned(
-            method, path, query_pairs, header_map, body, credentials, now, fail, expected_service
+            method, path, query_pairs, header_map, body, credentials, now, fail, expected_service,
+            accept_unknown_keys,
         )
     if authorization is None or not authorization.strip().startswith("AWS4-"):
         raise fail("missing", MSG_MISSING_TOKEN)
@@ -542,13 +540,17 @@ def verify(
     if algorithm != ALGORITHM:
         raise fail("incomplete", f"Unsupported AWS 'algorithm': '{algorithm}' (only {ALGORITHM} for now). ")
     access_key, date, region, service = _check_scope(params["Credential"], timestamp, expected_service, fail)
+    _check_target_signed(signed_headers, header_map, fail)
     secret = credentials.get(access_key)
-    if secret is None:
+    if secret is None and not accept_unknown_keys:
         raise fail("unknown_key", MSG_INVALID_TOKEN)
 
     payload_hash = _payload_hash(header_map, signed_headers, body, fail)
-    canonical = _canonical_request(method, path, query_pairs, header_map, signed_headers, payload_hash)
-    _compare(canonical, timestamp, date, region, service, secret, params["Signature"], fail)
+    if secret is not None:
+        canonical = _canonical_request(method, path, query_pairs, header_map, signed_headers, payload_hash)
+        _compare(canonical, timestamp, date, region, service, secret, params["Signature"], fail)
+    elif not _SIGNATURE_RE.match(params["Signature"]):
+        raise fail("bad_signature", MSG_SIGNATURE_MISMATCH)
     return access_key, region
 
 
@@ -562,6 +564,7 @@ def _verify_presigned(
     now: datetime,
     fail: _Fail,
     expected_service: str | None,
+    accept_unknown_keys: bool,
 ) -> tuple[str, str]:
     """The pre-signed URL form: the auth parameters travel in the query string."""
     q = dict(query_pairs)
@@ -604,14 +607,24 @@ def _verify_presigned(
     if "host" not in signed_headers:
         raise fail("bad_signature", MSG_HOST_NOT_SIGNED)
     access_key, date, region, service = _check_scope(q["X-Amz-Credential"], timestamp, expected_service, fail)
+    _check_target_signed(signed_headers, header_map, fail)
     secret = credentials.get(access_key)
-    if secret is None:
+    if secret is None and not accept_unknown_keys:
         raise fail("unknown_key", MSG_INVALID_TOKEN)
     payload_hash = _payload_hash(header_map, signed_headers, body, fail)
-    unsigned_pairs = [(k, v) for k, v in query_pairs if k != "X-Amz-Signature"]
-    canonical = _canonical_request(method, path, unsigned_pairs, header_map, signed_headers, payload_hash)
-    _compare(canonical, timestamp, date, region, service, secret, q["X-Amz-Signature"], fail)
+    if secret is not None:
+        unsigned_pairs = [(k, v) for k, v in query_pairs if k != "X-Amz-Signature"]
+        canonical = _canonical_request(method, path, unsigned_pairs, header_map, signed_headers, payload_hash)
+        _compare(canonical, timestamp, date, region, service, secret, q["X-Amz-Signature"], fail)
+    elif not _SIGNATURE_RE.match(q["X-Amz-Signature"]):
+        raise fail("bad_signature", MSG_SIGNATURE_MISMATCH)
     return access_key, region
+
+
+def _check_target_signed(signed_headers: list[str], header_map: Mapping[str, list[str]], fail: _Fail) -> None:
+    """A received ``X-Amz-Target`` must be signed: it names the operation the signature allows."""
+    if "x-amz-target" in header_map and "x-amz-target" not in signed_headers:
+        raise fail("bad_signature", MSG_TARGET_NOT_SIGNED)
 
 
 def _payload_hash(

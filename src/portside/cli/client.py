@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
@@ -22,7 +23,7 @@ def endpoint_from_env() -> str:
 
 
 def make_client(service: str, endpoint: str, region: str | None = None) -> Any:
-    """A client signed with the caller's AWS credentials when set, else placeholder ones (loopback needs none)."""
+    """A client signed with the caller's AWS credentials when set, else placeholder ones (any key works on loopback)."""
     session = botocore.session.get_session()
     credentials = session.get_credentials()
     access_key = credentials.access_key if credentials else "portside"
@@ -50,7 +51,8 @@ def portside_call(endpoint: str, action: str, params: dict[str, Any], region: st
     """Call one of portside's own JSON actions (``X-Amz-Target: Portside.<action>``).
 
     Signed with SigV4 like the AWS clients are (the caller's AWS credentials, else placeholder
-    ones, which a loopback endpoint accepts). Raises PortsideCallError for an error answer and
+    ones, which a loopback endpoint accepts unless it runs with ``--auth always``). An ``https``
+    endpoint is verified against ``$AWS_CA_BUNDLE`` when set, as boto3 does. Raises PortsideCallError for an error answer and
     OSError when the endpoint cannot be reached.
     """
     session = botocore.session.get_session()
@@ -68,8 +70,11 @@ def portside_call(endpoint: str, action: str, params: dict[str, Any], region: st
     SigV4Auth(credentials, "elasticloadbalancing", region).add_auth(request)
     prepared = request.prepare()
     http = urllib.request.Request(prepared.url, data=prepared.body, headers=dict(prepared.headers), method="POST")
+    # An HTTPS API with a private CA: trust the bundle boto3 and the AWS CLI are told about.
+    bundle = os.environ.get("AWS_CA_BUNDLE")
+    context = ssl.create_default_context(cafile=bundle) if bundle and prepared.url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(http, timeout=60) as response:
+        with urllib.request.urlopen(http, timeout=60, context=context) as response:
             return dict(json.loads(response.read() or b"{}"))
     except urllib.error.HTTPError as exc:
         body = exc.read()

@@ -56,6 +56,12 @@ def main() -> None:
 @click.option("--publish-ip", default=cfg.DEFAULT_PUBLISH_IP, show_default=True, help="Address container ports are published on.")
 @click.option("--credentials", "credentials", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="AWS credentials file; required when --api is not a loopback address.")
+@click.option("--auth", "auth_mode", type=click.Choice(["loopback", "always"]), default="loopback", show_default=True,
+              help="loopback: callers on loopback may sign with any key; always: only keys in --credentials.")
+@click.option("--api-host", "api_hosts", multiple=True, metavar="NAME",
+              help="A name clients reach the API by, accepted in the Host header (repeatable).")
+@click.option("--api-tls", "api_tls", nargs=2, type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              metavar="CERT KEY", help="Serve the API over HTTPS with this PEM certificate (chain) and private key.")
 @click.option("--reserved-memory", type=click.IntRange(min=0), default=cfg.DEFAULT_RESERVED_MEMORY_MIB, show_default=True,
               help="MiB kept back from the registered MEMORY.")
 @click.option("--stop-timeout", type=click.IntRange(min=0), default=cfg.DEFAULT_STOP_TIMEOUT_S, show_default=True,
@@ -91,7 +97,8 @@ def main() -> None:
               help="Let tasks bind-mount host paths at or below PREFIX (repeatable; default: none).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str, dynamic_port_range: str | None,
-           publish_ip: str, credentials: Path | None, reserved_memory: int, stop_timeout: int,
+           publish_ip: str, credentials: Path | None, auth_mode: str, api_hosts: tuple[str, ...],
+           api_tls: tuple[Path, Path] | None, reserved_memory: int, stop_timeout: int,
            image_pull_behavior: str, image_pull_timeout: float, port_quarantine: float, orphan_grace: float,
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
            direct_routing: bool, scaling_period: float, firewall_mode: str, lb_sources: tuple[str, ...],
@@ -99,6 +106,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
            allow_host_paths: tuple[str, ...], log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
+    from portside.core.api_boundary import check_api_host
     from portside.core.firewall import parse_sources
     from portside.core.task_allowances import Allowances
     from portside.errors import PortsideError
@@ -107,6 +115,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         api_host, api_port = cfg.parse_host_port(api, "--api")
+        api_hosts = tuple(check_api_host(name) for name in api_hosts)
         if dynamic_port_range:
             choose_range(dynamic_port_range, None)
         sources = parse_sources(lb_sources)
@@ -119,6 +128,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
     config = cfg.ServerConfig(
         api_host=api_host, api_port=api_port, state_dir=state_dir, region=region, account_id=account_id,
         dynamic_port_range=dynamic_port_range, publish_ip=publish_ip, credentials_file=credentials,
+        auth_mode=auth_mode, api_hosts=api_hosts, api_tls=(api_tls[0], api_tls[1]) if api_tls else None,
         reserved_memory_mib=reserved_memory, stop_timeout_s=stop_timeout, image_pull_behavior=image_pull_behavior,
         image_pull_timeout_s=image_pull_timeout, port_quarantine_s=port_quarantine, orphan_grace_s=orphan_grace,
         task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries, direct_routing=direct_routing, scaling_period_s=scaling_period,

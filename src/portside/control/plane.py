@@ -24,6 +24,9 @@ class ControlPlane:
     clock: Callable[[], float] = time.time
     # Ports the server itself holds on this host (API, listeners): part of registered PORTS.
     own_ports: set[int] = field(default_factory=set)
+    # Where the API listens (host, port): no listener or target may point back at it (a loop
+    # that would let load-balanced traffic drive the API from 127.0.0.1).
+    api_address: tuple[str, int] | None = None
     # The load balancer's data plane (proxy); None until the server attaches one. The ELBv2 API
     # (control/elbv2) binds listeners through it and pushes every configuration change to it.
     lb: LbRuntime | None = None

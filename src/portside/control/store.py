@@ -12,6 +12,7 @@ stored task definition comes back byte-for-byte as it was submitted.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,10 +89,16 @@ CREATE INDEX IF NOT EXISTS aas_activities_by_target
 """
 
 
+#: The database and its -wal/-shm files: owner only, whatever the umask (they hold every task
+#: definition, environment variables included).
+DB_FILE_MODE = 0o600
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        _create_private(path)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -324,3 +331,15 @@ class Store:
             "INSERT OR REPLACE INTO client_tokens VALUES (?, ?, ?, ?, ?, ?)",
             (region, scope, token, request, json.dumps(result), now),
         )
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only before SQLite opens it (and tighten an existing one).
+
+    SQLite creates its -wal and -shm files with the main file's permissions, so they follow.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, DB_FILE_MODE)
+    try:
+        os.fchmod(fd, DB_FILE_MODE)
+    finally:
+        os.close(fd)

@@ -4,7 +4,9 @@ A listener is (protocol HTTP|HTTPS, port) on a load balancer, bound on this host
 (internet-facing) or 127.0.0.1 (internal). Ports are host-global: one portside listener per
 port across every load balancer and region (``DuplicateListener``), and a port some other
 process holds is refused with ``InvalidConfigurationRequest`` naming the holder, because
-CreateListener binds the socket (``runtime.bind_listener``) before anything is stored.
+CreateListener binds the socket (``runtime.bind_listener``) before anything is stored. The
+API's own port, and a port where a target on this host is registered, are refused with
+``ValidationError`` (a loop into portside, ``core/lb/loops.py``).
 
 HTTPS listeners need exactly one certificate imported with ``portside cert import``
 (``CertificateNotFound`` otherwise); ``SslPolicy`` is echoed (AWS's default
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portside.control.elbv2 import config, rules, tags
+from portside.control.elbv2 import config, loops, rules, tags
 from portside.control.elbv2.certificates import require_certificates
 from portside.control.elbv2.common import (
     dumps,
@@ -154,6 +156,7 @@ def create_listener(plane: ControlPlane, region: str, params: dict[str, Any]) ->
     port = params.get("Port")
     if port is None:
         raise validation("A listener port must be specified")
+    loops.check_listener_port(plane, port)
     tls = _tls(plane, region, protocol, params.get("Certificates"), params.get("SslPolicy"), None)
     alpn = _alpn(params.get("AlpnPolicy"))
     _mutual_auth(params.get("MutualAuthentication"))
@@ -232,6 +235,7 @@ def modify_listener(plane: ControlPlane, region: str, params: dict[str, Any]) ->
     if params.get("DefaultActions") is not None:
         actions = rules.check_actions(plane, region, lb["LoadBalancerArn"], params["DefaultActions"], protocol, port)
     if port != current["Port"]:
+        loops.check_listener_port(plane, port)
         holder = _port_holder(plane, port, arn)
         if holder is not None:
             raise fail(

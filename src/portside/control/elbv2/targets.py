@@ -3,7 +3,9 @@
 A target is (Id, Port), Port defaulting to the target group's. ``instance`` targets name a
 container instance by its ``ec2InstanceId`` (this host: ``i-`` + 17 hex digits) and resolve to
 the server's ``target_ip``; the same instance can be registered many times with different
-ports (dynamic host ports). ``ip`` targets are any IPv4 or IPv6 address, loopback included.
+ports (dynamic host ports). ``ip`` targets are any IPv4 or IPv6 address, loopback included,
+except this host's own addresses at the API's port or a portside listener's port
+(``ValidationError``: the load balancer must not forward into portside, see ``core/lb/loops.py``).
 
 Deregistration drains: the target stays in ``elb_targets`` as draining with
 ``drain_deadline = now + deregistration_delay`` and the runtime stops sending it new requests.
@@ -28,7 +30,7 @@ import json
 import logging
 from typing import Any
 
-from portside.control.elbv2 import config
+from portside.control.elbv2 import config, loops
 from portside.control.elbv2.common import fail, require
 from portside.control.elbv2.target_groups import attributes, health_check, usage
 from portside.control.plane import ControlPlane
@@ -115,6 +117,7 @@ def register_targets(plane: ControlPlane, region: str, params: dict[str, Any]) -
     tg = require(plane, region, "targetgroup", params.get("TargetGroupArn"))
     wanted = _targets(tg, params.get("Targets"))
     _check_ids(plane, region, tg, [t[0] for t in wanted], registering=True)
+    loops.check_targets(plane, tg, wanted)
     current = _rows(plane, tg["TargetGroupArn"])
     added = sum(1 for tid, port, _ in wanted if (tid, port) not in current)
     if len(current) + added > MAX_TARGETS_PER_GROUP:

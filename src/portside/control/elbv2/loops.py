@@ -1,0 +1,72 @@
+"""Refuse targets and listeners that point the load balancer back into portside (core/lb/loops.py).
+
+The I/O half: which ports portside holds (the API's address from the server, listeners from the
+store) and whether an address is this host's own (a socket bound to it).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import socket
+from typing import Any
+
+from portside.control.elbv2.common import validation
+from portside.control.plane import ControlPlane
+from portside.core.lb.loops import OwnEndpoints, is_always_local, listener_loop, target_loop
+
+
+def own_endpoints(plane: ControlPlane) -> OwnEndpoints:
+    rows = plane.store.db.execute("SELECT port, arn FROM elb_listeners").fetchall()
+    return OwnEndpoints(plane.api_address, {int(port): arn for port, arn in rows})
+
+
+def is_local_address(address: str) -> bool:
+    """True when ``address`` is one of this host's (binding a socket to it succeeds)."""
+    if is_always_local(address):
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+    except OSError as exc:
+        return exc.errno != errno.EADDRNOTAVAIL  # any other failure: assume ours, refuse rather than loop
+    return True
+
+
+def target_address(plane: ControlPlane, tg: dict[str, Any], target_id: str) -> str:
+    """The address the proxy dials for a target: an instance target is this host's target_ip."""
+    return plane.config.target_ip if tg["TargetType"] == "instance" else target_id
+
+
+def check_targets(plane: ControlPlane, tg: dict[str, Any], wanted: list[tuple[str, int, str | None]]) -> None:
+    """ValidationError naming the first target that would reach the API or a portside listener."""
+    own = own_endpoints(plane)
+    for target_id, port, _az in wanted:
+        if not own.holds(port):
+            continue  # no socket test for the ordinary case
+        address = target_address(plane, tg, target_id)
+        problem = target_loop(target_id, address, port, is_local_address(address), own)
+        if problem is not None:
+            raise validation(problem)
+
+
+def check_listener_port(plane: ControlPlane, port: int) -> None:
+    """ValidationError when a listener on ``port`` would be the API's port or forward to itself."""
+    local: dict[str, str] = {}
+    rows = plane.store.db.execute(
+        "SELECT t.target_group_arn, t.target_id, g.body FROM elb_targets t "
+        "JOIN elb_target_groups g ON g.arn = t.target_group_arn WHERE t.port=? AND t.draining=0",
+        (port,),
+    ).fetchall()
+    for group_arn, target_id, body in rows:
+        if is_local_address(target_address(plane, json.loads(body), target_id)):
+            local.setdefault(group_arn, target_id)
+    problem = listener_loop(port, own_endpoints(plane), local)
+    if problem is not None:
+        raise validation(problem)
