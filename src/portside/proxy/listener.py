@@ -66,6 +66,19 @@ class ListenerRuntime:
             sock=self.sock, ssl=self.ssl, backlog=BACKLOG,
         )
 
+    def admit(self, conn: ClientConnection) -> bool:
+        """Take a new client connection, or refuse it at ``max_client_connections``: first an
+        idle keep-alive connection (no request in progress) is closed to make room."""
+        connections = self.connections
+        if len(connections) >= self.runtime.max_client_connections:
+            idle = next((c for c in connections if c.idle()), None)
+            if idle is None:
+                return False
+            connections.discard(idle)
+            idle.transport.close()
+        connections.add(conn)
+        return True
+
     def reconfigure(self, config: Listener, routes: ListenerRoutes) -> None:
         if config.certificates != self.config.certificates and config.protocol == "HTTPS":
             fresh = server_context(config.certificates)
