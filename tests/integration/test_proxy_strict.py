@@ -109,6 +109,14 @@ async def test_connection_cannot_remove_request_framing_or_host(lb: Lb, backends
     assert seen[0].header("content-length") == str(len(smuggled))
     assert seen[1].header("transfer-encoding") == "chunked"
     assert all(r.header("host") == "app.example.com" for r in seen)
+
+    # Framing the proxy cannot re-frame faithfully never reaches a target.
+    both = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    coded = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+    bare = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\nabc"
+    answers = [status_of(await asyncio.to_thread(exchange_raw, lb.port, data)) for data in (both, coded, bare)]
+    assert answers == [400, 501, 501]
+    assert len(b.traffic()) == 3
     await still_serving(lb, b)
 
 

@@ -226,6 +226,10 @@ class ClientConnection:
                     connection = connection + b"," + value if connection else value
                     continue
                 elif kind == TRANSFER_ENCODING:
+                    if value.strip().lower() != b"chunked":
+                        # The body is re-framed as chunked alone: another coding would reach the
+                        # target undeclared. RFC 9112 §6.1: 501 for a coding we do not apply.
+                        self._reject(501)
                     chunked = True
                     continue
                 elif kind == UPGRADE:

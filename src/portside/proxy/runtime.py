@@ -271,7 +271,12 @@ class ProxyRuntime:
             timeout = listener.config.idle_timeout_s
             for conn in list(listener.connections):
                 exchange = conn.current
-                if conn.head_started and conn.rejected < 0 and now - conn.head_started > self.request_head_timeout_s:
+                if (
+                    conn.head_started
+                    and conn.rejected < 0
+                    and not conn.queue  # not read further while requests wait: not the client's delay
+                    and now - conn.head_started > self.request_head_timeout_s
+                ):
                     conn.head_timed_out()  # a head trickled in byte by byte: 408, however active
                 if exchange is None:
                     tunnel = conn.tunnel
