@@ -344,6 +344,26 @@ async def test_a_bad_request_pipelined_behind_a_good_one_is_answered_after_it(lb
     await still_serving(lb, b)
 
 
+async def test_nothing_after_a_refused_request_reaches_a_target(lb: Lb, backends: Any) -> None:
+    b = backends("a")
+    await serving(lb, [b])
+    follower = Client.build("GET", "/echo?follower")
+    refused = {
+        463: Client.build(headers=[("X-Forwarded-For", ", ".join(f"10.0.0.{i}" for i in range(31)))]),
+        414: Client.build(path="/" + "a" * 17000),
+        431: Client.build(headers=[(f"X-F{i}", "v") for i in range(100)]),
+        400: b"GET /echo HTTP/1.1\r\n\r\n",
+        505: b"GET /echo HTTP/2.0\r\nHost: a\r\n\r\n",
+        405: b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+        501: b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    }
+    for status, data in refused.items():
+        raw = await asyncio.to_thread(exchange_raw, lb.port, data + follower)
+        assert status_of(raw) == status and raw.count(b"HTTP/1.1 ") == 1, raw[:300]
+    assert b.traffic() == []
+    await still_serving(lb, b)
+
+
 # ---------------------------------------------------------------------------------------------
 # Tolerated responses: bare LF line endings, as nginx and HAProxy accept
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httptools
 
@@ -169,7 +169,7 @@ class ClientConnection:
             self._reject(431)
         headers.append((name, value))
 
-    def _reject(self, status: int) -> None:
+    def _reject(self, status: int) -> NoReturn:
         """Stop parsing this request: it is answered ``status`` (data_received catches this)."""
         self.rejected = status
         raise httptools.HttpParserError(f"request rejected with {status}")
@@ -251,7 +251,6 @@ class ClientConnection:
             target = absolute_form(url)
             if target is None:
                 self._reject(400)
-                return
             host, url = target
             hosts = 1  # the authority is the Host; any Host field is ignored and replaced
             lines = without_listed(lines, 4, frozenset({b"host"}))
@@ -271,8 +270,7 @@ class ClientConnection:
                     keep_alive = False
         if xff:
             if xff.count(b",") >= MAX_XFF_ADDRESSES:
-                self._bad_request(463)
-                return
+                self._reject(463)
             append(b"X-Forwarded-For: " + xff + b", " + self.peer_ip_bytes + b"\r\n")
         else:
             append(b"X-Forwarded-For: " + self.peer_ip_bytes + b"\r\n")
