@@ -133,6 +133,27 @@ async def test_a_request_head_must_complete_within_its_deadline(make_lb: Any, ba
     assert [r.target for r in b.traffic()] == ["/echo?normal"]
 
 
+async def test_the_head_deadline_runs_only_while_the_proxy_reads(make_lb: Any, backends: Any) -> None:
+    """Behind two pipelined requests the proxy stops reading: a head begun then is not late."""
+    lb = make_lb(request_head_timeout_s=3)
+    b = backends("a")
+    await serving(lb, [b])
+
+    def pipelined() -> list[int]:
+        with Client(lb.port, timeout=10) as c:
+            third = Client.build("GET", "/echo?third")
+            c.send(Client.build("GET", "/slow?s=3") + Client.build("GET", "/echo?second") + third[:20])
+            # The proxy stops reading after the second request and reads on once the first is
+            # answered (at 3 s): the third's head then has its 3 s again (a tick passes meanwhile,
+            # which would have answered 408 had the deadline counted from the head's first byte).
+            time.sleep(4.5)
+            c.send(third[20:])
+            return [c.read_response().status for _ in range(3)]
+
+    assert await asyncio.to_thread(pipelined) == [200, 200, 200]
+    assert [r.target for r in b.traffic()] == ["/slow?s=3", "/echo?second", "/echo?third"]
+
+
 async def test_reading_a_body_pauses_while_its_request_waits_for_a_target(lb: Lb, backends: Any) -> None:
     good, hole = backends("good"), backends("hole")
     lb.apply(

@@ -414,6 +414,12 @@ class ClientConnection:
         self._paused_by &= ~bit
         if was and not self._paused_by and not self.closed:
             self.transport.resume_reading()
+            if self.head_started:
+                self.head_started = self.loop.time()  # a head's deadline runs only while we read
+
+    def reading(self) -> bool:
+        """Whether the proxy reads from this client now (no cause to pause holds)."""
+        return not self._paused_by
 
     def idle(self) -> bool:
         """No request in progress: nothing read of one, nothing queued, none in flight, no tunnel."""

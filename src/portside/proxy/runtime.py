@@ -274,7 +274,7 @@ class ProxyRuntime:
                 if (
                     conn.head_started
                     and conn.rejected < 0
-                    and not conn.queue  # not read further while requests wait: not the client's delay
+                    and conn.reading()  # while the proxy does not read, the delay is not the client's
                     and now - conn.head_started > self.request_head_timeout_s
                 ):
                     conn.head_timed_out()  # a head trickled in byte by byte: 408, however active
