@@ -9,7 +9,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, BinaryIO
 
 import pytest
@@ -27,10 +27,9 @@ from tests.integration.test_proxy import (  # noqa: F401  (lb, backends: fixture
     lb,
     rule,
     serving,
-    target,
 )
-from tests.support.backends import Request, read_headers, ws_client_key
-from tests.support.raw_target import Answer, RawTarget
+from tests.support.backends import Request, ws_client_key
+from tests.support.raw_target import Answer, raw_targets  # noqa: F401  (a fixture)
 
 MIB = 1024 * 1024
 
@@ -46,19 +45,6 @@ async def make_lb() -> AsyncIterator[Callable[..., Lb]]:
     yield make
     for rt in made:
         await rt.close()
-
-
-@pytest.fixture
-def raw_targets() -> Iterator[Callable[[Answer], RawTarget]]:
-    made: list[RawTarget] = []
-
-    def make(answer: Answer) -> RawTarget:
-        made.append(RawTarget(answer))
-        return made[-1]
-
-    yield make
-    for t in made:
-        t.close()
 
 
 def push(sock: socket.socket, total: int, seconds: float) -> int:

@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
-
-import pytest
 
 from portside.core.lb.model import Condition, HealthCheck, Target
 from tests.integration.test_proxy import (  # noqa: F401  (lb, backends: fixtures)
@@ -30,21 +27,8 @@ from tests.integration.test_proxy import (  # noqa: F401  (lb, backends: fixture
     rule,
     serving,
 )
-from tests.support.backends import Request, read_body, ws_client_key
-from tests.support.raw_target import Answer, RawTarget
-
-
-@pytest.fixture
-def raw_targets() -> Iterator[Callable[[Answer], RawTarget]]:
-    made: list[RawTarget] = []
-
-    def make(answer: Answer) -> RawTarget:
-        made.append(RawTarget(answer))
-        return made[-1]
-
-    yield make
-    for target in made:
-        target.close()
+from tests.support.backends import Request, read_body
+from tests.support.raw_target import raw_targets  # noqa: F401  (a fixture)
 
 
 def exchange_raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
+
+import pytest
 
 from tests.support.backends import Request, read_body, read_request_head
 
@@ -83,3 +85,17 @@ class RawTarget:
                 conn.close()
             except OSError:
                 pass
+
+
+@pytest.fixture
+def raw_targets() -> Iterator[Callable[[Answer], RawTarget]]:
+    """``raw_targets(answer)``: a started ``RawTarget``, closed when the test ends."""
+    made: list[RawTarget] = []
+
+    def make(answer: Answer) -> RawTarget:
+        made.append(RawTarget(answer))
+        return made[-1]
+
+    yield make
+    for target in made:
+        target.close()
