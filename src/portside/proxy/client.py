@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httptools
 
@@ -20,15 +20,21 @@ from portside.proxy.http import (
     CONTENT_LENGTH,
     COOKIE,
     HOST,
+    MAX_HEADER_BYTES,
+    MAX_HEADER_FIELDS,
+    MAX_REQUEST_TARGET_BYTES,
     PASS,
     TRACE_ID,
     TRANSFER_ENCODING,
     UPGRADE,
     X_FORWARDED_FOR,
+    absolute_form,
     connection_listed,
     error_response,
     field_kind,
     field_kinds,
+    upgrade_allowed,
+    version_status,
     without_listed,
 )
 
@@ -37,7 +43,6 @@ if TYPE_CHECKING:
     from portside.proxy.runtime import ProxyRuntime
     from portside.proxy.upstream import UpstreamConnection
 
-MAX_HEADER_BYTES = 64 * 1024
 MAX_XFF_ADDRESSES = 30  # more than this in X-Forwarded-For: ALB answers 463
 
 
@@ -50,6 +55,8 @@ class ClientConnection:
         self.loop: asyncio.AbstractEventLoop = listener.runtime.loop
         self.transport: Any = None
         self.parser = httptools.HttpRequestParser(self)
+        # Any digits as version: version_status() decides (1.x served as 1.1, 2+ is 505, 0.9 400).
+        self.parser.set_dangerous_leniencies(lenient_version=True)
         self.peer_ip = ""
         self.peer_ip_bytes = b""
         self.current: Exchange | None = None
@@ -63,7 +70,14 @@ class ClientConnection:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
-        self._paused_by = 0  # bit 1: queued requests, bit 2: upstream backpressure
+        # When the head of the message being parsed began (its first byte), 0.0 between heads:
+        # the runtime's tick answers 408 to a head that takes longer than its deadline.
+        self.head_started = 0.0
+        # The status a rejected request gets once the requests before it are answered (-1: none;
+        # 0: close without answering, after a request that asked to close the connection).
+        self.rejected = -1
+        # bit 1: queued requests, 2: upstream backpressure, 4: rejected, 8: waiting for a target
+        self._paused_by = 0
         self._write_paused: bool = False
         # While a target's bytes are being parsed, what we send the client is collected here and
         # written once (a response head and its body in one send, not two).
@@ -77,19 +91,30 @@ class ClientConnection:
         self.peer_ip = peer[0] if peer else ""
         self.peer_ip_bytes = self.peer_ip.encode()
         self.last_active = self.loop.time()
-        self.listener.connections.add(self)
+        if not self.listener.admit(self):
+            self.closed = True
+            self.runtime.count_refused_connection()
+            transport.abort() if hasattr(transport, "abort") else transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return  # refused at the connection limit
         self.last_active = self.loop.time()
         if self.tunnel is not None:
             self.tunnel.transport.write(data)
             return
+        if self.rejected >= 0:
+            return  # read after a request that ends this connection: nothing more is parsed
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            pass  # the upgrade request itself was handed on; its target decides (101 or not)
+            # The upgrade request itself was handed on; its target decides (101 or not). Nothing
+            # after it is parsed: it is tunnelled after a 101, and dropped with the connection else.
+            self._stop_reading(0)
         except httptools.HttpParserError:
-            self._bad_request(400)
+            status = self.rejected
+            self.rejected = -1
+            self._bad_request(status if status >= 0 else 400)
 
     def eof_received(self) -> bool | None:
         return None  # the transport closes itself
@@ -130,24 +155,45 @@ class ClientConnection:
         self._url = b""
         self._headers = []
         self._header_bytes = 0
+        self.head_started = self.last_active
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > MAX_REQUEST_TARGET_BYTES:
+            self._reject(414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value)
-        if self._header_bytes > MAX_HEADER_BYTES:
-            raise httptools.HttpParserError("request header too large")
-        self._headers.append((name, value))
+        headers = self._headers
+        if self._header_bytes > MAX_HEADER_BYTES or len(headers) >= MAX_HEADER_FIELDS:
+            self._reject(431)
+        headers.append((name, value))
+
+    def _reject(self, status: int) -> NoReturn:
+        """Stop parsing this request: it is answered ``status`` (data_received catches this)."""
+        self.rejected = status
+        raise httptools.HttpParserError(f"request rejected with {status}")
 
     def on_headers_complete(self) -> None:
+        self.head_started = 0.0
         parser = self.parser
         method = parser.get_method()
         version = parser.get_http_version()
-        self.http11 = version == "1.1"
+        if version == "1.1":
+            self.http11 = True
+        elif version == "1.0":
+            self.http11 = False
+        else:  # rare: HTTP/1.2 and up is served as 1.1; 0.9 and 2+ are refused
+            status = version_status(version)
+            if status:
+                self._reject(status)
+            self.http11 = True
+        if method == b"CONNECT":
+            self._reject(405)  # never a tunnel to wherever the client names
         keep_alive = parser.should_keep_alive()
         listener = self.listener
         host = b""
+        hosts = 0
         xff = b""
         trace = b""
         chunked = False
@@ -165,6 +211,7 @@ class ClientConnection:
             if kind != PASS:
                 if kind == HOST:
                     host = value
+                    hosts += 1
                 elif kind == COOKIE:
                     cookie = value if cookie is None else cookie + b"; " + value
                 elif kind == CONTENT_LENGTH:
@@ -179,6 +226,10 @@ class ClientConnection:
                     connection = connection + b"," + value if connection else value
                     continue
                 elif kind == TRANSFER_ENCODING:
+                    if value.strip().lower() != b"chunked":
+                        # The body is re-framed as chunked alone: another coding would reach the
+                        # target undeclared. RFC 9112 §6.1: 501 for a coding we do not apply.
+                        self._reject(501)
                     chunked = True
                     continue
                 elif kind == UPGRADE:
@@ -195,10 +246,31 @@ class ClientConnection:
             if listed:  # rare: drop the fields the client named in Connection
                 lines = without_listed(lines, 4, listed)
                 append = lines.append
+        url = self._url
+        if url[:1] != b"/" and url != b"*":  # rare: absolute-form (RFC 9112 §3.2.2)
+            target = absolute_form(url)
+            if target is None:
+                self._reject(400)
+            host, url = target
+            hosts = 1  # the authority is the Host; any Host field is ignored and replaced
+            lines = without_listed(lines, 4, frozenset({b"host"}))
+            lines[2] = url
+            append = lines.append
+            append(b"Host: " + host + b"\r\n")
+        if hosts != 1 and (hosts or self.http11):
+            self._reject(400)  # RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0
+        if upgrade:
+            if parser.should_upgrade() and upgrade_allowed(upgrade):
+                upgrade = b"websocket"
+            else:
+                # Not tunnelled: the field is dropped, and as the parser stops after an upgrade
+                # request (parser.should_upgrade()), the connection ends with its response.
+                upgrade = b""
+                if parser.should_upgrade():
+                    keep_alive = False
         if xff:
             if xff.count(b",") >= MAX_XFF_ADDRESSES:
-                self._bad_request(463)
-                return
+                self._reject(463)
             append(b"X-Forwarded-For: " + xff + b", " + self.peer_ip_bytes + b"\r\n")
         else:
             append(b"X-Forwarded-For: " + self.peer_ip_bytes + b"\r\n")
@@ -215,7 +287,7 @@ class ClientConnection:
         else:
             append(b"\r\n")
         exchange = Exchange(
-            self, method, self._url, b"".join(lines), chunked or content_length, chunked, keep_alive, bool(upgrade),
+            self, method, url, b"".join(lines), chunked or content_length, chunked, keep_alive, bool(upgrade),
             self._headers,
         )
         self.receiving = exchange
@@ -249,10 +321,11 @@ class ClientConnection:
     def exchange_done(self, exchange: Exchange) -> None:
         if exchange is not self.current:
             return
-        if self._paused_by & 2:
-            # The upload was paused by the target connection's backpressure, and that connection
-            # is done with: read on (the rest of an unfinished body is read and dropped).
-            self._resume(2)
+        if self._paused_by & 10:
+            # The upload was paused by the target connection's backpressure (or while waiting for
+            # one), and that connection is done with: read on (the rest of an unfinished body is
+            # read and dropped).
+            self._resume(10)
         if not exchange.keep_alive:
             self.current = None
             self.flush()
@@ -271,6 +344,8 @@ class ClientConnection:
                 self._resume(1)
             self.cookie_header = cookie
             self._start(exchange, host)
+        elif self.rejected >= 0:
+            self._bad_request(self.rejected)  # every request before the rejected one is answered
 
     def write(self, data: bytes) -> None:
         batch = self.batch
@@ -294,13 +369,38 @@ class ClientConnection:
         self.tunnel = upstream
         self.current = None
         self.queue.clear()
+        self.rejected = -1
+        self._resume(self._paused_by & 5)  # reading stopped at the upgrade request; bytes flow now
         self.runtime.tunnel_opened(self, exchange)
 
     def _bad_request(self, status: int) -> None:
-        if self.current is None or self.current.finished:
-            self.transport.write(error_response(status, keep_alive=False))
+        """Answer ``status`` (0: nothing) and close, once the requests before this one are answered."""
+        if self.closed or self.transport.is_closing():
+            return
+        broken = self.receiving
+        if broken is not None:  # the error is in a request body: that request is never completed
+            self.receiving = None
+            if broken is self.current:
+                self.current = None
+                half_answered = broken.response_started and not broken.finished
+                broken.abandon()
+                if half_answered:
+                    self.abort()  # half a response went out: the client must see the break
+                    return
+            else:
+                self.queue.pop()  # it was the last request queued
+        if self.current is not None or self.queue:
+            self._stop_reading(status)  # _next answers it when its turn comes
+            return
+        if status:
+            self.write(error_response(status, keep_alive=False))  # after a batched response before it
             self.runtime.count_elb_error(status)
+        self.flush()
         self.transport.close()
+
+    def _stop_reading(self, status: int) -> None:
+        self.rejected = status
+        self._pause(4)
 
     # -- read pausing has two independent causes
 
@@ -314,9 +414,30 @@ class ClientConnection:
         self._paused_by &= ~bit
         if was and not self._paused_by and not self.closed:
             self.transport.resume_reading()
+            if self.head_started:
+                self.head_started = self.loop.time()  # a head's deadline runs only while we read
+
+    def reading(self) -> bool:
+        """Whether the proxy reads from this client now (no cause to pause holds)."""
+        return not self._paused_by
+
+    def idle(self) -> bool:
+        """No request in progress: nothing read of one, nothing queued, none in flight, no tunnel."""
+        return self.current is None and not self.head_started and self.tunnel is None and not self.closed
+
+    def head_timed_out(self) -> None:
+        """The request head being read missed its deadline (counted from its first byte): 408."""
+        self.head_started = 0.0
+        self._bad_request(408)
 
     def pause_reading_for_upstream(self) -> None:
         self._pause(2)
 
     def resume_reading_for_upstream(self) -> None:
         self._resume(2)
+
+    def pause_reading_for_target(self) -> None:
+        self._pause(8)
+
+    def resume_reading_for_target(self) -> None:
+        self._resume(8)

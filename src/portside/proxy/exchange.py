@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from portside.proxy.targets import GroupRuntime, TargetRuntime
 
 NO_BODY_STATUSES = frozenset({204, 304})
+# Request body held while the request waits for a target connection; past it, reading from the
+# client pauses until the connection is there (without it a client could park gigabytes here).
+BODY_BUFFER_BYTES = 64 * 1024
 
 
 class Exchange:
@@ -58,7 +61,7 @@ class Exchange:
         "client", "method", "url", "head", "has_body", "chunked_in", "body_buffer", "body_done",
         "keep_alive", "upgrade", "group", "target", "upstream", "reused", "attempts", "response_started",
         "chunked_out", "until_close", "is_head", "finished", "upstream_active", "sticky_cookie",
-        "started_at", "interim", "headers", "connecting",
+        "started_at", "interim", "headers", "connecting", "buffered",
     )
 
     def __init__(self, client: ClientConnection, method: bytes, url: bytes, head: bytes, has_body: bool,
@@ -71,6 +74,7 @@ class Exchange:
         self.has_body = has_body
         self.chunked_in = chunked_in
         self.body_buffer: list[bytes] = []
+        self.buffered = 0  # bytes in body_buffer: past BODY_BUFFER_BYTES, the client is not read
         self.body_done = not has_body
         self.keep_alive = keep_alive
         self.upgrade = upgrade
@@ -171,6 +175,9 @@ class Exchange:
         if self.body_buffer:
             data = self.head + b"".join(self.body_buffer)
             self.body_buffer = []
+            if self.buffered > BODY_BUFFER_BYTES:
+                self.client.resume_reading_for_target()
+            self.buffered = 0
         else:
             data = self.head
         if self.body_done and self.chunked_in:
@@ -186,6 +193,10 @@ class Exchange:
             self.upstream.transport.write(chunk)
         else:
             self.body_buffer.append(chunk)
+            was = self.buffered
+            self.buffered = was + len(chunk)
+            if was <= BODY_BUFFER_BYTES < self.buffered:
+                self.client.pause_reading_for_target()
 
     def request_done(self) -> None:
         self.body_done = True
@@ -204,6 +215,13 @@ class Exchange:
             lines.extend(b"%s: %s\r\n" % h for h in headers)
             lines.append(b"\r\n")
             client.write(b"".join(lines))
+            return
+        if status == 101 and not self.upgrade:
+            # Switching protocols on a request that asked for no upgrade (or one the proxy
+            # dropped, such as h2c): never a tunnel. An invalid response: 502.
+            conn.exchange = None
+            conn.close()
+            self._fail_after_send(conn, status=502, retry=False)
             return
         self.interim = False
         self.response_started = True
@@ -300,7 +318,10 @@ class Exchange:
         self.client.exchange_done(self)
 
     def upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
-        """The target accepted a WebSocket (or other) upgrade: both sides become a byte tunnel."""
+        """The target accepted a WebSocket upgrade: both sides become a byte tunnel."""
+        if self.finished or not self.upgrade:
+            conn.close()
+            return
         client = self.client
         conn.exchange = None
         conn.tunnel = client.transport

@@ -61,14 +61,19 @@ def field_kind(name: bytes) -> int:
     return kind
 
 
-# Connection options that name no header field.
+# Connection options that name no header field, and fields a Connection header may never remove:
+# the proxy frames every message it forwards itself (Content-Length, Transfer-Encoding) and routes
+# by Host. Honouring ``Connection: content-length`` would forward a body with no length, which the
+# target then reads as the next request on a pooled connection (request smuggling).
 _CONNECTION_OPTIONS = frozenset({b"", b"keep-alive", b"close", b"upgrade"})
+NEVER_HOP_BY_HOP = frozenset({b"content-length", b"transfer-encoding", b"host"})
 
 
 @functools.lru_cache(maxsize=64)  # values repeat ("keep-alive", "Upgrade"): no per-request parsing
 def connection_listed(value: bytes) -> frozenset[bytes]:
-    """Header names (lower case) a Connection field lists: hop-by-hop too (RFC 9110 §7.6.1)."""
-    return frozenset(token.strip().lower() for token in value.split(b",")) - _CONNECTION_OPTIONS
+    """Header names (lower case) a Connection field lists and the proxy drops as hop-by-hop
+    (RFC 9110 §7.6.1), less the framing fields and Host, which it never lets a peer remove."""
+    return frozenset(token.strip().lower() for token in value.split(b",")) - _CONNECTION_OPTIONS - NEVER_HOP_BY_HOP
 
 
 def without_listed(lines: list[bytes], first: int, listed: frozenset[bytes]) -> list[bytes]:
@@ -81,10 +86,60 @@ def without_listed(lines: list[bytes], first: int, listed: frozenset[bytes]) -> 
     return kept
 
 
+# -- what a request may be (RFC 9112 §2.3, §3); each decision is a small pure function
+
+# Limits on a request head (ALB's: request line 16 KiB, whole head 64 KiB). Past them: 414, 431.
+MAX_REQUEST_TARGET_BYTES: Final = 16 * 1024
+MAX_HEADER_FIELDS: Final = 100  # HAProxy's tune.http.maxhdr is 101
+MAX_HEADER_BYTES: Final = 64 * 1024
+
+
+def version_status(version: str) -> int:
+    """The status a request line's HTTP version gets: 0 when served (1.0, and 1.1 for every 1.x
+    with x >= 1, RFC 9110 §6.2), 505 for 2.0 and higher (not on an HTTP/1 connection), 400 for
+    HTTP/0.9 and anything else."""
+    major, dot, minor = version.partition(".")
+    if not dot or not major.isdigit() or not minor.isdigit():
+        return 400
+    if major == "1":
+        return 0
+    return 505 if int(major) >= 2 else 400
+
+
+def absolute_form(url: bytes) -> tuple[bytes, bytes] | None:
+    """``(host, origin-form)`` of an absolute-form request target (RFC 9112 §3.2.2), or None when
+    ``url`` is not an http(s) URI with an authority. The authority replaces any Host field, less
+    its userinfo; an empty path becomes ``/``."""
+    scheme, sep, rest = url.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        return None
+    end = len(rest)
+    for stop in (b"/", b"?", b"#"):
+        at = rest.find(stop)
+        if 0 <= at < end:
+            end = at
+    host = rest[:end].rpartition(b"@")[2]
+    if not host:
+        return None
+    path = rest[end:].partition(b"#")[0]
+    if not path.startswith(b"/"):
+        path = b"/" + path
+    return host, path
+
+
+def upgrade_allowed(value: bytes) -> bool:
+    """Whether an Upgrade field offers WebSocket, the only protocol the proxy tunnels (never h2c,
+    never anything a target might speak to us unchecked)."""
+    for token in value.split(b","):
+        if token.strip().partition(b"/")[0].lower() == b"websocket":
+            return True
+    return False
+
+
 REASONS = {
     200: b"OK", 201: b"Created", 204: b"No Content", 301: b"Moved Permanently", 302: b"Found",
     304: b"Not Modified", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
-    405: b"Method Not Allowed", 408: b"Request Timeout", 413: b"Payload Too Large",
+    405: b"Method Not Allowed", 408: b"Request Timeout", 413: b"Payload Too Large", 414: b"URI Too Long",
     431: b"Request Header Fields Too Large", 463: b"", 500: b"Internal Server Error", 501: b"Not Implemented",
     502: b"Bad Gateway", 503: b"Service Temporarily Unavailable", 504: b"Gateway Time-out",
     505: b"HTTP Version Not Supported",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from portside.proxy.runtime import ProxyRuntime
 
 BACKLOG = 4096
+FULL_RECHECK_S = 0.25
 
 
 class ListenerRuntime:
@@ -33,6 +34,7 @@ class ListenerRuntime:
         self.sock: socket.socket | None = None
         self.server: asyncio.AbstractServer | None = None
         self.ssl: Any = None
+        self._full_until = 0.0  # until then, at the connection limit, refuse without looking for idle ones
 
     def bind(self) -> None:
         """Bind and listen now (synchronously), so CreateListener can fail before anything is stored."""
@@ -65,6 +67,27 @@ class ListenerRuntime:
             lambda: ClientConnection(self),  # type: ignore[arg-type, return-value]  # a protocol by its methods
             sock=self.sock, ssl=self.ssl, backlog=BACKLOG,
         )
+
+    def admit(self, conn: ClientConnection) -> bool:
+        """Take a new client connection, or refuse it at ``max_client_connections``: first an
+        idle keep-alive connection (no request in progress) is closed to make room.
+
+        Finding one walks every connection; after a walk that found none, new connections are
+        refused without another walk for ``FULL_RECHECK_S``, so a flood at the limit costs no
+        more than the refusals."""
+        connections = self.connections
+        if len(connections) >= self.runtime.max_client_connections:
+            now = self.runtime.loop.time()
+            if now < self._full_until:
+                return False
+            idle = next((c for c in connections if c.idle()), None)
+            if idle is None:
+                self._full_until = now + FULL_RECHECK_S
+                return False
+            connections.discard(idle)
+            idle.transport.close()
+        connections.add(conn)
+        return True
 
     def reconfigure(self, config: Listener, routes: ListenerRoutes) -> None:
         if config.certificates != self.config.certificates and config.protocol == "HTTPS":

@@ -37,11 +37,22 @@ RETRY_WINDOW_S = 10
 RETRY_BUDGET = 0.10  # retries stay under 10 % of requests over the last 10 s ...
 RETRY_BUDGET_MIN = 3  # ... or this many per window, so a quiet balancer can retry at all (Envoy's floor)
 IDLE_POOL_TIMEOUT_S = 50.0  # close idle upstream connections before a typical 60 s target keep-alive does
+REQUEST_HEAD_TIMEOUT_S = 60.0  # a request head must be complete this long after its first byte (nginx: 60 s)
+MAX_CLIENT_CONNECTIONS = 10_000  # per listener; at the limit idle keep-alive connections make room first
 
 
 class ProxyRuntime:
-    def __init__(self, health_store: HealthStore | None = None, retries: bool = True, secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        health_store: HealthStore | None = None,
+        retries: bool = True,
+        secret: bytes | None = None,
+        request_head_timeout_s: float = REQUEST_HEAD_TIMEOUT_S,
+        max_client_connections: int = MAX_CLIENT_CONNECTIONS,
+    ) -> None:
         self.loop = asyncio.get_event_loop()
+        self.request_head_timeout_s = request_head_timeout_s
+        self.max_client_connections = max_client_connections
         self.listeners: dict[str, ListenerRuntime] = {}
         self.groups: dict[str, GroupRuntime] = {}
         self.config = LbConfig()
@@ -57,6 +68,7 @@ class ProxyRuntime:
         self.requests = 0
         self.retries = 0
         self.elb_errors: dict[int, int] = {}
+        self.refused_connections = 0  # client connections refused at max_client_connections
         self._request_window: deque[int] = deque([0] * RETRY_WINDOW_S, maxlen=RETRY_WINDOW_S)
         self._retry_window: deque[int] = deque([0] * RETRY_WINDOW_S, maxlen=RETRY_WINDOW_S)
         self._requests_at_tick = 0
@@ -150,6 +162,9 @@ class ProxyRuntime:
 
     def count_retry(self) -> None:
         self.retries += 1
+
+    def count_refused_connection(self) -> None:
+        self.refused_connections += 1
 
     def count_elb_error(self, status: int) -> None:
         self.elb_errors[status] = self.elb_errors.get(status, 0) + 1
@@ -258,15 +273,28 @@ class ProxyRuntime:
             timeout = listener.config.idle_timeout_s
             for conn in list(listener.connections):
                 exchange = conn.current
+                if (
+                    conn.head_started
+                    and conn.rejected < 0
+                    and conn.reading()  # while the proxy does not read, the delay is not the client's
+                    and now - conn.head_started > self.request_head_timeout_s
+                ):
+                    conn.head_timed_out()  # a head trickled in byte by byte: 408, however active
                 if exchange is None:
-                    if now - conn.last_active > timeout and conn.tunnel is None:
-                        conn.transport.close()
+                    tunnel = conn.tunnel
+                    if tunnel is None:
+                        if now - conn.last_active > timeout:
+                            conn.transport.close()
+                    elif now - max(conn.last_active, tunnel.last_active) > timeout:
+                        conn.abort()  # a WebSocket on which neither side sent a byte for the idle timeout
                 elif exchange.upstream is not None and not exchange.finished:
                     if exchange.upstream_active:
                         exchange.upstream_active = False  # seen alive this tick; check again next tick
                         exchange.started_at = now
                     elif now - exchange.started_at > timeout and now - conn.last_active > timeout:
                         exchange.upstream_timeout()  # neither side sent a byte for the idle timeout
+                elif exchange.finished and now - conn.last_active > timeout:
+                    conn.abort()  # answered, but the client stopped sending the rest of its body
                 target = exchange.target if exchange is not None else self._tunnels.get(conn)
                 if target is not None and target.draining and target.drain_deadline is not None and now >= target.drain_deadline:
                     # ALB: the deregistration delay elapsed with the request in flight -> 502

@@ -32,7 +32,7 @@ class UpstreamConnection:
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
         self.transport: Any = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser = response_parser(self)
         self.exchange: Exchange | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.reason = b""
@@ -50,6 +50,7 @@ class UpstreamConnection:
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
+            self.last_active = self.pool.loop.time()  # the tunnel's idle timeout counts both ways
             self.tunnel.write(data)
             return
         exchange = self.exchange
@@ -89,10 +90,14 @@ class UpstreamConnection:
     def pause_writing(self) -> None:
         if self.exchange is not None:
             self.exchange.pause_client_reading()
+        elif self.tunnel is not None:
+            self.tunnel.pause_reading()  # a tunnel's target is slower than its client: wait for it
 
     def resume_writing(self) -> None:
         if self.exchange is not None:
             self.exchange.resume_client_reading()
+        elif self.tunnel is not None and not self.tunnel.is_closing():
+            self.tunnel.resume_reading()
 
     # -- httptools callbacks
 
@@ -131,13 +136,22 @@ class UpstreamConnection:
 
     def reset_parser(self) -> None:
         """A response with no body whatever its headers say (HEAD): start the next one afresh."""
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser = response_parser(self)
 
     def close(self) -> None:
         self.keep_alive = False
         if not self.closed and self.transport is not None:
             self.transport.close()
         self.closed = True
+
+
+def response_parser(conn: UpstreamConnection) -> httptools.HttpResponseParser:
+    """A parser for a target's responses, as tolerant as nginx and HAProxy: lines of the head may
+    end in a bare LF (busybox httpd CGI scripts, many small embedded servers). Requests from
+    clients stay strict (CRLF only)."""
+    parser = httptools.HttpResponseParser(conn)
+    parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+    return parser
 
 
 class UpstreamPool:
