@@ -18,7 +18,13 @@ with ``from exc``; they never escape into the API.
     │   ├── NoSuchObject                the runtime has no such container, image or network
     │   ├── NameConflict                a container with that name exists already
     │   └── PortAllocated               Docker could not bind the host port we chose
-    └── PortsExhausted                  no free host port in the dynamic range
+    ├── PortsExhausted                  no free host port in the dynamic range
+    │
+    │   defined beside the code that raises them:
+    ├── ElbError (core/lb/errors.py)    400+ an ELBv2 error, its AWS code as given (ValidationError, ...)
+    ├── AutoScalingError (control/autoscaling.py)  400  an Application Auto Scaling error
+    ├── QueryError (api/server.py)      400  the query protocol's own errors (MissingAction, ...)
+    └── FirewallError (agent/firewall.py)    iptables could not bring the host firewall in step
 """
 
 from __future__ import annotations
