@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import socket
 import sqlite3
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -34,6 +33,7 @@ from portside.core.lb.model import (
 from portside.proxy.health import SqliteHealthStore
 from portside.proxy.runtime import ProxyRuntime
 from tests.support.loops import run_on, until
+from tests.support.tcp_server import ThreadedTcpServer
 
 GROUP = "arn:tg/hostile"
 HC = HealthCheck(path="/health", interval_s=1, timeout_s=1, healthy_threshold=2, unhealthy_threshold=2)
@@ -42,35 +42,16 @@ MAX_SENT_BYTES = 4 << 20  # what one hostile connection sends at most
 HOLD_S = 5.0  # how long a hostile connection stays open at most once it has said its piece
 
 
-class HostileBackend:
+class HostileBackend(ThreadedTcpServer):
     """A raw TCP server on 127.0.0.1: answers every connection as ``mode`` says (switchable)."""
 
     def __init__(self) -> None:
         self.mode = "good"
         self.served: dict[str, int] = {}
-        self.lock = threading.Lock()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self._stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def close(self) -> None:
-        self._stopped.set()
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn, self.mode), daemon=True).start()
-
-    def _serve(self, conn: socket.socket, mode: str) -> None:
+    def serve(self, conn: socket.socket) -> None:
+        mode = self.mode
         conn.settimeout(HOLD_S)
         try:
             conn.recv(65536)  # the probe's request
@@ -93,12 +74,10 @@ class HostileBackend:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Le")
         except OSError:
             pass  # the checker hung up: what it should do
-        finally:
-            conn.close()
 
     def _hold(self, conn: socket.socket) -> None:
         """Keep the connection open (so a decision cannot come from the close) until the checker hangs up."""
-        while not self._stopped.is_set() and conn.recv(65536):
+        while not self.stopped and conn.recv(65536):
             pass
 
 

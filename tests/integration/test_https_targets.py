@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,13 +34,14 @@ from portside.proxy.runtime import ProxyRuntime
 from tests.support.backends import read_request_head
 from tests.support.loops import LOOPS, run_on, until
 from tests.support.server import PortsideProcess
+from tests.support.tcp_server import ThreadedTcpServer
 from tests.support.tls import self_signed, server_context
 
 TLS_RECORD = b"\x16"  # a TLS handshake record's content type: the first byte a TLS client sends
 HC = HealthCheck(protocol="HTTPS", path="/health", interval_s=1, timeout_s=1, healthy_threshold=2, unhealthy_threshold=2)
 
 
-class RecordingBackend:
+class RecordingBackend(ThreadedTcpServer):
     """A loopback server that records how each connection began and what arrived on it.
 
     With ``tls`` it serves HTTP/1.1 over TLS (keep-alive; ``/health`` answers 200 and closes;
@@ -52,32 +52,12 @@ class RecordingBackend:
 
     def __init__(self, tls: ssl.SSLContext | None) -> None:
         self.tls = tls
-        self.lock = threading.Lock()
         self.first_bytes: list[bytes] = []
         self.received: list[bytes] = []  # plaintext-only backend: everything each connection sent
         self.requests: list[tuple[str, str]] = []  # TLS backend: (tls version, path) of traffic
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self._stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def close(self) -> None:
-        self._stopped.set()
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         conn.settimeout(5)
         try:
             first = conn.recv(1, socket.MSG_PEEK)
@@ -92,8 +72,6 @@ class RecordingBackend:
                     self._serve_tls(tls)
         except (OSError, ValueError):
             return
-        finally:
-            conn.close()
 
     def _serve_plaintext(self, conn: socket.socket) -> None:
         data = b""

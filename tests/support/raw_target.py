@@ -9,61 +9,31 @@ answered 200 and closed); it returns whether to read another request on the conn
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import pytest
 
 from tests.support.backends import Request, read_body, read_request_head
+from tests.support.tcp_server import ThreadedTcpServer
 
 Answer = Callable[[socket.socket, BinaryIO, Request], bool]
 
 
-class RawTarget:
+class RawTarget(ThreadedTcpServer):
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         self.requests: list[Request] = []
-        self.lock = threading.Lock()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self._open: set[socket.socket] = set()
-        self._stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
     def traffic(self) -> list[Request]:
         with self.lock:
             return list(self.requests)
 
-    def close(self) -> None:
-        self._stopped.set()
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        with self.lock:
-            conns = list(self._open)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self._open.add(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         rfile = conn.makefile("rb", buffering=65536)
         try:
-            while not self._stopped.is_set():
+            while not self.stopped:
                 req = read_request_head(rfile)
                 if req is None:
                     return
@@ -78,11 +48,8 @@ class RawTarget:
         except (OSError, ValueError, ConnectionError):
             return
         finally:
-            with self.lock:
-                self._open.discard(conn)
             try:
                 rfile.close()
-                conn.close()
             except OSError:
                 pass
 
