@@ -36,6 +36,10 @@ DEFAULT_ORPHAN_GRACE_S = 60.0
 DEFAULT_TASK_CLEANUP_WAIT_S = 3600.0
 # Periodic resync of the agent against Docker, a safety net behind Docker's event stream.
 DEFAULT_RESYNC_INTERVAL_S = 10.0
+# Client connections one listener holds at once; at the limit idle keep-alive connections make
+# room first, then new ones are refused. Each holds a file descriptor, and its target connection
+# another: keep it under half the open-file limit the server raises itself to.
+DEFAULT_MAX_CLIENT_CONNECTIONS = 10_000
 AWSVPC_NETWORK_NAME = "portside-awsvpc"
 
 
@@ -68,6 +72,7 @@ class ServerConfig:
     docker_url: str | None = None
     # Beyond ALB: retry a failed request once on another target when that is safe (docs/load-balancer.md).
     proxy_retries: bool = True
+    max_client_connections: int = DEFAULT_MAX_CLIENT_CONNECTIONS
     # The proxy reaches a copy on this host at its bridge address and container port instead of
     # 127.0.0.1:host port, so requests skip the DNAT (or docker-proxy) behind published ports.
     direct_routing: bool = True

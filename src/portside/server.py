@@ -118,7 +118,10 @@ class Server:
         if self.firewall is not None:
             self.firewall.changed()
             self.firewall.start()
-        self.lb = ProxyRuntime(SqliteHealthStore(self.store.db), retries=config.proxy_retries)
+        self.lb = ProxyRuntime(
+            SqliteHealthStore(self.store.db), retries=config.proxy_retries,
+            max_client_connections=config.max_client_connections,
+        )
         elb_config.restore(self.plane, self.lb)  # bind stored listeners, resume target health, probe at once
         self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
         self.services = ServiceController(self.plane)

@@ -307,6 +307,7 @@ async def test_connection_limit_closes_idle_connections_first_then_refuses(make_
         # A new client makes room by closing an idle one.
         await normal_client_served(lb)
         await eventually(lambda: len(lb.rt.listeners[lb.listener_arn].connections) <= 20, 2, "at most 20 connections")
+        assert lb.rt.evicted_connections >= 1
 
         # Connections with a request in progress (a head begun, or a request at a target) are
         # never closed to make room: once every slot holds one, new connections are refused.

@@ -63,6 +63,16 @@ def render_metrics(plane: ControlPlane, scaler: Any = None, firewall: Any = None
     family("portside_lb_elb_responses_total", "counter", "Responses the load balancer generated itself, by status code.")
     for code, count in sorted(getattr(lb, "elb_errors", {}).items()):
         out.append(f"portside_lb_elb_responses_total{_labels(code=code)} {count}")
+    family("portside_lb_client_connections", "gauge", "Client connections a listener holds now.")
+    for arn, listener in getattr(lb, "listeners", {}).items():
+        out.append(f"portside_lb_client_connections{_labels(listener=arn)} {len(listener.connections)}")
+    family("portside_lb_client_connections_limit", "gauge", "Client connections each listener may hold (--max-client-connections).")
+    out.append(f"portside_lb_client_connections_limit {getattr(lb, 'max_client_connections', 0)}")
+    family("portside_lb_refused_connections_total", "counter",
+           "Client connections refused at the limit, with no idle connection to close for room.")
+    out.append(f"portside_lb_refused_connections_total {getattr(lb, 'refused_connections', 0)}")
+    family("portside_lb_evicted_connections_total", "counter", "Idle client connections closed at the limit to make room.")
+    out.append(f"portside_lb_evicted_connections_total {getattr(lb, 'evicted_connections', 0)}")
     family("portside_lb_retries_total", "counter", "Requests retried on another target.")
     out.append(f"portside_lb_retries_total {getattr(lb, 'retries', 0)}")
     family("portside_lb_target_health", "gauge", "1 for the state each registered target is in.")

@@ -79,6 +79,8 @@ def main() -> None:
               help="Lowest HealthCheckIntervalSeconds target groups may use (AWS: 5); lower for local use and tests.")
 @click.option("--proxy-retries/--no-proxy-retries", default=True, show_default=True,
               help="Retry a failed request once on another target when that is safe (beyond ALB).")
+@click.option("--max-client-connections", type=click.IntRange(1, 1_000_000), default=cfg.DEFAULT_MAX_CLIENT_CONNECTIONS,
+              show_default=True, help="Client connections per listener; at the limit idle ones are closed first, then new ones refused.")
 @click.option("--direct-routing/--no-direct-routing", default=True, show_default=True,
               help="Reach copies on this host at their bridge address and container port (skips the host port's DNAT).")
 @click.option("--scaling-period", type=click.FloatRange(min=0.5), default=60.0, show_default=True,
@@ -101,7 +103,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
            api_tls: tuple[Path, Path] | None, reserved_memory: int, stop_timeout: int,
            image_pull_behavior: str, image_pull_timeout: float, port_quarantine: float, orphan_grace: float,
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
-           direct_routing: bool, scaling_period: float, firewall_mode: str, lb_sources: tuple[str, ...],
+           max_client_connections: int, direct_routing: bool, scaling_period: float, firewall_mode: str, lb_sources: tuple[str, ...],
            allow_privileged: bool, allow_host_namespaces: bool, allow_devices: bool, allow_capabilities: bool,
            allow_host_paths: tuple[str, ...], log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
@@ -131,7 +133,8 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         auth_mode=auth_mode, api_hosts=api_hosts, api_tls=(api_tls[0], api_tls[1]) if api_tls else None,
         reserved_memory_mib=reserved_memory, stop_timeout_s=stop_timeout, image_pull_behavior=image_pull_behavior,
         image_pull_timeout_s=image_pull_timeout, port_quarantine_s=port_quarantine, orphan_grace_s=orphan_grace,
-        task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries, direct_routing=direct_routing, scaling_period_s=scaling_period,
+        task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries,
+        max_client_connections=max_client_connections, direct_routing=direct_routing, scaling_period_s=scaling_period,
         firewall_mode=firewall_mode, lb_sources=sources, allowances=allowances,
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )

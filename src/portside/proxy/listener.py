@@ -86,6 +86,7 @@ class ListenerRuntime:
                 return False
             connections.discard(idle)
             idle.transport.close()
+            self.runtime.count_evicted_connection()
         connections.add(conn)
         return True
 

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from portside.config import DEFAULT_MAX_CLIENT_CONNECTIONS
 from portside.core.lb.model import LbConfig, Listener, TargetGroup
 from portside.core.lb.runtime import HealthView, ListenerBindError
 from portside.proxy.health import HealthChecker, HealthStore
@@ -38,7 +39,6 @@ RETRY_BUDGET = 0.10  # retries stay under 10 % of requests over the last 10 s ..
 RETRY_BUDGET_MIN = 3  # ... or this many per window, so a quiet balancer can retry at all (Envoy's floor)
 IDLE_POOL_TIMEOUT_S = 50.0  # close idle upstream connections before a typical 60 s target keep-alive does
 REQUEST_HEAD_TIMEOUT_S = 60.0  # a request head must be complete this long after its first byte (nginx: 60 s)
-MAX_CLIENT_CONNECTIONS = 10_000  # per listener; at the limit idle keep-alive connections make room first
 
 
 class ProxyRuntime:
@@ -48,7 +48,7 @@ class ProxyRuntime:
         retries: bool = True,
         secret: bytes | None = None,
         request_head_timeout_s: float = REQUEST_HEAD_TIMEOUT_S,
-        max_client_connections: int = MAX_CLIENT_CONNECTIONS,
+        max_client_connections: int = DEFAULT_MAX_CLIENT_CONNECTIONS,
     ) -> None:
         self.loop = asyncio.get_event_loop()
         self.request_head_timeout_s = request_head_timeout_s
@@ -69,6 +69,7 @@ class ProxyRuntime:
         self.retries = 0
         self.elb_errors: dict[int, int] = {}
         self.refused_connections = 0  # client connections refused at max_client_connections
+        self.evicted_connections = 0  # idle client connections closed there to make room
         self._request_window: deque[int] = deque([0] * RETRY_WINDOW_S, maxlen=RETRY_WINDOW_S)
         self._retry_window: deque[int] = deque([0] * RETRY_WINDOW_S, maxlen=RETRY_WINDOW_S)
         self._requests_at_tick = 0
@@ -165,6 +166,9 @@ class ProxyRuntime:
 
     def count_refused_connection(self) -> None:
         self.refused_connections += 1
+
+    def count_evicted_connection(self) -> None:
+        self.evicted_connections += 1
 
     def count_elb_error(self, status: int) -> None:
         self.elb_errors[status] = self.elb_errors.get(status, 0) + 1
