@@ -186,8 +186,8 @@ class Task:
             out["stopCode"] = self.stop_code
         if self.stopped_reason:
             out["stoppedReason"] = self.stopped_reason
-        for stamp, value in self.timestamps.items():
-            out[stamp] = value
+        for stamp, at in self.timestamps.items():
+            out[stamp] = at
         if "startedAt" in self.timestamps:
             out["connectivityAt"] = self.timestamps["startedAt"]
         if self.attachment_id:
