@@ -15,7 +15,9 @@ fails on such a build.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -32,24 +34,36 @@ def hot_path() -> tuple[str, ...]:
     raise SystemExit("setup.py: src/portside/proxy/__init__.py defines no HOT_PATH")
 
 
+# Why the last install did not compile (mypy's own errors included), for ``portside.proxy.FALLBACK_REASON``:
+# pip hides a build's output, and a type error anywhere the hot path imports would otherwise pass unseen.
+COMPILE_ERROR = Path("src/portside/proxy/_compile_error.txt")
+
+
 def compiled_modules() -> list:
+    COMPILE_ERROR.unlink(missing_ok=True)
     if os.environ.get("PORTSIDE_COMPILE", "1") == "0":
         return []
     try:
         from mypyc.build import mypycify
     except ImportError:
-        print("setup.py: mypyc is not installed; the proxy runs as pure Python", file=sys.stderr)
-        return []
+        return refused("mypyc is not installed")
     sources = [f"src/portside/proxy/{name}.py" for name in hot_path()]
+    said = io.StringIO()
     try:
-        extensions = mypycify(["--ignore-missing-imports", *sources], opt_level="3")
+        with contextlib.redirect_stdout(said):  # mypy prints its errors there
+            extensions = mypycify(["--ignore-missing-imports", *sources], opt_level="3")
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever mypyc refuses, install the pure-Python package
-        print(f"setup.py: mypyc cannot compile the proxy ({exc}); it runs as pure Python", file=sys.stderr)
-        return []
+        return refused(f"mypyc refused it: {said.getvalue().strip() or exc}")
     for extension in extensions:
         extension.optional = True  # no C compiler: warn and install the pure-Python package
     record_sources(sources)
     return extensions
+
+
+def refused(why: str) -> list:
+    COMPILE_ERROR.write_text(why + "\n")
+    print(f"setup.py: the proxy's hot path is not compiled ({why}); it runs as pure Python", file=sys.stderr)
+    return []
 
 
 def record_sources(sources: list[str]) -> None:

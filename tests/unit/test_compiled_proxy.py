@@ -122,3 +122,15 @@ def test_an_install_without_compiled_modules_runs_from_source(tmp_path: Path) ->
     seen = probe(root)
     assert seen["compiled"] is False and seen["reason"].startswith("not compiled at install")
     assert all(f.endswith(".py") for f in seen["files"].values())
+
+
+def test_an_install_mypyc_refused_says_why(tmp_path: Path) -> None:
+    root = copy_install(tmp_path)
+    for so in (root / "portside" / "proxy").glob("*.so"):
+        so.unlink()
+    for lib in SHARED_LIBRARIES:
+        (root / lib.name).unlink()
+    error = 'mypyc refused it: portside/core/task.py:189: error: Incompatible types in assignment'
+    (root / "portside" / "proxy" / "_compile_error.txt").write_text(error + "\n")
+    seen = probe(root)
+    assert seen["compiled"] is False and seen["reason"] == f"not compiled at install: {error}"

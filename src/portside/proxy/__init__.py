@@ -40,7 +40,10 @@ def _why_not_compiled(here: Path, compiled: dict[str, Path]) -> str | None:
     if os.environ.get(PURE_PYTHON_ENV) == "1":
         return f"{PURE_PYTHON_ENV}=1"
     if not compiled:
-        return "not compiled at install (no mypyc or no C compiler, or PORTSIDE_COMPILE=0)"
+        error = here / "_compile_error.txt"  # written by setup.py when mypyc was missing or refused
+        if error.exists():
+            return f"not compiled at install: {error.read_text().strip()}"
+        return "not compiled at install (no C compiler, or PORTSIDE_COMPILE=0)"
     missing = [name for name in HOT_PATH if name not in compiled]
     if missing:
         return f"compiled modules missing: {', '.join(missing)}"
