@@ -1217,7 +1217,9 @@ async def test_weighted_forward_to_two_groups(lb: Lb, backends: Any) -> None:
     await lb.wait_state("arn:tg/three", [three])
     responses = await many(lb.port, 800)
     share = sum(r.backend == "three" for r in responses) / 800
-    assert 0.70 <= share <= 0.80, share
+    # The pick is random: 3/4 of 800 has a standard deviation of 0.015, and a +-3.3 sigma bound
+    # failed about once in a thousand runs. +-5 sigma still fails 1:1 weights (0.5) or all to one.
+    assert 0.675 <= share <= 0.825, share
 
 
 async def test_lb_cookie_stickiness(lb: Lb, backends: Any) -> None:
