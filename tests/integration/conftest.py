@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.hosts import hosts_machine, make_cluster  # noqa: F401  (fixtures for many-hosts tests)
 from tests.support.netns import OutsideHost, make_outside_host, netns_available
 from tests.support.server import PortsideProcess
 
