@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,9 @@ def _root_get(address: str, port: int, path: str = "/cgi-bin/whoami", timeout: f
 
 def _start_web(host: Host, image: str) -> tuple[Any, int]:
     """A busybox httpd on ``host`` with container port 80 published on a port Docker chooses."""
-    container = host.docker().containers.run(image, detach=True, ports={"80/tcp": None}, hostname=f"web-{host.name}")
+    container = host.docker().containers.run(
+        image, detach=True, ports={"80/tcp": None}, hostname=f"web-{host.name}"
+    )
     container.reload()
     return container, int(container.ports["80/tcp"][0]["HostPort"])
 
@@ -49,7 +50,9 @@ def test_instance_ids_are_stable_distinct_and_ec2_shaped() -> None:
     assert all(re.fullmatch(r"i-[0-9a-f]{17}", i) for i in ids)
 
 
-def test_three_hosts_publish_dynamic_ports_on_their_own_addresses(make_cluster: Any, busybox_image: str) -> None:
+def test_three_hosts_publish_dynamic_ports_on_their_own_addresses(
+    make_cluster: Any, busybox_image: str
+) -> None:
     cluster: Cluster = make_cluster(3)
     a, b, c = cluster.hosts
     assert [h.address for h in cluster.hosts] == ["10.250.0.11", "10.250.0.12", "10.250.0.13"]
@@ -58,7 +61,9 @@ def test_three_hosts_publish_dynamic_ports_on_their_own_addresses(make_cluster: 
     for host in cluster.hosts:
         port = webs[host.name][1]
         assert port > 0
-        answer = eventually(lambda: _root_get(host.address, port), timeout=15, what=f"web on {host.name}")
+        answer = eventually(
+            lambda h=host, p=port: _root_get(h.address, p), timeout=15, what=f"web on {host.name}"
+        )
         assert answer == f"web-{host.name}\n"
         # the address is the host's own, inside its namespace
         assert host.run("ip", "-4", "-o", "addr", "show", "eth0").stdout.split()[3] == f"{host.address}/24"
@@ -79,10 +84,12 @@ def test_partition_cuts_a_host_off_and_heal_brings_it_back(make_cluster: Any, bu
     assert a.http_get(b.address, port, "/cgi-bin/whoami", timeout=1.0) is None
     container.reload()
     assert container.status == "running"
-    assert b.http_get(b.address, port, "/cgi-bin/whoami") == ("HTTP/1.1 200 OK", "web-b\n")  # still serving inside
+    # still serving, inside its own namespace
+    assert b.http_get(b.address, port, "/cgi-bin/whoami") == ("HTTP/1.1 200 OK", "web-b\n")
 
     b.heal()
-    assert eventually(lambda: _root_get(b.address, port), timeout=15, what="b reachable after heal") == "web-b\n"
+    healed = eventually(lambda: _root_get(b.address, port), timeout=15, what="b reachable after heal")
+    assert healed == "web-b\n"
     assert eventually(lambda: a.http_get(b.address, port, "/cgi-bin/whoami"), timeout=15, what="a reaches b")
 
 

@@ -79,6 +79,13 @@ def _in_cgroup(pid: int, cgroup_names: list[str]) -> bool:
     return any(f"/{name}/" in line + "/" for line in lines for name in cgroup_names)
 
 
+def commands_naming(folder: Path) -> list[tuple[int, str]]:
+    """(pid, command line) of every other process whose command line names a path under ``folder``."""
+    me = os.getpid()
+    commands = [(pid, _cmdline(pid)) for pid in _pids() if pid != me]
+    return [(pid, cmd) for pid, cmd in commands if f"{folder}/" in cmd]
+
+
 def host_processes(folder: Path, netns: str, cgroup_names: list[str]) -> list[int]:
     """Pids of everything a host runs: its engine, shims, containers and strays in its namespace."""
     me = os.getpid()
@@ -160,7 +167,7 @@ def cgroup_dirs(name_prefix: str) -> list[Path]:
 
 def remove_cgroup(folder: Path) -> None:
     """rmdir a cgroup and its children, deepest first (cgroup folders hold only kernel files)."""
-    for dirpath, _dirs, _files in sorted(os.walk(folder), key=lambda entry: entry[0].count("/"), reverse=True):
+    for dirpath in sorted((entry[0] for entry in os.walk(folder)), key=lambda d: d.count("/"), reverse=True):
         try:
             os.rmdir(dirpath)
         except OSError:
@@ -195,8 +202,7 @@ class Leftovers:
 def leftovers(tag: str) -> Leftovers:
     folder = hosts_base_dir() / tag
     found = Leftovers()
-    me = os.getpid()
-    found.processes = [f"{pid}: {_cmdline(pid)[:120]}" for pid in _pids() if pid != me and f"{folder}/" in _cmdline(pid)]
+    found.processes = [f"{pid}: {cmd[:120]}" for pid, cmd in commands_naming(folder)]
     cgroups = sorted({d.name for d in cgroup_dirs(f"{tag}-")})
     found.processes += [f"{pid}: in cgroup {tag}-*" for pid in _pids() if _in_cgroup(pid, cgroups)]
     found.mounts = mounts_under(folder)
@@ -220,6 +226,10 @@ def remove_tag(tag: str) -> None:
     for cgroup in cgroup_dirs(f"{tag}-"):
         remove_cgroup(cgroup)
     shutil.rmtree(folder, ignore_errors=True)
+    try:
+        hosts_base_dir().rmdir()  # only when no other run uses it
+    except OSError:
+        pass
     for netns in host_namespaces + [f"{tag}-switch"]:
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
     subprocess.run(["ip", "link", "del", f"{tag}r"], capture_output=True)

@@ -5,10 +5,10 @@ Theory of operation
 A *cluster* is a switch plus hosts, all network namespaces named after the test run's tag
 ``psh<pid>`` (see tests/support/host_leftovers.py)::
 
-    root namespace (tests, control plane)        psh<pid>-switch             psh<pid>-a
-      psh<pid>r 10.250.0.1/24  ─── veth ───  uplink ┐                    ┌ port-a ─── veth ─── eth0 10.250.0.11/24
-                                                    ├── bridge "switch" ─┤                      docker0 172.31.11.1/24
-                                                    │                    └ port-b ─── veth ─── eth0 10.250.0.12 (psh<pid>-b)
+    root namespace              psh<pid>-switch                   psh<pid>-a
+    psh<pid>r 10.250.0.1 ─veth─ uplink ┐                 ┌ port-a ─veth─ eth0 10.250.0.11/24
+                                       ├ bridge "switch" ┤               docker0 172.31.11.1/24
+                                                         └ port-b ─veth─ eth0 10.250.0.12/24 ...
 
 The bridge lives in a namespace of its own: in the root namespace br_netfilter would hand the
 hosts' frames to Docker's FORWARD chain, whose policy is DROP. The root namespace reaches the
@@ -16,10 +16,10 @@ hosts over its own veth into the switch, so tests (and a control plane) in the r
 talk to 10.250.0.11, .12, ... directly. Nothing is routed anywhere else.
 
 Each host runs ``dockerd`` inside its namespace (``nsenter --net``) with its own data root,
-exec root, socket, pid file, bridge (``--bip 172.31.<10+n>.1/24``), managed containerd under
-the exec root, ``--cgroup-parent psh<pid>-<host>``, an empty config file (never the machine's
-``/etc/docker/daemon.json``), iptables on (inside the namespace) and no userland proxy. Ports
-a container publishes land on the host's address. Images come from the machine's engine
+exec root, socket, pid file, bridge (``--bip``: 172.31.11.1/24 for a, .12 for b, ...),
+managed containerd under the exec root, ``--cgroup-parent psh<pid>-<host>``, an empty config
+file (never the machine's ``/etc/docker/daemon.json``), iptables on (inside the namespace) and
+no userland proxy. Ports a container publishes land on the host's address. Images come from the machine's engine
 (``docker save`` -> ``load``).
 
 Scenarios: ``Host.partition()`` / ``heal()`` take the host's port on the switch down / up;
@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import shutil
 import subprocess
 import time
@@ -138,7 +137,9 @@ class Host:
             capture_output=True, text=True, timeout=timeout, check=check,
         )
 
-    def http_get(self, address: str, port: int, path: str = "/", timeout: float = 2.0) -> tuple[str, str] | None:
+    def http_get(
+        self, address: str, port: int, path: str = "/", timeout: float = 2.0
+    ) -> tuple[str, str] | None:
         """(status line, body) of ``GET path`` sent from this host, or None when nothing answers."""
         return http_get_from(self.run, address, port, path, timeout)
 
@@ -167,7 +168,9 @@ class Host:
             "--cgroup-parent", f"/{self.cgroup_parent}",
         ]
         try:
-            self.engine = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.engine = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         finally:
             log.close()
         self.wait_for_engine()
@@ -191,16 +194,16 @@ class Host:
                     client.close()
             time.sleep(0.2)
         tail = (self.folder / "dockerd.log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"engine of host {self.name} did not answer in {timeout} s ({last!r}); log:\n{tail}")
+        raise RuntimeError(
+            f"engine of host {self.name} did not answer in {timeout} s ({last!r}); log:\n{tail}"
+        )
 
     def engine_pids(self) -> list[int]:
         """dockerd and its containerd (not the shims) of this host."""
-        pids = []
-        for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
-            cmd = host_leftovers._cmdline(pid)
-            if f"{self.folder}/" in cmd and "containerd-shim" not in cmd and not cmd.startswith("nsenter"):
-                pids.append(pid)
-        return pids
+        return [
+            pid for pid, cmd in host_leftovers.commands_naming(self.folder)
+            if "containerd-shim" not in cmd and not cmd.startswith("nsenter")
+        ]
 
     def kill_engine(self) -> None:
         """SIGKILL dockerd and its containerd, as a crash would; shims and containers keep running."""
@@ -228,7 +231,8 @@ class Host:
     def plug_in(self) -> None:
         switch = f"{self.tag}-switch"
         _ip("netns", "add", self.netns)
-        _ip("link", "add", self.switch_port, "type", "veth", "peer", "name", "eth0", "netns", self.netns, netns=switch)
+        _ip("link", "add", self.switch_port, "type", "veth", "peer", "name", "eth0", "netns", self.netns,
+            netns=switch)
         _ip("link", "set", self.switch_port, "master", "switch", "up", netns=switch)
         _ip("addr", "add", f"{self.address}/24", "dev", "eth0", netns=self.netns)
         _ip("link", "set", "eth0", "up", netns=self.netns)
@@ -237,12 +241,10 @@ class Host:
     def close(self) -> None:
         """Kill everything the host runs, unmount, and remove its cgroups, folder and namespace."""
         for client in self._clients:
-            try:
-                client.close()
-            except Exception:
-                pass
+            client.close()  # closes its connection pool; talks to no engine
         self._clients.clear()
-        host_leftovers.kill_and_wait(host_leftovers.host_processes(self.folder, self.netns, [self.cgroup_parent]))
+        processes = host_leftovers.host_processes(self.folder, self.netns, [self.cgroup_parent])
+        host_leftovers.kill_and_wait(processes)
         if self.engine is not None:
             try:
                 self.engine.wait(timeout=10)
@@ -284,7 +286,9 @@ class Cluster:
     def add_hosts(self, count: int, images: tuple[str, ...] = (), image_source: Any = None) -> list[Host]:
         """Add ``count`` hosts, start their engines and copy ``images`` into each."""
         if len(self.hosts) + count > MAX_HOSTS:
-            raise ValueError(f"count: a cluster has at most {MAX_HOSTS} hosts, asked for {len(self.hosts) + count}")
+            raise ValueError(
+                f"count: a cluster has at most {MAX_HOSTS} hosts, asked for {len(self.hosts) + count}"
+            )
         added = []
         for _ in range(count):
             index = len(self.hosts)
@@ -323,7 +327,7 @@ class Cluster:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     lock.close()
-                    raise RuntimeError(f"another test run held {LOCK_PATH} for {LOCK_TIMEOUT_S} s")
+                    raise RuntimeError(f"another test run held {LOCK_PATH} for {LOCK_TIMEOUT_S} s") from None
                 time.sleep(0.5)
         self._lock = lock
 
@@ -354,7 +358,8 @@ def make_cluster(
         cluster = Cluster()
         made.append(cluster)
         cluster.open()
-        cluster.add_hosts(count, images=(busybox_image,) if images is None else images, image_source=docker_client)
+        wanted = (busybox_image,) if images is None else images
+        cluster.add_hosts(count, images=wanted, image_source=docker_client)
         return cluster
 
     try:
