@@ -100,6 +100,8 @@ def test_teardown_after_a_killed_engine_leaves_nothing_behind(make_cluster: Any,
     container_pid = container.attrs["State"]["Pid"]
     eventually(lambda: _root_get(host.address, port), timeout=15, what="web on a")
 
+    # a stray in the namespace whose command line names nothing of the host's
+    stray = subprocess.Popen(["nsenter", f"--net=/run/netns/{host.netns}", "sleep", "300"])
     host.kill_engine()
     assert host.engine_pids() == []
     left = host_leftovers.leftovers(cluster.tag)
@@ -110,6 +112,7 @@ def test_teardown_after_a_killed_engine_leaves_nothing_behind(make_cluster: Any,
     cluster.close()
     assert not host_leftovers.leftovers(cluster.tag), host_leftovers.leftovers(cluster.tag)
     assert _dead(container_pid)
+    assert stray.wait(timeout=10) == -9
 
 
 def _dead(pid: int) -> bool:
@@ -145,18 +148,31 @@ def test_a_test_that_raises_midway_leaves_nothing_behind(hosts_machine: None, tm
     (tmp_path / "conftest.py").write_text(CHILD_CONFTEST)
     (tmp_path / "test_child.py").write_text(CHILD_TEST)
     report = tmp_path / "report.json"
-    result = subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(REPO / "pyproject.toml"),
          "--rootdir", str(tmp_path), str(tmp_path / "test_child.py")],
-        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO), "HARNESS_REPORT": str(report)},
     )
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "RuntimeError: midway" in result.stdout
-    seen = json.loads(report.read_text())
-    assert seen["tag"] == f"psh{seen['pid']}"
-    assert seen["processes"] > 0 and len(seen["namespaces"]) == 3  # the child really made hosts
-    assert not host_leftovers.leftovers(seen["tag"]), host_leftovers.leftovers(seen["tag"])
+    try:
+        output = _finish(child, timeout=180)
+        assert child.returncode == 1, output
+        assert "RuntimeError: midway" in output
+        seen = json.loads(report.read_text())
+        assert seen["tag"] == f"psh{child.pid}"
+        assert seen["processes"] > 0 and len(seen["namespaces"]) == 3  # the child really made hosts
+        assert not host_leftovers.leftovers(seen["tag"]), host_leftovers.leftovers(seen["tag"])
+    finally:
+        host_leftovers.remove_tag(f"psh{child.pid}")
+
+
+def _finish(child: subprocess.Popen[str], timeout: float) -> str:
+    """The child's output once it exits; killed (and its output returned) after ``timeout`` s."""
+    try:
+        return child.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return child.communicate()[0]
 
 
 CRASHING_RUN = """
@@ -172,13 +188,15 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_session_sweep_removes_what_a_crashed_run_left(hosts_machine: None, busybox_image: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", CRASHING_RUN, busybox_image], capture_output=True, text=True, timeout=120,
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_RUN, busybox_image], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    assert result.returncode == -9, result.stderr
-    tag = result.stdout.strip()
+    tag = f"psh{child.pid}"
     try:
+        output = _finish(child, timeout=120)
+        assert child.returncode == -9, output
+        assert output.strip() == tag
         left = host_leftovers.leftovers(tag)
         assert left.processes and left.mounts and left.namespaces and left.links and left.folders, left
         assert tag in host_leftovers.sweep_dead_runs()

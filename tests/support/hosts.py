@@ -306,15 +306,21 @@ class Cluster:
 
     def close(self) -> None:
         """Tear everything down; safe to call after any failure, and more than once."""
-        try:
-            for host in reversed(self.hosts):
+        errors: list[Exception] = []
+        for host in reversed(self.hosts):
+            try:
                 host.close()
+            except Exception as exc:  # the other hosts and the switch still go
+                errors.append(exc)
+        try:
             host_leftovers.remove_tag(self.tag)  # whatever a half-made host or the switch left
         finally:
             self.hosts = []
             if self._lock is not None:
                 self._lock.close()
                 self._lock = None
+        if errors:
+            raise errors[0]
 
     def _take_lock(self) -> None:
         LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
