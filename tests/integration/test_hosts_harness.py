@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from tests.support import host_leftovers
-from tests.support.hosts import Cluster, Host, instance_id_for
+from tests.support.hosts import (
+    Cluster, Host, instance_id_for, machine_can_run_hosts, take_range_lock,
+)
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.netns]
@@ -50,6 +52,22 @@ def test_instance_ids_are_stable_distinct_and_ec2_shaped() -> None:
     assert all(re.fullmatch(r"i-[0-9a-f]{17}", i) for i in ids)
 
 
+def test_a_foreign_route_to_the_range_makes_the_harness_skip(hosts_machine: None) -> None:
+    assert machine_can_run_hosts() is None
+    link = f"phx{os.getpid()}"
+    lock = take_range_lock()
+    try:
+        subprocess.run(["ip", "link", "add", link, "type", "veth", "peer", "name", f"{link}p"], check=True)
+        subprocess.run(["ip", "addr", "add", "10.250.0.250/24", "dev", link], check=True)
+        subprocess.run(["ip", "link", "set", link, "up"], check=True)
+        why = machine_can_run_hosts()
+        assert why is not None and "10.250.0.0/24 is already routed" in why and link in why
+    finally:
+        subprocess.run(["ip", "link", "del", link], check=False, capture_output=True)
+        lock.close()
+    assert machine_can_run_hosts() is None
+
+
 def test_three_hosts_publish_dynamic_ports_on_their_own_addresses(
     make_cluster: Any, busybox_image: str
 ) -> None:
@@ -57,6 +75,7 @@ def test_three_hosts_publish_dynamic_ports_on_their_own_addresses(
     a, b, c = cluster.hosts
     assert [h.address for h in cluster.hosts] == ["10.250.0.11", "10.250.0.12", "10.250.0.13"]
     assert len({h.instance_id for h in cluster.hosts}) == 3
+    assert machine_can_run_hosts() is None  # a harness's own route (psh<pid>r) is no reason to skip
     webs = {host.name: _start_web(host, busybox_image) for host in cluster.hosts}
     for host in cluster.hosts:
         port = webs[host.name][1]

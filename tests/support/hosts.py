@@ -19,8 +19,8 @@ Each host runs ``dockerd`` inside its namespace (``nsenter --net``) with its own
 exec root, socket, pid file, bridge (``--bip``: 172.31.11.1/24 for a, .12 for b, ...),
 managed containerd under the exec root, ``--cgroup-parent psh<pid>-<host>``, an empty config
 file (never the machine's ``/etc/docker/daemon.json``), iptables on (inside the namespace) and
-no userland proxy. Ports a container publishes land on the host's address. Images come from the machine's engine
-(``docker save`` -> ``load``).
+no userland proxy. Ports a container publishes land on the host's address. Images come from
+the machine's engine (``docker save`` -> ``load``).
 
 Scenarios: ``Host.partition()`` / ``heal()`` take the host's port on the switch down / up;
 ``Host.kill_engine()`` SIGKILLs dockerd and its containerd and leaves the shims and containers
@@ -32,7 +32,8 @@ kills every process of a host (by folder, namespace, cgroup and descent), unmoun
 engine left under its folder, removes its cgroups, folder and namespace, then the switch and
 the root link. ``hosts_machine`` (session) skips where the machine cannot do this and first
 sweeps what crashed runs left. The address range is one per machine, so a cluster holds an
-exclusive lock (``/run/lock/portside-test-hosts.lock``) while it lives.
+exclusive lock (``/run/lock/portside-test-hosts.lock``) while it lives; a route to the range
+through anything but a harness's own link makes the tests skip.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -82,8 +83,10 @@ def machine_can_run_hosts() -> str | None:
     for tool in ("dockerd", "nsenter", "umount"):
         if shutil.which(tool) is None:
             return f"needs {tool}"
-    if _ip("route", "show", f"{SUBNET_PREFIX}.0/24", check=False).stdout.strip():
-        return f"{SUBNET_PREFIX}.0/24 is already routed on this machine"
+    for route in _ip("route", "show", f"{SUBNET_PREFIX}.0/24", check=False).stdout.splitlines():
+        device = route.split(" dev ")[1].split()[0] if " dev " in route else ""
+        if not host_leftovers.TAG_PATTERN.match(device):  # a harness's own link is no reason
+            return f"{SUBNET_PREFIX}.0/24 is already routed on this machine ({route.strip()})"
     return None
 
 
@@ -323,19 +326,23 @@ class Cluster:
             raise errors[0]
 
     def _take_lock(self) -> None:
-        LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(LOCK_PATH, "a+")
-        deadline = time.monotonic() + LOCK_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    lock.close()
-                    raise RuntimeError(f"another test run held {LOCK_PATH} for {LOCK_TIMEOUT_S} s") from None
-                time.sleep(0.5)
-        self._lock = lock
+        self._lock = take_range_lock()
+
+
+def take_range_lock(timeout: float = LOCK_TIMEOUT_S) -> IO[str]:
+    """The machine-wide lock on 10.250.0.0/24 (an open file; closing it releases the lock)."""
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(LOCK_PATH, "a+")  # noqa: SIM115  (held open for the cluster's life)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                lock.close()
+                raise RuntimeError(f"another test run held {LOCK_PATH} for {timeout} s") from None
+            time.sleep(0.5)
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -375,4 +382,7 @@ def make_cluster(
             cluster.close()
 
 
-__all__ = ["Cluster", "Host", "hosts_machine", "instance_id_for", "make_cluster"]
+__all__ = [
+    "Cluster", "Host", "hosts_machine", "instance_id_for", "machine_can_run_hosts", "make_cluster",
+    "take_range_lock",
+]
