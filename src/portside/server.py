@@ -33,7 +33,6 @@ from portside.core import arns
 from portside.core.firewall import GuardPlan, chain_name
 from portside.core.ports import PortRange
 from portside.errors import PortsideError
-from portside.proxy.health import SqliteHealthStore
 from portside.proxy.runtime import ProxyRuntime
 
 log = logging.getLogger("portside.server")
@@ -119,7 +118,7 @@ class Server:
             self.firewall.changed()
             self.firewall.start()
         self.lb = ProxyRuntime(
-            SqliteHealthStore(self.store.db), retries=config.proxy_retries,
+            self.store, retries=config.proxy_retries,
             max_client_connections=config.max_client_connections,
         )
         elb_config.restore(self.plane, self.lb)  # bind stored listeners, resume target health, probe at once

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import socket
-import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from portside.control.store import Store
 from portside.core.lb.model import (
     Action,
     HealthCheck,
@@ -30,7 +31,6 @@ from portside.core.lb.model import (
     TargetGroupAttributes,
     WeightedTargetGroup,
 )
-from portside.proxy.health import SqliteHealthStore
 from portside.proxy.runtime import ProxyRuntime
 from tests.support.loops import run_on, until
 from tests.support.tcp_server import ThreadedTcpServer
@@ -157,12 +157,12 @@ def test_an_error_inside_a_probe_counts_as_a_failure_and_the_loop_goes_on(
     assert "Target.FailedHealthChecks" in unhealthy and "UnicodeEncodeError" in unhealthy
 
 
-def test_a_store_that_cannot_save_does_not_stop_the_checks(backend: HostileBackend) -> None:
-    db = sqlite3.connect(":memory:", check_same_thread=False)
+def test_a_store_that_cannot_save_does_not_stop_the_checks(backend: HostileBackend, tmp_path: Path) -> None:
+    store = Store(tmp_path / "portside.db")
 
     async def main() -> None:
-        runtime = ProxyRuntime(SqliteHealthStore(db))
-        db.close()  # every save from now on raises sqlite3.ProgrammingError
+        runtime = ProxyRuntime(store)
+        store.close()  # every save from now on raises sqlite3.ProgrammingError
         try:
             runtime.apply(_config(backend, HC))
             await until(lambda: _health(runtime, backend)[0] == "healthy", "healthy although the save failed")

@@ -11,7 +11,6 @@ import asyncio
 import datetime
 import re
 import socket
-import sqlite3
 import ssl
 import threading
 import time
@@ -38,7 +37,7 @@ from portside.core.lb.model import (
     WeightedTargetGroup,
 )
 from portside.core.lb.stickiness import encode_cookie
-from portside.proxy.health import SqliteHealthStore
+from portside.control.store import Store
 from portside.proxy.runtime import ProxyRuntime
 from tests.support.backends import (
     BLOCK,
@@ -1546,11 +1545,11 @@ async def test_retries_can_be_disabled(backends: Any) -> None:
 
 
 async def test_restart_resumes_persisted_health_and_probes_at_once(backends: Any, tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "state.db")
+    store = Store(tmp_path / "portside.db")
     up, sick = backends("up"), backends("sick", health_status=500)
     hc = HealthCheck(path="/health", interval_s=60, timeout_s=2, healthy_threshold=5, unhealthy_threshold=2)
 
-    rt = ProxyRuntime(SqliteHealthStore(db))
+    rt = ProxyRuntime(store)
     lb = Lb(rt)
     try:
         lb.apply([group("arn:tg/web", [up, sick], hc)])
@@ -1560,7 +1559,7 @@ async def test_restart_resumes_persisted_health_and_probes_at_once(backends: Any
         await rt.close()
     checks_before = (up.health_checks, sick.health_checks)
 
-    rt = ProxyRuntime(SqliteHealthStore(db))
+    rt = ProxyRuntime(store)
     lb = Lb(rt)
     try:
         lb.apply([group("arn:tg/web", [up, sick], hc)])
@@ -1580,4 +1579,4 @@ async def test_restart_resumes_persisted_health_and_probes_at_once(backends: Any
         assert lb.health("arn:tg/web", sick).state == "unhealthy"
     finally:
         await rt.close()
-        db.close()
+        store.close()

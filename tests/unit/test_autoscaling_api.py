@@ -35,7 +35,6 @@ from portside.control.plane import ControlPlane
 from portside.control.store import Store
 from portside.core import autoscale as core
 from portside.core.ports import PortRange
-from portside.proxy.health import SqliteHealthStore
 from portside.proxy.runtime import ProxyRuntime
 
 REGION = "us-east-1"
@@ -68,7 +67,7 @@ class Env:
             cfg, self.store, agent, f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/default/x", clock=self.clock
         )
         register_local_instance(self.plane, "test", 2048, 4096)
-        self.runtime = self.call(lambda: ProxyRuntime(SqliteHealthStore(self.store.db)))
+        self.runtime = self.call(lambda: ProxyRuntime(self.store))
         self.call(lambda: elb_config.restore(self.plane, self.runtime))
         self.api = ApiServer(self.plane, None)
         self.run(self.api.start("127.0.0.1", 0))

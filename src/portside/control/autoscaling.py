@@ -92,11 +92,7 @@ def split_resource_id(resource_id: str) -> tuple[str, str]:
 
 
 def get_target(plane: ControlPlane, region: str, key: TargetKey) -> dict[str, Any] | None:
-    row = plane.store.db.execute(
-        "SELECT body FROM aas_scalable_targets WHERE region=? AND namespace=? AND resource_id=? AND dimension=?",
-        (region, *key),
-    ).fetchone()
-    return json.loads(row[0]) if row else None
+    return plane.store.scalable_target(region, key)
 
 
 def require_target(plane: ControlPlane, region: str, key: TargetKey) -> dict[str, Any]:
@@ -111,12 +107,8 @@ def require_target(plane: ControlPlane, region: str, key: TargetKey) -> dict[str
 
 
 def _put_target(plane: ControlPlane, region: str, body: dict[str, Any]) -> None:
-    # Upsert in place, so rowid stays creation order (what DescribeScalableTargets lists in).
-    plane.store.db.execute(
-        "INSERT INTO aas_scalable_targets VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (region, namespace, resource_id, dimension) DO UPDATE SET body=excluded.body",
-        (region, body["ServiceNamespace"], body["ResourceId"], body["ScalableDimension"], json.dumps(body)),
-    )
+    # Upsert in place, so the listing order stays creation order (what DescribeScalableTargets lists in).
+    plane.store.put_scalable_target(region, body)
 
 
 def public(body: dict[str, Any]) -> dict[str, Any]:
@@ -211,13 +203,8 @@ def register_scalable_target(plane: ControlPlane, region: str, params: dict[str,
 
 
 def describe_scalable_targets(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
-    sql = "SELECT body FROM aas_scalable_targets WHERE region=? AND namespace=?"
-    args: list[Any] = [region, params["ServiceNamespace"]]
-    if params.get("ScalableDimension"):
-        sql += " AND dimension=?"
-        args.append(params["ScalableDimension"])
     wanted = params.get("ResourceIds")
-    bodies = [json.loads(r[0]) for r in plane.store.db.execute(sql + " ORDER BY rowid", args)]
+    bodies = plane.store.scalable_targets(region, params["ServiceNamespace"], params.get("ScalableDimension"))
     if wanted:
         bodies = [b for b in bodies if b["ResourceId"] in wanted]
     items, token = page(bodies, params, MAX_DESCRIBE_TARGETS)
@@ -233,10 +220,8 @@ def deregister_scalable_target(plane: ControlPlane, region: str, params: dict[st
         )
     # "Deregistering a scalable target deletes the scaling policies ... associated with it" [BC];
     # its activities stay for their six weeks.
-    where = "region=? AND namespace=? AND resource_id=? AND dimension=?"
     with plane.store.transaction():
-        plane.store.db.execute(f"DELETE FROM aas_scaling_policies WHERE {where}", (region, *key))
-        plane.store.db.execute(f"DELETE FROM aas_scalable_targets WHERE {where}", (region, *key))
+        plane.store.delete_scalable_target(region, key)
     return {}
 
 
@@ -244,13 +229,13 @@ def deregister_scalable_target(plane: ControlPlane, region: str, params: dict[st
 
 
 def describe_scaling_activities(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
-    sql = "SELECT body FROM aas_scaling_activities WHERE region=? AND namespace=? AND start_time>=?"
-    args: list[Any] = [region, params["ServiceNamespace"], plane.clock() - ACTIVITY_RETENTION_S]
-    for column, member in (("resource_id", "ResourceId"), ("dimension", "ScalableDimension")):
-        if params.get(member):
-            sql += f" AND {column}=?"
-            args.append(params[member])
-    bodies = [json.loads(r[0]) for r in plane.store.db.execute(sql + " ORDER BY start_time DESC, rowid DESC", args)]
+    bodies = plane.store.scaling_activities(
+        region,
+        params["ServiceNamespace"],
+        plane.clock() - ACTIVITY_RETENTION_S,
+        params.get("ResourceId"),
+        params.get("ScalableDimension"),
+    )
     if not params.get("IncludeNotScaledActivities"):
         bodies = [b for b in bodies if not b.get("NotScaledReasons")]
     items, token = page(bodies, params, MAX_DESCRIBE_ACTIVITIES)
@@ -296,21 +281,14 @@ def record_activity(
         activity["StatusMessage"] = status_message
     if not_scaled_reasons:
         activity["NotScaledReasons"] = not_scaled_reasons
-        row = plane.store.db.execute(
-            "SELECT body FROM aas_scaling_activities WHERE region=? AND namespace=? AND resource_id=? AND dimension=? "
-            "ORDER BY start_time DESC, rowid DESC LIMIT 1",
-            (region, namespace, resource_id, dimension),
-        ).fetchone()
-        if row is not None:
-            last: dict[str, Any] = json.loads(row[0])
+        last = plane.store.latest_activity(region, (namespace, resource_id, dimension))
+        if last is not None:
             codes = [r["Code"] for r in not_scaled_reasons]
             if last["Cause"] == cause and [r["Code"] for r in last.get("NotScaledReasons") or []] == codes:
                 return last
     with plane.store.transaction():
-        plane.store.db.execute("DELETE FROM aas_scaling_activities WHERE start_time<?", (start_time - ACTIVITY_RETENTION_S,))
-        plane.store.db.execute(
-            "INSERT INTO aas_scaling_activities VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (activity["ActivityId"], region, namespace, resource_id, dimension, start_time, json.dumps(activity)),
+        plane.store.add_activity(
+            region, (namespace, resource_id, dimension), activity, forget_before=start_time - ACTIVITY_RETENTION_S
         )
     return activity
 
@@ -358,12 +336,7 @@ class ScalableTargetState:
 def scalable_targets(plane: ControlPlane) -> list[ScalableTargetState]:
     """Every registered ECS target, in every region, in registration order."""
     out = []
-    rows = plane.store.db.execute(
-        "SELECT region, body FROM aas_scalable_targets WHERE namespace=? AND dimension=? ORDER BY rowid",
-        (NAMESPACE, DIMENSION),
-    )
-    for region, raw in rows:
-        body = json.loads(raw)
+    for region, body in plane.store.scalable_targets_everywhere(NAMESPACE, DIMENSION):
         cluster, service_name = split_resource_id(body["ResourceId"])
         suspended = body["SuspendedState"]
         out.append(
@@ -410,9 +383,6 @@ def apply_decision(plane: ControlPlane, region: str, resource_id: str, decision:
             else:
                 target["_lastScaleInAt"] = now
             _put_target(plane, region, target)
-    row = plane.store.db.execute(
-        "SELECT body FROM aas_scaling_activities WHERE region=? AND resource_id=? ORDER BY start_time DESC, rowid DESC LIMIT 1",
-        (region, resource_id),
-    ).fetchone()
-    latest: dict[str, Any] = json.loads(row[0])
+    latest = plane.store.latest_activity_of_resource(region, resource_id)
+    assert latest is not None  # _set_desired recorded one
     return latest

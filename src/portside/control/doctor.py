@@ -8,7 +8,6 @@ scaled and records every failing finding as a service event.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -86,11 +85,7 @@ class HostDoctor:
 
     def listeners(self) -> tuple[doctor.Listening, ...]:
         found = []
-        rows = self.plane.store.db.execute(
-            "SELECT l.body, b.body FROM elb_listeners l JOIN elb_load_balancers b ON b.arn = l.load_balancer_arn"
-        )
-        for listener_json, lb_json in rows:
-            listener, lb = json.loads(listener_json), json.loads(lb_json)
+        for listener, lb in self.plane.store.listeners_with_load_balancers():
             name = f"load balancer {lb['LoadBalancerName']}, {listener['Protocol']} :{listener['Port']}"
             found.append(doctor.Listening(name, int(listener["Port"]), lb.get("Scheme") != "internal"))
         return tuple(found)

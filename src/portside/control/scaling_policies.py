@@ -24,7 +24,6 @@ ECS [CFN-TT], DisableScaleIn false, MetricAggregationType Average.
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import uuid
 from typing import Any
@@ -49,12 +48,10 @@ ECS_METRICS = (core.ECS_CPU_UTILIZATION, core.ECS_MEMORY_UTILIZATION, core.ALB_R
 _RESOURCE_LABEL = re.compile(
     r"^app/(?P<lb>[A-Za-z0-9-]{1,32})/(?P<lb_id>[0-9a-f]{16})/targetgroup/(?P<tg>[A-Za-z0-9-]{1,32})/(?P<tg_id>[0-9a-f]{16})$"
 )
-_WHERE_TARGET = "region=? AND namespace=? AND resource_id=? AND dimension=?"
 
 
 def _policies(plane: ControlPlane, region: str, key: tuple[str, str, str]) -> list[dict[str, Any]]:
-    rows = plane.store.db.execute(f"SELECT body FROM aas_scaling_policies WHERE {_WHERE_TARGET} ORDER BY rowid", (region, *key))
-    return [json.loads(r[0]) for r in rows]
+    return plane.store.policies_of(region, key)
 
 
 def _public(body: dict[str, Any]) -> dict[str, Any]:
@@ -113,22 +110,14 @@ def put_scaling_policy(plane: ControlPlane, region: str, params: dict[str, Any])
         if existing and existing.get("_alarm"):
             body["_alarm"] = existing["_alarm"]
     with plane.store.transaction():
-        plane.store.db.execute(
-            "INSERT INTO aas_scaling_policies VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (region, namespace, resource_id, dimension, name) DO UPDATE SET arn=excluded.arn, body=excluded.body",
-            (region, *key, name, body["PolicyARN"], json.dumps(body)),
-        )
+        plane.store.put_scaling_policy(region, key, body)
     return {"PolicyARN": body["PolicyARN"], "Alarms": _public(body)["Alarms"]}
 
 
 def describe_scaling_policies(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
-    sql = "SELECT body FROM aas_scaling_policies WHERE region=? AND namespace=?"
-    args: list[Any] = [region, params["ServiceNamespace"]]
-    for column, member in (("resource_id", "ResourceId"), ("dimension", "ScalableDimension")):
-        if params.get(member):
-            sql += f" AND {column}=?"
-            args.append(params[member])
-    bodies = [json.loads(r[0]) for r in plane.store.db.execute(sql + " ORDER BY rowid", args)]
+    bodies = plane.store.scaling_policies(
+        region, params["ServiceNamespace"], params.get("ResourceId"), params.get("ScalableDimension")
+    )
     names = params.get("PolicyNames")
     if names:
         bodies = [b for b in bodies if b["PolicyName"] in names]
@@ -143,9 +132,7 @@ def delete_scaling_policy(plane: ControlPlane, region: str, params: dict[str, An
     key = (params["ServiceNamespace"], params["ResourceId"], params["ScalableDimension"])
     name = params["PolicyName"]
     with plane.store.transaction():
-        gone = plane.store.db.execute(
-            f"DELETE FROM aas_scaling_policies WHERE {_WHERE_TARGET} AND name=?", (region, *key, name)
-        ).rowcount
+        gone = plane.store.delete_scaling_policy(region, key, name)
     if not gone:
         raise not_found(
             f"No scaling policy found for service namespace: {key[0]}, resource ID: {key[1]}, "
@@ -348,12 +335,9 @@ def core_policies(
 def set_step_alarm(plane: ControlPlane, region: str, policy_arn: str, alarm: core.StepAlarm | None) -> None:
     """Bind (or with None, unbind) the alarm that invokes the step scaling policy ``policy_arn``:
     what a CloudWatch PutMetricAlarm naming the policy in AlarmActions does on AWS."""
-    row = plane.store.db.execute(
-        "SELECT body FROM aas_scaling_policies WHERE region=? AND arn=?", (region, policy_arn)
-    ).fetchone()
-    if row is None:
+    body = plane.store.scaling_policy_by_arn(region, policy_arn)
+    if body is None:
         raise not_found(f"No scaling policy found with ARN {policy_arn}")
-    body = json.loads(row[0])
     if body["PolicyType"] != "StepScaling":
         raise validation(f"Scaling policy {body['PolicyName']} is a {body['PolicyType']} policy; only StepScaling policies take an alarm.")
     if alarm is None:
@@ -372,5 +356,5 @@ def set_step_alarm(plane: ControlPlane, region: str, policy_arn: str, alarm: cor
             "period_s": alarm.period_s,
         }
     with plane.store.transaction():
-        plane.store.db.execute("UPDATE aas_scaling_policies SET body=? WHERE region=? AND arn=?", (json.dumps(body), region, policy_arn))
+        plane.store.update_scaling_policy(region, policy_arn, body)
 

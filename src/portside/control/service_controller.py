@@ -343,10 +343,7 @@ class ServiceController:
             self.plane.agent.stop(task.arn, stop_code, reason)
 
     def _target_present(self, tg_arn: str, target_id: str, port: int) -> bool:
-        row = self.plane.store.db.execute(
-            "SELECT 1 FROM elb_targets WHERE target_group_arn=? AND target_id=? AND port=?", (tg_arn, target_id, port)
-        ).fetchone()
-        return row is not None
+        return self.plane.store.has_target(tg_arn, target_id, port)
 
     def _register(self, body: dict[str, Any], task: Task) -> None:
         """Register a newly RUNNING task's (instance, host port) in each of the service's target groups."""
@@ -435,9 +432,7 @@ class ServiceController:
             if body["status"] == "INACTIVE":
                 continue
             for lb in body["loadBalancers"]:
-                rows = self.plane.store.db.execute(
-                    "SELECT target_id, port FROM elb_targets WHERE target_group_arn=? AND draining=0", (lb["targetGroupArn"],)
-                ).fetchall()
+                rows = self.plane.store.serving_targets_of(lb["targetGroupArn"])
                 stale = [{"Id": tid, "Port": port} for tid, port in rows if tid == instance_id and (lb["targetGroupArn"], tid, port) not in backed]
                 if stale:
                     elb_targets.deregister_targets(self.plane, body["_region"], {"TargetGroupArn": lb["targetGroupArn"], "Targets": stale})

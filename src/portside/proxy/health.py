@@ -17,7 +17,6 @@ while recording a result is logged, and the loop carries on at its interval.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +37,9 @@ READ_CHUNK_BYTES = 4096
 
 
 class HealthStore(Protocol):
+    """Where health states outlive the server: what the checker needs (the control plane's store
+    implements it, ``control/store/health.py``)."""
+
     def load_health(self) -> dict[tuple[str, str, int], dict[str, Any]]: ...
 
     def save_health(self, group_arn: str, target_id: str, port: int, state: dict[str, Any] | None) -> None: ...
@@ -170,28 +172,3 @@ def _dump(health: fsm.TargetHealth) -> dict[str, Any]:
 
 def _restore(saved: dict[str, Any]) -> fsm.TargetHealth:
     return fsm.TargetHealth(**{k: saved[k] for k in _dump(fsm.new_target()) if k in saved})
-
-
-class SqliteHealthStore:
-    """Health states in the server's SQLite store, so a restart resumes them."""
-
-    def __init__(self, db: Any) -> None:
-        self.db = db
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS lb_target_health (group_arn TEXT NOT NULL, target_id TEXT NOT NULL, "
-            "port INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (group_arn, target_id, port))"
-        )
-
-    def load_health(self) -> dict[tuple[str, str, int], dict[str, Any]]:
-        rows = self.db.execute("SELECT group_arn, target_id, port, state FROM lb_target_health")
-        return {(g, t, p): json.loads(s) for g, t, p, s in rows}
-
-    def save_health(self, group_arn: str, target_id: str, port: int, state: dict[str, Any] | None) -> None:
-        if state is None:
-            self.db.execute(
-                "DELETE FROM lb_target_health WHERE group_arn=? AND target_id=? AND port=?", (group_arn, target_id, port)
-            )
-        else:
-            self.db.execute(
-                "INSERT OR REPLACE INTO lb_target_health VALUES (?, ?, ?, ?)", (group_arn, target_id, port, json.dumps(state))
-            )

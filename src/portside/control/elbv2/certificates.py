@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from portside.control.elbv2 import config
-from portside.control.elbv2.common import dumps, fail, select, validation
+from portside.control.elbv2.common import fail, validation
 from portside.control.plane import ControlPlane
 
 TARGET = "Portside.ImportCertificate"
@@ -37,8 +37,7 @@ def certificate_arn(region: str, account: str, cert_id: str) -> str:
 
 
 def get_certificate(plane: ControlPlane, region: str, arn: str) -> dict[str, Any] | None:
-    rows = select(plane, "SELECT body FROM elb_certificates WHERE arn=? AND region=?", (arn, region))
-    return rows[0] if rows else None
+    return plane.store.certificate(region, arn)
 
 
 def require_certificates(plane: ControlPlane, region: str, certificates: Any) -> list[dict[str, str]]:
@@ -92,9 +91,9 @@ def import_certificate_pem(plane: ControlPlane, region: str, name: Any, cert_pem
     root = Path(plane.config.state_dir) / "certificates"
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o700)
-    existing = select(plane, "SELECT body FROM elb_certificates WHERE region=? AND name=?", (region, name))
+    existing = plane.store.certificate_named(region, name)
     body: dict[str, Any] = (
-        dict(existing[0])
+        dict(existing)
         if existing
         else {"CertificateArn": certificate_arn(region, plane.account, str(uuid.uuid4())), "Name": name, "_version": 0}
     )
@@ -116,11 +115,7 @@ def import_certificate_pem(plane: ControlPlane, region: str, name: Any, cert_pem
     body.update({"_version": version, "_cert_path": str(cert_path), "_key_path": str(key_path), "ImportedAt": plane.clock()})
     try:
         with plane.store.transaction():
-            plane.store.db.execute(
-                "INSERT INTO elb_certificates (arn, region, name, body) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(arn) DO UPDATE SET body=excluded.body",
-                (body["CertificateArn"], region, name, dumps(body)),
-            )
+            plane.store.put_certificate(region, name, body)
     except BaseException:
         for path in (cert_path, key_path):
             path.unlink(missing_ok=True)

@@ -1,7 +1,7 @@
-"""Shared pieces of the ELBv2 control plane: errors, ARNs and ids, store rows, lookups, paging.
+"""Shared pieces of the ELBv2 control plane: errors, ARNs and ids, lookups, paging.
 
 Every record is kept AWS-shaped (the members DescribeX returns) as JSON in the ``elb_*`` tables
-of the store (``control/store.py``); members whose names start with ``_`` are portside's own
+of the store (``control/store/elbv2.py``); members whose names start with ``_`` are portside's own
 (settings kept for idempotency checks, attributes) and are never rendered. All state is keyed by
 region (one account per server, as for ECS): an ARN naming another region or account is simply
 not found.
@@ -135,22 +135,11 @@ def not_found(kind: str) -> ElbError:
     return fail(code, message)
 
 
-# --------------------------------------------------------------------------- rows
-
-_TABLES = {
-    "loadbalancer": "elb_load_balancers",
-    "targetgroup": "elb_target_groups",
-    "listener": "elb_listeners",
-    "listener-rule": "elb_rules",
-}
-
+# --------------------------------------------------------------------------- lookups
 
 def get(plane: ControlPlane, region: str, kind: str, arn: str) -> dict[str, Any] | None:
     """The stored record of ``kind`` with ``arn`` in ``region``, or None."""
-    row = plane.store.db.execute(
-        f"SELECT body FROM {_TABLES[kind]} WHERE arn=? AND region=?", (arn, region)
-    ).fetchone()
-    return json.loads(row[0]) if row else None
+    return plane.store.elb_record(kind, region, arn)
 
 
 def require(plane: ControlPlane, region: str, kind: str, arn: Any) -> dict[str, Any]:
@@ -173,31 +162,22 @@ def require_all(plane: ControlPlane, region: str, kind: str, arns: Iterable[Any]
     return out
 
 
-def select(plane: ControlPlane, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
-    """Bodies from ``sql`` (which selects one JSON ``body`` column)."""
-    return [json.loads(r[0]) for r in plane.store.db.execute(sql, tuple(args))]
-
-
 def require_by_names(
-    plane: ControlPlane, region: str, table: str, names: list[str], code: str, noun: str
+    plane: ControlPlane, region: str, kind: str, names: list[str], code: str, noun: str
 ) -> list[dict[str, Any]]:
-    """The records of ``table`` with these names, in order (duplicates once); ``code`` for a missing one."""
+    """The records of ``kind`` (loadbalancer, targetgroup) with these names, in order (duplicates once); ``code`` for a missing one."""
     bodies = []
     for name in dict.fromkeys(names):
-        rows = select(plane, f"SELECT body FROM {table} WHERE region=? AND name=?", (region, name))
-        if not rows:
+        body = plane.store.elb_record_named(kind, region, name)
+        if body is None:
             raise fail(code, f"{noun} '[{name}]' not found")
-        bodies.append(rows[0])
+        bodies.append(body)
     return bodies
 
 
 def public(body: dict[str, Any]) -> dict[str, Any]:
     """The record without portside's own ``_`` members."""
     return {k: v for k, v in body.items() if not k.startswith("_")}
-
-
-def dumps(body: dict[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"))
 
 
 # --------------------------------------------------------------------------- paging

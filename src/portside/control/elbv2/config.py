@@ -19,13 +19,11 @@ How the control plane calls the runtime, and when:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from portside.agent.host import host_instance_id
-from portside.control.elbv2.common import select
 from portside.control.plane import ControlPlane
 from portside.core.lb import action_settings, rule_settings
 from portside.core.lb.errors import ElbError
@@ -121,14 +119,11 @@ def listener_model(
 
 
 def target_group_model(plane: ControlPlane, body: dict[str, Any]) -> TargetGroup:
-    rows = plane.store.db.execute(
-        "SELECT target_id, port, draining, drain_deadline FROM elb_targets WHERE target_group_arn=? ORDER BY rowid",
-        (body["TargetGroupArn"],),
-    )
+    rows = plane.store.targets_of(body["TargetGroupArn"])
     instance = body["TargetType"] == "instance"
     local_id = host_instance_id()
     targets = []
-    for tid, port, draining, deadline in rows:
+    for tid, port, _zone, draining, deadline in rows:
         connect = None
         if instance and tid == local_id and plane.config.direct_routing and plane.agent is not None:
             connect = plane.agent.local_endpoint(int(port))
@@ -156,23 +151,18 @@ def target_group_model(plane: ControlPlane, body: dict[str, Any]) -> TargetGroup
 
 
 def _certificates(plane: ControlPlane, region: str | None) -> dict[str, dict[str, Any]]:
-    if region is None:
-        rows = select(plane, "SELECT body FROM elb_certificates")
-    else:
-        rows = select(plane, "SELECT body FROM elb_certificates WHERE region=?", (region,))
-    return {c["CertificateArn"]: c for c in rows}
+    return {c["CertificateArn"]: c for c in plane.store.certificates(region)}
 
 
 def listener_models(plane: ControlPlane, region: str | None = None) -> list[Listener]:
     """Every stored listener (of ``region``, or of all regions) as a model, in creation order."""
-    where, args = ("WHERE region=? ", (region,)) if region is not None else ("", ())
-    lbs = {b["LoadBalancerArn"]: b for b in select(plane, f"SELECT body FROM elb_load_balancers {where}", args)}
+    lbs = {b["LoadBalancerArn"]: b for b in plane.store.load_balancers(region)}
     rules: dict[str, list[dict[str, Any]]] = {}
-    for listener_arn, body in plane.store.db.execute(f"SELECT listener_arn, body FROM elb_rules {where}", args):
-        rules.setdefault(listener_arn, []).append(json.loads(body))
+    for listener_arn, body in plane.store.rules_by_listener(region):
+        rules.setdefault(listener_arn, []).append(body)
     certificates = _certificates(plane, region)
     out = []
-    for listener in select(plane, f"SELECT body FROM elb_listeners {where}ORDER BY rowid", args):
+    for listener in plane.store.listeners(region):
         lb = lbs.get(listener["LoadBalancerArn"])
         if lb is not None:
             out.append(listener_model(listener, lb, rules.get(listener["ListenerArn"], []), certificates))
@@ -185,11 +175,7 @@ def build_config(plane: ControlPlane, region: str | None = None) -> LbConfig:
     Listeners carry their rules sorted by priority, the default rule last; every target group
     carries its registered and draining targets resolved to addresses.
     """
-    where, args = ("WHERE region=? ", (region,)) if region is not None else ("", ())
-    groups = {
-        b["TargetGroupArn"]: target_group_model(plane, b)
-        for b in select(plane, f"SELECT body FROM elb_target_groups {where}ORDER BY rowid", args)
-    }
+    groups = {b["TargetGroupArn"]: target_group_model(plane, b) for b in plane.store.target_groups(region)}
     return LbConfig(listeners=tuple(listener_models(plane, region)), target_groups=groups)
 
 

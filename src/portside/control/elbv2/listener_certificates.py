@@ -12,7 +12,7 @@ from typing import Any
 
 from portside.control.elbv2 import config
 from portside.control.elbv2.certificates import require_certificates
-from portside.control.elbv2.common import dumps, fail, paginate, require, with_marker
+from portside.control.elbv2.common import fail, paginate, require, with_marker
 from portside.control.plane import ControlPlane
 
 MAX_CERTIFICATES_PER_LISTENER = 25
@@ -69,5 +69,5 @@ def _default(body: dict[str, Any]) -> str | None:
 def _save(plane: ControlPlane, body: dict[str, Any], extras: list[str]) -> None:
     body[SNI_KEY] = extras
     with plane.store.transaction():
-        plane.store.db.execute("UPDATE elb_listeners SET body=? WHERE arn=?", (dumps(body), body["ListenerArn"]))
+        plane.store.update_listener_body(body)
     config.publish(plane)

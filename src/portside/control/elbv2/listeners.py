@@ -26,7 +26,6 @@ from typing import Any
 from portside.control.elbv2 import config, loops, rules, tags
 from portside.control.elbv2.certificates import require_certificates
 from portside.control.elbv2.common import (
-    dumps,
     fail,
     listener_arn,
     new_id,
@@ -34,7 +33,6 @@ from portside.control.elbv2.common import (
     public,
     require,
     require_all,
-    select,
     validation,
     with_marker,
 )
@@ -122,7 +120,7 @@ def _tls(
 
 def _port_holder(plane: ControlPlane, port: int, except_arn: str | None) -> dict[str, Any] | None:
     """The stored listener (any region) on ``port``, other than ``except_arn``."""
-    for body in select(plane, "SELECT body FROM elb_listeners WHERE port=?", (port,)):
+    for body in plane.store.listeners_on_port(port):
         if body["ListenerArn"] != except_arn:
             return body
     return None
@@ -137,7 +135,7 @@ def _bind_error(exc: ListenerBindError) -> Exception:
 def _model(plane: ControlPlane, region: str, body: dict[str, Any], lb: dict[str, Any], rule_bodies: list[dict[str, Any]]) -> Listener:
     certificates = {
         c["CertificateArn"]: c
-        for c in select(plane, "SELECT body FROM elb_certificates WHERE region=?", (region,))
+        for c in plane.store.certificates(region)
     }
     return config.listener_model(body, lb, rule_bodies, certificates)
 
@@ -177,8 +175,7 @@ def create_listener(plane: ControlPlane, region: str, params: dict[str, Any]) ->
         if same == settings:
             return {"Listeners": [_render(holder)]}
         raise fail("DuplicateListener", "A listener already exists on this port for this load balancer")
-    count = plane.store.db.execute("SELECT COUNT(*) FROM elb_listeners WHERE load_balancer_arn=?", (lb_arn,)).fetchone()[0]
-    if count >= MAX_LISTENERS_PER_LOAD_BALANCER:
+    if plane.store.count_listeners(lb_arn) >= MAX_LISTENERS_PER_LOAD_BALANCER:
         raise fail("TooManyListeners", f"A load balancer can have at most {MAX_LISTENERS_PER_LOAD_BALANCER} listeners")
     arn = listener_arn(lb_arn, new_id())
     body: dict[str, Any] = {"ListenerArn": arn, "LoadBalancerArn": lb_arn, **settings}
@@ -192,10 +189,7 @@ def create_listener(plane: ControlPlane, region: str, params: dict[str, Any]) ->
         bound = True
     try:
         with plane.store.transaction():
-            plane.store.db.execute(
-                "INSERT INTO elb_listeners (arn, region, load_balancer_arn, port, body) VALUES (?, ?, ?, ?, ?)",
-                (arn, region, lb_arn, port, dumps(body)),
-            )
+            plane.store.add_listener(region, body)
             rules.insert_rule(plane, region, arn, default_rule)
             tags.put_tags(plane, region, arn, new_tags)
     except BaseException:
@@ -213,7 +207,7 @@ def describe_listeners(plane: ControlPlane, region: str, params: dict[str, Any])
         raise validation("A load balancer ARN and listener ARNs cannot be specified at the same time")
     if lb_arn:
         require(plane, region, "loadbalancer", lb_arn)
-        bodies = select(plane, "SELECT body FROM elb_listeners WHERE load_balancer_arn=? ORDER BY rowid", (lb_arn,))
+        bodies = plane.store.listeners_of(lb_arn)
     elif arns:
         bodies = require_all(plane, region, "listener", arns)
     else:
@@ -257,9 +251,7 @@ def modify_listener(plane: ControlPlane, region: str, params: dict[str, Any]) ->
         _rebind(plane, _model(plane, region, current, lb, rule_bodies), _model(plane, region, body, lb, new_rules))
     try:
         with plane.store.transaction():
-            plane.store.db.execute(
-                "UPDATE elb_listeners SET body=?, port=? WHERE arn=?", (dumps(body), port, arn)
-            )
+            plane.store.update_listener(body)
             rules.update_rule(plane, new_default)
     except BaseException:
         if rebind:
@@ -288,8 +280,7 @@ def delete_listener(plane: ControlPlane, region: str, params: dict[str, Any]) ->
     arn = body["ListenerArn"]
     rule_arns = [r["RuleArn"] for r in rules.listener_rules(plane, arn)]
     with plane.store.transaction():
-        plane.store.db.execute("DELETE FROM elb_rules WHERE listener_arn=?", (arn,))
-        plane.store.db.execute("DELETE FROM elb_listeners WHERE arn=?", (arn,))
+        plane.store.delete_listener(arn)
         tags.delete_tags(plane, [arn, *rule_arns])
     config.close_listeners(plane, [arn])
     config.publish(plane)

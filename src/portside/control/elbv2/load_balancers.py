@@ -28,7 +28,6 @@ from portside.control.elbv2 import config, tags
 from portside.control.elbv2.common import (
     check_arn,
     check_name,
-    dumps,
     fail,
     get,
     load_balancer_arn,
@@ -38,7 +37,6 @@ from portside.control.elbv2.common import (
     require,
     require_all,
     require_by_names,
-    select,
     validation,
     with_marker,
 )
@@ -188,10 +186,7 @@ def create_load_balancer(plane: ControlPlane, region: str, params: dict[str, Any
         "_attributes": dict(DEFAULT_ATTRIBUTES),
     }
     with plane.store.transaction():
-        plane.store.db.execute(
-            "INSERT INTO elb_load_balancers (arn, region, name, body) VALUES (?, ?, ?, ?)",
-            (arn, region, name, dumps(body)),
-        )
+        plane.store.add_load_balancer(region, body)
         tags.put_tags(plane, region, arn, new_tags)
     return {"LoadBalancers": [public(body)]}
 
@@ -204,9 +199,9 @@ def describe_load_balancers(plane: ControlPlane, region: str, params: dict[str, 
     if arns:
         bodies = require_all(plane, region, "loadbalancer", arns)
     elif names:
-        bodies = require_by_names(plane, region, "elb_load_balancers", names, "LoadBalancerNotFound", "Load balancers")
+        bodies = require_by_names(plane, region, "loadbalancer", names, "LoadBalancerNotFound", "Load balancers")
     else:
-        bodies = select(plane, "SELECT body FROM elb_load_balancers WHERE region=? ORDER BY rowid", (region,))
+        bodies = plane.store.load_balancers(region)
     page, marker = paginate(bodies, params)
     return with_marker({"LoadBalancers": [public(b) for b in page]}, marker)
 
@@ -221,16 +216,9 @@ def delete_load_balancer(plane: ControlPlane, region: str, params: dict[str, Any
             "OperationNotPermitted",
             f"Load balancer '{arn}' cannot be deleted because deletion protection is enabled",
         )
-    listener_arns = [
-        r[0] for r in plane.store.db.execute("SELECT arn FROM elb_listeners WHERE load_balancer_arn=?", (arn,))
-    ]
+    listener_arns = plane.store.listener_arns_of(arn)
     with plane.store.transaction():
-        rule_arns: list[str] = []
-        for listener in listener_arns:
-            rule_arns += [r[0] for r in plane.store.db.execute("SELECT arn FROM elb_rules WHERE listener_arn=?", (listener,))]
-            plane.store.db.execute("DELETE FROM elb_rules WHERE listener_arn=?", (listener,))
-        plane.store.db.execute("DELETE FROM elb_listeners WHERE load_balancer_arn=?", (arn,))
-        plane.store.db.execute("DELETE FROM elb_load_balancers WHERE arn=?", (arn,))
+        rule_arns = plane.store.delete_load_balancer(arn, listener_arns)
         tags.delete_tags(plane, [arn, *listener_arns, *rule_arns])
     config.close_listeners(plane, listener_arns)
     config.publish(plane)
@@ -252,7 +240,7 @@ def modify_load_balancer_attributes(plane: ControlPlane, region: str, params: di
         attributes[key] = _check_attribute(key, value)
     body["_attributes"] = attributes
     with plane.store.transaction():
-        plane.store.db.execute("UPDATE elb_load_balancers SET body=? WHERE arn=?", (dumps(body), body["LoadBalancerArn"]))
+        plane.store.update_load_balancer(body)
     config.publish(plane)
     return {"Attributes": _render_attributes(attributes)}
 
@@ -296,5 +284,4 @@ def _check_attribute(key: str, value: Any) -> str:
 
 
 def _by_name(plane: ControlPlane, region: str, name: str) -> dict[str, Any] | None:
-    rows = select(plane, "SELECT body FROM elb_load_balancers WHERE region=? AND name=?", (region, name))
-    return rows[0] if rows else None
+    return plane.store.elb_record_named("loadbalancer", region, name)

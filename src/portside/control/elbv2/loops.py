@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import json
 import socket
 from typing import Any
 
@@ -18,8 +17,7 @@ from portside.core.lb.loops import OwnEndpoints, is_always_local, listener_loop,
 
 
 def own_endpoints(plane: ControlPlane) -> OwnEndpoints:
-    rows = plane.store.db.execute("SELECT port, arn FROM elb_listeners").fetchall()
-    return OwnEndpoints(plane.api_address, {int(port): arn for port, arn in rows})
+    return OwnEndpoints(plane.api_address, plane.store.listener_ports())
 
 
 def is_local_address(address: str) -> bool:
@@ -59,13 +57,8 @@ def check_targets(plane: ControlPlane, tg: dict[str, Any], wanted: list[tuple[st
 def check_listener_port(plane: ControlPlane, port: int) -> None:
     """ValidationError when a listener on ``port`` would be the API's port or forward to itself."""
     local: dict[str, str] = {}
-    rows = plane.store.db.execute(
-        "SELECT t.target_group_arn, t.target_id, g.body FROM elb_targets t "
-        "JOIN elb_target_groups g ON g.arn = t.target_group_arn WHERE t.port=? AND t.draining=0",
-        (port,),
-    ).fetchall()
-    for group_arn, target_id, body in rows:
-        if is_local_address(target_address(plane, json.loads(body), target_id)):
+    for group_arn, target_id, group in plane.store.serving_targets_on_port(port):
+        if is_local_address(target_address(plane, group, target_id)):
             local.setdefault(group_arn, target_id)
     problem = listener_loop(port, own_endpoints(plane), local)
     if problem is not None:

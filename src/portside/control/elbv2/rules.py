@@ -24,7 +24,6 @@ from portside.control.elbv2 import config, tags
 from portside.control.elbv2.common import (
     arn_kind,
     check_arn,
-    dumps,
     fail,
     get,
     new_id,
@@ -33,7 +32,6 @@ from portside.control.elbv2.common import (
     require,
     require_all,
     rule_arn,
-    select,
     validation,
     with_marker,
 )
@@ -133,9 +131,7 @@ def _refuse_transforms(params: dict[str, Any]) -> None:
 
 def listener_rules(plane: ControlPlane, listener_arn: str) -> list[dict[str, Any]]:
     """A listener's rules by priority, the default rule last."""
-    return select(
-        plane, "SELECT body FROM elb_rules WHERE listener_arn=? ORDER BY is_default, priority, rowid", (listener_arn,)
-    )
+    return plane.store.rules_of(listener_arn)
 
 
 def default_rule_body(listener_arn: str, actions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -150,29 +146,16 @@ def default_rule_body(listener_arn: str, actions: list[dict[str, Any]]) -> dict[
 
 def insert_rule(plane: ControlPlane, region: str, listener_arn: str, body: dict[str, Any]) -> None:
     default = bool(body.get("IsDefault"))
-    plane.store.db.execute(
-        "INSERT INTO elb_rules (arn, region, listener_arn, priority, is_default, body) VALUES (?, ?, ?, ?, ?, ?)",
-        (
-            body["RuleArn"],
-            region,
-            listener_arn,
-            DEFAULT_RULE_PRIORITY if default else int(body["Priority"]),
-            int(default),
-            dumps(body),
-        ),
-    )
+    plane.store.add_rule(region, listener_arn, body, DEFAULT_RULE_PRIORITY if default else int(body["Priority"]))
 
 
 def update_rule(plane: ControlPlane, body: dict[str, Any]) -> None:
     priority = DEFAULT_RULE_PRIORITY if body.get("IsDefault") else int(body["Priority"])
-    plane.store.db.execute(
-        "UPDATE elb_rules SET body=?, priority=? WHERE arn=?", (dumps(body), priority, body["RuleArn"])
-    )
+    plane.store.update_rule(body, priority)
 
 
 def _listener_of(plane: ControlPlane, rule_arn_: str) -> str:
-    row = plane.store.db.execute("SELECT listener_arn FROM elb_rules WHERE arn=?", (rule_arn_,)).fetchone()
-    return str(row[0])
+    return plane.store.rule_listener(rule_arn_)
 
 
 # --------------------------------------------------------------------------- API operations
@@ -248,7 +231,7 @@ def modify_rule(plane: ControlPlane, region: str, params: dict[str, Any]) -> dic
         update_rule(plane, new)
         if new.get("IsDefault"):
             listener["DefaultActions"] = new["Actions"]
-            plane.store.db.execute("UPDATE elb_listeners SET body=? WHERE arn=?", (dumps(listener), listener_arn))
+            plane.store.update_listener_body(listener)
     config.publish(plane)
     return {"Rules": [render(new)]}
 
@@ -258,7 +241,7 @@ def delete_rule(plane: ControlPlane, region: str, params: dict[str, Any]) -> dic
     if body.get("IsDefault"):
         raise fail("OperationNotPermitted", "A default rule cannot be deleted")
     with plane.store.transaction():
-        plane.store.db.execute("DELETE FROM elb_rules WHERE arn=?", (body["RuleArn"],))
+        plane.store.delete_rule(body["RuleArn"])
         tags.delete_tags(plane, [body["RuleArn"]])
     config.publish(plane)
     return {}

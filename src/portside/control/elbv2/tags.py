@@ -34,24 +34,19 @@ def check_tags(tags: Any) -> list[dict[str, str]]:
 
 
 def get_tags(plane: ControlPlane, arn: str) -> list[dict[str, str]]:
-    rows = plane.store.db.execute("SELECT key, value FROM elb_tags WHERE arn=? ORDER BY rowid", (arn,))
-    return [{"Key": k, "Value": v} for k, v in rows]
+    return [{"Key": k, "Value": v} for k, v in plane.store.tags_of(arn)]
 
 
 def put_tags(plane: ControlPlane, region: str, arn: str, tags: Iterable[dict[str, str]]) -> None:
     """Add or replace tags (call inside a transaction)."""
     for tag in tags:
-        plane.store.db.execute(
-            "INSERT INTO elb_tags (arn, key, value, region) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(arn, key) DO UPDATE SET value=excluded.value",
-            (arn, tag["Key"], tag["Value"], region),
-        )
+        plane.store.put_tag(region, arn, tag["Key"], tag["Value"])
 
 
 def delete_tags(plane: ControlPlane, arns: Iterable[str]) -> None:
     """Drop every tag of ``arns`` (call inside a transaction, with the resources)."""
     for arn in arns:
-        plane.store.db.execute("DELETE FROM elb_tags WHERE arn=?", (arn,))
+        plane.store.delete_tags_of(arn)
 
 
 def _resources(plane: ControlPlane, region: str, arns: Any) -> list[str]:
@@ -93,7 +88,7 @@ def remove_tags(plane: ControlPlane, region: str, params: dict[str, Any]) -> dic
     with plane.store.transaction():
         for arn in arns:
             for key in keys:
-                plane.store.db.execute("DELETE FROM elb_tags WHERE arn=? AND key=?", (arn, key))
+                plane.store.delete_tag(arn, key)
     return {}
 
 

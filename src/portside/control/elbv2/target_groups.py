@@ -14,14 +14,12 @@ balancer only (``TargetGroupAssociationLimit``, checked by listeners and rules).
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 from portside.control.elbv2 import config, tags
 from portside.control.elbv2.common import (
     check_arn,
     check_name,
-    dumps,
     fail,
     get,
     new_id,
@@ -30,7 +28,6 @@ from portside.control.elbv2.common import (
     require,
     require_all,
     require_by_names,
-    select,
     target_group_arn,
     validation,
     with_marker,
@@ -78,18 +75,13 @@ def health_check_params(check: HealthCheck) -> dict[str, Any]:
 
 def usage(plane: ControlPlane, region: str) -> dict[str, list[str]]:
     """Target group ARN -> ARNs of the load balancers whose listener rules forward to it."""
-    lb_of = {
-        arn: lb for arn, lb in plane.store.db.execute(
-            "SELECT arn, load_balancer_arn FROM elb_listeners WHERE region=?", (region,)
-        )
-    }
+    lb_of = plane.store.listener_load_balancers(region)
     out: dict[str, list[str]] = {}
-    rows = plane.store.db.execute("SELECT listener_arn, body FROM elb_rules WHERE region=? ORDER BY rowid", (region,))
-    for listener, rule in rows:
+    for listener, rule in plane.store.rules_by_listener(region):
         lb = lb_of.get(listener)
         if lb is None:
             continue
-        for tg in action_target_groups(json.loads(rule).get("Actions") or []):
+        for tg in action_target_groups(rule.get("Actions") or []):
             lbs = out.setdefault(tg, [])
             if lb not in lbs:
                 lbs.append(lb)
@@ -180,10 +172,7 @@ def create_target_group(plane: ControlPlane, region: str, params: dict[str, Any]
         "_attributes": dataclasses.asdict(TargetGroupAttributes()),
     }
     with plane.store.transaction():
-        plane.store.db.execute(
-            "INSERT INTO elb_target_groups (arn, region, name, body) VALUES (?, ?, ?, ?)",
-            (arn, region, name, dumps(body)),
-        )
+        plane.store.add_target_group(region, body)
         tags.put_tags(plane, region, arn, new_tags)
     config.publish(plane)
     return {"TargetGroups": [render(body, {})]}
@@ -202,7 +191,7 @@ def describe_target_groups(plane: ControlPlane, region: str, params: dict[str, A
     elif arns:
         bodies = require_all(plane, region, "targetgroup", arns)
     elif names:
-        bodies = require_by_names(plane, region, "elb_target_groups", names, "TargetGroupNotFound", "Target groups")
+        bodies = require_by_names(plane, region, "targetgroup", names, "TargetGroupNotFound", "Target groups")
     else:
         bodies = _all(plane, region)
     page, marker = paginate(bodies, params)
@@ -228,8 +217,7 @@ def delete_target_group(plane: ControlPlane, region: str, params: dict[str, Any]
     if usage(plane, region).get(arn):
         raise fail("ResourceInUse", f"Target group '{arn}' is currently in use by a listener or a rule")
     with plane.store.transaction():
-        plane.store.db.execute("DELETE FROM elb_targets WHERE target_group_arn=?", (arn,))
-        plane.store.db.execute("DELETE FROM elb_target_groups WHERE arn=?", (arn,))
+        plane.store.delete_target_group(arn)
         tags.delete_tags(plane, [arn])
     config.publish(plane)
     return {}
@@ -251,13 +239,12 @@ def modify_target_group_attributes(plane: ControlPlane, region: str, params: dic
 
 
 def _update(plane: ControlPlane, body: dict[str, Any]) -> None:
-    plane.store.db.execute("UPDATE elb_target_groups SET body=? WHERE arn=?", (dumps(body), body["TargetGroupArn"]))
+    plane.store.update_target_group(body)
 
 
 def _all(plane: ControlPlane, region: str) -> list[dict[str, Any]]:
-    return select(plane, "SELECT body FROM elb_target_groups WHERE region=? ORDER BY rowid", (region,))
+    return plane.store.target_groups(region)
 
 
 def _by_name(plane: ControlPlane, region: str, name: str) -> dict[str, Any] | None:
-    rows = select(plane, "SELECT body FROM elb_target_groups WHERE region=? AND name=?", (region, name))
-    return rows[0] if rows else None
+    return plane.store.elb_record_named("targetgroup", region, name)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 from typing import Any
 
@@ -52,8 +51,7 @@ _REGISTERING = HealthView("initial", "Elb.RegistrationInProgress", "Target regis
 def known_instance_ids(plane: ControlPlane, region: str) -> set[str]:
     """``ec2InstanceId`` of every ACTIVE (or DRAINING) container instance registered in ``region``."""
     ids = set()
-    for (body,) in plane.store.db.execute("SELECT body FROM container_instances WHERE region=?", (region,)):
-        instance = json.loads(body)
+    for instance in plane.store.container_instances_in_region(region):
         if instance.get("status") in ("ACTIVE", "DRAINING") and instance.get("ec2InstanceId"):
             ids.add(instance["ec2InstanceId"])
     return ids
@@ -99,14 +97,9 @@ def _check_ids(plane: ControlPlane, region: str, tg: dict[str, Any], ids: list[s
 
 
 def _rows(plane: ControlPlane, tg_arn: str) -> dict[tuple[str, int], dict[str, Any]]:
-    rows = plane.store.db.execute(
-        "SELECT target_id, port, availability_zone, draining, drain_deadline FROM elb_targets "
-        "WHERE target_group_arn=? ORDER BY rowid",
-        (tg_arn,),
-    )
     return {
-        (tid, port): {"Id": tid, "Port": port, "AvailabilityZone": az, "draining": bool(draining), "deadline": deadline}
-        for tid, port, az, draining, deadline in rows
+        (tid, port): {"Id": tid, "Port": port, "AvailabilityZone": az, "draining": draining, "deadline": deadline}
+        for tid, port, az, draining, deadline in plane.store.targets_of(tg_arn)
     }
 
 
@@ -128,18 +121,10 @@ def register_targets(plane: ControlPlane, region: str, params: dict[str, Any]) -
         for tid, port, az in wanted:
             row = current.get((tid, port))
             if row is None:
-                plane.store.db.execute(
-                    "INSERT INTO elb_targets (target_group_arn, target_id, port, region, availability_zone, draining, "
-                    "drain_deadline, registered_at) VALUES (?, ?, ?, ?, ?, 0, NULL, ?)",
-                    (tg["TargetGroupArn"], tid, port, region, az, now),
-                )
+                plane.store.add_target(region, tg["TargetGroupArn"], tid, port, az, now)
                 changed = True
             elif row["draining"] or (az is not None and az != row["AvailabilityZone"]):
-                plane.store.db.execute(
-                    "UPDATE elb_targets SET draining=0, drain_deadline=NULL, availability_zone=COALESCE(?, availability_zone) "
-                    "WHERE target_group_arn=? AND target_id=? AND port=?",
-                    (az, tg["TargetGroupArn"], tid, port),
-                )
+                plane.store.reregister_target(tg["TargetGroupArn"], tid, port, az)
                 changed = True
     if changed:
         config.publish(plane)
@@ -159,15 +144,9 @@ def deregister_targets(plane: ControlPlane, region: str, params: dict[str, Any])
             if row is None or row["draining"]:
                 continue  # deregistering an unknown (or already draining) target succeeds
             if delay <= 0:
-                plane.store.db.execute(
-                    "DELETE FROM elb_targets WHERE target_group_arn=? AND target_id=? AND port=?",
-                    (tg["TargetGroupArn"], tid, port),
-                )
+                plane.store.delete_target(tg["TargetGroupArn"], tid, port)
             else:
-                plane.store.db.execute(
-                    "UPDATE elb_targets SET draining=1, drain_deadline=? WHERE target_group_arn=? AND target_id=? AND port=?",
-                    (deadline, tg["TargetGroupArn"], tid, port),
-                )
+                plane.store.drain_target(tg["TargetGroupArn"], tid, port, deadline)
             changed = True
     if changed:
         config.publish(plane)
@@ -229,11 +208,8 @@ def _health(plane: ControlPlane, tg_arn: str, row: dict[str, Any] | None, in_use
 def on_target_drained(plane: ControlPlane, tg_arn: str, target_id: str, port: int) -> None:
     """The runtime's drained callback: a draining target is done; forget it (if still draining)."""
     with plane.store.transaction():
-        cursor = plane.store.db.execute(
-            "DELETE FROM elb_targets WHERE target_group_arn=? AND target_id=? AND port=? AND draining=1",
-            (tg_arn, target_id, port),
-        )
-    if cursor.rowcount:
+        forgotten = plane.store.delete_drained_target(tg_arn, target_id, port)
+    if forgotten:
         config.publish(plane)
         plane.changed("targets")
 
@@ -242,14 +218,11 @@ def sweep(plane: ControlPlane, now: float | None = None) -> int:
     """Forget draining targets whose deadline has passed; publish if any. Returns how many."""
     when = plane.clock() if now is None else now
     with plane.store.transaction():
-        cursor = plane.store.db.execute(
-            "DELETE FROM elb_targets WHERE draining=1 AND drain_deadline IS NOT NULL AND drain_deadline <= ?",
-            (when,),
-        )
-    if cursor.rowcount:
+        forgotten = plane.store.delete_targets_drained_by(when)
+    if forgotten:
         config.publish(plane)
         plane.changed("targets")
-    return max(cursor.rowcount, 0)
+    return forgotten
 
 
 async def run_sweeper(plane: ControlPlane, interval_s: float = SWEEP_INTERVAL_S) -> None:

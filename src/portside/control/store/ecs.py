@@ -1,143 +1,16 @@
-"""The state store: SQLite in the state directory.
-
-One process owns the file and calls it from its event loop thread only. Every
-write that must survive a ``kill -9`` together is done inside one
-``transaction()``; WAL mode with synchronous=NORMAL is durable against a process
-crash (an OS crash may lose the last commits, never corrupt the file).
-
-Rows keep a few indexed columns for filtering and the whole record as JSON, so a
-stored task definition comes back byte-for-byte as it was submitted.
-"""
+"""ECS records: task definitions, clusters, container instances, tasks, services, client tokens."""
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from portside.core.task import Task
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS task_definitions (
-  region TEXT NOT NULL, family TEXT NOT NULL, revision INTEGER NOT NULL,
-  arn TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL,
-  PRIMARY KEY (region, family, revision));
-CREATE TABLE IF NOT EXISTS clusters (
-  region TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL,
-  PRIMARY KEY (region, name));
-CREATE TABLE IF NOT EXISTS container_instances (
-  arn TEXT PRIMARY KEY, region TEXT NOT NULL, cluster TEXT NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tasks (
-  arn TEXT PRIMARY KEY, region TEXT NOT NULL, cluster TEXT NOT NULL, family TEXT NOT NULL,
-  started_by TEXT, container_instance TEXT, desired_status TEXT NOT NULL,
-  last_status INTEGER NOT NULL, created_at REAL NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (region, cluster, created_at);
-CREATE INDEX IF NOT EXISTS tasks_live ON tasks (last_status);
-CREATE TABLE IF NOT EXISTS services (
-  arn TEXT PRIMARY KEY, region TEXT NOT NULL, cluster TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
-  created_at REAL NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS services_by_cluster ON services (region, cluster, created_at);
-CREATE TABLE IF NOT EXISTS client_tokens (
-  region TEXT NOT NULL, scope TEXT NOT NULL, token TEXT NOT NULL, request TEXT NOT NULL,
-  result TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (region, scope, token));
--- ELBv2 (control/elbv2): AWS-shaped records as JSON; rows are updated in place, so rowid order is
--- creation order (what Describe* pages through).
-CREATE TABLE IF NOT EXISTS elb_load_balancers (
-  arn TEXT PRIMARY KEY, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS elb_load_balancers_by_name ON elb_load_balancers (region, name);
-CREATE TABLE IF NOT EXISTS elb_target_groups (
-  arn TEXT PRIMARY KEY, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS elb_target_groups_by_name ON elb_target_groups (region, name);
-CREATE TABLE IF NOT EXISTS elb_listeners (
-  arn TEXT PRIMARY KEY, region TEXT NOT NULL, load_balancer_arn TEXT NOT NULL, port INTEGER NOT NULL,
-  body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS elb_listeners_by_lb ON elb_listeners (load_balancer_arn);
-CREATE TABLE IF NOT EXISTS elb_rules (
-  arn TEXT PRIMARY KEY, region TEXT NOT NULL, listener_arn TEXT NOT NULL, priority INTEGER NOT NULL,
-  is_default INTEGER NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS elb_rules_by_listener ON elb_rules (listener_arn, priority);
-CREATE TABLE IF NOT EXISTS elb_targets (
-  target_group_arn TEXT NOT NULL, target_id TEXT NOT NULL, port INTEGER NOT NULL, region TEXT NOT NULL,
-  availability_zone TEXT, draining INTEGER NOT NULL, drain_deadline REAL, registered_at REAL NOT NULL,
-  PRIMARY KEY (target_group_arn, target_id, port));
-CREATE INDEX IF NOT EXISTS elb_targets_draining ON elb_targets (draining, drain_deadline);
-CREATE TABLE IF NOT EXISTS elb_tags (
-  arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, region TEXT NOT NULL,
-  PRIMARY KEY (arn, key));
-CREATE TABLE IF NOT EXISTS elb_certificates (
-  arn TEXT PRIMARY KEY, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS elb_certificates_by_name ON elb_certificates (region, name);
--- Application Auto Scaling (control/autoscaling.py): AWS-shaped records as JSON, rowid order is
--- creation order; activities are kept six weeks.
-CREATE TABLE IF NOT EXISTS aas_scalable_targets (
-  region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL, dimension TEXT NOT NULL,
-  body TEXT NOT NULL, PRIMARY KEY (region, namespace, resource_id, dimension));
-CREATE TABLE IF NOT EXISTS aas_scaling_policies (
-  region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL, dimension TEXT NOT NULL,
-  name TEXT NOT NULL, arn TEXT NOT NULL, body TEXT NOT NULL,
-  PRIMARY KEY (region, namespace, resource_id, dimension, name));
-CREATE TABLE IF NOT EXISTS aas_scaling_activities (
-  activity_id TEXT PRIMARY KEY, region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL,
-  dimension TEXT NOT NULL, start_time REAL NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS aas_activities_by_target
-  ON aas_scaling_activities (region, namespace, resource_id, dimension, start_time);
-"""
 
-
-#: The database and its -wal/-shm files: owner only, whatever the umask (they hold every task
-#: definition, environment variables included).
-DB_FILE_MODE = 0o600
-
-
-class Store:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        _create_private(path)
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        self._depth = 0
-
-    def close(self) -> None:
-        self.db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all; nesting joins the outer one."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
-        finally:
-            self._depth = 0
-
-    # -- meta
-
-    def get_meta(self, key: str) -> Any:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def put_meta(self, key: str, value: Any) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+class EcsRecords:
+    db: sqlite3.Connection
 
     # -- task definitions
 
@@ -332,14 +205,7 @@ class Store:
             (region, scope, token, request, json.dumps(result), now),
         )
 
-
-def _create_private(path: Path) -> None:
-    """Create the database file owner-only before SQLite opens it (and tighten an existing one).
-
-    SQLite creates its -wal and -shm files with the main file's permissions, so they follow.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, DB_FILE_MODE)
-    try:
-        os.fchmod(fd, DB_FILE_MODE)
-    finally:
-        os.close(fd)
+    def container_instances_in_region(self, region: str) -> list[dict[str, Any]]:
+        """Every container instance registered in ``region``, of every cluster."""
+        rows = self.db.execute("SELECT body FROM container_instances WHERE region=?", (region,))
+        return [json.loads(r[0]) for r in rows]

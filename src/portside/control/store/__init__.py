@@ -1,0 +1,31 @@
+"""The state store: SQLite in the state directory; the one place that speaks SQL.
+
+``Store`` is one connection with typed methods named after the domain, one module per concept:
+
+- ``database.py``: the connection, ``transaction()`` and meta values;
+- ``schema.py``: the tables (unchanged since the first state directory);
+- ``ecs.py``: task definitions, clusters, container instances, tasks, services, client tokens;
+- ``elbv2.py``: load balancers, listeners, rules, target groups, certificates, tags;
+- ``elb_targets.py``: targets registered in target groups, and their draining;
+- ``scaling.py``: Application Auto Scaling targets, policies and activities;
+- ``health.py``: the load balancer's target health (the proxy's ``HealthStore``).
+
+Callers group writes that must commit together in ``with store.transaction():``; no method
+opens a transaction of its own.
+"""
+
+from __future__ import annotations
+
+from portside.control.store.database import DB_FILE_MODE, Database
+from portside.control.store.ecs import EcsRecords
+from portside.control.store.elb_targets import ElbTargetRecords
+from portside.control.store.elbv2 import ElbRecords
+from portside.control.store.health import TargetHealthRecords
+from portside.control.store.scaling import ScalingRecords
+from portside.control.store.schema import SCHEMA
+
+__all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
+
+
+class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords):
+    """The server's state store (see the module's docstring)."""

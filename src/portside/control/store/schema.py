@@ -1,0 +1,78 @@
+"""The store's tables, exactly as every state directory since the first has them.
+
+``CREATE ... IF NOT EXISTS`` throughout: opening an existing state directory changes nothing.
+"""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS task_definitions (
+  region TEXT NOT NULL, family TEXT NOT NULL, revision INTEGER NOT NULL,
+  arn TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (region, family, revision));
+CREATE TABLE IF NOT EXISTS clusters (
+  region TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (region, name));
+CREATE TABLE IF NOT EXISTS container_instances (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, cluster TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, cluster TEXT NOT NULL, family TEXT NOT NULL,
+  started_by TEXT, container_instance TEXT, desired_status TEXT NOT NULL,
+  last_status INTEGER NOT NULL, created_at REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (region, cluster, created_at);
+CREATE INDEX IF NOT EXISTS tasks_live ON tasks (last_status);
+CREATE TABLE IF NOT EXISTS services (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, cluster TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+  created_at REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS services_by_cluster ON services (region, cluster, created_at);
+CREATE TABLE IF NOT EXISTS client_tokens (
+  region TEXT NOT NULL, scope TEXT NOT NULL, token TEXT NOT NULL, request TEXT NOT NULL,
+  result TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (region, scope, token));
+-- ELBv2 (control/elbv2): AWS-shaped records as JSON; rows are updated in place, so rowid order is
+-- creation order (what Describe* pages through).
+CREATE TABLE IF NOT EXISTS elb_load_balancers (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS elb_load_balancers_by_name ON elb_load_balancers (region, name);
+CREATE TABLE IF NOT EXISTS elb_target_groups (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS elb_target_groups_by_name ON elb_target_groups (region, name);
+CREATE TABLE IF NOT EXISTS elb_listeners (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, load_balancer_arn TEXT NOT NULL, port INTEGER NOT NULL,
+  body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS elb_listeners_by_lb ON elb_listeners (load_balancer_arn);
+CREATE TABLE IF NOT EXISTS elb_rules (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, listener_arn TEXT NOT NULL, priority INTEGER NOT NULL,
+  is_default INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS elb_rules_by_listener ON elb_rules (listener_arn, priority);
+CREATE TABLE IF NOT EXISTS elb_targets (
+  target_group_arn TEXT NOT NULL, target_id TEXT NOT NULL, port INTEGER NOT NULL, region TEXT NOT NULL,
+  availability_zone TEXT, draining INTEGER NOT NULL, drain_deadline REAL, registered_at REAL NOT NULL,
+  PRIMARY KEY (target_group_arn, target_id, port));
+CREATE INDEX IF NOT EXISTS elb_targets_draining ON elb_targets (draining, drain_deadline);
+CREATE TABLE IF NOT EXISTS elb_tags (
+  arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, region TEXT NOT NULL,
+  PRIMARY KEY (arn, key));
+CREATE TABLE IF NOT EXISTS elb_certificates (
+  arn TEXT PRIMARY KEY, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS elb_certificates_by_name ON elb_certificates (region, name);
+-- Application Auto Scaling (control/autoscaling.py): AWS-shaped records as JSON, rowid order is
+-- creation order; activities are kept six weeks.
+CREATE TABLE IF NOT EXISTS aas_scalable_targets (
+  region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL, dimension TEXT NOT NULL,
+  body TEXT NOT NULL, PRIMARY KEY (region, namespace, resource_id, dimension));
+CREATE TABLE IF NOT EXISTS aas_scaling_policies (
+  region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL, dimension TEXT NOT NULL,
+  name TEXT NOT NULL, arn TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (region, namespace, resource_id, dimension, name));
+CREATE TABLE IF NOT EXISTS aas_scaling_activities (
+  activity_id TEXT PRIMARY KEY, region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL,
+  dimension TEXT NOT NULL, start_time REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS aas_activities_by_target
+  ON aas_scaling_activities (region, namespace, resource_id, dimension, start_time);
+"""
+
+#: Health states of the load balancer's targets (``store/health.py``); created as the proxy's
+#: health store always did, so a state directory written before the store owned it reads the same.
+TARGET_HEALTH_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS lb_target_health (group_arn TEXT NOT NULL, target_id TEXT NOT NULL, "
+    "port INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (group_arn, target_id, port))"
+)
