@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from botocore.config import Config
 
 from tests.support.server import PortsideProcess, free_port
+from tests.support.tls import self_signed
 
 pytestmark = pytest.mark.docker
 
@@ -42,16 +45,6 @@ def backend() -> Iterator[int]:
     server.shutdown()
 
 
-def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-         "-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
-
-
 def _served_name(port: int, server_name: str) -> tuple[str, bytes]:
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -63,9 +56,8 @@ def _served_name(port: int, server_name: str) -> tuple[str, bytes]:
             reply = b""
             while chunk := tls.recv(65536):
                 reply += chunk
-    pem = ssl.DER_cert_to_PEM_cert(der)
-    text = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem, capture_output=True, text=True).stdout
-    return text.strip().rsplit("=", 1)[-1].strip(), reply
+    [common_name] = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(common_name.value), reply
 
 
 def test_two_sni_names_on_one_https_listener(tmp_path: Path, backend: int) -> None:
@@ -74,7 +66,7 @@ def test_two_sni_names_on_one_https_listener(tmp_path: Path, backend: int) -> No
     try:
         arns = {}
         for name in ("a.example.test", "b.example.test"):
-            cert, key = _self_signed(tmp_path, name)
+            cert, key = self_signed(tmp_path, name)
             result = subprocess.run(
                 [sys.executable, "-m", "portside.cli.main", "cert", "import", name, str(cert), str(key), "--endpoint", server.endpoint],
                 capture_output=True, text=True, timeout=60,

@@ -8,7 +8,6 @@ every loop is bounded in count and time.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import re
 import socket
 import ssl
@@ -49,6 +48,7 @@ from tests.support.backends import (
     ws_frame,
     ws_read_frame,
 )
+from tests.support.tls import self_signed
 
 # A check that runs at once and then rarely: the target stays as its first probe left it.
 HC_ONCE = HealthCheck(path="/health", interval_s=60, timeout_s=2, healthy_threshold=2, unhealthy_threshold=2)
@@ -812,35 +812,9 @@ async def test_websocket_to_a_draining_target_is_cut_at_the_deadline(lb: Lb, bac
 
 def make_cert(tmp: Path, name: str) -> tuple[Certificate, bytes]:
     """A self-signed certificate for ``name`` (files in ``tmp``) and its DER bytes."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / f"{name}.crt", tmp / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return Certificate(f"arn:cert/{name}", str(cert_path), str(key_path)), cert.public_bytes(
-        serialization.Encoding.DER
-    )
+    cert_path, key_path = self_signed(tmp, name)
+    der = ssl.PEM_cert_to_DER_cert(cert_path.read_text())
+    return Certificate(f"arn:cert/{name}", str(cert_path), str(key_path)), der
 
 
 async def test_https_listener_serves_a_certificate_per_sni_name(
