@@ -41,6 +41,7 @@ from portside.proxy.runtime import ProxyRuntime
 from tests.support.backends import (
     BLOCK,
     Backend,
+    black_hole,
     generate,
     iter_chunked,
     read_headers,
@@ -1394,17 +1395,7 @@ async def test_requests_still_connecting_to_a_target_that_leaves_go_to_another(l
     good, hole = backends("good"), backends("hole")
     arn = await serving(lb, [good, hole])  # HC_ONCE: hole stays "healthy" after what follows
     hole.stop_listening()
-    blackhole = socket.socket()
-    blackhole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    blackhole.bind(("127.0.0.1", hole.port))
-    blackhole.listen(0)  # never accepted: once its queue is full, the kernel drops further SYNs
-    fillers = []
-    try:
-        for _ in range(3):
-            filler = socket.socket()
-            filler.setblocking(False)
-            filler.connect_ex(("127.0.0.1", hole.port))
-            fillers.append(filler)
+    with black_hole(hole.port):
         await asyncio.sleep(0.1)
         pending = [asyncio.ensure_future(fetch(lb.port)) for _ in range(4)]  # round robin: two go to the hole
         await eventually(lambda: len(lb.rt.groups[arn].targets[(f"i-{hole.port}", hole.port)].connecting) >= 1,
@@ -1415,10 +1406,6 @@ async def test_requests_still_connecting_to_a_target_that_leaves_go_to_another(l
         assert [r.status for r in responses] == [200] * 4
         assert {r.backend for r in responses} == {good.name}
         assert time.monotonic() - started < 1.0
-    finally:
-        for filler in fillers:
-            filler.close()
-        blackhole.close()
 
 
 async def test_draining_target_with_nothing_in_flight_is_drained_at_once(lb: Lb, backends: Any) -> None:

@@ -28,7 +28,7 @@ from tests.integration.test_proxy import (  # noqa: F401  (lb, backends: fixture
     rule,
     serving,
 )
-from tests.support.backends import Request, ws_client_key
+from tests.support.backends import Request, black_hole, ws_client_key
 from tests.support.raw_target import Answer, raw_targets  # noqa: F401  (a fixture)
 
 MIB = 1024 * 1024
@@ -150,17 +150,7 @@ async def test_reading_a_body_pauses_while_its_request_waits_for_a_target(lb: Lb
     await lb.wait_state("arn:tg/good", [good])
     await lb.wait_state("arn:tg/hole", [hole])  # HC_ONCE: stays "healthy" after what follows
     hole.stop_listening()
-    blackhole = socket.socket()
-    blackhole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    blackhole.bind(("127.0.0.1", hole.port))
-    blackhole.listen(0)  # never accepted: once its queue is full, the kernel drops further SYNs
-    fillers = []
-    try:
-        for _ in range(3):
-            filler = socket.socket()
-            filler.setblocking(False)
-            filler.connect_ex(("127.0.0.1", hole.port))
-            fillers.append(filler)
+    with black_hole(hole.port):
         await asyncio.sleep(0.1)
 
         def upload() -> int:
@@ -175,10 +165,6 @@ async def test_reading_a_body_pauses_while_its_request_waits_for_a_target(lb: Lb
         # Before: the proxy read all 128 MiB into memory in about a second. Now only socket
         # buffers (a few MiB) and 64 KiB in the proxy take bytes while the connect hangs.
         assert sent < 48 * MIB, sent / MIB
-    finally:
-        for filler in fillers:
-            filler.close()
-        blackhole.close()
 
 
 def websocket_target(stop: threading.Event, flood: bool, pushed: list[int]) -> Answer:

@@ -31,6 +31,7 @@ request after the first on that connection (a keep-alive connection that died).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import socket
 import struct
@@ -38,6 +39,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
@@ -310,6 +312,30 @@ class Backend:
 
 
 # -- HTTP/1.1 parsing helpers (shared with the tests' raw client)
+
+
+@contextlib.contextmanager
+def black_hole(port: int, fillers: int = 3) -> Iterator[None]:
+    """Make connects to 127.0.0.1:``port`` hang, as SYNs to a dead copy's bridge address do.
+
+    A listener that never accepts, its queue filled by ``fillers`` pending connects: the kernel
+    then drops further SYNs. The port must be free (a backend that stopped listening)."""
+    hole = socket.socket()
+    pending: list[socket.socket] = []
+    try:
+        hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hole.bind(("127.0.0.1", port))
+        hole.listen(0)
+        for _ in range(fillers):
+            filler = socket.socket()
+            pending.append(filler)
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        yield
+    finally:
+        for filler in pending:
+            filler.close()
+        hole.close()
 
 
 def read_request_head(rfile: BinaryIO) -> Request | None:
