@@ -1355,7 +1355,7 @@ async def test_draining_finishes_in_flight_requests_then_reports_drained(lb: Lb,
     arn = await serving(lb, [a, b])
     await many(lb.port, 4)  # both targets now hold an idle pooled connection
     assert a.open_traffic_connections >= 1 and b.open_traffic_connections >= 1
-    slow = asyncio.ensure_future(fetch(lb.port, path="/slow?s=1.2"))
+    slow = asyncio.ensure_future(fetch(lb.port, path="/slow?s=2.5"))
     await eventually(lambda: a.in_flight + b.in_flight == 1)
     busy, other = (a, b) if a.in_flight else (b, a)
     lb.apply([group(arn, [target(busy, draining=True, deadline=time.time() + 20), other])])
@@ -1363,9 +1363,11 @@ async def test_draining_finishes_in_flight_requests_then_reports_drained(lb: Lb,
     assert lb.health(arn, busy).state == "draining"
     responses = await many(lb.port, 10)
     assert {r.backend for r in responses} == {other.name}
-    # idle pooled connections to the draining target are closed; the busy one stays
-    await eventually(lambda: busy.open_traffic_connections == 1, 2, "idle connections closed")
-    assert not lb.drained
+    # idle pooled connections to the draining target are closed; only the busy one may stay.
+    # (A loaded machine may reach this line after the slow request ended: then none stays.)
+    await eventually(lambda: busy.open_traffic_connections == busy.in_flight, 2, "idle connections closed")
+    if busy.in_flight:
+        assert not lb.drained
     r = await slow
     finished = time.monotonic()
     assert r.status == 200 and r.backend == busy.name
