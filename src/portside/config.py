@@ -41,6 +41,8 @@ DEFAULT_RESYNC_INTERVAL_S = 10.0
 # another: keep it under half the open-file limit the server raises itself to.
 DEFAULT_MAX_CLIENT_CONNECTIONS = 10_000
 AWSVPC_NETWORK_NAME = "portside-awsvpc"
+DEFAULT_AGENT_HEARTBEAT_S = 5.0
+DEFAULT_AGENT_TTL_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class ServerConfig:
     orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S
     task_cleanup_wait_s: float = DEFAULT_TASK_CLEANUP_WAIT_S
     resync_interval_s: float = DEFAULT_RESYNC_INTERVAL_S
+    # Agents: how often a heartbeat is sent, and how long the control plane waits for one before it
+    # calls the agent disconnected (ECS: agentConnected false) and places nothing new there.
+    agent_heartbeat_s: float = DEFAULT_AGENT_HEARTBEAT_S
+    agent_ttl_s: float = DEFAULT_AGENT_TTL_S
     docker_url: str | None = None
     # Beyond ALB: retry a failed request once on another target when that is safe (docs/load-balancer.md).
     proxy_retries: bool = True

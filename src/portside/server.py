@@ -1,4 +1,4 @@
-"""Wire the shells into one process for one host: store, Docker driver, agent, control plane, API."""
+"""Wire the shells into one process: store, control plane, API, load balancer, and this host's agent."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from portside.agent import host
 from portside.agent.agent import HostAgent
 from portside.agent.docker_driver import DockerDriver
 from portside.agent.engine import USERLAND_PROXY_WARNING, userland_proxy_enabled
-from portside.agent.firewall import GUARDED_NETWORKS, FirewallError, FirewallKeeper, HostFirewall
+from portside.agent.firewall import FirewallError, FirewallKeeper, HostFirewall, host_keeper
 from portside.agent.ports import choose_range
 from portside.api import sigv4
 from portside.api.metrics import render_metrics
 from portside.api.server import ApiServer
 from portside.config import ServerConfig
-from portside.control.clusters import register_local_instance
+from portside.agent.registration import registration
+from portside.agent.state import AgentState
+from portside.control.local_link import LocalLink
 from portside.control.doctor import HostDoctor
 from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
@@ -30,8 +32,7 @@ from portside.control.scaler import Scaler
 from portside.control.service_controller import ServiceController
 from portside.control.store import Store
 from portside.core import arns
-from portside.core.firewall import GuardPlan, chain_name
-from portside.core.ports import PortRange
+from portside.core.firewall import chain_name
 from portside.errors import PortsideError
 from portside.proxy.runtime import ProxyRuntime
 
@@ -53,19 +54,7 @@ class Server:
         self.scaler: Scaler | None = None
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
-
-    def _firewall_keeper(self, port_range: PortRange) -> FirewallKeeper:
-        assert self.driver is not None and self.store is not None
-        driver = self.driver
-        base = GuardPlan(
-            chain=chain_name(driver.owner), mode=self.config.firewall_mode, port_range=port_range,
-            lb_sources=self.config.lb_sources, publish_ip=self.config.publish_ip,
-        )
-        # From the store, not the agent's table: that is empty until recovery, and copies run meanwhile.
-        return FirewallKeeper(
-            HostFirewall(base.chain), base, self.store.live_tasks,
-            lambda: driver.bridge_networks(GUARDED_NETWORKS), self.config.resync_interval_s,
-        )
+        self.agent: HostAgent | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -94,26 +83,35 @@ class Server:
         self.driver = DockerDriver(host.owner_id(config.state_dir), config.docker_url)
         if userland_proxy_enabled():
             log.warning(USERLAND_PROXY_WARNING)
-        agent = HostAgent(config, self.store, self.driver, port_range)
+        cluster = config.extra.get("cluster", "default")
+        self.plane = ControlPlane(config, self.store, api_address=(config.api_host, config.api_port))
+        state = AgentState.load(Path(config.state_dir))
+        if state.instance_arn is None:  # the ARN this host always had, so a state directory keeps its tasks
+            instance_id = arns.stable_hex_id("container-instance", host.read_machine_id(), config.region, cluster)
+            state.instance_arn = arns.container_instance_arn(config.region, config.account_id, cluster, instance_id)
+        self.plane.instance_arn = state.instance_arn
+        registered = registration(
+            cluster=cluster, region=config.region, instance_id=host.host_instance_id(), address=config.target_ip,
+            zone=None, docker_version=self.driver.engine_version, cpu_units=host.cpu_units(),
+            memory_mib=max(host.memory_mib() - config.reserved_memory_mib, 0),
+            reserved_tcp=[*config.reserved_ports_tcp, config.api_port], reserved_udp=list(config.reserved_ports_udp),
+            attributes={}, awsvpc=True,
+        )
+        agent = self.agent = HostAgent(
+            config, LocalLink(self.plane, config.region), self.driver, port_range, state, registered
+        )
         if config.firewall_mode != "off":
-            self.firewall = self._firewall_keeper(port_range)
+            self.firewall = host_keeper(config, self.driver, port_range, agent.live_tasks)
             await self.firewall.install()  # before any copy starts: fail closed, or do not start
             agent.on_change.append(self.firewall.changed)
             agent.before_start = self.firewall.ensure_in_step
         else:
             await asyncio.to_thread(self._remove_earlier_chain, chain_name(self.driver.owner))
-        cluster = config.extra.get("cluster", "default")
-        instance_id = arns.stable_hex_id("container-instance", host.read_machine_id(), config.region, cluster)
-        instance_arn = arns.container_instance_arn(config.region, config.account_id, cluster, instance_id)
-        self.plane = ControlPlane(
-            config, self.store, agent, instance_arn, own_ports={config.api_port},
-            api_address=(config.api_host, config.api_port),
-        )
-        register_local_instance(self.plane, self.driver.engine_version, host.cpu_units(), host.memory_mib())
-        self.doctor = HostDoctor(self.plane, self.driver, self.firewall)
+        self.doctor = HostDoctor(self.plane, self.driver, self.firewall, agent)
         self.plane.preflight = self.doctor.service_changed
         self.plane.doctor_report = self.doctor.report
         await agent.start()
+        self.plane.instance_arn = agent.instance_arn or self.plane.instance_arn
         if self.firewall is not None:
             self.firewall.changed()
             self.firewall.start()
@@ -150,8 +148,8 @@ class Server:
             self._sweeper.cancel()
         if self.lb is not None:
             await self.lb.close()
-        if self.plane is not None:
-            await self.plane.agent.close()
+        if self.agent is not None:
+            await self.agent.close()
         if self.firewall is not None:
             await self._close_firewall()
         if self.driver is not None:

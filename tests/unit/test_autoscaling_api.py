@@ -2,8 +2,9 @@
 ``application-autoscaling`` client (and ``ecs``/``elbv2`` clients for the resources it scales).
 
 The aiohttp app runs on 127.0.0.1:0 in a background event loop thread over a real SQLite store,
-with portside's own proxy runtime as the ELBv2 data plane and a real ``HostAgent`` that is never
-asked to start a task (no service controller runs, so no container is needed). The scaler loop's
+with portside's own proxy runtime as the ELBv2 data plane and a container instance registered through
+the agent protocol's operation, with no agent behind it (no service controller runs, so no container
+is needed). The scaler loop's
 side (``apply_decision``, ``core_policies``) is called on the server's loop thread, as the loop
 will call it, with a clock the test moves.
 """
@@ -23,18 +24,16 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from portside.agent.agent import HostAgent
 from portside.api import autoscaling as api_autoscaling
 from portside.api import shapes
 from portside.api.server import ApiServer
 from portside.config import ServerConfig
 from portside.control import autoscaling, scaling_policies
-from portside.control.clusters import register_local_instance
+from tests.support.instances import register_instance
 from portside.control.elbv2 import config as elb_config
 from portside.control.plane import ControlPlane
 from portside.control.store import Store
 from portside.core import autoscale as core
-from portside.core.ports import PortRange
 from portside.proxy.runtime import ProxyRuntime
 
 REGION = "us-east-1"
@@ -62,11 +61,10 @@ class Env:
         self.clock = Clock()
         cfg = ServerConfig(state_dir=state_dir, api_port=0, extra={"cluster": "default"})
         self.store = Store(state_dir / "portside.db")
-        agent = HostAgent(cfg, self.store, None, PortRange(49153, 65535, "flag"), clock=self.clock)  # type: ignore[arg-type]
         self.plane = ControlPlane(
-            cfg, self.store, agent, f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/default/x", clock=self.clock
+            cfg, self.store, f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/default/x", clock=self.clock
         )
-        register_local_instance(self.plane, "test", 2048, 4096)
+        register_instance(self.plane)
         self.runtime = self.call(lambda: ProxyRuntime(self.store))
         self.call(lambda: elb_config.restore(self.plane, self.runtime))
         self.api = ApiServer(self.plane, None)

@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError, WaiterError
 from portside.agent import host
 from portside.api.server import ApiServer
 from portside.config import ServerConfig
-from portside.control.clusters import register_local_instance
+from tests.support.instances import register_instance
 from portside.control.elbv2 import certificates, common, config, targets
 from portside.control.plane import ControlPlane
 from portside.control.store import Store
@@ -133,10 +133,10 @@ class Env:
             state_dir=state_dir, api_port=0, extra={"cluster": "default", "min_health_check_interval": "1"}
         )
         self.store = Store(state_dir / "portside.db")
-        self.plane = ControlPlane(cfg, self.store, None, "arn:aws:ecs:us-east-1:000000000000:container-instance/default/x",  # type: ignore[arg-type]
+        self.plane = ControlPlane(cfg, self.store, "arn:aws:ecs:us-east-1:000000000000:container-instance/default/x",
                                   clock=self.clock)
         self.instance_id = host.host_instance_id()
-        register_local_instance(self.plane, "test", 2048, 4096)
+        register_instance(self.plane)
         self.runtime = self.call(runtime_factory)  # built on the loop (the proxy's runtime needs it)
         self.failed_restore = self.call(lambda: config.restore(self.plane, self.runtime))
         self.api = ApiServer(self.plane, None)

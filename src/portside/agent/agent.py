@@ -1,23 +1,29 @@
-"""The host agent: runs tasks' containers on this host and reports what they do.
+"""The host agent: runs the tasks the control plane assigns to this host and reports what they do.
 
 Theory of operation
 -------------------
-The control plane hands the agent a committed task (``admit`` runs inside the
-control plane's transaction, so the task row, its container names and its host
-ports are stored together before any ``docker create``). The agent then drives
-the task forward on its own (``launch``): pull policy, create every container
-under a deterministic name, start them in dependency order, read the real
-bindings back from Docker, RUNNING. ``stop`` drives it to STOPPED: SIGTERM,
+The agent talks to the control plane only through ``ControlLink`` (agent/link.py,
+docs/agent-protocol.md), the same for the server's own host (in process) and every other host
+(HTTP): it registers its host as a container instance, watches its assignments from a revision,
+reports every change of a task, and sends heartbeats. It never reads the control plane's store.
+
+A task it is given for the first time gets its host ports from this host's allocator, and is
+kept on this host (``AgentState``, ``--state-dir``) before any ``docker create``. The agent then
+drives it forward on its own: pull policy, create every container under a deterministic name,
+start them in dependency order, read the real bindings back from Docker, RUNNING; and, when the
+control plane wants it stopped (or an essential container exits), to STOPPED: SIGTERM,
 stopTimeout, SIGKILL, ports released into quarantine.
 
-All work on one task runs under that task's lock, so events, the resync loop,
-starts and stops never interleave on it. The agent writes ``last_status`` and
-container facts; it writes ``desired_status`` only when an essential container
-exits (ECS's agent does the same).
+All work on one task runs under that task's lock, so events, the resync loop, starts and stops
+never interleave on it. The agent writes ``last_status`` and container facts; it asks for a stop
+itself only when an essential container exits or the task cannot start (ECS's agent does the
+same); ``core/state_change.py`` says who owns which fact.
 
-Every step is safe to repeat after a crash: ``recover`` re-reads the store and
-Docker, adopts containers by name and label, resumes unfinished starts and stops,
-stops tasks whose containers vanished, and later removes containers no task owns.
+Every step is safe to repeat after a crash: at start the agent reloads its own state, relists
+its assignments (tasks no longer assigned are stopped), adopts containers by name and label,
+resumes unfinished starts and stops, stops tasks whose containers vanished, and later removes
+containers no task owns. When the control plane cannot be reached, the copies keep running and
+reports wait until it can.
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ from typing import Any
 from portside.agent.bindings import bindings_from_docker, host_mode_bindings
 from portside.agent.driver import LABEL_TASK_ARN, ContainerEvent, ContainerState, Driver
 from portside.agent.firewall import FirewallError
-from portside.agent.ports import META_KEY, assign_ports, reassign_port, restore_holdings
+from portside.agent.link import ControlLink, LinkError, LinkRefused
+from portside.agent.ports import assign_ports, reassign_port, restore_holdings
 from portside.agent.specs import build_spec, task_volume_names
+from portside.agent.state import AgentState
 from portside.config import AWSVPC_NETWORK_NAME, ServerConfig
-from portside.control.store import Store
 from portside.core.dependencies import condition_met, dependencies, start_order
 from portside.core.lifecycle import (
     REASON_ESSENTIAL_EXITED,
@@ -45,6 +52,7 @@ from portside.core.lifecycle import (
     TaskStatus,
 )
 from portside.core.ports import PortAllocator, PortRange
+from portside.core.state_change import apply_assignment, needs_host_ports, new_agent_task, task_state_change
 from portside.core.task import Container, Task
 from portside.errors import DriverError, NameConflict, PortAllocated, PortsExhausted
 from portside.faults import crash_point
@@ -56,97 +64,65 @@ DEPENDENCY_POLL_S = 0.25
 DEFAULT_START_TIMEOUT_S = 180.0
 MAX_BIND_RETRIES = 5
 REASON_VANISHED = "Container was removed while it was expected to run"
+REASON_UNASSIGNED = "Task is no longer assigned to this container instance"
+# How long one assignment poll waits on the control plane for a change.
+POLL_WAIT_S = 20.0
+# Back-off between failed calls to the control plane.
+RETRY_MIN_S = 0.5
+RETRY_MAX_S = 5.0
+# The agent's own loops (not work on a task).
+LOOPS = frozenset({"watch", "report", "heartbeat", "resync"})
 
 
 class HostAgent:
     def __init__(
         self,
         config: ServerConfig,
-        store: Store,
+        link: ControlLink,
         driver: Driver,
         port_range: PortRange,
+        state: AgentState,
+        registration: dict[str, Any],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.store = store
+        self.link = link
         self.driver = driver
         self.clock = clock
         self.port_range = port_range
-        saved = store.get_meta(META_KEY)
+        self.state = state
+        self.registration = registration
+        self.cluster = str(registration["cluster"])
         settings = {
             "reserved_tcp": config.reserved_ports_tcp,
             "reserved_udp": config.reserved_ports_udp,
             "quarantine_s": config.port_quarantine_s,
         }
-        if saved:
-            self.allocator = PortAllocator.from_dict(saved, port_range, **settings)
+        if state.ports:
+            self.allocator = PortAllocator.from_dict(state.ports, port_range, **settings)
         else:
             self.allocator = PortAllocator(port_range, **settings)
-        self.tasks: dict[str, Task] = {}
-        self._definitions: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, Task] = {arn: Task.from_json(body) for arn, body in state.tasks.items()}
         self._locks: dict[str, asyncio.Lock] = {}
         self._work: set[asyncio.Task[None]] = set()
         self._orphans_seen: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._reports: dict[str, dict[str, Any]] = {}
+        self._report_wake = asyncio.Event()
+        self._link_error: str | None = None
+        self._listed = False  # the whole list of assignments was read since this agent started
         self.on_change: list[Callable[[Task], None]] = []
         # Awaited before every ``docker start``: the host firewall brings its chain in step with the
-        # stored tasks (this one's host ports included), or raises FirewallError and the start fails.
+        # agent's tasks (this one's host ports included), or raises FirewallError and the start fails.
         self.before_start: Callable[[], Awaitable[None]] | None = None
 
-    # -- called by the control plane
+    @property
+    def instance_arn(self) -> str | None:
+        return self.state.instance_arn
 
-    def admit(self, task: Task, content: dict[str, Any]) -> None:
-        """Assign the task's host ports and store it; call inside the control plane's transaction.
-
-        Port exhaustion does not raise: the task is stored STOPPED with ECS's HostConfigError reason.
-        """
-        now = self.clock()
-        self._definitions[task.task_definition_arn] = content
-        try:
-            assign_ports(self.allocator, task, now)
-        except (PortsExhausted, ValueError) as exc:
-            reason = REASON_PORTS_PREFIX + str(exc)
-            for container in task.containers:
-                container.last_status = ContainerStatus.STOPPED
-                container.reason = reason
-            task.request_stop(StopCode.TASK_FAILED_TO_START.value, reason, now)
-            task.advance(TaskStatus.STOPPED, now)
-        self.store.put_task(task)
-        self._save_ports()
-        if not task.is_stopped:
-            self.tasks[task.arn] = task
-
-    def launch(self, arn: str) -> None:
-        if arn in self.tasks:
-            self._spawn(self._start(arn))
-
-    def stop(self, arn: str, stop_code: str, reason: str) -> Task | None:
-        """Ask a task to stop (desired STOPPED) and drive it there in the background."""
-        task = self.tasks.get(arn)
-        if task is None:
-            return None
-        if task.request_stop(stop_code, reason, self.clock()):
-            self._persist(task)
-        self._spawn(self._stop(arn))
-        return task
-
-    def used_resources(self, container_instance_arn: str) -> tuple[int, int, set[str], set[str]]:
-        """CPU, memory and static TCP/UDP host ports held by live tasks on this instance."""
-        cpu = memory = 0
-        tcp: set[str] = set()
-        udp: set[str] = set()
-        for task in self.tasks.values():
-            if task.container_instance_arn != container_instance_arn:
-                continue
-            cpu += task.cpu
-            memory += task.memory
-            if task.network_mode == "awsvpc":
-                continue
-            for container in task.containers:
-                for plan in container.ports:
-                    if not plan.dynamic and plan.host_port:
-                        (udp if plan.protocol == "udp" else tcp).add(str(plan.host_port))
-        return cpu, memory, tcp, udp
+    def live_tasks(self) -> list[Task]:
+        """The tasks this agent looks after (what its firewall guards): the same before and after a restart."""
+        return list(self.tasks.values())
 
     def local_endpoint(self, host_port: int) -> tuple[str, int] | None:
         """(bridge address, container port) of the live bridge-mode container published on ``host_port``."""
@@ -164,12 +140,23 @@ class HostAgent:
     # -- lifetime
 
     async def start(self) -> None:
-        """Recover state from the store and Docker, then watch events and resync periodically."""
+        """Register, learn the assignments, adopt what Docker runs, then watch, report and resync."""
         self._loop = asyncio.get_running_loop()
         await self.driver.ensure_network(AWSVPC_NETWORK_NAME)
-        await self._recover()
+        try:
+            await self._register()
+            self._merge(await self._poll(since=None, wait_s=0.0))
+            self._listed = True
+        except LinkError as exc:  # keep running what this host runs; the watch retries
+            self._link_failed(exc)
+        await self._adopt()
+        for task in list(self.tasks.values()):
+            self._report(task)  # the control plane may have missed the last reports before a restart
         self.driver.watch_events(self._on_event_threadsafe)
-        self._spawn(self._resync_forever())
+        self._spawn(self._watch_forever(), "watch")
+        self._spawn(self._report_forever(), "report")
+        self._spawn(self._heartbeat_forever(), "heartbeat")
+        self._spawn(self._resync_forever(), "resync")
 
     async def close(self) -> None:
         for work in list(self._work):
@@ -180,10 +167,162 @@ class HostAgent:
     async def wait_idle(self) -> None:
         """Wait for every start and stop in flight (for tests and orderly shutdown)."""
         while True:
-            pending = [w for w in self._work if w.get_name() != "resync"]
+            pending = [w for w in self._work if w.get_name() not in LOOPS]
             if not pending:
                 return
             await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- the agent protocol
+
+    async def _register(self) -> None:
+        request = dict(self.registration)
+        if self.state.instance_arn:
+            request["containerInstanceArn"] = self.state.instance_arn
+        answer = await self.link.register(request)
+        arn = answer["containerInstance"]["containerInstanceArn"]
+        if arn != self.state.instance_arn:
+            self.state.instance_arn = arn
+            self._listed = False  # a new registration: relist
+            self._save()
+        self._link_ok()
+
+    async def _poll(self, since: int | None, wait_s: float) -> dict[str, Any]:
+        """The assignments changed after revision ``since`` (None: the whole list)."""
+        assert self.state.instance_arn is not None
+        request: dict[str, Any] = {"cluster": self.cluster, "containerInstance": self.state.instance_arn, "waitSeconds": wait_s}
+        if since is not None:
+            request["sinceRevision"] = since
+        answer = await self.link.poll_assignments(request)
+        self._link_ok()
+        return answer
+
+    async def _watch_forever(self) -> None:
+        backoff = RETRY_MIN_S
+        while True:
+            try:
+                if self.state.instance_arn is None:
+                    await self._register()
+                batch = await self._poll(self.state.revision if self._listed else None, POLL_WAIT_S)
+                self._listed = True
+            except LinkRefused as exc:
+                self._link_failed(exc)
+                self.state.instance_arn = None  # e.g. deregistered, or a new control plane: register again
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MAX_S)
+                continue
+            except LinkError as exc:
+                self._link_failed(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MAX_S)
+                continue
+            backoff = RETRY_MIN_S
+            for arn in self._merge(batch):
+                self._drive(arn)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.agent_heartbeat_s)
+            if self.state.instance_arn is None:
+                continue
+            try:
+                await self.link.heartbeat({"cluster": self.cluster, "containerInstance": self.state.instance_arn})
+            except LinkError as exc:
+                self._link_failed(exc)
+
+    def _report(self, task: Task) -> None:
+        self._reports[task.arn] = task_state_change(task)
+        self._report_wake.set()
+
+    async def _report_forever(self) -> None:
+        """Send every task's latest state, in order of change, until the control plane has it."""
+        backoff = RETRY_MIN_S
+        while True:
+            await self._report_wake.wait()
+            self._report_wake.clear()
+            while self._reports:
+                arn, change = next(iter(self._reports.items()))
+                try:
+                    await self.link.submit_task_state_change(dict(change, containerInstance=self.state.instance_arn))
+                except LinkRefused as exc:
+                    log.warning("the control plane refused the state of task %s: %s", arn, exc)
+                except LinkError as exc:
+                    self._link_failed(exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, RETRY_MAX_S)
+                    continue
+                backoff = RETRY_MIN_S
+                if self._reports.get(arn) is change:
+                    del self._reports[arn]
+
+    def _link_failed(self, exc: Exception) -> None:
+        if str(exc) != self._link_error:
+            log.warning("control plane: %s (copies keep running; retrying)", exc)
+        self._link_error = str(exc)
+
+    def _link_ok(self) -> None:
+        if self._link_error is not None:
+            log.info("control plane reachable again")
+        self._link_error = None
+
+    def _merge(self, batch: dict[str, Any]) -> list[str]:
+        """Fold an assignment batch into the agent's tasks; return the ARNs to drive."""
+        now = self.clock()
+        self.state.definitions.update(batch.get("taskDefinitions") or {})
+        touched: list[str] = []
+        listed: set[str] = set()
+        for body in batch.get("tasks") or []:
+            assigned = Task.from_json(body)
+            listed.add(assigned.arn)
+            local = self.tasks.get(assigned.arn)
+            if local is None:
+                if assigned.is_stopped or assigned.arn in self.state.stopped:
+                    continue
+                local = new_agent_task(assigned)
+                self.tasks[local.arn] = local
+                self._admit(local, now)
+                touched.append(local.arn)
+            elif assigned.is_stopped:
+                local.request_stop(assigned.stop_code or StopCode.SERVICE_SCHEDULER_INITIATED.value,
+                                   assigned.stopped_reason or REASON_UNASSIGNED, now)
+                touched.append(local.arn)
+            elif apply_assignment(local, assigned):
+                touched.append(local.arn)
+        if batch.get("complete"):
+            for arn, task in self.tasks.items():
+                if arn not in listed and task.request_stop(StopCode.SERVICE_SCHEDULER_INITIATED.value, REASON_UNASSIGNED, now):
+                    touched.append(arn)
+        self.state.revision = int(batch.get("revision") or self.state.revision)
+        for arn in touched:
+            if arn in self.tasks:
+                self._persist(self.tasks[arn])
+        self._save()
+        return touched
+
+    def _admit(self, task: Task, now: float) -> None:
+        """Choose the task's host ports on this host (or re-hold the ones it had before a restart).
+
+        Port exhaustion does not raise: the task stops with ECS's HostConfigError reason.
+        """
+        if not needs_host_ports(task):
+            restore_holdings(self.allocator, task)
+            return
+        try:
+            assign_ports(self.allocator, task, now)
+        except (PortsExhausted, ValueError) as exc:
+            reason = REASON_PORTS_PREFIX + str(exc)
+            for container in task.containers:
+                container.last_status = ContainerStatus.STOPPED
+                container.reason = reason
+            task.request_stop(StopCode.TASK_FAILED_TO_START.value, reason, now)
+
+    def _drive(self, arn: str) -> None:
+        task = self.tasks.get(arn)
+        if task is None:
+            return
+        if task.desired_status == "STOPPED":
+            self._spawn(self._stop(arn))
+        elif task.last_status < TaskStatus.RUNNING:
+            self._spawn(self._start(arn))
 
     # -- internals: bookkeeping
 
@@ -199,20 +338,27 @@ class HostAgent:
         return self._locks.setdefault(arn, asyncio.Lock())
 
     def _persist(self, task: Task) -> None:
-        self.store.put_task(task)
+        """Keep the task on this host, report it to the control plane, tell the local watchers."""
+        if task.is_stopped:
+            self.state.tasks.pop(task.arn, None)
+        else:
+            self.state.tasks[task.arn] = task.to_json()
+        self._save()
+        self._report(task)
         for callback in self.on_change:
             callback(task)
 
+    def _save(self) -> None:
+        self.state.ports = self.allocator.to_dict()
+        self.state.save()
+
     def _save_ports(self) -> None:
-        self.store.put_meta(META_KEY, self.allocator.to_dict())
+        self._save()
 
     def _definition(self, task: Task) -> dict[str, Any]:
-        content = self._definitions.get(task.task_definition_arn)
+        content = self.state.definitions.get(task.task_definition_arn)
         if content is None:
-            content = self.store.get_task_definition(task.region, task.family, task.revision)
-            if content is None:
-                raise DriverError(f"task definition {task.task_definition_arn} is missing from the store")
-            self._definitions[task.task_definition_arn] = content
+            raise DriverError(f"task definition {task.task_definition_arn} was never sent to this agent")
         return content
 
     # -- starting
@@ -458,11 +604,10 @@ class HostAgent:
             now = self.clock()
             task.advance(TaskStatus.DEPROVISIONING, now)
             task.advance(TaskStatus.STOPPED, now)
-            with self.store.transaction():
-                self.allocator.release(task.arn, now)
-                self._save_ports()
-                self._persist(task)
+            self.allocator.release(task.arn, now)
             del self.tasks[arn]
+            self.state.stopped[arn] = {"at": now, "task": task.to_json()}
+            self._persist(task)
         if self.config.task_cleanup_wait_s <= 0:
             await self._remove_containers(task)
 
@@ -479,18 +624,17 @@ class HostAgent:
 
     # -- recovery and resync
 
-    async def _recover(self) -> None:
+    async def _adopt(self) -> None:
+        """After a (re)start: match the tasks to what Docker runs, by name and label, and drive them on."""
         now = self.clock()
-        for task in self.store.live_tasks():
-            self.tasks[task.arn] = task
+        for task in self.tasks.values():
             restore_holdings(self.allocator, task)
-        self._save_ports()
+        self._save()
         states = await self.driver.list_managed()
         by_name = {s.name: s for s in states}
         for task in list(self.tasks.values()):
             if task.desired_status == "STOPPED":
-                if task.last_status is not TaskStatus.DEACTIVATING:  # draining ones are resumed by their owner
-                    self._spawn(self._stop(task.arn))
+                self._spawn(self._stop(task.arn))
                 continue
             if task.last_status < TaskStatus.RUNNING:
                 for container in task.containers:  # adopt what a crashed start already created
@@ -532,19 +676,26 @@ class HostAgent:
             if arn in self.tasks:
                 continue
             seen.add(state.id)
-            task = self.store.get_task(arn) if arn else None
-            if task is not None and task.is_stopped:
-                if now - task.timestamps.get("stoppedAt", now) >= self.config.task_cleanup_wait_s:
+            stopped = self.state.stopped.get(arn)
+            if stopped is not None:
+                if now - stopped["at"] >= self.config.task_cleanup_wait_s:
                     await self.driver.remove(state.id)
-                    await self._remove_task_volumes(task)
-                continue
-            if task is not None:
+                    await self._remove_task_volumes(Task.from_json(stopped["task"]))
                 continue
             first_seen = self._orphans_seen.setdefault(state.id, now)
             if now - first_seen >= self.config.orphan_grace_s:
                 log.warning("removing container %s: no task owns it", state.name)
                 await self.driver.remove(state.id)
         self._orphans_seen = {k: v for k, v in self._orphans_seen.items() if k in seen}
+        left = {state.labels.get(LABEL_TASK_ARN, "") for state in states}
+        done = [a for a, s in self.state.stopped.items() if a not in left and now - s["at"] >= self.config.task_cleanup_wait_s]
+        if done:  # containers removed: forget the task, and definitions no task uses any more
+            for arn in done:
+                del self.state.stopped[arn]
+            used = {t.task_definition_arn for t in self.tasks.values()}
+            used |= {s["task"]["task_definition_arn"] for s in self.state.stopped.values()}
+            self.state.definitions = {k: v for k, v in self.state.definitions.items() if k in used}
+            self._save()
         for arn, task in list(self.tasks.items()):
             if task.last_status >= TaskStatus.RUNNING or task.desired_status == "STOPPED":
                 self._spawn(self._refresh(arn))

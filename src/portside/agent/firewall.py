@@ -24,8 +24,9 @@ import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from portside.agent.driver import BridgeNetwork
-from portside.config import AWSVPC_NETWORK_NAME
+from portside.agent.driver import BridgeNetwork, Driver
+from portside.config import AWSVPC_NETWORK_NAME, ServerConfig
+from portside.core.ports import PortRange
 from portside.core import firewall
 from portside.core.firewall import DOCKER_USER_CHAIN, GuardPlan
 from portside.core.task import Task
@@ -244,3 +245,17 @@ class FirewallKeeper:
             log.info("firewall: chain %s removed (no copies left)", self.base.chain)
         elif not await self.sync():
             log.error("firewall: chain %s left as it is while copies run: %s", self.base.chain, self.last_error)
+
+
+def host_keeper(config: ServerConfig, driver: Driver, port_range: PortRange, tasks: Callable[[], list[Task]]) -> FirewallKeeper:
+    """The keeper of this host's chain, over the tasks its agent looks after.
+
+    The agent's tasks come from its state file, so they are known before it recovers.
+    """
+    base = GuardPlan(
+        chain=firewall.chain_name(driver.owner), mode=config.firewall_mode, port_range=port_range,
+        lb_sources=config.lb_sources, publish_ip=config.publish_ip,
+    )
+    return FirewallKeeper(
+        HostFirewall(base.chain), base, tasks, lambda: driver.bridge_networks(GUARDED_NETWORKS), config.resync_interval_s,
+    )

@@ -84,7 +84,7 @@ def render_metrics(plane: ControlPlane, scaler: Any = None, firewall: Any = None
     family("portside_service_desired_tasks", "gauge", "A service's desired count.")
     family("portside_service_running_tasks", "gauge", "A service's RUNNING tasks.")
     running: dict[tuple[str, str, str], int] = {}
-    for task in plane.agent.tasks.values():
+    for task in plane.store.live_tasks():
         if task.group and task.group.startswith("service:") and task.last_status.name == "RUNNING":
             key = (task.region, task.cluster, task.group[8:])
             running[key] = running.get(key, 0) + 1

@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from portside.api import autoscaling, ecs, elbv2, shapes, sigv4
+from portside.api import agents, autoscaling, ecs, elbv2, shapes, sigv4
 from portside.config import is_loopback
 from portside.control.plane import ControlPlane
 from portside.core.api_boundary import ApiIdentity, host_problem, origin_problem
@@ -60,6 +60,7 @@ SIGNING_SERVICES = {
     ecs.TARGET_PREFIX: "ecs",
     autoscaling.TARGET_PREFIX: "application-autoscaling",
     elbv2.PORTSIDE_TARGET_PREFIX: "elasticloadbalancing",
+    agents.TARGET_PREFIX: agents.SIGNING_SERVICE,
 }
 QUERY_SIGNING_SERVICE = "elasticloadbalancing"
 
@@ -130,7 +131,9 @@ class ApiServer:
                 action = target[len(prefix) :]
                 return self._json_call(autoscaling.SERVICE, autoscaling.OPERATIONS, action, region, body, request_id)
             if prefix == elbv2.PORTSIDE_TARGET_PREFIX:
-                return await self._portside_call(target[len(prefix) :], region, body, request_id)
+                return await self._portside_call(elbv2.PORTSIDE_OPERATIONS, target, region, body, request_id)
+            if prefix == agents.TARGET_PREFIX:
+                return await self._portside_call(agents.OPERATIONS, target, region, body, request_id)
             if target:
                 raise UnknownOperation(f"Unknown operation {target}")
             raise UnknownOperation("Request has no X-Amz-Target header naming an operation")
@@ -232,11 +235,13 @@ class ApiServer:
             headers={"x-amzn-RequestId": request_id},
         )
 
-    async def _portside_call(self, action: str, region: str, body: bytes, request_id: str) -> web.Response:
-        """portside's own JSON actions (``X-Amz-Target: Portside.<Action>``), outside AWS's models."""
-        operation = elbv2.PORTSIDE_OPERATIONS.get(action)
+    async def _portside_call(
+        self, table: dict[str, Any], target: str, region: str, body: bytes, request_id: str
+    ) -> web.Response:
+        """portside's own JSON actions (``Portside.<Action>``, ``PortsideAgent.<Action>``), outside AWS's models."""
+        operation = table.get(target.split(".", 1)[1])
         if operation is None:
-            raise UnknownOperation(f"Unknown operation Portside.{action}")
+            raise UnknownOperation(f"Unknown operation {target}")
         try:
             params = json.loads(body or b"{}")
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:

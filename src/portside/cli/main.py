@@ -1,4 +1,4 @@
-"""The ``portside`` command. Every verb but ``server`` talks only to the API."""
+"""The ``portside`` command. Every verb but ``server`` and ``agent`` talks only to the API."""
 
 from __future__ import annotations
 
@@ -144,6 +144,75 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         _fail(exc.message)
     except OSError as exc:
         _fail(f"cannot start: {exc}")
+
+
+@main.command()
+@click.option("--server", "servers", required=True, metavar="URL[,URL...]",
+              help="The control plane's API; several URLs: the next one is tried when one cannot be reached.")
+@click.option("--credentials", "credentials", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="AWS shared-credentials file with the key this agent signs with.")
+@click.option("--profile", default="default", show_default=True, help="The section of --credentials to use.")
+@click.option("--address", required=True, help="This host's address: where load balancers reach its copies.")
+@click.option("--zone", default=None, help="Availability zone (attribute ecs.availability-zone); default: REGIONa.")
+@click.option("--attribute", "attributes", multiple=True, metavar="NAME=VALUE", help="A custom attribute (repeatable).")
+@click.option("--instance-id", default=None, help="ec2InstanceId to register as; default: from /etc/machine-id.")
+@click.option("--docker-host", default=None, help="Docker Engine URL, e.g. unix:///run/docker.sock; default: $DOCKER_HOST.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/var/lib/portside-agent"),
+              show_default=True, help="Where the agent keeps its tasks and port holdings.")
+@click.option("--region", default=cfg.DEFAULT_REGION, show_default=True)
+@click.option("--cluster", default=cfg.DEFAULT_CLUSTER, show_default=True)
+@click.option("--dynamic-port-range", default=None, help="START-END; default: the kernel's ip_local_port_range.")
+@click.option("--publish-ip", default=cfg.DEFAULT_PUBLISH_IP, show_default=True)
+@click.option("--firewall", "firewall_mode", type=click.Choice(FIREWALL_MODES), default=DEFAULT_FIREWALL_MODE, show_default=True)
+@click.option("--lb-source", "lb_sources", multiple=True, metavar="CIDR",
+              help="Addresses of load balancers that may reach this host's copies (repeatable).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+def agent(servers: str, credentials: str, profile: str, address: str, zone: str | None, attributes: tuple[str, ...],
+          instance_id: str | None, docker_host: str | None, state_dir: Path, region: str, cluster: str,
+          dynamic_port_range: str | None, publish_ip: str, firewall_mode: str, lb_sources: tuple[str, ...],
+          log_level: str) -> None:
+    """Run this host's agent against a control plane on another host (docs/agent-protocol.md)."""
+    import ipaddress
+
+    from portside.agent.ports import choose_range
+    from portside.agent.runner import AgentOptions
+    from portside.agent.runner import run as run_agent
+    from portside.core.firewall import parse_sources
+    from portside.errors import PortsideError
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        urls = [u.strip() for u in servers.split(",") if u.strip()]
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"--server {url}: must be an http:// or https:// URL")
+        ipaddress.ip_address(address)
+        custom = dict(_attribute(a) for a in attributes)
+        if instance_id is not None and not (instance_id.startswith("i-") and instance_id[2:].isalnum() and len(instance_id) <= 42):
+            raise ValueError(f"--instance-id {instance_id}: must be i- and up to 40 letters or digits")
+        if dynamic_port_range:
+            choose_range(dynamic_port_range, None)
+        sources = parse_sources(lb_sources)
+    except ValueError as exc:
+        _fail(str(exc) if "--" in str(exc) else f"--address {address}: {exc}")
+    config = cfg.ServerConfig(
+        state_dir=state_dir, region=region, dynamic_port_range=dynamic_port_range, publish_ip=publish_ip,
+        docker_url=docker_host, firewall_mode=firewall_mode, lb_sources=sources, extra={"cluster": cluster},
+    )
+    options = AgentOptions(urls, credentials, profile, address, zone, custom, instance_id, config)
+    try:
+        run_agent(options)
+    except PortsideError as exc:
+        _fail(exc.message)
+    except OSError as exc:
+        _fail(f"cannot start: {exc}")
+
+
+def _attribute(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or name.startswith(("ecs.", "com.amazonaws.ecs.")):
+        raise ValueError(f"--attribute {text}: must be NAME=VALUE, NAME not starting with ecs.")
+    return name, value
 
 
 def _host_path_prefixes(given: tuple[str, ...]) -> tuple[str, ...]:

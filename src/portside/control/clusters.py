@@ -1,14 +1,13 @@
-"""Clusters and container instances (this host registers itself as one at start)."""
+"""Clusters and container instances (agents register their hosts: control/agent_protocol.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from portside import __version__
-from portside.agent import host
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
+from portside.core.task import Task
 from portside.errors import ClientException, NotFoundError
 
 
@@ -29,66 +28,47 @@ def ensure_cluster(plane: ControlPlane, region: str, name: str, tags: list[Any] 
     return body
 
 
-def register_local_instance(
-    plane: ControlPlane, docker_version: str, cpu_units: int, memory_mib: int
-) -> dict[str, Any]:
-    """(Re-)register this host in the configured cluster of the configured region, same ARN every time."""
-    region = plane.config.region
-    cluster = plane.config.extra.get("cluster", "default")
-    ensure_cluster(plane, region, cluster)
-    config = plane.config
-    reserved_tcp = sorted({*config.reserved_ports_tcp, *plane.own_ports})
-    body = {
-        "containerInstanceArn": plane.instance_arn,
-        "ec2InstanceId": host.host_instance_id(),
-        "version": 1,
-        "versionInfo": {
-            "agentVersion": f"portside-{__version__}",
-            "agentHash": "portside",
-            "dockerVersion": f"DockerVersion: {docker_version}",
-        },
-        "registeredResources": [
-            _int_resource("CPU", cpu_units),
-            _int_resource("MEMORY", max(memory_mib - config.reserved_memory_mib, 0)),
-            _set_resource("PORTS", [str(p) for p in reserved_tcp]),
-            _set_resource("PORTS_UDP", [str(p) for p in sorted(config.reserved_ports_udp)]),
-        ],
-        "status": "ACTIVE",
-        "agentConnected": True,
-        "attributes": _attributes(region),
-        "registeredAt": plane.clock(),
-        "tags": [],
-    }
-    with plane.store.transaction():
-        previous = [i for i in plane.store.list_container_instances(region, cluster) if i["containerInstanceArn"] == plane.instance_arn]
-        if previous:
-            body["registeredAt"] = previous[0]["registeredAt"]
-            body["version"] = previous[0].get("version", 1) + 1
-        plane.store.put_container_instance(region, cluster, body)
-    return body
-
-
 def describe_instance(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
-    """The instance with remainingResources and task counts computed from live tasks."""
-    cpu_used, memory_used, tcp, udp = plane.agent.used_resources(body["containerInstanceArn"])
+    """The instance as ECS shows it: remainingResources, task counts and agentConnected from live tasks."""
+    arn = body["containerInstanceArn"]
+    tasks = plane.store.live_tasks_on(arn)
+    cpu_used, memory_used, tcp, udp = used_resources(tasks)
     registered = {r["name"]: r for r in body["registeredResources"]}
     running = pending = 0
-    for task in plane.agent.tasks.values():
-        if task.container_instance_arn == body["containerInstanceArn"] and task.desired_status == "RUNNING":
+    for task in tasks:
+        if task.desired_status == "RUNNING":
             if task.last_status.name == "RUNNING":
                 running += 1
             elif task.last_status.name in ("PROVISIONING", "PENDING", "ACTIVATING"):
                 pending += 1
-    out = dict(body)
+    out = {k: v for k, v in body.items() if not k.startswith("_")}
+    out["agentConnected"] = plane.agent_connected(arn)
     out["remainingResources"] = [
-        _int_resource("CPU", registered["CPU"]["integerValue"] - cpu_used),
-        _int_resource("MEMORY", registered["MEMORY"]["integerValue"] - memory_used),
-        _set_resource("PORTS", sorted(set(registered["PORTS"]["stringSetValue"]) | tcp, key=int)),
-        _set_resource("PORTS_UDP", sorted(set(registered["PORTS_UDP"]["stringSetValue"]) | udp, key=int)),
+        int_resource("CPU", registered["CPU"]["integerValue"] - cpu_used),
+        int_resource("MEMORY", registered["MEMORY"]["integerValue"] - memory_used),
+        set_resource("PORTS", sorted(set(registered["PORTS"]["stringSetValue"]) | tcp, key=int)),
+        set_resource("PORTS_UDP", sorted(set(registered["PORTS_UDP"]["stringSetValue"]) | udp, key=int)),
     ]
     out["runningTasksCount"] = running
     out["pendingTasksCount"] = pending
     return out
+
+
+def used_resources(tasks: list[Task]) -> tuple[int, int, set[str], set[str]]:
+    """CPU, memory and static TCP/UDP host ports that live tasks on one instance reserve."""
+    cpu = memory = 0
+    tcp: set[str] = set()
+    udp: set[str] = set()
+    for task in tasks:
+        cpu += task.cpu
+        memory += task.memory
+        if task.network_mode == "awsvpc":
+            continue
+        for container in task.containers:
+            for plan in container.ports:
+                if not plan.dynamic and plan.host_port:
+                    (udp if plan.protocol == "udp" else tcp).add(str(plan.host_port))
+    return cpu, memory, tcp, udp
 
 
 # -- API operations
@@ -140,7 +120,7 @@ def delete_cluster(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
             raise NotFoundError(
                 "The Cluster cannot be deleted while Services are active.", "ClusterContainsServicesException"
             )
-        if any(t.region == region and t.cluster == name for t in plane.agent.tasks.values()):
+        if plane.live_tasks(region, name):
             raise NotFoundError(
                 "The Cluster cannot be deleted while Tasks are active.", "ClusterContainsTasksException"
             )
@@ -185,7 +165,7 @@ def describe_container_instances(plane: ControlPlane, region: str, params: dict[
 
 def render_cluster(plane: ControlPlane, region: str, body: dict[str, Any], include: tuple[str, ...]) -> dict[str, Any]:
     name = body["clusterName"]
-    live = [t for t in plane.agent.tasks.values() if t.region == region and t.cluster == name]
+    live = plane.live_tasks(region, name)
     out = {k: v for k, v in body.items() if k not in ("tags", "settings")}
     out.update(
         {
@@ -209,33 +189,9 @@ def _as_cluster_arn(plane: ControlPlane, region: str, reference: str) -> str:
     return reference if reference.startswith("arn:") else plane.cluster_arn(region, reference)
 
 
-def _int_resource(name: str, value: int) -> dict[str, Any]:
+def int_resource(name: str, value: int) -> dict[str, Any]:
     return {"name": name, "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": value}
 
 
-def _set_resource(name: str, values: list[str]) -> dict[str, Any]:
+def set_resource(name: str, values: list[str]) -> dict[str, Any]:
     return {"name": name, "type": "STRINGSET", "doubleValue": 0.0, "longValue": 0, "integerValue": 0, "stringSetValue": values}
-
-
-def _attributes(region: str) -> list[dict[str, str]]:
-    names = {
-        "ecs.os-type": "linux",
-        "ecs.os-family": "LINUX",
-        "ecs.cpu-architecture": host.cpu_architecture(),
-        "ecs.availability-zone": f"{region}a",
-        "ecs.instance-type": "portside.local",
-        "ecs.ami-id": "ami-portside",
-    }
-    capabilities = [
-        "com.amazonaws.ecs.capability.docker-remote-api.1.17",
-        "com.amazonaws.ecs.capability.docker-remote-api.1.18",
-        "com.amazonaws.ecs.capability.docker-remote-api.1.19",
-        "com.amazonaws.ecs.capability.docker-remote-api.1.21",
-        "com.amazonaws.ecs.capability.container-health-check",
-        "ecs.capability.container-ordering",
-        "ecs.capability.task-eni",
-        "ecs.capability.container-port-range",
-    ]
-    out = [{"name": k, "value": v} for k, v in names.items()]
-    out.extend({"name": c} for c in capabilities)
-    return out

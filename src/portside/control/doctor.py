@@ -13,6 +13,7 @@ from typing import Any
 
 from portside import open_file_limit
 from portside.agent import netfacts
+from portside.agent.agent import HostAgent
 from portside.agent.driver import Driver
 from portside.agent.engine import userland_proxy_enabled
 from portside.agent.firewall import FirewallKeeper
@@ -63,8 +64,9 @@ def copies_of(tasks: list[Task]) -> tuple[doctor.Copy, ...]:
 
 
 class HostDoctor:
-    def __init__(self, plane: ControlPlane, driver: Driver, keeper: FirewallKeeper | None) -> None:
+    def __init__(self, plane: ControlPlane, driver: Driver, keeper: FirewallKeeper | None, agent: HostAgent) -> None:
         self.plane = plane
+        self.agent = agent  # this host's agent: the doctor examines this host
         self.driver = driver
         self.keeper = keeper
         self._work: set[asyncio.Task[None]] = set()
@@ -97,14 +99,14 @@ class HostDoctor:
         return ports
 
     async def facts(self) -> doctor.Facts:
-        config, agent = self.plane.config, self.plane.agent
+        config, agent = self.plane.config, self.agent
         unreadable: list[str] = []
         try:
             bridges = await self.driver.bridge_networks(["bridge"])
         except Exception as exc:  # Docker away or answering oddly: a finding, never a failed request
             log.warning("doctor: cannot inspect Docker's bridge network: %s", exc)
             bridges, unreadable = [], [f"Docker's bridge network ({exc})"]
-        copies = copies_of(list(agent.tasks.values()))
+        copies = copies_of(agent.live_tasks())
         listeners = self.listeners()
         own = self.own_ports(listeners)
         ours = {c.host_port for c in copies} | set(own)

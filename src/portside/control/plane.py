@@ -1,4 +1,4 @@
-"""The control plane's shared context: store, agent, settings and the local container instance."""
+"""The control plane's shared context: store, settings, the agents it has heard from, and hooks."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from portside.agent.agent import HostAgent
 from portside.config import ServerConfig
 from portside.control.store import Store
 from portside.core import arns
 from portside.core.lb.runtime import LbRuntime
+from portside.core.task import Task
 from portside.errors import NotFoundError
 
 
@@ -19,11 +19,19 @@ from portside.errors import NotFoundError
 class ControlPlane:
     config: ServerConfig
     store: Store
-    agent: HostAgent
-    instance_arn: str
+    # The server's own host's container instance (its agent runs in this process): empty until
+    # that agent registered, or when the server runs no agent of its own.
+    instance_arn: str = ""
     clock: Callable[[], float] = time.time
-    # Ports the server itself holds on this host (API, listeners): part of registered PORTS.
-    own_ports: set[int] = field(default_factory=set)
+    # When each container instance's agent last called (control/agent_protocol.py); an agent
+    # silent for config.agent_ttl_s is disconnected. Not stored: after a restart, every agent
+    # gets a full TTL to call again.
+    agent_seen: dict[str, float] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+    # Wakes agents' assignment polls when a task of their instance is written.
+    assignment_waits: Any = None
+    # Called with the stored task after an agent reported a change of it.
+    task_watchers: list[Callable[[Task], None]] = field(default_factory=list)
     # Where the API listens (host, port): no listener or target may point back at it (a loop
     # that would let load-balanced traffic drive the API from 127.0.0.1).
     api_address: tuple[str, int] | None = None
@@ -40,6 +48,27 @@ class ControlPlane:
     preflight: Callable[[str], None] | None = None
     # Answers Portside.Doctor: the doctor's report for this host.
     doctor_report: Callable[[], Awaitable[dict[str, Any]]] | None = None
+
+    def __post_init__(self) -> None:
+        from portside.control.agent_protocol import AssignmentWaits
+
+        self.assignment_waits = AssignmentWaits()
+        self.store.task_watchers.append(self.assignment_waits.notify)
+
+    def task_changed(self, task: Task) -> None:
+        for watcher in self.task_watchers:
+            watcher(task)
+
+    def agent_connected(self, instance_arn: str) -> bool:
+        seen = self.agent_seen.get(instance_arn, self.started_at)
+        return self.clock() - seen <= self.config.agent_ttl_s
+
+    def live_tasks(self, region: str | None = None, cluster: str | None = None) -> list[Task]:
+        """Tasks not yet STOPPED (of one region and cluster when given), as the store has them."""
+        return [
+            t for t in self.store.live_tasks()
+            if (region is None or t.region == region) and (cluster is None or t.cluster == cluster)
+        ]
 
     def changed(self, topic: str) -> None:
         for watcher in self.watchers:

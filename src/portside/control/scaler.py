@@ -71,7 +71,7 @@ class Scaler:
 
     def _record_service_usage(self, now: float) -> None:
         by_service: dict[str, list[Task]] = defaultdict(list)
-        for task in self.plane.agent.tasks.values():
+        for task in self.plane.store.live_tasks():
             if task.group and task.group.startswith("service:") and task.last_status is TaskStatus.RUNNING:
                 arn = svc.service_arn(self.plane, task.region, task.cluster, task.group[len("service:") :])
                 by_service[arn].append(task)
@@ -140,7 +140,7 @@ class Scaler:
                 continue
             metrics[metric] = list(self.history.get(self._history_key(arn, metric), ()))
         running = sum(
-            1 for t in plane.agent.tasks.values()
+            1 for t in plane.store.live_tasks()
             if t.group == f"service:{target.service}" and t.cluster == target.cluster and t.region == target.region
             and t.last_status is TaskStatus.RUNNING and t.desired_status == "RUNNING"
         )

@@ -29,12 +29,11 @@ import json
 import logging
 from typing import Any
 
-from portside.agent import host
 from portside.control import services as svc
 from portside.control import task_definitions
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
-from portside.control.tasks import admit_tasks
+from portside.control.tasks import admit_tasks, request_stop
 from portside.core.lifecycle import TaskStatus
 from portside.core.service_reconcile import DeploymentView, ServiceView, TaskView, reconcile
 from portside.core.deployment import next_launch_backoff_s
@@ -59,7 +58,7 @@ class ServiceController:
         self._task: asyncio.Task[None] | None = None
         self._resyncs = 0
         plane.watchers.append(self._on_topic)
-        plane.agent.on_change.append(self._on_task_change)
+        plane.task_watchers.append(self._on_task_change)
         plane.task_stopper = self.stop_task
 
     def start(self) -> None:
@@ -136,7 +135,8 @@ class ServiceController:
         region = body["_region"]
         for deployment_id, count in plan.start:
             self._start_tasks(body, deployment_id, count)
-        stopping = [arn for arn, _, _ in plan.stop if arn in plane.agent.tasks]
+        live = {t.arn for t in tasks}
+        stopping = [arn for arn, _, _ in plan.stop if arn in live]
         if stopping:  # ECS reports the stop first, then the deregistration and the drain it starts
             ids = " ".join(f"(task {a.rsplit('/', 1)[-1]})" for a in stopping)
             svc.add_event(plane, body, f"(service {body['serviceName']}) has stopped {len(stopping)} running tasks: {ids}.")
@@ -167,10 +167,7 @@ class ServiceController:
     def _service_tasks(self, body: dict[str, Any]) -> list[Task]:
         group = f"service:{body['serviceName']}"
         cluster = body["clusterArn"].rsplit("/", 1)[-1]
-        return [
-            t for t in self.plane.agent.tasks.values()
-            if t.group == group and t.cluster == cluster and t.region == body["_region"]
-        ]
+        return [t for t in self.plane.live_tasks(body["_region"], cluster) if t.group == group]
 
     def _service_view(self, body: dict[str, Any]) -> ServiceView:
         config = body["deploymentConfiguration"]
@@ -281,8 +278,6 @@ class ServiceController:
             return
         with plane.store.transaction():
             created, _failures, explanations = admit_tasks(plane, region, cluster, td, count, {}, params)
-        for task in created:
-            plane.agent.launch(task.arn)
         name = body["serviceName"]
         if created:
             ids = " ".join(f"(task {t.id})" for t in created)
@@ -297,9 +292,9 @@ class ServiceController:
         events written here are not lost when the caller saves its copy; None to load and save here.
         """
         plane = self.plane
-        task = plane.agent.tasks.get(arn)
-        if task is None or not task.lb_targets:
-            return plane.agent.stop(arn, stop_code, reason)
+        task = plane.store.get_task(arn)
+        if task is None or task.is_stopped or not task.lb_targets:
+            return request_stop(plane, arn, stop_code, reason)
         if task.last_status is TaskStatus.DEACTIVATING:
             return task  # already draining
         now = plane.clock()
@@ -332,15 +327,15 @@ class ServiceController:
         return task
 
     def _finish_drains(self) -> None:
-        """Hand tasks whose targets have all finished draining to the agent to stop."""
-        for task in list(self.plane.agent.tasks.values()):
-            if task.last_status is not TaskStatus.DEACTIVATING:
+        """Let the agent stop tasks whose targets have all finished draining (core.state_change)."""
+        for task in self.plane.store.live_tasks():
+            if task.last_status is not TaskStatus.DEACTIVATING or not task.lb_targets:
                 continue
             if any(self._target_present(tg, tid, port) for tg, tid, port in task.lb_targets):
                 continue
-            stop_code, reason = self._draining.pop(task.arn, (task.stop_code or "", task.stopped_reason or ""))
+            self._draining.pop(task.arn, None)
             task.lb_targets = []
-            self.plane.agent.stop(task.arn, stop_code, reason)
+            self.plane.store.put_task(task)
 
     def _target_present(self, tg_arn: str, target_id: str, port: int) -> bool:
         return self.plane.store.has_target(tg_arn, target_id, port)
@@ -372,9 +367,12 @@ class ServiceController:
             return None
         if task.network_mode == "awsvpc":
             return (task.private_ip, container_port) if task.private_ip else None
+        instance = self.plane.store.get_container_instance(task.container_instance_arn)
+        if instance is None:
+            return None
         for binding in container.network_bindings:
             if binding.get("containerPort") == container_port and binding.get("hostPort"):
-                return host.host_instance_id(), int(binding["hostPort"])
+                return instance["ec2InstanceId"], int(binding["hostPort"])
         return None
 
     def _on_stopped(self, body: dict[str, Any], task: Task) -> None:
@@ -386,6 +384,7 @@ class ServiceController:
                 except PortsideError:
                     pass
             task.lb_targets = []
+            self.plane.store.put_task(task, assigned=False)
         self._draining.pop(task.arn, None)
         never_ran = "startedAt" not in task.timestamps
         # A launch failure never reached RUNNING and was not stopped on purpose (a PENDING task
@@ -425,15 +424,15 @@ class ServiceController:
         return self.plane.store.get_service(svc.service_arn(self.plane, task.region, task.cluster, task.group[8:]))
 
     def _sweep_stale_targets(self) -> None:
-        """Deregister targets in service target groups that point at this host but no live task backs (ecs-agent #500)."""
-        instance_id = host.host_instance_id()
-        backed = {(tg, tid, port) for t in self.plane.agent.tasks.values() for tg, tid, port in t.lb_targets}
+        """Deregister targets in service target groups that point at an instance but no live task backs (ecs-agent #500)."""
+        backed = {(tg, tid, port) for t in self.plane.store.live_tasks() for tg, tid, port in t.lb_targets}
         for body in self.plane.store.list_services():
             if body["status"] == "INACTIVE":
                 continue
+            instances = {i.get("ec2InstanceId") for i in self.plane.store.container_instances_in_region(body["_region"])}
             for lb in body["loadBalancers"]:
                 rows = self.plane.store.serving_targets_of(lb["targetGroupArn"])
-                stale = [{"Id": tid, "Port": port} for tid, port in rows if tid == instance_id and (lb["targetGroupArn"], tid, port) not in backed]
+                stale = [{"Id": tid, "Port": port} for tid, port in rows if tid in instances and (lb["targetGroupArn"], tid, port) not in backed]
                 if stale:
                     elb_targets.deregister_targets(self.plane, body["_region"], {"TargetGroupArn": lb["targetGroupArn"], "Targets": stale})
 

@@ -257,8 +257,8 @@ def render(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
     cluster = body["clusterArn"].rsplit("/", 1)[-1]
     counts: dict[str, list[int]] = {d["id"]: [0, 0] for d in body["deployments"]}
     running = pending = 0
-    for task in plane.agent.tasks.values():
-        if task.group != group or task.cluster != cluster or task.region != body["_region"] or task.desired_status != "RUNNING":
+    for task in plane.live_tasks(body["_region"], cluster):
+        if task.group != group or task.desired_status != "RUNNING":
             continue
         is_running = task.last_status.name == "RUNNING"
         running += is_running

@@ -57,8 +57,6 @@ def run_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[s
                 region, "RunTask", token, fingerprint, {"tasks": [t.arn for t in created], "failures": failures}, plane.clock()
             )
     crash_point("after-commit")
-    for task in created:
-        plane.agent.launch(task.arn)
     return {"tasks": [t.to_api(plane.az(region)) for t in created], "failures": failures}
 
 
@@ -71,7 +69,7 @@ def admit_tasks(
     overrides: dict[str, Any],
     params: dict[str, Any],
 ) -> tuple[list[Task], list[dict[str, Any]], list[PlacementFailure]]:
-    """Place ``count`` copies of a task definition and hand them to the agent (inside a transaction).
+    """Place ``count`` copies of a task definition and store them for their agents (inside a transaction).
 
     Placement (core.placement) honours ``placementStrategy`` and ``placementConstraints`` from
     ``params`` plus the task definition's memberOf constraints. Returns the admitted tasks (not yet
@@ -92,7 +90,7 @@ def admit_tasks(
     created: list[Task] = []
     for instance_arn in result.placements:
         task = _new_task(plane, region, cluster, body, content, overrides, params, instance_arn)
-        plane.agent.admit(task, content)
+        plane.store.put_task(task)  # the instance's agent is told, and chooses the host ports
         created.append(task)
     failures = [{"arn": f.arn or cluster["clusterArn"], "reason": f.reason, "detail": f.detail} for f in result.failures]
     return created, failures, list(result.failures)
@@ -113,8 +111,8 @@ def _instance_view(plane: ControlPlane, body: dict[str, Any]) -> Instance:
     described = describe_instance(plane, body)
     remaining = {r["name"]: r for r in described["remainingResources"]}
     groups: dict[str, int] = {}
-    for task in plane.agent.tasks.values():
-        if task.container_instance_arn == body["containerInstanceArn"] and task.group and task.desired_status == "RUNNING":
+    for task in plane.store.live_tasks_on(body["containerInstanceArn"]):
+        if task.group and task.desired_status == "RUNNING":
             groups[task.group] = groups.get(task.group, 0) + 1
     return Instance(
         arn=body["containerInstanceArn"],
@@ -124,7 +122,7 @@ def _instance_view(plane: ControlPlane, body: dict[str, Any]) -> Instance:
         ports_tcp=frozenset(int(p) for p in remaining["PORTS"]["stringSetValue"]),
         ports_udp=frozenset(int(p) for p in remaining["PORTS_UDP"]["stringSetValue"]),
         attributes={a["name"]: a.get("value", "") for a in body.get("attributes", [])},
-        agent_connected=bool(body.get("agentConnected", True)),
+        agent_connected=described["agentConnected"] and body.get("status") == "ACTIVE",
         agent_version=body.get("versionInfo", {}).get("agentVersion", ""),
         registered_at=body.get("registeredAt", 0.0),
         running_tasks_count=described["runningTasksCount"],
@@ -139,7 +137,7 @@ def stop_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[
         raise InvalidParameterException("task can not be blank.")
     arn = _task_arn(plane, region, cluster["clusterName"], reference)
     reason = params.get("reason") or REASON_USER_STOPPED
-    stopper = plane.task_stopper or plane.agent.stop
+    stopper = plane.task_stopper or (lambda a, code, why: request_stop(plane, a, code, why))
     task = stopper(arn, StopCode.USER_INITIATED.value, reason[:255])
     if task is None:
         task = plane.store.get_task(arn)
@@ -186,13 +184,23 @@ def list_tasks(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict
     return out
 
 
+def request_stop(plane: ControlPlane, arn: str, stop_code: str, reason: str) -> Task | None:
+    """Want a live task STOPPED, with ECS's reason; its agent is told and stops it. None: not live."""
+    task = plane.store.get_task(arn)
+    if task is None or task.is_stopped:
+        return None
+    if task.request_stop(stop_code, reason, plane.clock()):
+        plane.store.put_task(task)
+    return task
+
+
 # -- helpers
 
 
 def _describe_by_arns(plane: ControlPlane, region: str, task_arns: list[str], failures: list[dict[str, Any]]) -> dict[str, Any]:
     found, missing = [], list(failures)
     for arn in task_arns:
-        task = plane.agent.tasks.get(arn) or plane.store.get_task(arn)
+        task = plane.store.get_task(arn)
         if task is None or task.region != region:
             missing.append({"arn": arn, "reason": "MISSING"})
         else:

@@ -23,7 +23,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from portside.agent.host import host_instance_id
 from portside.control.plane import ControlPlane
 from portside.core.lb import action_settings, rule_settings
 from portside.core.lb.errors import ElbError
@@ -118,20 +117,19 @@ def listener_model(
     )
 
 
-def target_group_model(plane: ControlPlane, body: dict[str, Any]) -> TargetGroup:
+def target_group_model(plane: ControlPlane, region: str, body: dict[str, Any]) -> TargetGroup:
     rows = plane.store.targets_of(body["TargetGroupArn"])
     instance = body["TargetType"] == "instance"
-    local_id = host_instance_id()
+    addresses, local_id = instance_addresses(plane, region) if instance else ({}, None)
+    endpoints = local_endpoints(plane) if instance and plane.config.direct_routing and local_id else {}
     targets = []
     for tid, port, _zone, draining, deadline in rows:
-        connect = None
-        if instance and tid == local_id and plane.config.direct_routing and plane.agent is not None:
-            connect = plane.agent.local_endpoint(int(port))
+        connect = endpoints.get(int(port)) if tid == local_id else None
         targets.append(
             Target(
                 id=tid,
                 port=int(port),
-                address=plane.config.target_ip if instance else tid,
+                address=addresses.get(tid, plane.config.target_ip) if instance else tid,
                 connect_address=connect[0] if connect else None,
                 connect_port=connect[1] if connect else None,
                 draining=bool(draining),
@@ -175,7 +173,7 @@ def build_config(plane: ControlPlane, region: str | None = None) -> LbConfig:
     Listeners carry their rules sorted by priority, the default rule last; every target group
     carries its registered and draining targets resolved to addresses.
     """
-    groups = {b["TargetGroupArn"]: target_group_model(plane, b) for b in plane.store.target_groups(region)}
+    groups = {b["TargetGroupArn"]: target_group_model(plane, region, b) for b in plane.store.target_groups(region)}
     return LbConfig(listeners=tuple(listener_models(plane, region)), target_groups=groups)
 
 
@@ -249,3 +247,37 @@ def restore(plane: ControlPlane, runtime: LbRuntime | None = None) -> list[str]:
             log.exception("listener %s (port %d) cannot be bound", listener.arn, listener.port)
     publish(plane)
     return failed
+
+
+def instance_addresses(plane: ControlPlane, region: str) -> tuple[dict[str, str], str | None]:
+    """Where each registered instance's copies are reached (its agent's address), and this host's id.
+
+    The server's own host is reached at ``config.target_ip``, whatever its agent registered.
+    """
+    addresses: dict[str, str] = {}
+    local_id = None
+    for body in plane.store.container_instances_in_region(region):
+        if body["containerInstanceArn"] == plane.instance_arn:
+            local_id = body["ec2InstanceId"]
+            addresses[local_id] = plane.config.target_ip
+        elif body.get("_address"):
+            addresses.setdefault(body["ec2InstanceId"], body["_address"])
+    return addresses, local_id
+
+
+def local_endpoints(plane: ControlPlane) -> dict[int, tuple[str, int]]:
+    """host port -> (bridge address, container port) of bridge-mode copies on this host, as their agent reported.
+
+    Draining tasks included: their targets keep the path they had.
+    """
+    out: dict[int, tuple[str, int]] = {}
+    for task in plane.store.live_tasks_on(plane.instance_arn):
+        if task.network_mode != "bridge":
+            continue
+        for container in task.containers:
+            if container.bridge_ip is None:
+                continue
+            for plan in container.ports:
+                if plan.host_port and plan.protocol == "tcp" and plan.container_port:
+                    out.setdefault(plan.host_port, (container.bridge_ip, plan.container_port))
+    return out

@@ -3,7 +3,7 @@
 ``Store`` is one connection with typed methods named after the domain, one module per concept:
 
 - ``database.py``: the connection, ``transaction()`` and meta values;
-- ``schema.py``: the tables (unchanged since the first state directory);
+- ``schema.py``: the tables, and ``migrate`` for what later versions added;
 - ``ecs.py``: task definitions, clusters, container instances, tasks, services, client tokens;
 - ``elbv2.py``: load balancers, listeners, rules, target groups, certificates, tags;
 - ``elb_targets.py``: targets registered in target groups, and their draining;

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from portside.control.store.schema import SCHEMA, TARGET_HEALTH_SCHEMA
+from portside.control.store.schema import SCHEMA, TARGET_HEALTH_SCHEMA, migrate
 
 #: The database and its -wal/-shm files: owner only, whatever the umask (they hold every task
 #: definition, environment variables included).
@@ -36,7 +36,9 @@ class Database:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self.db.execute(TARGET_HEALTH_SCHEMA)
+        migrate(self.db)
         self._depth = 0
+        self.task_watchers: list[Any] = []
 
     def close(self) -> None:
         self.db.close()

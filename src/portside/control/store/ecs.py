@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from portside.core.task import Task
 
+TASK_REVISION_KEY = "task_revision"
+
 
 class EcsRecords:
     db: sqlite3.Connection
+    #: Called with a task's container instance ARN after every task write (wakes agents' watches).
+    task_watchers: list[Callable[[str], None]]
+
+    def get_meta(self, key: str) -> Any: ...  # Database's
+    def put_meta(self, key: str, value: Any) -> None: ...  # Database's
 
     # -- task definitions
 
@@ -95,6 +103,10 @@ class EcsRecords:
             (body["containerInstanceArn"], region, cluster, json.dumps(body)),
         )
 
+    def get_container_instance(self, arn: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT body FROM container_instances WHERE arn=?", (arn,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def list_container_instances(self, region: str, cluster: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT body FROM container_instances WHERE region=? AND cluster=? ORDER BY arn", (region, cluster)
@@ -103,9 +115,23 @@ class EcsRecords:
 
     # -- tasks
 
-    def put_task(self, task: Task) -> None:
+    def put_task(self, task: Task, *, assigned: bool = True) -> None:
+        """Store the task; ``assigned``: at the next task revision, telling its instance's watchers.
+
+        An agent's report (``assigned=False``) keeps the task's revision: it is news to nobody
+        that watches assignments.
+        """
+        if not assigned:
+            self.db.execute(
+                "UPDATE tasks SET desired_status=?, last_status=?, body=? WHERE arn=?",
+                (task.desired_status, int(task.last_status), json.dumps(task.to_json()), task.arn),
+            )
+            return
+        revision = self.task_revision() + 1
+        self.put_meta(TASK_REVISION_KEY, revision)
         self.db.execute(
-            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO tasks (arn, region, cluster, family, started_by, container_instance, "
+            "desired_status, last_status, created_at, body, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 task.arn,
                 task.region,
@@ -117,8 +143,30 @@ class EcsRecords:
                 int(task.last_status),
                 task.created_at,
                 json.dumps(task.to_json()),
+                revision,
             ),
         )
+        for watcher in self.task_watchers:
+            watcher(task.container_instance_arn)
+
+    def task_revision(self) -> int:
+        """The revision of the last task write (0 for a new store)."""
+        return int(self.get_meta(TASK_REVISION_KEY) or 0)
+
+    def tasks_changed_on(self, container_instance: str, since: int) -> list[Task]:
+        """Tasks on one container instance written after revision ``since``, stopped ones included."""
+        rows = self.db.execute(
+            "SELECT body FROM tasks WHERE container_instance=? AND rev > ? ORDER BY rev", (container_instance, since)
+        )
+        return [Task.from_json(json.loads(r[0])) for r in rows]
+
+    def live_tasks_on(self, container_instance: str) -> list[Task]:
+        """Tasks on one container instance not yet STOPPED."""
+        rows = self.db.execute(
+            "SELECT body FROM tasks WHERE container_instance=? AND last_status < 7 ORDER BY created_at, arn",
+            (container_instance,),
+        )
+        return [Task.from_json(json.loads(r[0])) for r in rows]
 
     def get_task(self, arn: str) -> Task | None:
         row = self.db.execute("SELECT body FROM tasks WHERE arn=?", (arn,)).fetchone()

@@ -1,7 +1,10 @@
-"""The store's tables, exactly as every state directory since the first has them.
+"""The store's tables, as every state directory since the first has them, and the steps that add to them.
 
-``CREATE ... IF NOT EXISTS`` throughout: opening an existing state directory changes nothing.
+``CREATE ... IF NOT EXISTS`` throughout, and ``migrate`` adds what later versions need: opening an
+existing state directory keeps every row.
 """
+
+import sqlite3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,3 +79,15 @@ TARGET_HEALTH_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS lb_target_health (group_arn TEXT NOT NULL, target_id TEXT NOT NULL, "
     "port INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (group_arn, target_id, port))"
 )
+
+
+def migrate(db: "sqlite3.Connection") -> None:
+    """Bring a state directory written by an earlier version up to date (each step runs once).
+
+    1. ``tasks.rev``: the revision at which a task row last changed, so an agent can watch the
+       tasks of its container instance from a revision (docs/agent-protocol.md).
+    """
+    columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+    if "rev" not in columns:
+        db.execute("ALTER TABLE tasks ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX IF NOT EXISTS tasks_by_instance ON tasks (container_instance, rev)")

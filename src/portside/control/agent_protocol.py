@@ -1,0 +1,225 @@
+"""The control plane's side of the agent protocol (docs/agent-protocol.md).
+
+Four calls, the same for the server's own agent (in process, ``control/local_link.py``) and
+every other host's (HTTP, SigV4, ``Portside.*`` actions of the API):
+
+- ``register_container_instance``: RegisterContainerInstance; the host describes itself in
+  ``instanceIdentityDocument`` as ECS's agent does, and its ``privateIp`` is where the load
+  balancer reaches its copies;
+- ``poll_assignments``: the tasks placed on the instance that changed after a revision, waiting
+  up to ``waitSeconds`` for one; no revision (or one this store never issued) answers the whole
+  list of its live tasks (``complete``), and the agent stops whatever it runs that is not in it;
+- ``submit_task_state_change``: what a task and its containers are now, folded into the stored
+  task by ``core.state_change.apply_state_change`` (the agent writes only the facts it owns);
+- ``heartbeat``: the agent is alive. Every call counts; an agent silent for ``--agent-ttl``
+  is ``agentConnected: false`` and gets nothing new.
+
+Only the control plane's own writes of a task (placement, a stop, load balancer targets) move
+the task's revision; an agent's report does not, so it never comes back as an assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import re
+from typing import Any
+
+from portside.control import clusters, task_definitions
+from portside.control.plane import ControlPlane
+from portside.core import arns
+from portside.core.state_change import apply_state_change
+from portside.errors import InvalidParameterException, NotFoundError
+
+#: The longest a poll waits for a change (agents ask for 20 s).
+MAX_WAIT_S = 25.0
+INSTANCE_ID = re.compile(r"^i-[0-9a-zA-Z]{1,40}$")
+REASON_NOT_REGISTERED = "ContainerInstanceNotFoundException"
+
+
+class AssignmentWaits:
+    """Wakes the polls of a container instance when one of its tasks is written."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def notify(self, instance_arn: str) -> None:
+        event = self._events.pop(instance_arn, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, instance_arn: str, timeout: float) -> None:
+        event = self._events.setdefault(instance_arn, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+
+def register_container_instance(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    cluster = arns.cluster_name(params.get("cluster") or "default")
+    document = _identity(params.get("instanceIdentityDocument"))
+    resources = _resources(params.get("totalResources"))
+    attributes = _attributes(params.get("attributes"))
+    wanted = params.get("containerInstanceArn")
+    with plane.store.transaction():
+        clusters.ensure_cluster(plane, region, cluster)
+        known = {i["containerInstanceArn"]: i for i in plane.store.list_container_instances(region, cluster)}
+        arn = arns.container_instance_arn(
+            region, plane.account, cluster, arns.stable_hex_id("container-instance", document["instanceId"], region, cluster)
+        )
+        if isinstance(wanted, str) and wanted:
+            previous = known.get(wanted)
+            if not wanted.startswith(arns.container_instance_arn(region, plane.account, cluster, "")):
+                raise InvalidParameterException("containerInstanceArn: not a container instance of this cluster.")
+            if previous is not None and previous.get("ec2InstanceId") != document["instanceId"]:
+                raise InvalidParameterException(
+                    "containerInstanceArn: registered by another instance (ec2InstanceId differs)."
+                )
+            arn = wanted
+        previous = known.get(arn)
+        kept = [a for a in (previous or {}).get("attributes", []) if a["name"] not in {b["name"] for b in attributes}]
+        body = {
+            "containerInstanceArn": arn,
+            "ec2InstanceId": document["instanceId"],
+            "version": (previous or {}).get("version", 0) + 1,
+            "versionInfo": dict(params.get("versionInfo") or {}),
+            "registeredResources": resources,
+            "status": (previous or {}).get("status", "ACTIVE"),
+            "agentConnected": True,
+            "attributes": attributes + kept,
+            "registeredAt": (previous or {}).get("registeredAt", plane.clock()),
+            "tags": (previous or {}).get("tags", []),
+            "_address": document["privateIp"],
+            "_zone": document["availabilityZone"],
+        }
+        plane.store.put_container_instance(region, cluster, body)
+    plane.agent_seen[arn] = plane.clock()
+    plane.changed("instances")
+    return {"containerInstance": clusters.describe_instance(plane, body)}
+
+
+async def poll_assignments(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    instance = _instance(plane, region, params)
+    arn = instance["containerInstanceArn"]
+    since = params.get("sinceRevision")
+    wait_s = params.get("waitSeconds", 0)
+    if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+        raise InvalidParameterException("sinceRevision must be an integer of 0 or more, or absent for the whole list.")
+    if not isinstance(wait_s, (int, float)) or isinstance(wait_s, bool) or not 0 <= wait_s <= MAX_WAIT_S:
+        raise InvalidParameterException(f"waitSeconds must be a number from 0 to {MAX_WAIT_S:g}.")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + float(wait_s)
+    while True:
+        plane.agent_seen[arn] = plane.clock()
+        revision = plane.store.task_revision()
+        complete = since is None or since > revision
+        tasks = plane.store.live_tasks_on(arn) if since is None or since > revision else plane.store.tasks_changed_on(arn, since)
+        remaining = deadline - loop.time()
+        if tasks or complete or remaining <= 0:
+            break
+        await plane.assignment_waits.wait(arn, remaining)
+    definitions: dict[str, Any] = {}
+    for task in tasks:
+        if task.task_definition_arn not in definitions and not task.is_stopped:
+            body = plane.store.get_task_definition(task.region, task.family, task.revision)
+            if body is not None:
+                definitions[task.task_definition_arn] = task_definitions.public(body)
+    return {
+        "revision": revision,
+        "complete": complete,
+        "tasks": [t.to_json() for t in tasks],
+        "taskDefinitions": definitions,
+    }
+
+
+def submit_task_state_change(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    arn = params.get("task")
+    stored = plane.store.get_task(arn) if isinstance(arn, str) else None
+    if stored is None or stored.region != region:
+        raise InvalidParameterException(f"task: {arn!r} was not found.")
+    instance = params.get("containerInstance")
+    if instance != stored.container_instance_arn:
+        raise InvalidParameterException(f"containerInstance: task {stored.id} is not placed on {instance!r}.")
+    plane.agent_seen[stored.container_instance_arn] = plane.clock()
+    if stored.is_stopped:
+        return {"acknowledgment": "IGNORED"}  # already stopped here (e.g. replaced while its host was away)
+    try:
+        changed = apply_state_change(stored, params, plane.clock())
+    except ValueError as exc:
+        raise InvalidParameterException(str(exc)) from None
+    if changed:
+        plane.store.put_task(stored, assigned=False)
+        plane.task_changed(stored)
+    return {"acknowledgment": "ACCEPTED"}
+
+
+def heartbeat(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    instance = _instance(plane, region, params)
+    plane.agent_seen[instance["containerInstanceArn"]] = plane.clock()
+    return {"heartbeatSeconds": plane.config.agent_heartbeat_s, "ttlSeconds": plane.config.agent_ttl_s}
+
+
+# -- checking what agents send
+
+
+def _instance(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    cluster = arns.cluster_name(params.get("cluster") or "default")
+    reference = params.get("containerInstance")
+    if isinstance(reference, str) and reference.startswith("arn:"):
+        body = plane.store.get_container_instance(reference)
+        if body is not None and reference.startswith(arns.container_instance_arn(region, plane.account, cluster, "")):
+            return body
+        raise NotFoundError(f"containerInstance: {reference!r} is not registered in cluster {cluster}.", REASON_NOT_REGISTERED)
+    for body in plane.store.list_container_instances(region, cluster):
+        if reference in (body["containerInstanceArn"], body["containerInstanceArn"].rsplit("/", 1)[-1]):
+            return body
+    raise NotFoundError(f"containerInstance: {reference!r} is not registered in cluster {cluster}.", REASON_NOT_REGISTERED)
+
+
+def _identity(text: Any) -> dict[str, str]:
+    try:
+        document = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise InvalidParameterException("instanceIdentityDocument must be a JSON object.")
+    instance_id = document.get("instanceId")
+    if not isinstance(instance_id, str) or not INSTANCE_ID.match(instance_id):
+        raise InvalidParameterException("instanceIdentityDocument.instanceId must be i- and up to 40 letters or digits.")
+    address = document.get("privateIp")
+    try:
+        ipaddress.ip_address(address if isinstance(address, str) else "")
+    except ValueError:
+        raise InvalidParameterException("instanceIdentityDocument.privateIp must be an IP address.") from None
+    zone = document.get("availabilityZone")
+    if not isinstance(zone, str) or not 1 <= len(zone) <= 64:
+        raise InvalidParameterException("instanceIdentityDocument.availabilityZone must be 1 to 64 characters.")
+    return {"instanceId": instance_id, "privateIp": address, "availabilityZone": zone}
+
+
+def _resources(listed: Any) -> list[dict[str, Any]]:
+    by_name = {r.get("name"): r for r in listed or [] if isinstance(r, dict)}
+    out = []
+    for name in ("CPU", "MEMORY"):
+        value = (by_name.get(name) or {}).get("integerValue")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidParameterException(f"totalResources: {name} must be an integerValue of 0 or more.")
+        out.append(clusters.int_resource(name, value))
+    for name in ("PORTS", "PORTS_UDP"):
+        values = (by_name.get(name) or {}).get("stringSetValue") or []
+        if not all(isinstance(v, str) and v.isdigit() and 0 < int(v) < 65536 for v in values):
+            raise InvalidParameterException(f"totalResources: {name} must list port numbers from 1 to 65535.")
+        out.append(clusters.set_resource(name, sorted(set(values), key=int)))
+    return out
+
+
+def _attributes(listed: Any) -> list[dict[str, str]]:
+    out = []
+    for item in listed or []:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise InvalidParameterException("attributes: every attribute needs a name.")
+        value = item.get("value")
+        out.append({"name": item["name"], **({"value": str(value)} if value is not None else {})})
+    return out
