@@ -9,6 +9,7 @@ from portside.agent import host
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
+from portside.core.attributes import keep_custom
 from portside.errors import ClientException, NotFoundError
 
 
@@ -64,6 +65,7 @@ def register_local_instance(
         if previous:
             body["registeredAt"] = previous[0]["registeredAt"]
             body["version"] = previous[0].get("version", 1) + 1
+            body["attributes"] = keep_custom(body["attributes"], previous[0].get("attributes", []))
         plane.store.put_container_instance(region, cluster, body)
     return body
 
