@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control import clusters, services, task_definitions, tasks
+from portside.control import attributes, clusters, services, task_definitions, tasks
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
@@ -25,6 +25,9 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteCluster": clusters.delete_cluster,
     "ListContainerInstances": clusters.list_container_instances,
     "DescribeContainerInstances": clusters.describe_container_instances,
+    "PutAttributes": attributes.put_attributes,
+    "DeleteAttributes": attributes.delete_attributes,
+    "ListAttributes": attributes.list_attributes,
     "RunTask": tasks.run_task,
     "StopTask": tasks.stop_task,
     "DescribeTasks": tasks.describe_tasks,

@@ -41,7 +41,7 @@ from portside.errors import AttributeLimitExceededException, InvalidParameterExc
 __all__ = [
     "MAX_ATTRIBUTES_PER_CALL", "MAX_CUSTOM_ATTRIBUTES", "RESERVED_PREFIXES", "TARGET_TYPE",
     "AttributeItem", "apply_delete", "apply_put", "check_list_filter", "is_builtin", "keep_custom",
-    "list_attributes", "parse_items", "resolve_target",
+    "list_attributes", "parse_items", "render", "resolve_target",
 ]  # fmt: skip
 
 TARGET_TYPE = "container-instance"  # the only targetType ECS has
