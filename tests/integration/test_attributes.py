@@ -132,19 +132,21 @@ def test_put_list_describe_and_delete(ecs: Any) -> None:
 
 def _refusals(arn: str) -> list[tuple[dict[str, Any], str, str]]:
     instance_id = arn.rsplit("/", 1)[-1]
+    unknown = arn.replace(instance_id, "0" * 32)
+    invalid = "InvalidParameterException"
     return [
-        ({"name": "stack color", "value": "blue", "targetId": arn}, "InvalidParameterException", "attributes[1].name"),
-        ({"name": "stack", "value": "blue#", "targetId": arn}, "InvalidParameterException", "attributes[1].value"),
-        ({"name": "stack", "value": "v" * 129, "targetId": arn}, "InvalidParameterException", "attributes[1].value"),
-        ({"name": "stack", "value": "blue"}, "InvalidParameterException", "attributes[1].targetId is required"),
-        ({"name": "stack", "targetId": instance_id}, "InvalidParameterException", "attributes[1].targetType is required"),
-        ({"name": "stack", "targetId": instance_id, "targetType": "task"}, "InvalidParameterException", "targetType"),
-        ({"name": "ecs.os-type", "value": "windows", "targetId": arn}, "InvalidParameterException", "built-in"),
-        ({"name": "stack", "targetId": arn.replace(instance_id, "0" * 32)}, "TargetNotFoundException",
-         f"no container instance '{arn.replace(instance_id, '0' * 32)}' in cluster 'default'"),
+        ({"name": "stack color", "value": "blue", "targetId": arn}, invalid, "attributes[1].name"),
+        ({"name": "stack", "value": "blue#", "targetId": arn}, invalid, "attributes[1].value"),
+        ({"name": "stack", "value": "v" * 129, "targetId": arn}, invalid, "attributes[1].value"),
+        ({"name": "stack", "value": "blue"}, invalid, "attributes[1].targetId is required"),
+        ({"name": "stack", "targetId": instance_id}, invalid, "attributes[1].targetType is required"),
+        ({"name": "stack", "targetId": instance_id, "targetType": "task"}, invalid, "targetType"),
+        ({"name": "ecs.os-type", "value": "windows", "targetId": arn}, invalid, "built-in"),
+        ({"name": "stack", "targetId": unknown}, "TargetNotFoundException",
+         f"no container instance '{unknown}' in cluster 'default'"),
         ({"name": "stack", "targetId": arn.replace("/default/", "/elsewhere/")}, "TargetNotFoundException",
          "attributes[1].targetId"),
-        ({"name": "ok", "targetId": arn}, "InvalidParameterException", "attributes[1] repeats attributes[0]"),
+        ({"name": "ok", "targetId": arn}, invalid, "attributes[1] repeats attributes[0]"),
     ]  # fmt: skip
 
 
@@ -278,7 +280,8 @@ def test_the_aws_cli_puts_and_lists_attributes(ecs: Any, server: PortsideProcess
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         AWS_ACCESS_KEY_ID="anything", AWS_SECRET_ACCESS_KEY="anything",
-        AWS_CONFIG_FILE=str(tmp_path / "no-config"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
+        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
         AWS_EC2_METADATA_DISABLED="true", AWS_PAGER="",
     )  # fmt: skip
     base = [

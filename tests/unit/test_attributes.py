@@ -92,8 +92,8 @@ def test_the_rule_is_spelled_out_in_the_message() -> None:
     with pytest.raises(InvalidParameterException) as excinfo:
         parse_items([item(name="a b")], deleting=False)
     assert (
-        "letters, numbers, hyphens (-), underscores (_), forward slashes (/), back slashes (\\) or periods (.)"
-        in (excinfo.value.message)
+        "letters, numbers, hyphens (-), underscores (_), forward slashes (/), "
+        "back slashes (\\) or periods (.)" in (excinfo.value.message)
     )
 
 
@@ -332,7 +332,8 @@ def test_a_value_filter_needs_a_name() -> None:
 
 
 def test_re_registration_refreshes_built_in_attributes_and_keeps_custom_ones() -> None:
-    previous = [{"name": "ecs.os-type", "value": "linux"}, {"name": "ecs.gone"}, {"name": "stack", "value": "blue"},
+    previous = [{"name": "ecs.os-type", "value": "linux"}, {"name": "ecs.gone"},
+                {"name": "stack", "value": "blue"},
                 {"name": "tier"}]  # fmt: skip
     registered = [{"name": "ecs.os-type", "value": "linux"}, {"name": "ecs.capability.new"}]
     assert keep_custom(registered, previous) == [

@@ -20,6 +20,7 @@ from portside.errors import InvalidParameterException, NotFoundError
 
 REGION = "us-east-1"
 ARN = f"arn:aws:ecs:{REGION}:000000000000:container-instance/default/" + "a" * 32
+UNKNOWN = ARN.replace("a" * 32, "b" * 32)
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_a_refused_or_empty_change_stores_nothing_and_wakes_no_one(plane: Contro
     with pytest.raises(NotFoundError):
         attributes.put_attributes(
             plane, REGION,
-            {"attributes": [{"name": "a", "targetId": ARN}, {"name": "b", "targetId": ARN.replace("a" * 32, "b" * 32)}]},
+            {"attributes": [{"name": "a", "targetId": ARN}, {"name": "b", "targetId": UNKNOWN}]},
         )  # fmt: skip
     with pytest.raises(InvalidParameterException):
         attributes.put_attributes(

@@ -198,7 +198,8 @@ def apply_put(
         if len(custom) > MAX_CUSTOM_ATTRIBUTES:
             raise AttributeLimitExceededException(
                 f"Container instance {arn.rsplit('/', 1)[-1]} would have {len(custom)} custom attributes; "
-                f"at most {MAX_CUSTOM_ATTRIBUTES} are allowed per container instance (built-in ecs.* attributes "
+                f"at most {MAX_CUSTOM_ATTRIBUTES} are allowed per container instance "
+                "(built-in ecs.* attributes "
                 "do not count). Remove some with DeleteAttributes first."
             )
     return out
@@ -224,7 +225,8 @@ def apply_delete(
         if item.value is not None and found.get("value") != item.value:
             raise InvalidParameterException(
                 f"{item.where}.value '{item.value}' is not the value of attribute '{item.name}' on container "
-                f"instance {arn.rsplit('/', 1)[-1]} ({_show(found.get('value'))}); omit value to delete it whatever "
+                f"instance {arn.rsplit('/', 1)[-1]} ({_show(found.get('value'))}); "
+                "omit value to delete it whatever "
                 "its value."
             )
         attributes.remove(found)
@@ -280,7 +282,8 @@ def _refuse_repeats(changes: Sequence[tuple[str, AttributeItem]]) -> None:
         earlier = seen.setdefault((arn, item.name), item)
         if earlier is not item:
             raise InvalidParameterException(
-                f"{item.where} repeats {earlier.where}: attribute '{item.name}' on the same container instance "
+                f"{item.where} repeats {earlier.where}: attribute '{item.name}' "
+                "on the same container instance "
                 f"({arn.rsplit('/', 1)[-1]}) may appear once per call."
             )
 
