@@ -199,8 +199,7 @@ def apply_put(
             raise AttributeLimitExceededException(
                 f"Container instance {arn.rsplit('/', 1)[-1]} would have {len(custom)} custom attributes; "
                 f"at most {MAX_CUSTOM_ATTRIBUTES} are allowed per container instance "
-                "(built-in ecs.* attributes "
-                "do not count). Remove some with DeleteAttributes first."
+                "(built-in ecs.* attributes do not count). Remove some with DeleteAttributes first."
             )
     return out
 
@@ -226,8 +225,7 @@ def apply_delete(
             raise InvalidParameterException(
                 f"{item.where}.value '{item.value}' is not the value of attribute '{item.name}' on container "
                 f"instance {arn.rsplit('/', 1)[-1]} ({_show(found.get('value'))}); "
-                "omit value to delete it whatever "
-                "its value."
+                "omit value to delete it whatever its value."
             )
         attributes.remove(found)
         deleted.append((arn, found))
@@ -282,9 +280,8 @@ def _refuse_repeats(changes: Sequence[tuple[str, AttributeItem]]) -> None:
         earlier = seen.setdefault((arn, item.name), item)
         if earlier is not item:
             raise InvalidParameterException(
-                f"{item.where} repeats {earlier.where}: attribute '{item.name}' "
-                "on the same container instance "
-                f"({arn.rsplit('/', 1)[-1]}) may appear once per call."
+                f"{item.where} repeats {earlier.where}: attribute '{item.name}' on the same "
+                f"container instance ({arn.rsplit('/', 1)[-1]}) may appear once per call."
             )
 
 
