@@ -8,7 +8,8 @@ with ``from exc``; they never escape into the API.
 
     PortsideError
     ├── ClientException            400  the request is wrong (ECS ClientException)
-    │   └── InvalidParameterException   400
+    │   ├── InvalidParameterException   400
+    │   └── AttributeLimitExceededException  400  a container instance would pass 10 custom attributes
     ├── NotFoundError              400  a named thing does not exist (ClusterNotFoundException, ...)
     ├── ConflictError              409  name/port/token already in use
     ├── UnknownOperation           400  X-Amz-Target names no action we serve
@@ -46,6 +47,12 @@ class ClientException(PortsideError):
 
 class InvalidParameterException(ClientException):
     code = "InvalidParameterException"
+
+
+class AttributeLimitExceededException(ClientException):
+    """PutAttributes would leave a container instance with more custom attributes than ECS allows."""
+
+    code = "AttributeLimitExceededException"
 
 
 class NotFoundError(ClientException):

@@ -29,6 +29,7 @@ from typing import Any
 from portside.control import clusters, task_definitions
 from portside.control.plane import ControlPlane
 from portside.core import arns
+from portside.core.attributes import keep_custom
 from portside.core.state_change import apply_state_change
 from portside.errors import InvalidParameterException, NotFoundError
 
@@ -79,7 +80,6 @@ def register_container_instance(plane: ControlPlane, region: str, params: dict[s
                 )
             arn = wanted
         previous = known.get(arn)
-        kept = [a for a in (previous or {}).get("attributes", []) if a["name"] not in {b["name"] for b in attributes}]
         body = {
             "containerInstanceArn": arn,
             "ec2InstanceId": document["instanceId"],
@@ -88,7 +88,7 @@ def register_container_instance(plane: ControlPlane, region: str, params: dict[s
             "registeredResources": resources,
             "status": (previous or {}).get("status", "ACTIVE"),
             "agentConnected": True,
-            "attributes": attributes + kept,
+            "attributes": keep_custom(attributes, (previous or {}).get("attributes", [])),
             "registeredAt": (previous or {}).get("registeredAt", plane.clock()),
             "tags": (previous or {}).get("tags", []),
             "_address": document["privateIp"],
