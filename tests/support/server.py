@@ -43,11 +43,13 @@ class PortsideProcess:
 
     def __init__(
         self, state_dir: Path, *extra_args: str, env: dict[str, str] | None = None, ca_file: Path | None = None,
-        umask: int = -1, preexec_fn: Callable[[], None] | None = None,
+        umask: int = -1, preexec_fn: Callable[[], None] | None = None, api_host: str = "127.0.0.1",
     ) -> None:
         """``ca_file``: the server runs with --api-tls (in extra_args) and clients trust this CA.
         ``umask``: the server process's umask (-1: inherit this one).
-        ``preexec_fn``: runs in the child before exec (e.g. to lower a resource limit)."""
+        ``preexec_fn``: runs in the child before exec (e.g. to lower a resource limit).
+        ``api_host``: the address the API listens on (not loopback: give --credentials in extra_args)."""
+        self.api_host = api_host
         self.state_dir = state_dir
         self.port = free_port()
         self.extra_args = list(extra_args)
@@ -60,7 +62,7 @@ class PortsideProcess:
 
     @property
     def endpoint(self) -> str:
-        return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://{self.api_host}:{self.port}"
 
     def ssl_context(self) -> ssl.SSLContext | None:
         return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
@@ -69,7 +71,7 @@ class PortsideProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         args = [
             sys.executable, "-m", "portside.cli.main", "server",
-            "--api", f"127.0.0.1:{self.port}", "--state-dir", str(self.state_dir),
+            "--api", f"{self.api_host}:{self.port}", "--state-dir", str(self.state_dir),
             "--task-cleanup-wait", "0", "--stop-timeout", "5", "--resync-interval", "1",
             *self.extra_args,
         ]

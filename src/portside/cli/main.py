@@ -162,14 +162,14 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
 @click.option("--region", default=cfg.DEFAULT_REGION, show_default=True)
 @click.option("--cluster", default=cfg.DEFAULT_CLUSTER, show_default=True)
 @click.option("--dynamic-port-range", default=None, help="START-END; default: the kernel's ip_local_port_range.")
-@click.option("--publish-ip", default=cfg.DEFAULT_PUBLISH_IP, show_default=True)
+@click.option("--publish-ip", default=None, help="Address container ports are published on; default: --address.")
 @click.option("--firewall", "firewall_mode", type=click.Choice(FIREWALL_MODES), default=DEFAULT_FIREWALL_MODE, show_default=True)
 @click.option("--lb-source", "lb_sources", multiple=True, metavar="CIDR",
               help="Addresses of load balancers that may reach this host's copies (repeatable).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def agent(servers: str, credentials: str, profile: str, address: str, zone: str | None, attributes: tuple[str, ...],
           instance_id: str | None, docker_host: str | None, state_dir: Path, region: str, cluster: str,
-          dynamic_port_range: str | None, publish_ip: str, firewall_mode: str, lb_sources: tuple[str, ...],
+          dynamic_port_range: str | None, publish_ip: str | None, firewall_mode: str, lb_sources: tuple[str, ...],
           log_level: str) -> None:
     """Run this host's agent against a control plane on another host (docs/agent-protocol.md)."""
     import ipaddress
@@ -196,7 +196,7 @@ def agent(servers: str, credentials: str, profile: str, address: str, zone: str 
     except ValueError as exc:
         _fail(str(exc) if "--" in str(exc) else f"--address {address}: {exc}")
     config = cfg.ServerConfig(
-        state_dir=state_dir, region=region, dynamic_port_range=dynamic_port_range, publish_ip=publish_ip,
+        state_dir=state_dir, region=region, dynamic_port_range=dynamic_port_range, publish_ip=publish_ip or address,
         docker_url=docker_host, firewall_mode=firewall_mode, lb_sources=sources, extra={"cluster": cluster},
     )
     options = AgentOptions(urls, credentials, profile, address, zone, custom, instance_id, config)
