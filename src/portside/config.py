@@ -43,6 +43,7 @@ DEFAULT_MAX_CLIENT_CONNECTIONS = 10_000
 AWSVPC_NETWORK_NAME = "portside-awsvpc"
 DEFAULT_AGENT_HEARTBEAT_S = 5.0
 DEFAULT_AGENT_TTL_S = 15.0
+DEFAULT_AGENT_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class ServerConfig:
     # calls the agent disconnected (ECS: agentConnected false) and places nothing new there.
     agent_heartbeat_s: float = DEFAULT_AGENT_HEARTBEAT_S
     agent_ttl_s: float = DEFAULT_AGENT_TTL_S
+    # After the TTL, how long more until the instance counts as lost: its service tasks are marked
+    # STOPPED and replaced elsewhere (core/liveness.py).
+    agent_grace_s: float = DEFAULT_AGENT_GRACE_S
     docker_url: str | None = None
     # Beyond ALB: retry a failed request once on another target when that is safe (docs/load-balancer.md).
     proxy_retries: bool = True

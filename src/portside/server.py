@@ -23,6 +23,7 @@ from portside.api.server import ApiServer
 from portside.config import ServerConfig
 from portside.agent.registration import registration
 from portside.agent.state import AgentState
+from portside.control.liveness import LivenessController
 from portside.control.local_link import LocalLink
 from portside.control.doctor import HostDoctor
 from portside.control.elbv2 import config as elb_config
@@ -55,6 +56,7 @@ class Server:
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
         self.agent: HostAgent | None = None
+        self.liveness: LivenessController | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -125,6 +127,8 @@ class Server:
         self.services.start()
         self.scaler = Scaler(self.plane, config.scaling_period_s)
         self.scaler.start()
+        self.liveness = LivenessController(self.plane)
+        self.liveness.start()
         self.api = ApiServer(
             self.plane, credentials, metrics=lambda: render_metrics(self.plane, self.scaler, self.firewall),
             auth=config.auth_mode, api_hosts=config.api_hosts, tls=tls,
@@ -138,6 +142,8 @@ class Server:
     async def close(self) -> None:
         if self.api is not None:
             await self.api.close()
+        if self.liveness is not None:
+            await self.liveness.close()
         if self.scaler is not None:
             await self.scaler.close()
         if self.services is not None:

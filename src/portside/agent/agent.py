@@ -70,6 +70,9 @@ POLL_WAIT_S = 20.0
 # Back-off between failed calls to the control plane.
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 5.0
+AWSVPC_CAPABILITY = "ecs.capability.task-eni"
+# What a refusal says when the instance was deregistered (control/agent_protocol.py).
+DEREGISTERED_MARK = "was deregistered"
 # The agent's own loops (not work on a task).
 LOOPS = frozenset({"watch", "report", "heartbeat", "resync"})
 
@@ -142,7 +145,8 @@ class HostAgent:
     async def start(self) -> None:
         """Register, learn the assignments, adopt what Docker runs, then watch, report and resync."""
         self._loop = asyncio.get_running_loop()
-        await self.driver.ensure_network(AWSVPC_NETWORK_NAME)
+        if any(a.get("name") == AWSVPC_CAPABILITY for a in self.registration.get("attributes", [])):
+            await self.driver.ensure_network(AWSVPC_NETWORK_NAME)
         try:
             await self._register()
             self._merge(await self._poll(since=None, wait_s=0.0))
@@ -206,7 +210,10 @@ class HostAgent:
                 self._listed = True
             except LinkRefused as exc:
                 self._link_failed(exc)
-                self.state.instance_arn = None  # e.g. deregistered, or a new control plane: register again
+                if DEREGISTERED_MARK in str(exc):  # DeregisterContainerInstance: keep the copies, stop asking
+                    await asyncio.sleep(RETRY_MAX_S)
+                    continue
+                self.state.instance_arn = None  # e.g. a new control plane that never heard of it: register again
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_MAX_S)
                 continue
@@ -220,14 +227,19 @@ class HostAgent:
                 self._drive(arn)
 
     async def _heartbeat_forever(self) -> None:
+        interval = self.config.agent_heartbeat_s
         while True:
-            await asyncio.sleep(self.config.agent_heartbeat_s)
+            await asyncio.sleep(interval)
             if self.state.instance_arn is None:
                 continue
             try:
-                await self.link.heartbeat({"cluster": self.cluster, "containerInstance": self.state.instance_arn})
+                answer = await self.link.heartbeat({"cluster": self.cluster, "containerInstance": self.state.instance_arn})
             except LinkError as exc:
                 self._link_failed(exc)
+                continue
+            given = answer.get("heartbeatSeconds")
+            if isinstance(given, (int, float)) and not isinstance(given, bool) and 0.5 <= given <= 300:
+                interval = float(given)  # the control plane's TTL decides how often it must hear from us
 
     def _report(self, task: Task) -> None:
         self._reports[task.arn] = task_state_change(task)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control import agent_protocol, attributes, clusters, services, task_definitions, tasks
+from portside.control import agent_protocol, attributes, clusters, instance_state, services, task_definitions, tasks
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
@@ -26,6 +26,8 @@ OPERATIONS: dict[str, Operation] = {
     "ListContainerInstances": clusters.list_container_instances,
     "DescribeContainerInstances": clusters.describe_container_instances,
     "RegisterContainerInstance": agent_protocol.register_container_instance,
+    "UpdateContainerInstancesState": instance_state.update_container_instances_state,
+    "DeregisterContainerInstance": instance_state.deregister_container_instance,
     "PutAttributes": attributes.put_attributes,
     "DeleteAttributes": attributes.delete_attributes,
     "ListAttributes": attributes.list_attributes,

@@ -97,6 +97,10 @@ def main() -> None:
 @click.option("--allow-capabilities", is_flag=True, help="Run tasks that add Linux capabilities (linuxParameters.capabilities.add).")
 @click.option("--allow-host-path", "allow_host_paths", multiple=True, metavar="PREFIX",
               help="Let tasks bind-mount host paths at or below PREFIX (repeatable; default: none).")
+@click.option("--agent-ttl", type=click.FloatRange(min=1), default=cfg.DEFAULT_AGENT_TTL_S, show_default=True,
+              help="Seconds without a call from an agent before its instance is agentConnected false.")
+@click.option("--agent-grace", type=click.FloatRange(min=0), default=cfg.DEFAULT_AGENT_GRACE_S, show_default=True,
+              help="Seconds after --agent-ttl before a silent instance's service tasks are replaced elsewhere.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str, dynamic_port_range: str | None,
            publish_ip: str, credentials: Path | None, auth_mode: str, api_hosts: tuple[str, ...],
@@ -105,7 +109,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
            max_client_connections: int, direct_routing: bool, scaling_period: float, firewall_mode: str, lb_sources: tuple[str, ...],
            allow_privileged: bool, allow_host_namespaces: bool, allow_devices: bool, allow_capabilities: bool,
-           allow_host_paths: tuple[str, ...], log_level: str) -> None:
+           allow_host_paths: tuple[str, ...], agent_ttl: float, agent_grace: float, log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
     from portside.core.api_boundary import check_api_host
@@ -136,6 +140,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries,
         max_client_connections=max_client_connections, direct_routing=direct_routing, scaling_period_s=scaling_period,
         firewall_mode=firewall_mode, lb_sources=sources, allowances=allowances,
+        agent_ttl_s=agent_ttl, agent_grace_s=agent_grace,
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:

@@ -31,12 +31,13 @@ from portside.control.plane import ControlPlane
 from portside.core import arns
 from portside.core.attributes import keep_custom
 from portside.core.state_change import apply_state_change
-from portside.errors import InvalidParameterException, NotFoundError
+from portside.errors import ClientException, InvalidParameterException, NotFoundError
 
 #: The longest a poll waits for a change (agents ask for 20 s).
 MAX_WAIT_S = 25.0
 INSTANCE_ID = re.compile(r"^i-[0-9a-zA-Z]{1,40}$")
 REASON_NOT_REGISTERED = "ContainerInstanceNotFoundException"
+DEREGISTERED = "deregistered"
 
 
 class AssignmentWaits:
@@ -86,7 +87,8 @@ def register_container_instance(plane: ControlPlane, region: str, params: dict[s
             "version": (previous or {}).get("version", 0) + 1,
             "versionInfo": dict(params.get("versionInfo") or {}),
             "registeredResources": resources,
-            "status": (previous or {}).get("status", "ACTIVE"),
+            # DRAINING survives a re-registration; a deregistered (INACTIVE) instance registers anew.
+            "status": "ACTIVE" if previous is None or previous["status"] == "INACTIVE" else previous["status"],
             "agentConnected": True,
             "attributes": keep_custom(attributes, (previous or {}).get("attributes", [])),
             "registeredAt": (previous or {}).get("registeredAt", plane.clock()),
@@ -110,7 +112,8 @@ async def poll_assignments(plane: ControlPlane, region: str, params: dict[str, A
     if not isinstance(wait_s, (int, float)) or isinstance(wait_s, bool) or not 0 <= wait_s <= MAX_WAIT_S:
         raise InvalidParameterException(f"waitSeconds must be a number from 0 to {MAX_WAIT_S:g}.")
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + float(wait_s)
+    # A poll answers within a third of the TTL, so an agent waiting on one is never taken for gone.
+    deadline = loop.time() + min(float(wait_s), plane.config.agent_ttl_s / 3)
     while True:
         plane.agent_seen[arn] = plane.clock()
         revision = plane.store.task_revision()
@@ -120,6 +123,7 @@ async def poll_assignments(plane: ControlPlane, region: str, params: dict[str, A
         if tasks or complete or remaining <= 0:
             break
         await plane.assignment_waits.wait(arn, remaining)
+    plane.agent_seen[arn] = plane.clock()
     definitions: dict[str, Any] = {}
     for task in tasks:
         if task.task_definition_arn not in definitions and not task.is_stopped:
@@ -158,7 +162,12 @@ def submit_task_state_change(plane: ControlPlane, region: str, params: dict[str,
 def heartbeat(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     instance = _instance(plane, region, params)
     plane.agent_seen[instance["containerInstanceArn"]] = plane.clock()
-    return {"heartbeatSeconds": plane.config.agent_heartbeat_s, "ttlSeconds": plane.config.agent_ttl_s}
+    return {"heartbeatSeconds": heartbeat_interval(plane), "ttlSeconds": plane.config.agent_ttl_s}
+
+
+def heartbeat_interval(plane: ControlPlane) -> float:
+    """How often agents send heartbeats: the configured interval, at most a third of the TTL."""
+    return min(plane.config.agent_heartbeat_s, plane.config.agent_ttl_s / 3)
 
 
 # -- checking what agents send
@@ -170,6 +179,8 @@ def _instance(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[
     if isinstance(reference, str) and reference.startswith("arn:"):
         body = plane.store.get_container_instance(reference)
         if body is not None and reference.startswith(arns.container_instance_arn(region, plane.account, cluster, "")):
+            if body["status"] == "INACTIVE":
+                raise ClientException(f"containerInstance: {reference} was {DEREGISTERED}; restart its agent to register again.")
             return body
         raise NotFoundError(f"containerInstance: {reference!r} is not registered in cluster {cluster}.", REASON_NOT_REGISTERED)
     for body in plane.store.list_container_instances(region, cluster):

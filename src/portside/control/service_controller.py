@@ -43,6 +43,8 @@ from portside.errors import InvalidParameterException, PortsideError
 log = logging.getLogger("portside.services")
 
 RESYNC_S = 1.0
+# The deployment id reconcile sees for a task on a DRAINING container instance: no deployment's.
+DRAINING_DEPLOYMENT = "draining-instance:"
 TARGET_SWEEP_EVERY = 10  # resyncs between sweeps of targets no live task backs
 # "Healthy" for a service task without load balancer or container health check: RUNNING this long.
 UNCHECKED_HEALTHY_AFTER_S = 40.0
@@ -124,7 +126,11 @@ class ServiceController:
             return
         now = plane.clock()
         tasks = self._service_tasks(body)
-        views = tuple(self._view(body, t, now) for t in tasks)
+        draining = {
+            i["containerInstanceArn"] for i in plane.store.container_instances_in_region(body["_region"])
+            if i["status"] == "DRAINING"
+        }
+        views = tuple(self._view(body, t, now, t.container_instance_arn in draining) for t in tasks)
         plan = reconcile(self._service_view(body), views, now)
         before = json.dumps(body, sort_keys=True)
         self._report_unhealthy_targets(body, tasks)
@@ -141,7 +147,7 @@ class ServiceController:
             ids = " ".join(f"(task {a.rsplit('/', 1)[-1]})" for a in stopping)
             svc.add_event(plane, body, f"(service {body['serviceName']}) has stopped {len(stopping)} running tasks: {ids}.")
         for task_arn, stop_code, reason in plan.stop:
-            self.stop_task(task_arn, stop_code, reason, body)
+            self.stop_task(task_arn, stop_code, reason.replace(DRAINING_DEPLOYMENT, ""), body)
         deployments = {d["id"]: d for d in body["deployments"]}
         for deployment_id, state, reason in plan.deployment_updates:
             self._update_deployment(body, deployments.get(deployment_id), state, reason)
@@ -194,7 +200,9 @@ class ServiceController:
             last_completed_task_definition=body.get("_lastCompletedTaskDefinition"),
         )
 
-    def _view(self, body: dict[str, Any], task: Task, now: float) -> TaskView:
+    def _view(self, body: dict[str, Any], task: Task, now: float, on_draining_instance: bool = False) -> TaskView:
+        """How reconcile sees a task. One on a DRAINING instance belongs to no current deployment, so
+        it is replaced the way a rolling deployment replaces old tasks (control/instance_state.py)."""
         if task.desired_status == "STOPPED" or task.last_status >= TaskStatus.DEACTIVATING:
             status = "STOPPING"
         elif task.last_status is TaskStatus.RUNNING:
@@ -204,7 +212,7 @@ class ServiceController:
         healthy, reason = self._health(body, task, now) if status == "RUNNING" else (None, None)
         return TaskView(
             arn=task.arn,
-            deployment_id=task.started_by or "",
+            deployment_id=(DRAINING_DEPLOYMENT if on_draining_instance else "") + (task.started_by or ""),
             status=status,
             started_at=task.timestamps.get("startedAt"),
             healthy=healthy,
@@ -219,12 +227,15 @@ class ServiceController:
             if not task.lb_targets or self.plane.lb is None:
                 verdicts.append(None)
             for tg_arn, target_id, port in task.lb_targets:
-                state = self.plane.lb.target_health(tg_arn, target_id, port).state if self.plane.lb else "initial"
+                view = self.plane.lb.target_health(tg_arn, target_id, port) if self.plane.lb else None
+                state = view.state if view else "initial"
                 if state == "unhealthy":
                     verdicts.append(False)
                     reason = reason or f"Task failed ELB health checks in (target-group {tg_arn})"
                 else:
-                    verdicts.append(True if state == "healthy" else None)
+                    # Beyond ECS: a copy in its target group's slow-start ramp is not healthy yet, so a
+                    # replacement carries its share before the copy it replaces is stopped.
+                    verdicts.append(True if state == "healthy" and view is not None and not view.warming else None)
         if any(c.has_health_check and c.essential for c in task.containers):
             health = task.health_status
             verdicts.append({"HEALTHY": True, "UNHEALTHY": False}.get(health))

@@ -80,6 +80,14 @@ def admit_tasks(
     instances = plane.store.list_container_instances(region, cluster["clusterName"])
     if not instances:
         raise InvalidParameterException("No Container Instances were found in your cluster.")
+    if content.get("networkMode") == "awsvpc":
+        # awsvpc stays on the server's own host: its network exists there only (docs/agent-protocol.md).
+        instances = [i for i in instances if i["containerInstanceArn"] == plane.instance_arn]
+        if not instances:
+            raise InvalidParameterException(
+                "networkMode awsvpc: tasks run only on the portside server's own host, and it is not a "
+                f"container instance of cluster {cluster['clusterName']}."
+            )
     constraints = list(params.get("placementConstraints") or []) + list(content.get("placementConstraints") or [])
     strategies = params.get("placementStrategy") or None
     prototype = _new_task(plane, region, cluster, body, content, overrides, params, "")

@@ -80,7 +80,8 @@ class HealthChecker:
         if target.draining:
             return HealthView("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
         health = fsm.set_in_use(target.health, in_use)
-        return HealthView(health.state, health.reason, health.description)
+        warming = health.state == "healthy" and target.slow_start_until > self.runtime.loop.time()
+        return HealthView(health.state, health.reason, health.description, warming)
 
     async def _run(self, group: GroupRuntime, target: TargetRuntime) -> None:
         name = f"{target.id}:{target.port} in {target.group_arn}"
@@ -116,8 +117,8 @@ class HealthChecker:
         if after == before:
             return after
         log.info(
-            "target %s:%d in %s is %s (%s)%s", target.id, target.port, target.group_arn, after, target.health.reason,
-            f": {outcome.detail}" if outcome.detail else "",
+            "target %s:%d (at %s:%d) in %s is %s (%s)%s", target.id, target.port, target.pool.host, target.pool.port,
+            target.group_arn, after, target.health.reason, f": {outcome.detail}" if outcome.detail else "",
         )
         now = self.runtime.loop.time()
         if after == "healthy":

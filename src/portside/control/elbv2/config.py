@@ -117,14 +117,14 @@ def listener_model(
     )
 
 
-def target_group_model(plane: ControlPlane, region: str, body: dict[str, Any]) -> TargetGroup:
+def target_group_model(plane: ControlPlane, body: dict[str, Any], where: InstanceAddresses | None = None) -> TargetGroup:
     rows = plane.store.targets_of(body["TargetGroupArn"])
     instance = body["TargetType"] == "instance"
-    addresses, local_id = instance_addresses(plane, region) if instance else ({}, None)
-    endpoints = local_endpoints(plane) if instance and plane.config.direct_routing and local_id else {}
+    where = where or instance_addresses(plane)
+    addresses, local_id, endpoints = where
     targets = []
     for tid, port, _zone, draining, deadline in rows:
-        connect = endpoints.get(int(port)) if tid == local_id else None
+        connect = endpoints.get(int(port)) if instance and tid == local_id else None
         targets.append(
             Target(
                 id=tid,
@@ -173,7 +173,8 @@ def build_config(plane: ControlPlane, region: str | None = None) -> LbConfig:
     Listeners carry their rules sorted by priority, the default rule last; every target group
     carries its registered and draining targets resolved to addresses.
     """
-    groups = {b["TargetGroupArn"]: target_group_model(plane, region, b) for b in plane.store.target_groups(region)}
+    where = instance_addresses(plane)
+    groups = {b["TargetGroupArn"]: target_group_model(plane, b, where) for b in plane.store.target_groups(region)}
     return LbConfig(listeners=tuple(listener_models(plane, region)), target_groups=groups)
 
 
@@ -249,20 +250,26 @@ def restore(plane: ControlPlane, runtime: LbRuntime | None = None) -> list[str]:
     return failed
 
 
-def instance_addresses(plane: ControlPlane, region: str) -> tuple[dict[str, str], str | None]:
-    """Where each registered instance's copies are reached (its agent's address), and this host's id.
+#: (ec2InstanceId -> address, this host's instance id, host port -> this host's direct endpoint)
+InstanceAddresses = tuple[dict[str, str], str | None, dict[int, tuple[str, int]]]
+
+
+def instance_addresses(plane: ControlPlane) -> InstanceAddresses:
+    """Where each registered instance's copies are reached (its agent's address, in every region),
+    this host's instance id, and the direct endpoints of this host's copies (``local_endpoints``).
 
     The server's own host is reached at ``config.target_ip``, whatever its agent registered.
     """
     addresses: dict[str, str] = {}
     local_id = None
-    for body in plane.store.container_instances_in_region(region):
+    for body in plane.store.all_container_instances():
         if body["containerInstanceArn"] == plane.instance_arn:
             local_id = body["ec2InstanceId"]
             addresses[local_id] = plane.config.target_ip
         elif body.get("_address"):
             addresses.setdefault(body["ec2InstanceId"], body["_address"])
-    return addresses, local_id
+    endpoints = local_endpoints(plane) if plane.config.direct_routing and local_id else {}
+    return addresses, local_id, endpoints
 
 
 def local_endpoints(plane: ControlPlane) -> dict[int, tuple[str, int]]:

@@ -253,6 +253,10 @@ class EcsRecords:
             (region, scope, token, request, json.dumps(result), now),
         )
 
+    def all_container_instances(self) -> list[dict[str, Any]]:
+        """Every container instance, of every region and cluster."""
+        return [json.loads(r[0]) for r in self.db.execute("SELECT body FROM container_instances ORDER BY arn")]
+
     def container_instances_in_region(self, region: str) -> list[dict[str, Any]]:
         """Every container instance registered in ``region``, of every cluster."""
         rows = self.db.execute("SELECT body FROM container_instances WHERE region=?", (region,))

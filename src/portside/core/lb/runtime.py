@@ -30,6 +30,8 @@ class HealthView:
     state: str  # initial | healthy | unhealthy | draining | unused
     reason: str | None = None
     description: str | None = None
+    # Healthy but still in its target group's slow-start ramp: not yet carrying its full share.
+    warming: bool = False
 
 
 class LbRuntime(Protocol):

@@ -1,0 +1,65 @@
+"""Liveness of agents: their lost instances' service tasks are marked STOPPED (core/liveness.py).
+
+Runs every second over the container instances of every region. The heartbeats themselves are
+``ControlPlane.agent_seen``, written by every call of the agent protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from portside.control.plane import ControlPlane
+from portside.core import liveness
+from portside.core.lifecycle import ContainerStatus, TaskStatus
+
+log = logging.getLogger("portside.liveness")
+
+TICK_S = 1.0
+
+
+class LivenessController:
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        self._task: asyncio.Task[None] | None = None
+        self.lost_tasks = 0  # marked STOPPED because their host was lost (metrics)
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                self.tick()
+            except Exception:  # the next tick retries
+                log.exception("liveness round failed")
+
+    def tick(self) -> None:
+        plane = self.plane
+        now = plane.clock()
+        config = plane.config
+        for body in plane.store.all_container_instances():
+            arn = body["containerInstanceArn"]
+            seen = plane.agent_seen.get(arn, plane.started_at)
+            if body["status"] == "INACTIVE" or not liveness.is_lost(seen, now, config.agent_ttl_s, config.agent_grace_s):
+                continue
+            for task in plane.store.live_tasks_on(arn):
+                if not (task.group or "").startswith("service:"):
+                    continue
+                reason = liveness.lost_reason(body.get("ec2InstanceId", ""), now - seen)
+                task.request_stop(liveness.STOP_CODE, reason, now)
+                for container in task.containers:
+                    if container.last_status is not ContainerStatus.STOPPED:
+                        container.last_status = ContainerStatus.STOPPED
+                        container.reason = container.reason or reason
+                task.advance(TaskStatus.STOPPED, now)
+                plane.store.put_task(task)  # its agent, if it returns, hears it is STOPPED and stops it
+                plane.task_changed(task)  # the service controller deregisters its targets and replaces it
+                self.lost_tasks += 1
+                log.warning("task %s: %s", task.id, reason)
