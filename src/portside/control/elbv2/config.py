@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from portside.control.plane import ControlPlane
-from portside.core.lb import action_settings, rule_settings
+from portside.core import arns
+from portside.core.lb import action_settings, rule_settings, snapshot
 from portside.core.lb.errors import ElbError
 from portside.core.lb.model import (
     DEFAULT_IDLE_TIMEOUT_S,
@@ -41,6 +42,7 @@ from portside.core.lb.model import (
     TargetGroupAttributes,
 )
 from portside.core.lb.runtime import LbRuntime, ListenerBindError
+from portside.errors import PortsideError
 
 log = logging.getLogger("portside.elbv2")
 
@@ -117,10 +119,12 @@ def listener_model(
     )
 
 
-def target_group_model(plane: ControlPlane, region: str, body: dict[str, Any]) -> TargetGroup:
+def target_group_model(plane: ControlPlane, region: str | None, body: dict[str, Any]) -> TargetGroup:
     rows = plane.store.targets_of(body["TargetGroupArn"])
     instance = body["TargetType"] == "instance"
-    addresses, local_id = instance_addresses(plane, region) if instance else ({}, None)
+    # Instances are looked up in the group's own region: build_config(plane) passes no region.
+    group_region = region or arns.split_arn(body["TargetGroupArn"])["region"]  # type: ignore[index]
+    addresses, local_id = instance_addresses(plane, group_region) if instance else ({}, None)
     endpoints = local_endpoints(plane) if instance and plane.config.direct_routing and local_id else {}
     targets = []
     for tid, port, _zone, draining, deadline in rows:
@@ -177,6 +181,29 @@ def build_config(plane: ControlPlane, region: str | None = None) -> LbConfig:
     return LbConfig(listeners=tuple(listener_models(plane, region)), target_groups=groups)
 
 
+def routing_snapshot(plane: ControlPlane) -> dict[str, Any]:
+    """What a load-balancer node on another host serves (``portside lb``, PortsideAgent.WatchRoutes).
+
+    The configuration the server's own proxy gets (every region), with every target reached at its
+    address and port, the PEM text of every certificate a listener serves, and the revision.
+    PortsideError naming the certificate when its files cannot be read.
+    """
+    config = snapshot.without_local_paths(build_config(plane))
+    used = {c.arn: c for listener in config.listeners for c in listener.certificates}
+    document = snapshot.config_to_json(config)
+    document["certificates"] = {arn: _pem_pair(cert) for arn, cert in sorted(used.items())}
+    document["revision"] = snapshot.revision(document)
+    return document
+
+
+def _pem_pair(cert: Certificate) -> dict[str, str]:
+    try:
+        with open(cert.cert_path, encoding="ascii") as crt, open(cert.key_path, encoding="ascii") as key:
+            return {"certificate": crt.read(), "privateKey": key.read()}
+    except (OSError, ValueError) as exc:
+        raise PortsideError(f"certificate {cert.arn}: its stored files cannot be read: {exc}") from exc
+
+
 # --------------------------------------------------------------------------- pushing to the runtime
 
 
@@ -184,8 +211,11 @@ def publish(plane: ControlPlane) -> None:
     """Push the stored configuration (all regions) to the runtime, if one is attached.
 
     Called after every committed write. The write is already durable, so a runtime failure is
-    logged, not raised: the next publish (or restart) applies the stored state again.
+    logged, not raised: the next publish (or restart) applies the stored state again. Wakes the
+    load-balancer nodes' WatchRoutes polls too.
     """
+    for watcher in list(plane.routes_watchers):
+        watcher()
     runtime = plane.lb
     if runtime is None:
         return
