@@ -102,7 +102,7 @@ class LbNode:
             if document.get("revision") != self.seen:
                 self.apply(document)
             else:
-                self._bind_missing()
+                self.bind_missing()
 
     def _unreachable(self, error: str) -> None:
         if self._outage is None:
@@ -153,7 +153,7 @@ class LbNode:
         for listener in changes.bind:
             self._bind(listener)
 
-    def _bind_missing(self) -> None:
+    def bind_missing(self) -> None:
         for listener in self.runtime.config.listeners:
             if listener.arn not in self.runtime.listeners:
                 self._bind(listener)
