@@ -107,8 +107,11 @@ class LbNode:
     def _unreachable(self, error: str) -> None:
         if self._outage is None:
             log.warning(
-                "control plane unreachable (%s): serving the last good snapshot (revision %s); retrying every %g s at most",
-                error, self.serving, RETRY_MAX_S,
+                "control plane unreachable (%s): serving the last good snapshot (revision %s); "
+                "retrying every %g s at most",
+                error,
+                self.serving,
+                RETRY_MAX_S,
             )
         elif error != self._outage:
             log.debug("control plane still unreachable: %s", error)
@@ -126,17 +129,23 @@ class LbNode:
             certificates = self._write_certificates(document.get("certificates"))
             config = snapshot.config_from_json(document, certificates)
         except (snapshot.SnapshotError, OSError) as exc:
-            log.error("snapshot revision %s not applied, still serving revision %s: %s", revision, self.serving, exc)
+            log.error(
+                "snapshot revision %s not applied, still serving revision %s: %s", revision, self.serving, exc
+            )
             return False
         config = node.for_node(config, self.options.bind_address)
-        config, problems = node.without_loops(config, [a for a, _ in self.apis], self._local_addresses(config))
+        config, problems = node.without_loops(
+            config, [a for a, _ in self.apis], self._local_addresses(config)
+        )
         for problem in problems:
             log.warning(problem)
         self._switch(config)
         self.serving = revision
         log.info(
             "serving snapshot revision %d: %d listener(s), %d target group(s)",
-            revision, len(config.listeners), len(config.target_groups),
+            revision,
+            len(config.listeners),
+            len(config.target_groups),
         )
         if save:
             self._save(document)
@@ -162,10 +171,21 @@ class LbNode:
         try:
             self.runtime.bind_listener(listener)
         except ListenerBindError as exc:
-            log.error("listener %s (%s:%d) not served on this node yet: %s", listener.arn, listener.bind_host,
-                      listener.port, exc.message)
+            log.error(
+                "listener %s (%s:%d) not served on this node yet: %s",
+                listener.arn,
+                listener.bind_host,
+                listener.port,
+                exc.message,
+            )
         else:
-            log.info("listener %s on %s:%d (%s)", listener.arn, listener.bind_host, listener.port, listener.protocol)
+            log.info(
+                "listener %s on %s:%d (%s)",
+                listener.arn,
+                listener.bind_host,
+                listener.port,
+                listener.protocol,
+            )
 
     def _local_addresses(self, config: LbConfig) -> set[str]:
         addresses = {t.address for group in config.target_groups.values() for t in group.targets}
@@ -185,9 +205,15 @@ class LbNode:
         folder.mkdir(mode=0o700, exist_ok=True)
         out = {}
         for arn, pair in pems.items():
-            if not isinstance(pair, dict) or not all(isinstance(pair.get(k), str) for k in ("certificate", "privateKey")):
-                raise snapshot.SnapshotError(f"snapshot.certificates[{arn!r}]: expected certificate and privateKey text")
-            digest = hashlib.sha256((pair["certificate"] + "\0" + pair["privateKey"]).encode()).hexdigest()[:32]
+            if not isinstance(pair, dict) or not all(
+                isinstance(pair.get(k), str) for k in ("certificate", "privateKey")
+            ):
+                raise snapshot.SnapshotError(
+                    f"snapshot.certificates[{arn!r}]: expected certificate and privateKey text"
+                )
+            digest = hashlib.sha256((pair["certificate"] + "\0" + pair["privateKey"]).encode()).hexdigest()[
+                :32
+            ]
             cert_path, key_path = folder / f"{digest}.crt", folder / f"{digest}.key"
             for path, text in ((cert_path, pair["certificate"]), (key_path, pair["privateKey"])):
                 if not path.exists():
@@ -260,7 +286,9 @@ async def serve(options: LbNodeOptions) -> None:
     options.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     options.state_dir.chmod(0o700)
     link = HttpLink(options.servers, credentials, options.region)
-    runtime = ProxyRuntime(None, retries=options.proxy_retries, max_client_connections=options.max_client_connections)
+    runtime = ProxyRuntime(
+        None, retries=options.proxy_retries, max_client_connections=options.max_client_connections
+    )
     lb = LbNode(options, link, runtime)
     watching: asyncio.Task[None] | None = None
     try:

@@ -42,10 +42,24 @@ class Node:
         self.log_path = state_dir.parent / "node.log"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "portside.cli.main", "lb", "--server", server.endpoint,
-                 "--credentials", str(credentials), "--profile", "lb", "--bind-address", NODE_ADDRESS,
-                 "--state-dir", str(state_dir)],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "portside.cli.main",
+                    "lb",
+                    "--server",
+                    server.endpoint,
+                    "--credentials",
+                    str(credentials),
+                    "--profile",
+                    "lb",
+                    "--bind-address",
+                    NODE_ADDRESS,
+                    "--state-dir",
+                    str(state_dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
     def log(self) -> str:
@@ -93,10 +107,19 @@ def credentials(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(tmp_path: Path, credentials: Path, docker_client: Any, busybox_image: str) -> Iterator[PortsideProcess]:
+def server(
+    tmp_path: Path, credentials: Path, docker_client: Any, busybox_image: str
+) -> Iterator[PortsideProcess]:
     process = PortsideProcess(
-        tmp_path / "server", "--credentials", str(credentials), "--auth", "always",
-        "--min-health-check-interval", "1", "--stop-timeout", "3",
+        tmp_path / "server",
+        "--credentials",
+        str(credentials),
+        "--auth",
+        "always",
+        "--min-health-check-interval",
+        "1",
+        "--stop-timeout",
+        "3",
     )
     process.start()
     try:
@@ -120,8 +143,12 @@ def test_a_node_serves_every_copy_probes_them_itself_and_outlives_its_control_pl
 ) -> None:
     ecs = server.client(aws_access_key_id=KEY, aws_secret_access_key=SECRET)
     # parameter_validation off: botocore refuses health check intervals below 5 s
-    elb = server.client("elbv2", aws_access_key_id=KEY, aws_secret_access_key=SECRET,
-                        config=Config(parameter_validation=False, retries={"max_attempts": 2, "mode": "standard"}))
+    elb = server.client(
+        "elbv2",
+        aws_access_key_id=KEY,
+        aws_secret_access_key=SECRET,
+        config=Config(parameter_validation=False, retries={"max_attempts": 2, "mode": "standard"}),
+    )
     stack = Stack(elb, "edge")
     elb.modify_target_group(TargetGroupArn=stack.tg_arn, HealthCheckTimeoutSeconds=1)
     create_service(ecs, "edge", task_definition(ecs, busybox_image, "edge"), stack, 3)
@@ -158,7 +185,7 @@ def test_a_node_serves_every_copy_probes_them_itself_and_outlives_its_control_pl
 
     # 3. A copy that stops answering is taken out by the node's own health checks (the server is
     #    down: nothing else can take it out), and comes back when it answers again.
-    frozen = docker_client.containers.get(sorted(copies)[0])
+    frozen = docker_client.containers.get(min(copies))
     frozen.pause()
     try:
         alive = copies - {frozen.id[:12]}
@@ -179,4 +206,7 @@ def test_a_node_serves_every_copy_probes_them_itself_and_outlives_its_control_pl
     copies = eventually(lambda: healthy_copies(4), 90, 0.5, "four healthy copies")
     healthy_at = time.monotonic()
     wait(lambda: serves(copies, 40), 20, "the node serving the fourth copy")
-    print(f"fourth copy served by the node {time.monotonic() - healthy_at:.1f} s after the server saw it healthy")
+    print(
+        f"fourth copy served by the node {time.monotonic() - healthy_at:.1f} s "
+        "after the server saw it healthy"
+    )

@@ -44,16 +44,31 @@ API = "http://127.0.0.1:7"  # never called: these tests hand the node its snapsh
 CERT_ARN = "arn:aws:acm:us-east-1:000000000000:certificate/node"
 
 
-def document(port: int, backend: Backend, protocol: str = "HTTP", pems: tuple[str, str] | None = None) -> dict[str, Any]:
+def document(
+    port: int, backend: Backend, protocol: str = "HTTP", pems: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """A snapshot as WatchRoutes sends it: one listener forwarding to one ip target."""
     group = TargetGroup(
-        "arn:tg/g", "g", "HTTP", 80, "ip", HealthCheck(path="/health", interval_s=1), TargetGroupAttributes(),
+        "arn:tg/g",
+        "g",
+        "HTTP",
+        80,
+        "ip",
+        HealthCheck(path="/health", interval_s=1),
+        TargetGroupAttributes(),
         targets=(Target("127.0.0.1", backend.port, "127.0.0.1"),),
     )
     forward = Action("forward", target_groups=(WeightedTargetGroup(group.arn),))
     certs = (Certificate(CERT_ARN, "server-side.crt", "server-side.key"),) if pems else ()
-    listener = Listener("arn:l/1", "arn:lb/1", protocol, port, "127.0.0.1", (Rule("arn:r/d", 50001, (), (forward,), True),),
-                        certificates=certs)
+    listener = Listener(
+        "arn:l/1",
+        "arn:lb/1",
+        protocol,
+        port,
+        "127.0.0.1",
+        (Rule("arn:r/d", 50001, (), (forward,), True),),
+        certificates=certs,
+    )
     body = snapshot.config_to_json(LbConfig(listeners=(listener,), target_groups={group.arn: group}))
     body["certificates"] = {CERT_ARN: {"certificate": pems[0], "privateKey": pems[1]}} if pems else {}
     body["revision"] = snapshot.revision(body)
@@ -99,8 +114,14 @@ def backends() -> Iterator[tuple[Backend, Backend]]:
 
 
 def make_node(state_dir: Path, servers: list[str] | None = None) -> LbNode:
-    options = LbNodeOptions(servers=servers or [API], credentials_file="", profile="lb", region="us-east-1",
-                            state_dir=state_dir, bind_address=NODE)
+    options = LbNodeOptions(
+        servers=servers or [API],
+        credentials_file="",
+        profile="lb",
+        region="us-east-1",
+        state_dir=state_dir,
+        bind_address=NODE,
+    )
     state_dir.mkdir(mode=0o700, exist_ok=True)
     return LbNode(options, HttpLink(options.servers, Credentials("k", "s"), "us-east-1"), ProxyRuntime(None))
 

@@ -36,7 +36,9 @@ async def watch_routes(plane: ControlPlane, region: str, params: dict[str, Any])
     since = params.get("sinceRevision")
     wait_s = params.get("waitSeconds", 0)
     if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
-        raise InvalidParameterException("sinceRevision must be an integer of 0 or more, or absent for the snapshot now.")
+        raise InvalidParameterException(
+            "sinceRevision must be an integer of 0 or more, or absent for the snapshot now."
+        )
     if not isinstance(wait_s, (int, float)) or isinstance(wait_s, bool) or not 0 <= wait_s <= MAX_WAIT_S:
         raise InvalidParameterException(f"waitSeconds must be a number from 0 to {MAX_WAIT_S:g}.")
     loop = asyncio.get_running_loop()
@@ -61,7 +63,7 @@ async def watch_routes(plane: ControlPlane, region: str, params: dict[str, Any])
                 return document
             try:
                 await asyncio.wait_for(changed.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         plane.routes_watchers.remove(on_routes)

@@ -13,17 +13,26 @@ API = ("10.0.0.1", 7070)
 
 
 def config(*targets: Target) -> LbConfig:
-    group = TargetGroup("arn:tg/g", "g", "HTTP", 80, "ip", HealthCheck(), TargetGroupAttributes(), targets=targets)
+    group = TargetGroup(
+        "arn:tg/g", "g", "HTTP", 80, "ip", HealthCheck(), TargetGroupAttributes(), targets=targets
+    )
     return LbConfig(listeners=(WEB, TLS), target_groups={group.arn: group})
 
 
 def test_for_node_binds_every_listener_at_the_given_address_or_leaves_the_schemes() -> None:
-    assert [listener.bind_host for listener in for_node(config(), "127.0.0.2").listeners] == ["127.0.0.2", "127.0.0.2"]
+    assert [listener.bind_host for listener in for_node(config(), "127.0.0.2").listeners] == [
+        "127.0.0.2",
+        "127.0.0.2",
+    ]
     assert for_node(config(), None) == config()
 
 
 def test_ordinary_targets_are_kept_untouched() -> None:
-    targets = (Target("10.0.0.5", 49153, "10.0.0.5"), Target("i-1", 7070, "10.0.0.6"), Target("i-2", 8080, "10.0.0.7"))
+    targets = (
+        Target("10.0.0.5", 49153, "10.0.0.5"),
+        Target("i-1", 7070, "10.0.0.6"),
+        Target("i-2", 8080, "10.0.0.7"),
+    )
     served, problems = without_loops(config(*targets), [API], local_addresses={"127.0.0.1"})
     assert served == config(*targets) and problems == []
 
@@ -64,7 +73,9 @@ def test_listener_changes_bind_new_close_gone_and_rebind_moved() -> None:
     tls_now = dataclasses.replace(WEB, protocol="HTTPS")
     assert listener_changes({WEB.arn: WEB}, [tls_now]) == ListenerChanges(close=(WEB.arn,), bind=(tls_now,))
     elsewhere = dataclasses.replace(WEB, bind_host="127.0.0.2")
-    assert listener_changes({WEB.arn: WEB}, [elsewhere]) == ListenerChanges(close=(WEB.arn,), bind=(elsewhere,))
+    assert listener_changes({WEB.arn: WEB}, [elsewhere]) == ListenerChanges(
+        close=(WEB.arn,), bind=(elsewhere,)
+    )
 
 
 def test_rules_and_timeouts_change_without_a_rebind() -> None:

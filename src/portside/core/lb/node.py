@@ -69,12 +69,18 @@ def without_loops(
                 kept.append(target)
             else:
                 problems.append(f"target group {group.name}: {problem}; left out on this node")
-        groups[arn] = group if len(kept) == len(group.targets) else dataclasses.replace(group, targets=tuple(kept))
+        groups[arn] = (
+            group if len(kept) == len(group.targets) else dataclasses.replace(group, targets=tuple(kept))
+        )
     return LbConfig(listeners=config.listeners, target_groups=groups), problems
 
 
 def _loop(
-    target_id: str, address: str, port: int, apis: Sequence[tuple[str, int]], listeners: Mapping[int, str],
+    target_id: str,
+    address: str,
+    port: int,
+    apis: Sequence[tuple[str, int]],
+    listeners: Mapping[int, str],
     local: Collection[str],
 ) -> str | None:
     for api_host, api_port in apis:
@@ -90,7 +96,8 @@ def listener_changes(bound: Mapping[str, Listener], wanted: Sequence[Listener]) 
     """How to get from the ``bound`` listeners (ARN -> listener) to the ``wanted`` ones."""
     wanted_by_arn = {listener.arn: listener for listener in wanted}
     close = [
-        arn for arn, listener in bound.items()
+        arn
+        for arn, listener in bound.items()
         if arn not in wanted_by_arn or _socket(listener) != _socket(wanted_by_arn[arn])
     ]
     bind = [listener for listener in wanted if listener.arn not in bound or listener.arn in close]

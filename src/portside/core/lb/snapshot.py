@@ -58,8 +58,13 @@ def config_from_json(document: Any, certificates: Mapping[str, Certificate]) -> 
     if unknown:
         raise SnapshotError(f"snapshot.{unknown[0]}: not a field of a routing snapshot")
     reader = _Reader(certificates)
-    listeners = tuple(reader.load(Listener, item, f"listeners[{i}]") for i, item in enumerate(_list(document, "listeners")))
-    groups = [reader.load(TargetGroup, item, f"targetGroups[{i}]") for i, item in enumerate(_list(document, "targetGroups"))]
+    listeners = tuple(
+        reader.load(Listener, item, f"listeners[{i}]") for i, item in enumerate(_list(document, "listeners"))
+    )
+    groups = [
+        reader.load(TargetGroup, item, f"targetGroups[{i}]")
+        for i, item in enumerate(_list(document, "targetGroups"))
+    ]
     return LbConfig(listeners=listeners, target_groups={g.arn: g for g in groups})
 
 
@@ -78,7 +83,10 @@ def without_local_paths(config: LbConfig) -> LbConfig:
     """
     groups = {
         arn: dataclasses.replace(
-            group, targets=tuple(dataclasses.replace(t, connect_address=None, connect_port=None) for t in group.targets)
+            group,
+            targets=tuple(
+                dataclasses.replace(t, connect_address=None, connect_port=None) for t in group.targets
+            ),
         )
         for arn, group in config.target_groups.items()
     }
@@ -149,7 +157,10 @@ class _Reader:
                 return tuple(self.value(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
             if len(value) != len(args):
                 raise SnapshotError(f"{path}: expected a list of {len(args)}")
-            return tuple(self.value(a, item, f"{path}[{i}]") for i, (a, item) in enumerate(zip(args, value, strict=True)))
+            return tuple(
+                self.value(a, item, f"{path}[{i}]")
+                for i, (a, item) in enumerate(zip(args, value, strict=True))
+            )
         return _scalar(hint, value, path)
 
 
