@@ -100,7 +100,10 @@ class LbNode:
                 log.info("control plane reachable again; snapshot revision %s", document.get("revision"))
                 self._outage = None
             if document.get("revision") != self.seen:
-                self.apply(document)
+                if not self.apply(document):
+                    await asyncio.sleep(
+                        RETRY_MAX_S
+                    )  # a snapshot without a revision must not make a busy loop
             else:
                 self.bind_missing()
 

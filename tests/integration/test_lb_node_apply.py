@@ -8,6 +8,8 @@ import asyncio
 import logging
 import socket
 import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -219,3 +221,38 @@ async def test_https_listeners_get_the_snapshots_certificates_and_a_restart_serv
     finally:
         await again.runtime.close()
         await again.link.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--server", "10.0.0.1:7070"], "--server 10.0.0.1:7070: must be an http:// or https:// URL"),
+        (
+            ["--server", "http://127.0.0.1:7", "--bind-address", "lb.local"],
+            "--bind-address lb.local: must be an IP address",
+        ),
+        (["--server", "http://127.0.0.1:7", "--profile", "nobody"], "no [nobody] section (--profile)"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_the_flag(tmp_path: Path, args: list[str], message: str) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[lb]\naws_access_key_id = AKIDLB\naws_secret_access_key = secret\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "portside.cli.main",
+            "lb",
+            "--credentials",
+            str(credentials),
+            "--state-dir",
+            str(tmp_path / "node"),
+            *args,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "node" / SNAPSHOT_FILE).exists()
