@@ -39,7 +39,7 @@ from typing import Any
 from portside.agent.http_link import HttpLink, profile_credentials
 from portside.agent.link import LinkError
 from portside.core.lb import node, snapshot
-from portside.core.lb.model import Certificate, LbConfig
+from portside.core.lb.model import Certificate, LbConfig, Listener
 from portside.core.lb.runtime import ListenerBindError
 from portside.errors import PortsideError
 from portside.local_address import is_local_address
@@ -142,7 +142,13 @@ class LbNode:
         )
         for problem in problems:
             log.warning(problem)
-        self._switch(config)
+        try:
+            self._switch(config)
+        except Exception:  # e.g. a certificate that does not load into a bound listener: keep watching
+            log.exception(
+                "snapshot revision %s applied only in part (still serving what did not change)", revision
+            )
+            return False
         self.serving = revision
         log.info(
             "serving snapshot revision %d: %d listener(s), %d target group(s)",
@@ -170,7 +176,7 @@ class LbNode:
             if listener.arn not in self.runtime.listeners:
                 self._bind(listener)
 
-    def _bind(self, listener: Any) -> None:
+    def _bind(self, listener: Listener) -> None:
         try:
             self.runtime.bind_listener(listener)
         except ListenerBindError as exc:

@@ -212,6 +212,12 @@ async def test_https_listeners_get_the_snapshots_certificates_and_a_restart_serv
     await answers(f"https://{NODE}:{port}", "one")
     assert await asyncio.to_thread(served_name, port) == "renewed.test"
 
+    garbage = document(port, one, "HTTPS", ("not a certificate", "not a key"))
+    assert node.apply(garbage) is False  # logged; the listener keeps its certificate
+    await answers(f"https://{NODE}:{port}", "one")
+    assert await asyncio.to_thread(served_name, port) == "renewed.test"
+    assert node.apply(document(port, one, "HTTPS", renewed))  # type: ignore[arg-type]
+
     await node.runtime.close()  # the node stops; another starts on its state dir, control plane away
     again = make_node(node.options.state_dir)
     try:
