@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from portside.config import ServerConfig
-from portside.control.elbv2 import target_groups, targets
+from portside.control.elbv2 import certificates, listeners, load_balancers, target_groups, targets
 from portside.control.plane import ControlPlane
 from portside.control.routes_snapshot import watch_routes
 from portside.control.store import Store
-from portside.errors import InvalidParameterException
+from portside.errors import InvalidParameterException, PortsideError
 from tests.support.instances import register_instance
+from tests.support.server import free_port
+from tests.support.tls import self_signed
 
 REGION = "us-east-1"
 REMOTE = "i-0remote0000000001"
@@ -118,4 +120,38 @@ async def test_bad_parameters_are_refused_naming_them(
 ) -> None:  # type: ignore[type-arg]
     with pytest.raises(InvalidParameterException, match=message):
         await watch_routes(plane, REGION, params)
+    assert plane.routes_watchers == []
+
+
+async def test_https_listeners_bring_their_certificates_and_unreadable_files_are_an_error_naming_them(
+    plane: ControlPlane, tmp_path: Path
+) -> None:
+    group = make_group(plane)
+    cert_path, key_path = self_signed(tmp_path, "edge.test")
+    arn = certificates.import_certificate_pem(
+        plane, REGION, "edge", cert_path.read_bytes(), key_path.read_bytes()
+    )
+    lb = load_balancers.create_load_balancer(
+        plane, REGION, {"Name": "edge", "Scheme": "internal", "Subnets": ["s"]}
+    )
+    listeners.create_listener(
+        plane,
+        REGION,
+        {
+            "LoadBalancerArn": lb["LoadBalancers"][0]["LoadBalancerArn"],
+            "Protocol": "HTTPS",
+            "Port": free_port(),
+            "Certificates": [{"CertificateArn": arn}],
+            "DefaultActions": [{"Type": "forward", "TargetGroupArn": group}],
+        },
+    )
+    document = await watch_routes(plane, REGION, {})
+    assert document["listeners"][0]["certificates"] == [arn]
+    assert document["certificates"] == {
+        arn: {"certificate": cert_path.read_text(), "privateKey": key_path.read_text()}
+    }
+    stored = plane.store.certificates(REGION)[0]
+    Path(stored["_key_path"]).unlink()
+    with pytest.raises(PortsideError, match=f"certificate {arn}: its stored files cannot be read"):
+        await watch_routes(plane, REGION, {})
     assert plane.routes_watchers == []
