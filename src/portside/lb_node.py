@@ -38,6 +38,7 @@ from typing import Any
 
 from portside.agent.http_link import HttpLink, profile_credentials
 from portside.agent.link import LinkError
+from portside.config import DEFAULT_MAX_CLIENT_CONNECTIONS
 from portside.core.lb import node, snapshot
 from portside.core.lb.model import Certificate, LbConfig, Listener
 from portside.core.lb.runtime import ListenerBindError
@@ -63,7 +64,7 @@ class LbNodeOptions:
     state_dir: Path
     bind_address: str | None = None  # None: where the server binds (internal 127.0.0.1, else 0.0.0.0)
     proxy_retries: bool = True
-    max_client_connections: int = 10_000
+    max_client_connections: int = DEFAULT_MAX_CLIENT_CONNECTIONS
 
 
 class LbNode:
@@ -220,9 +221,8 @@ class LbNode:
                 raise snapshot.SnapshotError(
                     f"snapshot.certificates[{arn!r}]: expected certificate and privateKey text"
                 )
-            digest = hashlib.sha256((pair["certificate"] + "\0" + pair["privateKey"]).encode()).hexdigest()[
-                :32
-            ]
+            pem = pair["certificate"] + "\0" + pair["privateKey"]
+            digest = hashlib.sha256(pem.encode()).hexdigest()[:32]
             cert_path, key_path = folder / f"{digest}.crt", folder / f"{digest}.key"
             for path, text in ((cert_path, pair["certificate"]), (key_path, pair["privateKey"])):
                 if not path.exists():
