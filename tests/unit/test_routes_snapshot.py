@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from portside.config import ServerConfig
-from portside.control.elbv2 import certificates, listeners, load_balancers, target_groups, targets
+from portside.control.elbv2 import certificates, config, listeners, load_balancers, target_groups, targets
 from portside.control.plane import ControlPlane
-from portside.control.routes_snapshot import watch_routes
+from portside.control.routes_snapshot import NODE_TTL_S, watch_routes
 from portside.control.store import Store
+from portside.core.lb.model import LbConfig, Listener
+from portside.core.lb.runtime import HealthView
 from portside.errors import InvalidParameterException, PortsideError
 from tests.support.instances import register_instance
 from tests.support.server import free_port
@@ -155,3 +158,50 @@ async def test_https_listeners_bring_their_certificates_and_unreadable_files_are
     with pytest.raises(PortsideError, match=f"certificate {arn}: its stored files cannot be read"):
         await watch_routes(plane, REGION, {})
     assert plane.routes_watchers == []
+
+
+class DrainReporter:
+    """The LbRuntime seam reduced to what this test drives: the drained callback (the server's proxy
+    calls it when it has nothing in flight to a draining target)."""
+
+    def __init__(self) -> None:
+        self.drained: Any = None
+
+    def bind_listener(self, listener: Listener) -> None: ...
+
+    def close_listener(self, arn: str) -> None: ...
+
+    def apply(self, config: LbConfig) -> None: ...
+
+    def target_health(self, target_group_arn: str, target_id: str, port: int) -> HealthView:
+        return HealthView("healthy")
+
+    def set_drained_callback(self, callback: Any) -> None:
+        self.drained = callback
+
+
+@pytest.mark.parametrize("node_watching", [False, True])
+async def test_while_nodes_watch_a_drain_ends_at_its_deadline_not_when_the_server_is_idle(
+    plane: ControlPlane, node_watching: bool
+) -> None:
+    now = [1_000_000.0]
+    plane.clock = lambda: now[0]
+    group = make_group(plane)
+    delay = [{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}]
+    target_groups.modify_target_group_attributes(
+        plane, REGION, {"TargetGroupArn": group, "Attributes": delay}
+    )
+    register(plane, group, 49210)
+    runtime = DrainReporter()
+    config.attach(plane, runtime)
+    if node_watching:
+        await watch_routes(plane, REGION, {})
+    now[0] += NODE_TTL_S - 1  # the node asked lately (or never)
+    targets.deregister_targets(
+        plane, REGION, {"TargetGroupArn": group, "Targets": [{"Id": REMOTE, "Port": 49210}]}
+    )
+    runtime.drained(group, REMOTE, 49210)  # the server's own proxy has nothing in flight to it
+    assert plane.store.has_target(group, REMOTE, 49210) is node_watching
+    now[0] += 30
+    runtime.drained(group, REMOTE, 49210)  # the deadline passed: done however many nodes watch
+    assert not plane.store.has_target(group, REMOTE, 49210)

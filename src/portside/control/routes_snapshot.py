@@ -15,6 +15,9 @@ the same configuration. The snapshot spans every region, as the server's own pro
 What wakes a waiting poll: every published load balancer configuration (``plane.routes_watchers``,
 called by ``control/elbv2/config.publish``) and every change of container instances (their
 addresses resolve instance targets). A wake-up whose snapshot is unchanged waits on.
+
+While nodes watch, a draining target's deregistration ends at its deadline, not when the server's
+own proxy has nothing in flight to it (``nodes_watching``): the nodes' requests are not counted here.
 """
 
 from __future__ import annotations
@@ -30,6 +33,18 @@ from portside.errors import InvalidParameterException
 MAX_WAIT_S = 25.0
 #: The ``plane.changed`` topic that may move instance targets' addresses.
 INSTANCES_TOPIC = "instances"
+#: A node that asked within this long may still have requests in flight to a draining target.
+NODE_TTL_S = MAX_WAIT_S + 5.0
+
+
+def nodes_watching(plane: ControlPlane) -> bool:
+    """True while load-balancer nodes follow the snapshot (a poll waits now, or one came lately).
+
+    The server's own proxy sees only its own requests in flight: while nodes serve too, a draining
+    target is kept until its deregistration delay ends (``control/elbv2/config.attach``), since
+    theirs cannot be counted from here.
+    """
+    return bool(plane.routes_watchers) or plane.clock() - plane.routes_seen <= NODE_TTL_S
 
 
 async def watch_routes(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +67,7 @@ async def watch_routes(plane: ControlPlane, region: str, params: dict[str, Any])
         if topic == INSTANCES_TOPIC:
             changed.set()
 
+    plane.routes_seen = plane.clock()
     plane.routes_watchers.append(on_routes)
     plane.watchers.append(on_topic)
     try:
@@ -66,5 +82,6 @@ async def watch_routes(plane: ControlPlane, region: str, params: dict[str, Any])
             except TimeoutError:
                 pass
     finally:
+        plane.routes_seen = plane.clock()
         plane.routes_watchers.remove(on_routes)
         plane.watchers.remove(on_topic)

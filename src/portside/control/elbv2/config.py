@@ -242,12 +242,23 @@ def attach(plane: ControlPlane, runtime: LbRuntime) -> None:
     plane.lb = runtime
 
     def drained(target_group_arn: str, target_id: str, port: int) -> None:
+        from portside.control.routes_snapshot import nodes_watching
+
+        if nodes_watching(plane) and not _drain_deadline_passed(plane, target_group_arn, target_id, port):
+            return  # load-balancer nodes may still have requests in flight: the sweep ends it at the deadline
         try:
             targets.on_target_drained(plane, target_group_arn, target_id, port)
         except Exception:
             log.exception("completing the deregistration of %s:%s failed", target_id, port)
 
     runtime.set_drained_callback(drained)
+
+
+def _drain_deadline_passed(plane: ControlPlane, group_arn: str, target_id: str, port: int) -> bool:
+    for tid, target_port, _zone, draining, deadline in plane.store.targets_of(group_arn):
+        if (tid, int(target_port)) == (target_id, port):
+            return not draining or deadline is None or deadline <= plane.clock()
+    return True
 
 
 def restore(plane: ControlPlane, runtime: LbRuntime | None = None) -> list[str]:
