@@ -70,6 +70,10 @@ class HttpLink:
     async def heartbeat(self, request: dict[str, Any]) -> dict[str, Any]:
         return await self._call("Heartbeat", request)
 
+    async def watch_routes(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The routing snapshot, once its revision differs from ``sinceRevision`` (``portside lb``)."""
+        return await self._call("WatchRoutes", request)
+
     async def _call(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S))

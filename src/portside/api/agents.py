@@ -2,7 +2,8 @@
 
 Signed with SigV4 and scoped to the ``ecs`` service, like the ECS calls an ECS agent makes;
 RegisterContainerInstance is also served as the ECS action of that name. The operations are
-``control/agent_protocol.py``'s, the same ones the server's own agent calls in process.
+``control/agent_protocol.py``'s, the same ones the server's own agent calls in process, and
+``WatchRoutes`` (``control/routes_snapshot.py``), which load-balancer nodes call.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control import agent_protocol
+from portside.control import agent_protocol, routes_snapshot
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "PortsideAgent."
@@ -21,4 +22,5 @@ OPERATIONS: dict[str, Callable[[ControlPlane, str, dict[str, Any]], Any]] = {
     "PollAssignments": agent_protocol.poll_assignments,
     "SubmitTaskStateChange": agent_protocol.submit_task_state_change,
     "Heartbeat": agent_protocol.heartbeat,
+    "WatchRoutes": routes_snapshot.watch_routes,  # load-balancer nodes (portside lb)
 }

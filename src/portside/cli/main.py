@@ -1,4 +1,4 @@
-"""The ``portside`` command. Every verb but ``server`` and ``agent`` talks only to the API."""
+"""The ``portside`` command. Every verb but ``server``, ``agent`` and ``lb`` talks only to the API."""
 
 from __future__ import annotations
 
@@ -211,6 +211,63 @@ def agent(servers: str, credentials: str, profile: str, address: str, zone: str 
         _fail(exc.message)
     except OSError as exc:
         _fail(f"cannot start: {exc}")
+
+
+@main.command()
+@click.option("--server", "servers", required=True, metavar="URL[,URL...]",
+              help="The control plane's API; several URLs: the next one is tried when one cannot be reached.")
+@click.option("--credentials", "credentials", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="AWS shared-credentials file with the key this node signs with.")
+@click.option("--profile", default="default", show_default=True, help="The section of --credentials to use.")
+@click.option("--bind-address", default=None, metavar="ADDR",
+              help="Address every listener binds on this node; default: the scheme's (internal 127.0.0.1, internet-facing 0.0.0.0).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/var/lib/portside-lb"),
+              show_default=True, help="Where the node keeps its last snapshot and certificates.")
+@click.option("--region", default=cfg.DEFAULT_REGION, show_default=True, help="The region requests are signed for.")
+@click.option("--proxy-retries/--no-proxy-retries", default=True, show_default=True,
+              help="Retry a failed request once on another target when that is safe (beyond ALB).")
+@click.option("--max-client-connections", type=click.IntRange(1, 1_000_000), default=cfg.DEFAULT_MAX_CLIENT_CONNECTIONS,
+              show_default=True, help="Client connections per listener.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+def lb(servers: str, credentials: str, profile: str, bind_address: str | None, state_dir: Path, region: str,
+       proxy_retries: bool, max_client_connections: int, log_level: str) -> None:
+    """Run a load-balancer node: serve every listener of the control plane's load balancers here."""
+    import ipaddress
+
+    from portside.errors import PortsideError
+    from portside.lb_node import LbNodeOptions
+    from portside.lb_node import run as run_node
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        urls = _server_urls(servers)
+        if bind_address is not None:
+            try:
+                ipaddress.ip_address(bind_address)
+            except ValueError:
+                raise ValueError(f"--bind-address {bind_address}: must be an IP address") from None
+    except ValueError as exc:
+        _fail(str(exc))
+    options = LbNodeOptions(
+        servers=urls, credentials_file=credentials, profile=profile, region=region, state_dir=state_dir,
+        bind_address=bind_address, proxy_retries=proxy_retries, max_client_connections=max_client_connections,
+    )
+    try:
+        run_node(options)
+    except PortsideError as exc:
+        _fail(exc.message)
+    except OSError as exc:
+        _fail(f"cannot start: {exc}")
+
+
+def _server_urls(servers: str) -> list[str]:
+    urls = [u.strip() for u in servers.split(",") if u.strip()]
+    if not urls:
+        raise ValueError("--server: give at least one URL")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"--server {url}: must be an http:// or https:// URL")
+    return urls
 
 
 def _attribute(text: str) -> tuple[str, str]:

@@ -41,6 +41,11 @@ class ControlPlane:
     # Called with a topic ("targets", "tasks", "services") whenever that kind of state changed,
     # so controllers wake at once instead of waiting for their periodic resync.
     watchers: list[Callable[[str], None]] = field(default_factory=list)
+    # Called after every published load balancer configuration (control/elbv2/config.publish):
+    # wakes the WatchRoutes polls of load-balancer nodes (control/routes_snapshot.py).
+    routes_watchers: list[Callable[[], None]] = field(default_factory=list)
+    # When a load-balancer node last asked for the routing snapshot (clock time; 0: never).
+    routes_seen: float = 0.0
     # Stops a task the way its owner wants (the service controller drains its targets first);
     # None means straight to the agent.
     task_stopper: Callable[[str, str, str], Any] | None = None

@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from portside.control.plane import ControlPlane
-from portside.core.lb import action_settings, rule_settings
+from portside.core import arns
+from portside.core.lb import action_settings, rule_settings, snapshot
 from portside.core.lb.errors import ElbError
 from portside.core.lb.model import (
     DEFAULT_IDLE_TIMEOUT_S,
@@ -41,6 +42,7 @@ from portside.core.lb.model import (
     TargetGroupAttributes,
 )
 from portside.core.lb.runtime import LbRuntime, ListenerBindError
+from portside.errors import PortsideError
 
 log = logging.getLogger("portside.elbv2")
 
@@ -178,6 +180,29 @@ def build_config(plane: ControlPlane, region: str | None = None) -> LbConfig:
     return LbConfig(listeners=tuple(listener_models(plane, region)), target_groups=groups)
 
 
+def routing_snapshot(plane: ControlPlane) -> dict[str, Any]:
+    """What a load-balancer node on another host serves (``portside lb``, PortsideAgent.WatchRoutes).
+
+    The configuration the server's own proxy gets (every region), with every target reached at its
+    address and port, the PEM text of every certificate a listener serves, and the revision.
+    PortsideError naming the certificate when its files cannot be read.
+    """
+    config = snapshot.without_local_paths(build_config(plane))
+    used = {c.arn: c for listener in config.listeners for c in listener.certificates}
+    document = snapshot.config_to_json(config)
+    document["certificates"] = {arn: _pem_pair(cert) for arn, cert in sorted(used.items())}
+    document["revision"] = snapshot.revision(document)
+    return document
+
+
+def _pem_pair(cert: Certificate) -> dict[str, str]:
+    try:
+        with open(cert.cert_path, encoding="ascii") as crt, open(cert.key_path, encoding="ascii") as key:
+            return {"certificate": crt.read(), "privateKey": key.read()}
+    except (OSError, ValueError) as exc:
+        raise PortsideError(f"certificate {cert.arn}: its stored files cannot be read: {exc}") from exc
+
+
 # --------------------------------------------------------------------------- pushing to the runtime
 
 
@@ -185,8 +210,11 @@ def publish(plane: ControlPlane) -> None:
     """Push the stored configuration (all regions) to the runtime, if one is attached.
 
     Called after every committed write. The write is already durable, so a runtime failure is
-    logged, not raised: the next publish (or restart) applies the stored state again.
+    logged, not raised: the next publish (or restart) applies the stored state again. Wakes the
+    load-balancer nodes' WatchRoutes polls too.
     """
+    for watcher in list(plane.routes_watchers):
+        watcher()
     runtime = plane.lb
     if runtime is None:
         return
@@ -213,12 +241,23 @@ def attach(plane: ControlPlane, runtime: LbRuntime) -> None:
     plane.lb = runtime
 
     def drained(target_group_arn: str, target_id: str, port: int) -> None:
+        from portside.control.routes_snapshot import nodes_watching
+
+        if nodes_watching(plane) and not _drain_deadline_passed(plane, target_group_arn, target_id, port):
+            return  # load-balancer nodes may still have requests in flight: the sweep ends it at the deadline
         try:
             targets.on_target_drained(plane, target_group_arn, target_id, port)
         except Exception:
             log.exception("completing the deregistration of %s:%s failed", target_id, port)
 
     runtime.set_drained_callback(drained)
+
+
+def _drain_deadline_passed(plane: ControlPlane, group_arn: str, target_id: str, port: int) -> bool:
+    for tid, target_port, _zone, draining, deadline in plane.store.targets_of(group_arn):
+        if (tid, int(target_port)) == (target_id, port):
+            return not draining or deadline is None or deadline <= plane.clock()
+    return True
 
 
 def restore(plane: ControlPlane, runtime: LbRuntime | None = None) -> list[str]:

@@ -1,40 +1,21 @@
 """Refuse targets and listeners that point the load balancer back into portside (core/lb/loops.py).
 
 The I/O half: which ports portside holds (the API's address from the server, listeners from the
-store) and whether an address is this host's own (a socket bound to it).
+store) and whether an address is this host's own (``portside/local_address.py``).
 """
 
 from __future__ import annotations
 
-import errno
-import ipaddress
-import socket
 from typing import Any
 
 from portside.control.elbv2.common import validation
 from portside.control.plane import ControlPlane
-from portside.core.lb.loops import OwnEndpoints, is_always_local, listener_loop, target_loop
+from portside.core.lb.loops import OwnEndpoints, listener_loop, target_loop
+from portside.local_address import is_local_address
 
 
 def own_endpoints(plane: ControlPlane) -> OwnEndpoints:
     return OwnEndpoints(plane.api_address, plane.store.listener_ports())
-
-
-def is_local_address(address: str) -> bool:
-    """True when ``address`` is one of this host's (binding a socket to it succeeds)."""
-    if is_always_local(address):
-        return True
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((address, 0))
-    except OSError as exc:
-        return exc.errno != errno.EADDRNOTAVAIL  # any other failure: assume ours, refuse rather than loop
-    return True
 
 
 def target_address(plane: ControlPlane, tg: dict[str, Any], target_id: str) -> str:
