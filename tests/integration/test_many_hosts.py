@@ -323,3 +323,32 @@ def test_an_agent_restart_adopts_its_copies_without_restarting_them(hosts: ManyH
         attrs = hosts.host_of(task).docker().containers.get(task["containers"][0]["runtimeId"]).attrs
         assert (attrs["State"]["StartedAt"], attrs["RestartCount"]) == started[task["taskArn"]]
     assert all(whoami(stack.url)[0] == 200 for _ in range(10))
+
+
+def test_draining_a_host_under_load_moves_its_copies_without_a_failed_request(hosts: ManyHosts, busybox_image: str) -> None:
+    stack = hosts.service("drain", busybox_image, 6)
+    tasks = hosts.wait_settled("drain", stack, 6)
+    victim = hosts.host_of(tasks[0])
+    arn = next(a for a, i in hosts.instance_of.items() if i == victim.instance_id)
+    leaving = {t["taskArn"] for t in tasks if hosts.host_of(t) is victim}
+    client = Client(stack.url)
+    time.sleep(1)
+    [drained] = hosts.ecs.update_container_instances_state(containerInstances=[arn], status="DRAINING")["containerInstances"]
+    assert drained["status"] == "DRAINING"
+    after = hosts.wait_settled("drain", stack, 6, avoid=victim)
+    time.sleep(1)
+    codes = client.stop()
+    assert codes[200] > 20 and set(codes) == {200}, codes  # replacements first, the old copies drained
+    assert not leaving & {t["taskArn"] for t in after}
+    stopped = hosts.ecs.describe_tasks(tasks=sorted(leaving))["tasks"]
+    assert {t["lastStatus"] for t in stopped} == {"STOPPED"}
+    assert {t["stopCode"] for t in stopped} == {"ServiceSchedulerInitiated"}
+    [body] = hosts.ecs.describe_container_instances(containerInstances=[arn])["containerInstances"]
+    assert body["status"] == "DRAINING" and body["runningTasksCount"] == 0
+
+    # Deregistered, the host is gone from the cluster; its agent is refused from then on.
+    hosts.ecs.deregister_container_instance(containerInstance=arn)
+    assert arn not in hosts.ecs.list_container_instances()["containerInstanceArns"]
+    agent = next(a for a in hosts.agents if a.host is victim)
+    eventually(lambda: "was deregistered" in agent.log(), 30, 0.5, "the agent told it was deregistered")
+    assert len(hosts.ecs.list_tasks(serviceName="drain")["taskArns"]) == 6

@@ -111,7 +111,7 @@ def delete_cluster(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
     with plane.store.transaction():
         body = plane.require_cluster(region, params.get("cluster"))
         name = body["clusterName"]
-        if plane.store.list_container_instances(region, name):
+        if any(i["status"] != "INACTIVE" for i in plane.store.list_container_instances(region, name)):
             raise NotFoundError(
                 "The Cluster cannot be deleted while Container Instances are active or draining.",
                 "ClusterContainsContainerInstancesException",
@@ -133,7 +133,8 @@ def list_container_instances(plane: ControlPlane, region: str, params: dict[str,
     cluster = plane.require_cluster(region, params.get("cluster"))
     instances = plane.store.list_container_instances(region, cluster["clusterName"])
     status = params.get("status")
-    arns_ = [i["containerInstanceArn"] for i in instances if status in (None, i["status"])]
+    # Without a filter: ACTIVE and DRAINING ones, not those deregistered (INACTIVE), as ECS lists them.
+    arns_ = [i["containerInstanceArn"] for i in instances if status == i["status"] or (status is None and i["status"] != "INACTIVE")]
     page, token = paginate(arns_, params)
     out: dict[str, Any] = {"containerInstanceArns": page}
     if token:
@@ -169,7 +170,9 @@ def render_cluster(plane: ControlPlane, region: str, body: dict[str, Any], inclu
     out = {k: v for k, v in body.items() if k not in ("tags", "settings")}
     out.update(
         {
-            "registeredContainerInstancesCount": len(plane.store.list_container_instances(region, name))
+            "registeredContainerInstancesCount": sum(
+                1 for i in plane.store.list_container_instances(region, name) if i["status"] != "INACTIVE"
+            )
             if body["status"] == "ACTIVE"
             else 0,
             "runningTasksCount": sum(1 for t in live if t.last_status.name == "RUNNING"),
