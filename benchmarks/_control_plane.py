@@ -13,7 +13,11 @@ When listening it prints one line ``{"port": P}`` on stdout; it stops when stdin
 parent exited or closed the pipe) or on SIGTERM/SIGINT. ``--profile OUT`` writes cProfile
 statistics of the whole run to OUT on the way out.
 
-Not a benchmark itself; hosts.py starts it.
+``ControlPlaneProcess`` is the parent's side: it writes nothing but the credentials file
+(``write_credentials``, keys ``KEYS``), starts the child, reads its CPU time (utime + stime,
+/proc/PID/stat) and stops it.
+
+Not a benchmark itself; hosts.py starts it through ``ControlPlaneProcess``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import asyncio
 import cProfile
 import gc
 import json
+import os
+import select
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,6 +73,96 @@ async def serve(state_dir: Path, credentials_file: Path) -> None:
         await api.close()
         await services.close()
         store.close()
+
+
+# --------------------------------------------------------------------------- the parent's side
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 20.0
+AGENT_PROFILE = "agents"
+CALLER_PROFILE = "bench"
+# The only keys the control plane accepts (it checks every signature, as for agents on other hosts).
+KEYS = {
+    AGENT_PROFILE: ("AKIDBENCHAGENTS", "agents-secret"),
+    CALLER_PROFILE: ("AKIDBENCHCALLER", "caller-secret"),
+}
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+class ControlPlaneProcess:
+    """benchmarks/_control_plane.py in a child process; its CPU time read from /proc."""
+
+    def __init__(self, state_dir: Path, credentials: Path, profile: Path | None = None) -> None:
+        self.state_dir = state_dir
+        self.credentials = credentials
+        self.profile = profile
+        self.log_path = state_dir / "control-plane.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the child and wait (blocking) for the port it listens on."""
+        argv = [sys.executable, str(Path(__file__)), "--state-dir", str(self.state_dir),
+                "--credentials", str(self.credentials)]
+        if self.profile is not None:
+            argv += ["--profile", str(self.profile)]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True
+            )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT_S)
+        if not ready:
+            raise ControlPlaneError(
+                f"the control plane did not start within {START_TIMEOUT_S:g} s:\n{self.log_tail()}"
+            )
+        try:
+            self.port = int(json.loads(self.proc.stdout.readline())["port"])
+        except (ValueError, KeyError, TypeError):
+            raise ControlPlaneError(
+                f"the control plane exited with {self.proc.wait(STOP_TIMEOUT_S)}:\n{self.log_tail()}"
+            ) from None
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def stop(self) -> None:
+        """Close its stdin (it stops when stdin closes), wait, kill it if it does not stop."""
+        if self.proc is None:
+            return
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc.stdout.close()
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+def write_credentials(path: Path) -> None:
+    """An AWS shared-credentials file: a key for the agents and one for this script's API calls."""
+    path.write_text("".join(
+        f"[{name}]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n\n"
+        for name, (key, secret) in KEYS.items()
+    ))
+    path.chmod(0o600)
 
 
 def main() -> int:
