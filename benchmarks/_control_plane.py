@@ -10,7 +10,8 @@ data plane, the target sweeper, the scaler and the doctor, so the process's CPU 
 control plane's work for its agents and API callers only.
 
 When listening it prints one line ``{"port": P}`` on stdout; it stops when stdin closes (its
-parent exited or closed the pipe) or on SIGTERM/SIGINT. ``--profile OUT`` writes cProfile
+parent exited or closed the pipe) or on SIGTERM/SIGINT; requests still in flight then (agents'
+long polls) get ``CLOSE_GRACE_S`` to finish. ``--profile OUT`` writes cProfile
 statistics of the whole run to OUT on the way out.
 
 ``ControlPlaneProcess`` is the parent's side: it writes nothing but the credentials file
@@ -43,6 +44,8 @@ from portside.control.service_controller import ServiceController
 from portside.control.store import Store
 
 LISTEN_HOST = "127.0.0.1"
+# Requests in flight at the end (long polls) get this long, then are cut.
+CLOSE_GRACE_S = 2.0
 
 
 async def serve(state_dir: Path, credentials_file: Path) -> None:
@@ -70,7 +73,10 @@ async def serve(state_dir: Path, credentials_file: Path) -> None:
         await stop.wait()
     finally:
         loop.remove_reader(sys.stdin.fileno())
-        await api.close()
+        try:  # aiohttp lets handlers finish first: long polls would hold it up to 25 s
+            await asyncio.wait_for(api.close(), CLOSE_GRACE_S)
+        except TimeoutError:
+            pass
         await services.close()
         store.close()
 
