@@ -46,7 +46,8 @@ RunTask
     plane while placing, just before the commit; same host, so wall clocks compare), and from
     RunTask's answer reaching this script (time.monotonic; a poll answer may overtake it).
     **Placements/s**: tasks / (first RunTask sent -> the last RUNNING report accepted), and
-    the control plane's CPU time per task over that span (RunTask, poll answers, two reports).
+    the control plane's CPU time per task over that span (RunTask, poll answers, two reports),
+    and this process's CPU share over it.
 service
     CreateService with desiredCount 0, then UpdateService to ``--service-tasks``: seconds until
     every RUNNING report was accepted, **placements/s**, the latency from ``createdAt``, and the
@@ -154,6 +155,7 @@ class Result:
     run_tasks: int = 0
     run_per_s: float = 0.0
     run_cpu_s: float = 0.0  # the control plane's, from the first RunTask to the last RUNNING report
+    run_agents_cpu_share: float = 0.0  # this process's, over the same span
     service_tasks: int = 0
     service_s: float = 0.0
     service_latency_ms: list[float] = field(default_factory=list)
@@ -237,18 +239,24 @@ async def register_all(agents: list[SimulatedAgent], result: Result) -> None:
         agent.start()
 
 
+def _own_cpu_seconds() -> float:
+    """This process's CPU time: the simulated agents' (and this script's calls)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def idle(plane: ControlPlaneProcess, fleet: Fleet, seconds: float, result: Result) -> None:
     """Heartbeats and long polls only: the control plane's CPU time per heartbeat answered."""
     await asyncio.sleep(HEARTBEAT_S)  # every agent's heartbeat schedule under way
     cpu0, beats0, polls0, wall0 = plane.cpu_seconds(), fleet.heartbeats, fleet.polls, time.monotonic()
-    own0 = resource.getrusage(resource.RUSAGE_SELF)
+    own0 = _own_cpu_seconds()
     await asyncio.sleep(seconds)
-    own1 = resource.getrusage(resource.RUSAGE_SELF)
+    own1 = _own_cpu_seconds()
     result.idle_s = time.monotonic() - wall0
     result.idle_cpu_s = plane.cpu_seconds() - cpu0
     result.idle_heartbeats = fleet.heartbeats - beats0
     result.idle_polls = fleet.polls - polls0
-    result.agents_cpu_share = (own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime) / result.idle_s
+    result.agents_cpu_share = (own1 - own0) / result.idle_s
 
 
 async def run_tasks(
@@ -257,7 +265,7 @@ async def run_tasks(
     """RunTask of count 10 in a loop; latency of every task, and placements/s until all are RUNNING."""
     returned: dict[str, float] = {}  # task ARN -> when its RunTask answer came
     first_sent = 0.0
-    cpu0 = plane.cpu_seconds()
+    cpu0, own0, wall0 = plane.cpu_seconds(), _own_cpu_seconds(), time.monotonic()
     for _ in range(runs):
         answer, sent, back = await caller.call("RunTask", {
             "cluster": CLUSTER, "taskDefinition": taskdef_arn, "count": RUN_TASK_COUNT,
@@ -271,6 +279,7 @@ async def run_tasks(
     await fleet.wait_until(f"{len(returned)} RunTask tasks RUNNING",
                            lambda: returned.keys() <= fleet.running.keys(), PHASE_TIMEOUT_S)
     result.run_cpu_s = plane.cpu_seconds() - cpu0
+    result.run_agents_cpu_share = (_own_cpu_seconds() - own0) / (time.monotonic() - wall0)
     result.run_tasks = len(returned)
     result.run_per_s = len(returned) / (max(fleet.running[a] for a in returned) - first_sent)
     for arn, back in returned.items():
@@ -374,11 +383,11 @@ def report(results: list[Result], args: argparse.Namespace) -> bool:
         "another. Assignment latency (ms):\nplacement commit -> the agent holds the task in a poll answer, "
         "counted from the task's createdAt and from RunTask's answer.",
         ["agents", "tasks", "RunTask ms p50", "p99", "latency p50", "p99", "max", "from answer p50", "p99",
-         "placed/s", "CP CPU ms/task"],
+         "placed/s", "CP CPU ms/task", "agents' CPU %"],
         [[str(r.agents), str(r.run_tasks), _ms(r.run_call_ms, 50), _ms(r.run_call_ms, 99),
           _ms(r.run_latency_ms, 50), _ms(r.run_latency_ms, 99), f"{max(r.run_latency_ms):.1f}",
           _ms(r.run_return_ms, 50), _ms(r.run_return_ms, 99), f"{r.run_per_s:,.0f}",
-          f"{r.run_cpu_s / r.run_tasks * 1e3:.2f}"] for r in results],
+          f"{r.run_cpu_s / r.run_tasks * 1e3:.2f}", f"{r.run_agents_cpu_share * 100:.1f}"] for r in results],
     )
     served = [r for r in results if r.service_tasks]
     if served:
