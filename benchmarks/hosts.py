@@ -36,9 +36,10 @@ idle
     ``--idle-seconds`` of heartbeats and idle long polls only. **CPU per heartbeat**: the
     child's CPU time (utime + stime from /proc) over the window / heartbeats answered in it.
     It also carries the idle polls (N/20 a second) and the service controller's 1 s resync,
-    so it bounds a heartbeat's own cost from above. Also: the child's share of one core,
-    heartbeats/s against the expected N/5, and this process's CPU share (a saturated
-    simulator would show there).
+    so it bounds a heartbeat's own cost from above (and /proc counts in 10 ms ticks: at N=10
+    the figure is coarse). Also: the child's share of one core, heartbeats/s against the
+    expected N/5, poll answers/s, and this process's CPU share (a saturated simulator would
+    show there).
 RunTask
     ``--runs`` RunTask calls of count 10 (spread by instanceId: ten agents per call), one after
     another. **Assignment latency** of every task: placement commit -> its agent holds it in
@@ -368,10 +369,11 @@ def report(results: list[Result], args: argparse.Namespace) -> bool:
     _table(
         f"Idle: {args.idle_seconds:g} s of heartbeats (every {HEARTBEAT_S:g} s) and idle "
         f"{POLL_WAIT_S:g} s long polls only. CP: the control plane's process.",
-        ["agents", "registered/s", "heartbeats/s", "expected", "CP CPU % of a core", "CP CPU µs/heartbeat",
-         "agents' CPU %"],
+        ["agents", "registered/s", "heartbeats/s", "expected", "polls/s", "CP CPU % of a core",
+         "CP CPU µs/heartbeat", "agents' CPU %"],
         [[str(r.agents), f"{r.register_per_s:,.0f}", f"{r.idle_heartbeats / r.idle_s:.1f}",
-          f"{r.agents / HEARTBEAT_S:.1f}", f"{r.idle_cpu_s / r.idle_s * 100:.1f}",
+          f"{r.agents / HEARTBEAT_S:.1f}", f"{r.idle_polls / r.idle_s:.1f}",
+          f"{r.idle_cpu_s / r.idle_s * 100:.1f}",
           f"{r.cpu_us_per_heartbeat:,.0f}", f"{r.agents_cpu_share * 100:.1f}"] for r in results],
     )
     print(f"peer: ECS's agent and ACS exchange a heartbeat at least every {ECS_HEARTBEAT_TIMEOUT_S:g} s "
