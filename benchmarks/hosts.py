@@ -39,7 +39,8 @@ idle
     so it bounds a heartbeat's own cost from above (and /proc counts in 10 ms ticks: at N=10
     the figure is coarse). Also: the child's share of one core, heartbeats/s against the
     expected N/5, poll answers/s, and this process's CPU share (a saturated simulator would
-    show there).
+    show there). The same window again at the end, once every task of the RunTask and
+    service phases runs, shows what live tasks cost the control plane at rest.
 RunTask
     ``--runs`` RunTask calls of count 10 (spread by instanceId: ten agents per call), one after
     another. **Assignment latency** of every task: placement commit -> its agent holds it in
@@ -142,14 +143,27 @@ class BenchError(RuntimeError):
 
 
 @dataclass
+class Idle:
+    """One window of heartbeats and idle long polls only."""
+
+    seconds: float
+    cpu_s: float  # the control plane's
+    heartbeats: int
+    polls: int
+    agents_cpu_share: float  # this process's
+
+    @property
+    def cpu_us_per_heartbeat(self) -> float:
+        return self.cpu_s / self.heartbeats * 1e6 if self.heartbeats else float("nan")
+
+
+@dataclass
 class Result:
     agents: int
     register_per_s: float = 0.0
-    idle_s: float = 0.0
-    idle_cpu_s: float = 0.0
-    idle_heartbeats: int = 0
-    idle_polls: int = 0
-    agents_cpu_share: float = 0.0
+    idle: Idle | None = None  # before any task
+    loaded_idle: Idle | None = None  # again once the RunTask and service tasks all run
+    live_tasks: int = 0
     run_latency_ms: list[float] = field(default_factory=list)  # from createdAt
     run_return_ms: list[float] = field(default_factory=list)  # from RunTask's answer
     run_call_ms: list[float] = field(default_factory=list)
@@ -162,10 +176,6 @@ class Result:
     service_latency_ms: list[float] = field(default_factory=list)
     service_cpu_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def cpu_us_per_heartbeat(self) -> float:
-        return self.idle_cpu_s / self.idle_heartbeats * 1e6 if self.idle_heartbeats else float("nan")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -246,18 +256,16 @@ def _own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def idle(plane: ControlPlaneProcess, fleet: Fleet, seconds: float, result: Result) -> None:
+async def idle(plane: ControlPlaneProcess, fleet: Fleet, seconds: float) -> Idle:
     """Heartbeats and long polls only: the control plane's CPU time per heartbeat answered."""
-    await asyncio.sleep(HEARTBEAT_S)  # every agent's heartbeat schedule under way
+    await asyncio.sleep(HEARTBEAT_S)  # every agent's heartbeat schedule under way, the last reports in
     cpu0, beats0, polls0, wall0 = plane.cpu_seconds(), fleet.heartbeats, fleet.polls, time.monotonic()
     own0 = _own_cpu_seconds()
     await asyncio.sleep(seconds)
     own1 = _own_cpu_seconds()
-    result.idle_s = time.monotonic() - wall0
-    result.idle_cpu_s = plane.cpu_seconds() - cpu0
-    result.idle_heartbeats = fleet.heartbeats - beats0
-    result.idle_polls = fleet.polls - polls0
-    result.agents_cpu_share = (own1 - own0) / result.idle_s
+    elapsed = time.monotonic() - wall0
+    return Idle(elapsed, plane.cpu_seconds() - cpu0, fleet.heartbeats - beats0, fleet.polls - polls0,
+                (own1 - own0) / elapsed)
 
 
 async def run_tasks(
@@ -327,9 +335,9 @@ async def measure(n: int, args: argparse.Namespace, work_dir: Path) -> Result:
         agents = [SimulatedAgent(i, HttpLink([plane.endpoint], key, REGION), fleet, rng) for i in range(n)]
         await register_all(agents, result)
         print(f"  N={n:<5} registered {n} agents ({result.register_per_s:,.0f}/s)", flush=True)
-        await idle(plane, fleet, args.idle_seconds, result)
-        print(f"  N={n:<5} idle {result.idle_s:.1f} s: {result.idle_heartbeats} heartbeats, "
-              f"control plane {result.idle_cpu_s:.2f} CPU s", flush=True)
+        result.idle = await idle(plane, fleet, args.idle_seconds)
+        print(f"  N={n:<5} idle {result.idle.seconds:.1f} s: {result.idle.heartbeats} heartbeats, "
+              f"control plane {result.idle.cpu_s:.2f} CPU s", flush=True)
         taskdef = (await caller.call("RegisterTaskDefinition", _task_definition()))[0]["taskDefinition"]
         await run_tasks(plane, caller, fleet, taskdef["taskDefinitionArn"], args.runs, result)
         print(f"  N={n:<5} RunTask: {result.run_tasks} tasks RUNNING, {result.run_per_s:,.0f}/s", flush=True)
@@ -337,6 +345,10 @@ async def measure(n: int, args: argparse.Namespace, work_dir: Path) -> Result:
             await scale_service(plane, caller, fleet, taskdef["taskDefinitionArn"], args.service_tasks,
                                 result)
             print(f"  N={n:<5} service 0 -> {args.service_tasks}: {result.service_s:.2f} s", flush=True)
+        result.live_tasks = len(fleet.running)
+        result.loaded_idle = await idle(plane, fleet, args.idle_seconds)
+        print(f"  N={n:<5} idle with {result.live_tasks} tasks: "
+              f"control plane {result.loaded_idle.cpu_s:.2f} CPU s", flush=True)
         result.errors = dict(fleet.errors)
         return result
     finally:
@@ -366,15 +378,23 @@ def _ms(values: list[float], q: float) -> str:
 
 def report(results: list[Result], args: argparse.Namespace) -> bool:
     """Print the tables; return whether the goal was met (True when the largest N is under it)."""
+    rows = []
+    for r in results:
+        for tasks, window in ((0, r.idle), (r.live_tasks, r.loaded_idle)):
+            if window is None:
+                continue
+            rows.append([
+                str(r.agents), f"{r.register_per_s:,.0f}" if tasks == 0 else "", str(tasks),
+                f"{window.heartbeats / window.seconds:.1f}", f"{r.agents / HEARTBEAT_S:.1f}",
+                f"{window.polls / window.seconds:.1f}", f"{window.cpu_s / window.seconds * 100:.1f}",
+                f"{window.cpu_us_per_heartbeat:,.0f}", f"{window.agents_cpu_share * 100:.1f}",
+            ])
     _table(
-        f"Idle: {args.idle_seconds:g} s of heartbeats (every {HEARTBEAT_S:g} s) and idle "
-        f"{POLL_WAIT_S:g} s long polls only. CP: the control plane's process.",
-        ["agents", "registered/s", "heartbeats/s", "expected", "polls/s", "CP CPU % of a core",
+        f"Idle: {args.idle_seconds:g} s of heartbeats (every {HEARTBEAT_S:g} s) and idle {POLL_WAIT_S:g} s "
+        "long polls only, before any task and again once every task runs. CP: the control plane.",
+        ["agents", "registered/s", "live tasks", "heartbeats/s", "expected", "polls/s", "CP CPU % of a core",
          "CP CPU µs/heartbeat", "agents' CPU %"],
-        [[str(r.agents), f"{r.register_per_s:,.0f}", f"{r.idle_heartbeats / r.idle_s:.1f}",
-          f"{r.agents / HEARTBEAT_S:.1f}", f"{r.idle_polls / r.idle_s:.1f}",
-          f"{r.idle_cpu_s / r.idle_s * 100:.1f}",
-          f"{r.cpu_us_per_heartbeat:,.0f}", f"{r.agents_cpu_share * 100:.1f}"] for r in results],
+        rows,
     )
     print(f"peer: ECS's agent and ACS exchange a heartbeat at least every {ECS_HEARTBEAT_TIMEOUT_S:g} s "
           "(+ up to 60 s jitter) on one WebSocket per host;")
