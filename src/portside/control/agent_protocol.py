@@ -67,20 +67,20 @@ def register_container_instance(plane: ControlPlane, region: str, params: dict[s
     wanted = params.get("containerInstanceArn")
     with plane.store.transaction():
         clusters.ensure_cluster(plane, region, cluster)
-        known = {i["containerInstanceArn"]: i for i in plane.store.list_container_instances(region, cluster)}
+        prefix = arns.container_instance_arn(region, plane.account, cluster, "")
         arn = arns.container_instance_arn(
             region, plane.account, cluster, arns.stable_hex_id("container-instance", document["instanceId"], region, cluster)
         )
         if isinstance(wanted, str) and wanted:
-            previous = known.get(wanted)
-            if not wanted.startswith(arns.container_instance_arn(region, plane.account, cluster, "")):
+            previous = plane.store.get_container_instance(wanted)
+            if not wanted.startswith(prefix):
                 raise InvalidParameterException("containerInstanceArn: not a container instance of this cluster.")
             if previous is not None and previous.get("ec2InstanceId") != document["instanceId"]:
                 raise InvalidParameterException(
                     "containerInstanceArn: registered by another instance (ec2InstanceId differs)."
                 )
             arn = wanted
-        previous = known.get(arn)
+        previous = plane.store.get_container_instance(arn)  # one row, not the cluster's (O(1) per registration)
         body = {
             "containerInstanceArn": arn,
             "ec2InstanceId": document["instanceId"],

@@ -28,10 +28,11 @@ def ensure_cluster(plane: ControlPlane, region: str, name: str, tags: list[Any] 
     return body
 
 
-def describe_instance(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
-    """The instance as ECS shows it: remainingResources, task counts and agentConnected from live tasks."""
+def describe_instance(plane: ControlPlane, body: dict[str, Any], tasks: list[Task] | None = None) -> dict[str, Any]:
+    """The instance as ECS shows it: remainingResources, task counts and agentConnected from live tasks
+    (``tasks``: the instance's live tasks when the caller has read them already)."""
     arn = body["containerInstanceArn"]
-    tasks = plane.store.live_tasks_on(arn)
+    tasks = plane.store.live_tasks_on(arn) if tasks is None else tasks
     cpu_used, memory_used, tcp, udp = used_resources(tasks)
     registered = {r["name"]: r for r in body["registeredResources"]}
     running = pending = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ class ControlPlane:
     started_at: float = field(default_factory=time.time)
     # Wakes agents' assignment polls when a task of their instance is written.
     assignment_waits: Any = None
+    # The random generator placement draws from (the random strategy, ties): one per control plane,
+    # so a test or a benchmark makes placements repeatable by giving a seeded one.
+    rng: random.Random = field(default_factory=random.Random)
     # Called with the stored task after an agent reported a change of it.
     task_watchers: list[Callable[[Task], None]] = field(default_factory=list)
     # Where the API listens (host, port): no listener or target may point back at it (a loop
@@ -70,6 +74,8 @@ class ControlPlane:
 
     def live_tasks(self, region: str | None = None, cluster: str | None = None) -> list[Task]:
         """Tasks not yet STOPPED (of one region and cluster when given), as the store has them."""
+        if region is not None and cluster is not None:
+            return self.store.live_tasks_in(region, cluster)
         return [
             t for t in self.store.live_tasks()
             if (region is None or t.region == region) and (cluster is None or t.cluster == cluster)

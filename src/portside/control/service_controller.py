@@ -339,8 +339,8 @@ class ServiceController:
 
     def _finish_drains(self) -> None:
         """Let the agent stop tasks whose targets have all finished draining (core.state_change)."""
-        for task in self.plane.store.live_tasks():
-            if task.last_status is not TaskStatus.DEACTIVATING or not task.lb_targets:
+        for task in self.plane.store.deactivating_tasks():
+            if not task.lb_targets:
                 continue
             if any(self._target_present(tg, tid, port) for tg, tid, port in task.lb_targets):
                 continue

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import uuid
 from typing import Any
 
@@ -91,9 +90,12 @@ def admit_tasks(
     constraints = list(params.get("placementConstraints") or []) + list(content.get("placementConstraints") or [])
     strategies = params.get("placementStrategy") or None
     prototype = _new_task(plane, region, cluster, body, content, overrides, params, "")
+    by_instance: dict[str, list[Task]] = {}
+    for live in plane.live_tasks(region, cluster["clusterName"]):
+        by_instance.setdefault(live.container_instance_arn, []).append(live)
     result = place(
-        [_instance_view(plane, i) for i in instances], _ask(prototype), count,
-        strategies, constraints, random.Random(),
+        [_instance_view(plane, i, by_instance.get(i["containerInstanceArn"], [])) for i in instances], _ask(prototype), count,
+        strategies, constraints, plane.rng,
     )
     created: list[Task] = []
     for instance_arn in result.placements:
@@ -115,11 +117,11 @@ def _ask(task: Task) -> TaskAsk:
     return TaskAsk(cpu=task.cpu, memory=task.memory, group=task.group or "", ports_tcp=frozenset(tcp), ports_udp=frozenset(udp))
 
 
-def _instance_view(plane: ControlPlane, body: dict[str, Any]) -> Instance:
-    described = describe_instance(plane, body)
+def _instance_view(plane: ControlPlane, body: dict[str, Any], tasks: list[Task]) -> Instance:
+    described = describe_instance(plane, body, tasks)
     remaining = {r["name"]: r for r in described["remainingResources"]}
     groups: dict[str, int] = {}
-    for task in plane.store.live_tasks_on(body["containerInstanceArn"]):
+    for task in tasks:
         if task.group and task.desired_status == "RUNNING":
             groups[task.group] = groups.get(task.group, 0) + 1
     return Instance(

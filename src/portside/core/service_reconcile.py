@@ -313,7 +313,7 @@ def _reconcile_active(
     # 4a. Scale-in: PRIMARY tasks beyond desired. Tasks in the grace period "may still be stopped
     # if more running than desired" (§3.1); PENDING and not-healthy ones go first.
     excess = len(primary_good) - desired
-    for t in _scale_in_order(primary_good):
+    for t in _scale_in_order(primary_good) if excess > 0 else ():
         if excess <= 0:
             break
         if stop_within_budget(t, scaling_reason(t.deployment_id)):

@@ -160,6 +160,19 @@ class EcsRecords:
         )
         return [Task.from_json(json.loads(r[0])) for r in rows]
 
+    def live_tasks_in(self, region: str, cluster: str) -> list[Task]:
+        """Tasks of one cluster not yet STOPPED."""
+        rows = self.db.execute(
+            "SELECT body FROM tasks WHERE region=? AND cluster=? AND last_status < 7 ORDER BY created_at, arn",
+            (region, cluster),
+        )
+        return [Task.from_json(json.loads(r[0])) for r in rows]
+
+    def deactivating_tasks(self) -> list[Task]:
+        """Tasks being drained by their owner before they may stop (DEACTIVATING)."""
+        rows = self.db.execute("SELECT body FROM tasks WHERE last_status = 4 ORDER BY created_at, arn")
+        return [Task.from_json(json.loads(r[0])) for r in rows]
+
     def live_tasks_on(self, container_instance: str) -> list[Task]:
         """Tasks on one container instance not yet STOPPED."""
         rows = self.db.execute(
