@@ -88,3 +88,10 @@ def test_a_state_path_that_is_a_directory_is_a_value_error_naming_it(tmp_path: P
     (tmp_path / STATE_FILE).mkdir()
     with pytest.raises(ValueError, match=f"agent state {tmp_path / STATE_FILE} cannot be read"):
         AgentState.load(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["[]", "null", "41", '{"revision": "forty-one"}', '{"tasks": [1, 2, 3]}'])
+def test_json_that_is_not_an_agent_state_is_a_value_error_naming_the_path(tmp_path: Path, content: str) -> None:
+    (tmp_path / STATE_FILE).write_text(content)
+    with pytest.raises(ValueError, match=f"agent state {tmp_path / STATE_FILE} cannot be read"):
+        AgentState.load(tmp_path)
