@@ -103,6 +103,8 @@ REFUSALS = {
     "document-missing": ({**request(), "instanceIdentityDocument": None}, "instanceIdentityDocument must be a JSON object"),
     "bad-instance-id": (with_document(instanceId="host-1"), "instanceIdentityDocument.instanceId"),
     "long-instance-id": (with_document(instanceId="i-" + "a" * 41), "instanceIdentityDocument.instanceId"),
+    "instance-id-newline": (with_document(instanceId="i-0abc\n"), "instanceIdentityDocument.instanceId"),
+    "instance-id-not-ascii": (with_document(instanceId="i-caf\u00e9"), "instanceIdentityDocument.instanceId"),
     "bad-private-ip": (with_document(privateIp="10.0.0.256"), "instanceIdentityDocument.privateIp"),
     "no-private-ip": (with_document(privateIp=None), "instanceIdentityDocument.privateIp"),
     "no-zone": (with_document(availabilityZone=None), "instanceIdentityDocument.availabilityZone"),
