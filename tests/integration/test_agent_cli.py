@@ -47,10 +47,11 @@ def agent(tmp_path: Path, *flags: str, **given: str) -> subprocess.CompletedProc
         ({"instance_id": "host-1"}, (), "--instance-id host-1: must be i- and up to 40 letters or digits"),
         ({"instance_id": "i-" + "a" * 41}, (), "--instance-id i-aaaa"),
         ({"instance_id": "i-"}, (), "--instance-id i-: must be"),
+        ({"instance_id": "i-caf\u00e9"}, (), "--instance-id i-caf\u00e9: must be"),  # the API refuses what is not ASCII
     ],
     ids=["address-bad-ip", "address-name", "attribute-no-equals", "attribute-no-name", "attribute-ecs",
          "attribute-amazon-ecs", "server-ftp", "server-second-url", "instance-id-name", "instance-id-long",
-         "instance-id-empty"],
+         "instance-id-empty", "instance-id-not-ascii"],
 )
 def test_a_bad_flag_is_refused_naming_it_before_docker(tmp_path: Path, given: dict[str, str], flags: tuple[str, ...], named: str) -> None:
     result = agent(tmp_path, *flags, **given)
