@@ -24,13 +24,26 @@ def agent(tmp_path: Path, *flags: str, **given: str) -> subprocess.CompletedProc
     credentials = tmp_path / "credentials"
     credentials.write_text("[default]\naws_access_key_id = AKIAAGENT\naws_secret_access_key = secret\n")
     chosen = {**GOOD, **{f"--{k.replace('_', '-')}": v for k, v in given.items()}}
-    argv = [sys.executable, "-m", "portside.cli.main", "agent", "--credentials", str(credentials),
-            "--state-dir", str(tmp_path / "state"), "--docker-host", f"unix://{tmp_path / 'no-docker.sock'}",
-            "--firewall", "off"]
+    argv = [
+        sys.executable,
+        "-m",
+        "portside.cli.main",
+        "agent",
+        "--credentials",
+        str(credentials),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--docker-host",
+        f"unix://{tmp_path / 'no-docker.sock'}",
+        "--firewall",
+        "off",
+    ]
     for flag, value in chosen.items():
         argv += [flag, value]
     argv += list(flags)
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        argv, check=False, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.mark.parametrize(
@@ -40,20 +53,53 @@ def agent(tmp_path: Path, *flags: str, **given: str) -> subprocess.CompletedProc
         ({"address": "host-1"}, (), "--address host-1:"),
         ({}, ("--attribute", "stack"), "--attribute stack: must be NAME=VALUE"),
         ({}, ("--attribute", "=blue"), "--attribute =blue: must be NAME=VALUE"),
-        ({}, ("--attribute", "ecs.os-type=windows"), "--attribute ecs.os-type=windows: must be NAME=VALUE, NAME not starting with ecs."),
-        ({}, ("--attribute", "com.amazonaws.ecs.capability.x=1"), "--attribute com.amazonaws.ecs.capability.x=1:"),
-        ({"server": "ftp://127.0.0.1:21"}, (), "--server ftp://127.0.0.1:21: must be an http:// or https:// URL"),
-        ({"server": "http://127.0.0.1:9,127.0.0.1:10"}, (), "--server 127.0.0.1:10: must be an http:// or https:// URL"),
+        (
+            {},
+            ("--attribute", "ecs.os-type=windows"),
+            "--attribute ecs.os-type=windows: must be NAME=VALUE, NAME not starting with ecs.",
+        ),
+        (
+            {},
+            ("--attribute", "com.amazonaws.ecs.capability.x=1"),
+            "--attribute com.amazonaws.ecs.capability.x=1:",
+        ),
+        (
+            {"server": "ftp://127.0.0.1:21"},
+            (),
+            "--server ftp://127.0.0.1:21: must be an http:// or https:// URL",
+        ),
+        (
+            {"server": "http://127.0.0.1:9,127.0.0.1:10"},
+            (),
+            "--server 127.0.0.1:10: must be an http:// or https:// URL",
+        ),
         ({"instance_id": "host-1"}, (), "--instance-id host-1: must be i- and up to 40 letters or digits"),
         ({"instance_id": "i-" + "a" * 41}, (), "--instance-id i-aaaa"),
         ({"instance_id": "i-"}, (), "--instance-id i-: must be"),
-        ({"instance_id": "i-caf\u00e9"}, (), "--instance-id i-caf\u00e9: must be"),  # the API refuses what is not ASCII
+        (
+            {"instance_id": "i-caf\u00e9"},
+            (),
+            "--instance-id i-caf\u00e9: must be",
+        ),  # the API refuses what is not ASCII
     ],
-    ids=["address-bad-ip", "address-name", "attribute-no-equals", "attribute-no-name", "attribute-ecs",
-         "attribute-amazon-ecs", "server-ftp", "server-second-url", "instance-id-name", "instance-id-long",
-         "instance-id-empty", "instance-id-not-ascii"],
+    ids=[
+        "address-bad-ip",
+        "address-name",
+        "attribute-no-equals",
+        "attribute-no-name",
+        "attribute-ecs",
+        "attribute-amazon-ecs",
+        "server-ftp",
+        "server-second-url",
+        "instance-id-name",
+        "instance-id-long",
+        "instance-id-empty",
+        "instance-id-not-ascii",
+    ],
 )
-def test_a_bad_flag_is_refused_naming_it_before_docker(tmp_path: Path, given: dict[str, str], flags: tuple[str, ...], named: str) -> None:
+def test_a_bad_flag_is_refused_naming_it_before_docker(
+    tmp_path: Path, given: dict[str, str], flags: tuple[str, ...], named: str
+) -> None:
     result = agent(tmp_path, *flags, **given)
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("portside: ") and named in result.stderr, result.stderr
@@ -66,5 +112,9 @@ def test_good_flags_get_past_the_checks_to_docker(tmp_path: Path) -> None:
     """The control case: the same command with good flags does reach Docker (and fails there, naming it)."""
     result = agent(tmp_path, "--attribute", "stack=blue")
     assert result.returncode != 0
-    assert "--address" not in result.stderr and "--attribute" not in result.stderr and "--instance-id" not in result.stderr
+    assert (
+        "--address" not in result.stderr
+        and "--attribute" not in result.stderr
+        and "--instance-id" not in result.stderr
+    )
     assert "no-docker.sock" in result.stderr or "docker" in result.stderr.lower(), result.stderr[-2000:]

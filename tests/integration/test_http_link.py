@@ -40,7 +40,9 @@ class Server:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.store = Store(state_dir / "portside.db")
-        self.plane = ControlPlane(ServerConfig(state_dir=state_dir, api_port=0, extra={"cluster": "default"}), self.store, "")
+        self.plane = ControlPlane(
+            ServerConfig(state_dir=state_dir, api_port=0, extra={"cluster": "default"}), self.store, ""
+        )
         self.api = ApiServer(self.plane, {KEY: SECRET}, auth="always")
         asyncio.run_coroutine_threadsafe(self.api.start("127.0.0.1", 0), self.loop).result(30)
         assert self.api._runner is not None
@@ -78,13 +80,23 @@ def dead_urls() -> Iterator[list[str]]:
 
 def register_request() -> dict[str, Any]:
     return registration(
-        cluster="default", region=REGION, instance_id=HOST, address="127.0.0.1", zone=None, docker_version="test",
-        cpu_units=1024, memory_mib=1024, reserved_tcp=[22], reserved_udp=[], attributes={"stack": "blue"}, awsvpc=False,
+        cluster="default",
+        region=REGION,
+        instance_id=HOST,
+        address="127.0.0.1",
+        zone=None,
+        docker_version="test",
+        cpu_units=1024,
+        memory_mib=1024,
+        reserved_tcp=[22],
+        reserved_udp=[],
+        attributes={"stack": "blue"},
+        awsvpc=False,
     )
 
 
 def call(servers: list[str], credentials: Credentials, action: str, request: dict[str, Any]) -> Any:
-    """One call through a fresh HttpLink on this thread's own loop; returns (answer, the link's current URL)."""
+    """One call through a fresh HttpLink on this thread's own loop: (answer, the link's current URL)."""
 
     async def main() -> Any:
         link = HttpLink(servers, credentials, REGION)
@@ -102,21 +114,31 @@ def call(servers: list[str], credentials: Credentials, action: str, request: dic
 
 def test_signed_calls_with_the_profiles_key_are_accepted(server: Server, tmp_path: Path) -> None:
     path = tmp_path / "credentials"
-    path.write_text(f"[default]\naws_access_key_id = nobody\naws_secret_access_key = x\n\n"
-                    f"[agent]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n")
+    path.write_text(
+        f"[default]\naws_access_key_id = nobody\naws_secret_access_key = x\n\n"
+        f"[agent]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"
+    )
     credentials = profile_credentials(str(path), "agent")
     registered, _ = call([server.url], credentials, "register", register_request())
     arn = registered["containerInstance"]["containerInstanceArn"]
     assert registered["containerInstance"]["ec2InstanceId"] == HOST
-    heartbeat, _ = call([server.url], credentials, "heartbeat", {"cluster": "default", "containerInstance": arn})
+    heartbeat, _ = call(
+        [server.url], credentials, "heartbeat", {"cluster": "default", "containerInstance": arn}
+    )
     assert heartbeat == {"heartbeatSeconds": 5.0, "ttlSeconds": 15.0}
-    polled, _ = call([server.url], credentials, "poll_assignments", {"containerInstance": arn, "waitSeconds": 0})
+    polled, _ = call(
+        [server.url], credentials, "poll_assignments", {"containerInstance": arn, "waitSeconds": 0}
+    )
     assert (polled["complete"], polled["tasks"]) == (True, [])
     [stored] = server.store.list_container_instances(REGION, "default")
     assert stored["_address"] == "127.0.0.1"
 
 
-@pytest.mark.parametrize(("key", "secret"), [(KEY, "not-the-secret"), ("AKIAUNKNOWNKEY000001", SECRET)], ids=["wrong-secret", "unknown-key"])
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [(KEY, "not-the-secret"), ("AKIAUNKNOWNKEY000001", SECRET)],
+    ids=["wrong-secret", "unknown-key"],
+)
 def test_a_wrong_key_is_refused_and_registers_nothing(server: Server, key: str, secret: str) -> None:
     with pytest.raises(LinkRefused, match="RegisterContainerInstance: HTTP 403"):
         call([server.url], Credentials(key, secret), "register", register_request())
@@ -130,14 +152,21 @@ def test_a_refusal_of_the_operation_is_link_refused_naming_the_field(server: Ser
     with pytest.raises(LinkRefused, match="HTTP 400 .*instanceIdentityDocument must be a JSON object"):
         call([server.url], credentials, "register", request)
     with pytest.raises(LinkRefused, match="containerInstance: .* is not registered in cluster default"):
-        call([server.url], credentials, "heartbeat", {"containerInstance": "arn:aws:ecs:us-east-1:000000000000:container-instance/default/ab"})
+        call(
+            [server.url],
+            credentials,
+            "heartbeat",
+            {"containerInstance": "arn:aws:ecs:us-east-1:000000000000:container-instance/default/ab"},
+        )
 
 
 # -- failover
 
 
 def test_an_unreachable_first_url_fails_over_to_the_next(server: Server, dead_urls: list[str]) -> None:
-    registered, current = call([dead_urls[0], server.url + "/"], Credentials(KEY, SECRET), "register", register_request())
+    registered, current = call(
+        [dead_urls[0], server.url + "/"], Credentials(KEY, SECRET), "register", register_request()
+    )
     assert registered["containerInstance"]["ec2InstanceId"] == HOST
     assert current == server.url  # the next call starts at the server that answered
 
@@ -193,9 +222,21 @@ def test_profile_credentials_reads_the_profile(tmp_path: Path) -> None:
     [
         (None, "agent", "cannot be read"),
         ("not an ini file\n", "agent", "cannot be read"),
-        (f"[other]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n", "agent", r"no \[agent\] section \(--profile\)"),
-        (f"[agent]\naws_secret_access_key = {SECRET}\n", "agent", r"\[agent\] needs aws_access_key_id and aws_secret_access_key"),
-        (f"[agent]\naws_access_key_id = {KEY}\naws_secret_access_key =\n", "agent", r"\[agent\] needs aws_access_key_id"),
+        (
+            f"[other]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n",
+            "agent",
+            r"no \[agent\] section \(--profile\)",
+        ),
+        (
+            f"[agent]\naws_secret_access_key = {SECRET}\n",
+            "agent",
+            r"\[agent\] needs aws_access_key_id and aws_secret_access_key",
+        ),
+        (
+            f"[agent]\naws_access_key_id = {KEY}\naws_secret_access_key =\n",
+            "agent",
+            r"\[agent\] needs aws_access_key_id",
+        ),
     ],
     ids=["missing-file", "not-ini", "missing-section", "missing-key-id", "empty-secret"],
 )

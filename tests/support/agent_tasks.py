@@ -12,10 +12,14 @@ ACCOUNT = "000000000000"
 
 
 def make_task(
-    instance_arn: str = "", *, cluster: str = "default", group: str | None = None, containers: tuple[str, ...] = ("web",),
+    instance_arn: str = "",
+    *,
+    cluster: str = "default",
+    group: str | None = None,
+    containers: tuple[str, ...] = ("web",),
     dynamic: bool = True,
 ) -> Task:
-    """A PENDING task of family ``web`` on ``instance_arn``: each container maps port 80 (dynamic or static 8080)."""
+    """A PENDING task of family ``web`` on ``instance_arn``; each container maps port 80 (dynamic or 8080)."""
     task_id = uuid.uuid4().hex
     return Task(
         arn=arns.task_arn(REGION, ACCOUNT, cluster, task_id),
@@ -30,8 +34,10 @@ def make_task(
         container_instance_arn=instance_arn,
         containers=[
             Container(
-                name=name, container_arn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:container/{cluster}/{task_id}/{name}",
-                image="nginx", docker_name=f"ecs-web-1-{name}-{task_id}",
+                name=name,
+                container_arn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:container/{cluster}/{task_id}/{name}",
+                image="nginx",
+                docker_name=f"ecs-web-1-{name}-{task_id}",
                 ports=[PortPlan(container_port=80, host_port=None if dynamic else 8080, dynamic=dynamic)],
             )
             for name in containers

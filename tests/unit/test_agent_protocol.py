@@ -40,17 +40,31 @@ class Clock:
 @pytest.fixture
 def plane(tmp_path: Path) -> Iterator[ControlPlane]:
     clock = Clock()
-    cfg = ServerConfig(state_dir=tmp_path, api_port=0, extra={"cluster": "default"}, agent_ttl_s=15.0, agent_heartbeat_s=5.0)
+    cfg = ServerConfig(
+        state_dir=tmp_path, api_port=0, extra={"cluster": "default"}, agent_ttl_s=15.0, agent_heartbeat_s=5.0
+    )
     store = Store(tmp_path / "portside.db")
     plane = ControlPlane(cfg, store, "", clock=clock, started_at=clock.now)
     yield plane
     store.close()
 
 
-def request(instance_id: str = HOST, *, cluster: str = "default", address: str = "10.0.0.2", **custom: str) -> dict[str, Any]:
+def request(
+    instance_id: str = HOST, *, cluster: str = "default", address: str = "10.0.0.2", **custom: str
+) -> dict[str, Any]:
     return registration(
-        cluster=cluster, region=REGION, instance_id=instance_id, address=address, zone=None, docker_version="test",
-        cpu_units=2048, memory_mib=4096, reserved_tcp=[22], reserved_udp=[], attributes=custom, awsvpc=False,
+        cluster=cluster,
+        region=REGION,
+        instance_id=instance_id,
+        address=address,
+        zone=None,
+        docker_version="test",
+        cpu_units=2048,
+        memory_mib=4096,
+        reserved_tcp=[22],
+        reserved_udp=[],
+        attributes=custom,
+        awsvpc=False,
     )
 
 
@@ -93,14 +107,25 @@ def place(plane: ControlPlane, instance_arn: str, **kwargs: Any) -> Task:
 
 def with_resources(name: str, entry: dict[str, Any]) -> dict[str, Any]:
     body = request()
-    body["totalResources"] = [r for r in body["totalResources"] if r["name"] != name] + [{"name": name, **entry}]
+    body["totalResources"] = [r for r in body["totalResources"] if r["name"] != name] + [
+        {"name": name, **entry}
+    ]
     return body
 
 
 REFUSALS = {
-    "document-not-json": ({**request(), "instanceIdentityDocument": "{not json"}, "instanceIdentityDocument must be a JSON object"),
-    "document-a-list": ({**request(), "instanceIdentityDocument": "[]"}, "instanceIdentityDocument must be a JSON object"),
-    "document-missing": ({**request(), "instanceIdentityDocument": None}, "instanceIdentityDocument must be a JSON object"),
+    "document-not-json": (
+        {**request(), "instanceIdentityDocument": "{not json"},
+        "instanceIdentityDocument must be a JSON object",
+    ),
+    "document-a-list": (
+        {**request(), "instanceIdentityDocument": "[]"},
+        "instanceIdentityDocument must be a JSON object",
+    ),
+    "document-missing": (
+        {**request(), "instanceIdentityDocument": None},
+        "instanceIdentityDocument must be a JSON object",
+    ),
     "bad-instance-id": (with_document(instanceId="host-1"), "instanceIdentityDocument.instanceId"),
     "long-instance-id": (with_document(instanceId="i-" + "a" * 41), "instanceIdentityDocument.instanceId"),
     "instance-id-newline": (with_document(instanceId="i-0abc\n"), "instanceIdentityDocument.instanceId"),
@@ -115,16 +140,24 @@ REFUSALS = {
     "port-zero": (with_resources("PORTS", {"stringSetValue": ["0"]}), "totalResources: PORTS"),
     "port-too-big": (with_resources("PORTS_UDP", {"stringSetValue": ["65536"]}), "totalResources: PORTS_UDP"),
     "port-not-number": (with_resources("PORTS", {"stringSetValue": ["http"]}), "totalResources: PORTS"),
-    "attribute-no-name": ({**request(), "attributes": [{"value": "x"}]}, "attributes: every attribute needs a name"),
+    "attribute-no-name": (
+        {**request(), "attributes": [{"value": "x"}]},
+        "attributes: every attribute needs a name",
+    ),
     "other-cluster-arn": (
-        {**request(), "containerInstanceArn": "arn:aws:ecs:us-east-1:000000000000:container-instance/other/" + "c" * 32},
+        {
+            **request(),
+            "containerInstanceArn": "arn:aws:ecs:us-east-1:000000000000:container-instance/other/" + "c" * 32,
+        },
         "containerInstanceArn: not a container instance of this cluster",
     ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
-def test_a_bad_registration_is_refused_naming_the_field_and_changes_nothing(plane: ControlPlane, case: str) -> None:
+def test_a_bad_registration_is_refused_naming_the_field_and_changes_nothing(
+    plane: ControlPlane, case: str
+) -> None:
     params, message = REFUSALS[case]
     register(plane, OTHER)
     before = snapshot(plane)
@@ -137,7 +170,9 @@ def test_a_bad_registration_is_refused_naming_the_field_and_changes_nothing(plan
 def test_an_arn_held_by_another_instance_id_is_refused_and_changes_nothing(plane: ControlPlane) -> None:
     theirs = register(plane, OTHER)
     before = snapshot(plane)
-    with pytest.raises(InvalidParameterException, match="containerInstanceArn: registered by another instance"):
+    with pytest.raises(
+        InvalidParameterException, match="containerInstanceArn: registered by another instance"
+    ):
         register(plane, HOST, containerInstanceArn=theirs["containerInstanceArn"])
     assert snapshot(plane) == before
 
@@ -156,7 +191,9 @@ def test_the_same_host_gets_the_same_arn_and_a_new_version(plane: ControlPlane) 
 
 def test_draining_survives_a_re_registration(plane: ControlPlane) -> None:
     arn = register(plane)["containerInstanceArn"]
-    instance_state.update_container_instances_state(plane, REGION, {"containerInstances": [arn], "status": "DRAINING"})
+    instance_state.update_container_instances_state(
+        plane, REGION, {"containerInstances": [arn], "status": "DRAINING"}
+    )
     assert register(plane)["status"] == "DRAINING"
 
 
@@ -209,7 +246,9 @@ def test_a_task_write_wakes_a_waiting_poll_at_once(plane: ControlPlane) -> None:
 
     async def scenario() -> tuple[dict[str, Any], float, Task]:
         waiting = asyncio.ensure_future(
-            agent_protocol.poll_assignments(plane, REGION, {"containerInstance": mine, "sinceRevision": since, "waitSeconds": 5})
+            agent_protocol.poll_assignments(
+                plane, REGION, {"containerInstance": mine, "sinceRevision": since, "waitSeconds": 5}
+            )
         )
         await asyncio.sleep(0.2)
         assert not waiting.done()
@@ -231,7 +270,9 @@ def test_an_agents_report_neither_wakes_a_poll_nor_moves_the_revision(plane: Con
     async def scenario() -> tuple[dict[str, Any], float]:
         started = time.monotonic()
         waiting = asyncio.ensure_future(
-            agent_protocol.poll_assignments(plane, REGION, {"containerInstance": mine, "sinceRevision": since, "waitSeconds": 1})
+            agent_protocol.poll_assignments(
+                plane, REGION, {"containerInstance": mine, "sinceRevision": since, "waitSeconds": 1}
+            )
         )
         await asyncio.sleep(0.1)
         acknowledged = agent_protocol.submit_task_state_change(plane, REGION, running_report(task, mine))
@@ -249,7 +290,9 @@ def test_a_poll_waits_at_most_a_third_of_the_ttl(plane: ControlPlane) -> None:
     plane.config = dataclasses.replace(plane.config, agent_ttl_s=1.5)
     mine = register(plane)["containerInstanceArn"]
     started = time.monotonic()
-    answer = poll(plane, {"containerInstance": mine, "sinceRevision": plane.store.task_revision(), "waitSeconds": 20})
+    answer = poll(
+        plane, {"containerInstance": mine, "sinceRevision": plane.store.task_revision(), "waitSeconds": 20}
+    )
     took = time.monotonic() - started
     assert answer["tasks"] == []
     assert 0.4 <= took < 2.0, f"a 20 s poll with a 1.5 s TTL took {took:.2f} s"
@@ -268,7 +311,9 @@ def test_a_poll_waits_at_most_a_third_of_the_ttl(plane: ControlPlane) -> None:
         ({"waitSeconds": False}, "waitSeconds"),
     ],
 )
-def test_a_bad_revision_or_wait_is_refused_naming_it(plane: ControlPlane, params: dict[str, Any], field: str) -> None:
+def test_a_bad_revision_or_wait_is_refused_naming_it(
+    plane: ControlPlane, params: dict[str, Any], field: str
+) -> None:
     mine = register(plane)["containerInstanceArn"]
     with pytest.raises(InvalidParameterException, match=f"^{field} must be"):
         poll(plane, {"containerInstance": mine, **params})
@@ -296,9 +341,18 @@ def test_a_poll_of_an_unknown_instance_is_not_found(plane: ControlPlane) -> None
 
 def running_report(task: Task, instance_arn: str, **changes: Any) -> dict[str, Any]:
     change = {
-        "cluster": task.cluster_arn, "task": task.arn, "containerInstance": instance_arn, "status": "RUNNING",
-        "containers": [{"containerName": "web", "runtimeId": "3f2c", "status": "RUNNING",
-                        "hostPorts": [{"hostPort": 49162, "hostPortRange": None}]}],
+        "cluster": task.cluster_arn,
+        "task": task.arn,
+        "containerInstance": instance_arn,
+        "status": "RUNNING",
+        "containers": [
+            {
+                "containerName": "web",
+                "runtimeId": "3f2c",
+                "status": "RUNNING",
+                "hostPorts": [{"hostPort": 49162, "hostPortRange": None}],
+            }
+        ],
         "timestamps": {"startedAt": 1_700_000_001.0},
     }
     change.update(changes)
@@ -311,7 +365,9 @@ def test_a_report_is_folded_into_the_stored_task_and_watchers_hear_it(plane: Con
     heard: list[str] = []
     plane.task_watchers.append(lambda t: heard.append(t.arn))
     plane.clock.now += 10  # type: ignore[attr-defined]
-    assert agent_protocol.submit_task_state_change(plane, REGION, running_report(task, mine)) == {"acknowledgment": "ACCEPTED"}
+    assert agent_protocol.submit_task_state_change(plane, REGION, running_report(task, mine)) == {
+        "acknowledgment": "ACCEPTED"
+    }
     stored = plane.store.get_task(task.arn)
     assert stored is not None and stored.last_status.name == "RUNNING"
     assert stored.containers[0].ports[0].host_port == 49162
@@ -326,11 +382,17 @@ def test_a_report_is_folded_into_the_stored_task_and_watchers_hear_it(plane: Con
         ("other-instance", InvalidParameterException, "containerInstance: task .* is not placed on"),
         ("unknown-container", InvalidParameterException, "containers: task .* has no container named 'db'"),
         ("bad-status", InvalidParameterException, "status: 'UP' is not a task status"),
-        ("bad-container-status", InvalidParameterException, "containers.status: 'UP' is not a container status"),
+        (
+            "bad-container-status",
+            InvalidParameterException,
+            "containers.status: 'UP' is not a container status",
+        ),
         ("other-region", InvalidParameterException, "task: .* was not found"),
     ],
 )
-def test_a_bad_report_is_refused_and_changes_nothing(plane: ControlPlane, case: str, error: type[PortsideError], message: str) -> None:
+def test_a_bad_report_is_refused_and_changes_nothing(
+    plane: ControlPlane, case: str, error: type[PortsideError], message: str
+) -> None:
     mine = register(plane)["containerInstanceArn"]
     theirs = register(plane, OTHER)["containerInstanceArn"]
     task = place(plane, mine)
@@ -363,7 +425,9 @@ def test_a_report_for_a_stopped_task_is_acknowledged_and_ignored(plane: ControlP
     instance_state.deregister_container_instance(plane, REGION, {"containerInstance": mine, "force": True})
     register(plane, containerInstanceArn=mine)  # the agent came back
     before = plane.store.get_task(task.arn).to_json()  # type: ignore[union-attr]
-    answer = agent_protocol.submit_task_state_change(plane, REGION, running_report(task, mine, stopCode="EssentialContainerExited"))
+    answer = agent_protocol.submit_task_state_change(
+        plane, REGION, running_report(task, mine, stopCode="EssentialContainerExited")
+    )
     assert answer == {"acknowledgment": "IGNORED"}
     assert plane.store.get_task(task.arn).to_json() == before  # type: ignore[union-attr]
 
@@ -371,20 +435,34 @@ def test_a_report_for_a_stopped_task_is_acknowledged_and_ignored(plane: ControlP
 # -- Heartbeat and liveness
 
 
-@pytest.mark.parametrize(("heartbeat", "ttl", "interval"), [(5.0, 15.0, 5.0), (5.0, 9.0, 3.0), (2.0, 30.0, 2.0)])
-def test_the_heartbeat_interval_is_at_most_a_third_of_the_ttl(plane: ControlPlane, heartbeat: float, ttl: float, interval: float) -> None:
+@pytest.mark.parametrize(
+    ("heartbeat", "ttl", "interval"), [(5.0, 15.0, 5.0), (5.0, 9.0, 3.0), (2.0, 30.0, 2.0)]
+)
+def test_the_heartbeat_interval_is_at_most_a_third_of_the_ttl(
+    plane: ControlPlane, heartbeat: float, ttl: float, interval: float
+) -> None:
     plane.config = dataclasses.replace(plane.config, agent_heartbeat_s=heartbeat, agent_ttl_s=ttl)
     mine = register(plane)["containerInstanceArn"]
-    assert agent_protocol.heartbeat(plane, REGION, {"containerInstance": mine}) == {"heartbeatSeconds": interval, "ttlSeconds": ttl}
+    assert agent_protocol.heartbeat(plane, REGION, {"containerInstance": mine}) == {
+        "heartbeatSeconds": interval,
+        "ttlSeconds": ttl,
+    }
 
 
 def test_an_agent_silent_for_the_ttl_is_not_connected_until_it_calls(plane: ControlPlane) -> None:
     mine = register(plane)
     arn = mine["containerInstanceArn"]
+
+    def connected() -> bool:
+        body = plane.store.get_container_instance(arn)
+        assert body is not None
+        return bool(describe_instance(plane, body)["agentConnected"])
+
     assert mine["agentConnected"] is True
     plane.clock.now += 15.0  # type: ignore[attr-defined]
-    assert describe_instance(plane, plane.store.get_container_instance(arn))["agentConnected"] is True  # type: ignore[arg-type]
+    assert connected() is True
     plane.clock.now += 0.5  # type: ignore[attr-defined]
-    assert describe_instance(plane, plane.store.get_container_instance(arn))["agentConnected"] is False  # type: ignore[arg-type]
-    agent_protocol.heartbeat(plane, REGION, {"containerInstance": arn.rsplit("/", 1)[-1]})  # by its id, as the CLI may
-    assert describe_instance(plane, plane.store.get_container_instance(arn))["agentConnected"] is True  # type: ignore[arg-type]
+    assert connected() is False
+    # A call by the instance's id, not its ARN, counts too.
+    agent_protocol.heartbeat(plane, REGION, {"containerInstance": arn.rsplit("/", 1)[-1]})
+    assert connected() is True

@@ -28,7 +28,11 @@ def full_state(state_dir: Path) -> AgentState:
     state = AgentState.load(state_dir)
     state.instance_arn = ARN
     state.revision = 41
-    state.ports = {"range": [49153, 65535], "held": {"49162": "task-1"}, "quarantine": {"49170": 1_700_000_000.0}}
+    state.ports = {
+        "range": [49153, 65535],
+        "held": {"49162": "task-1"},
+        "quarantine": {"49170": 1_700_000_000.0},
+    }
     state.tasks = {"arn:task/1": {"id": "1", "containers": [{"name": "web"}]}}
     state.definitions = {"arn:td/web:1": {"family": "web", "revision": 1}}
     state.stopped = {"arn:task/0": {"at": 1_700_000_000.0, "task": {"id": "0"}}}
@@ -37,8 +41,14 @@ def full_state(state_dir: Path) -> AgentState:
 
 def test_a_missing_file_is_a_fresh_agent(tmp_path: Path) -> None:
     state = AgentState.load(tmp_path / "never")
-    assert (state.instance_arn, state.revision, state.ports, state.tasks, state.definitions, state.stopped) == (
-        None, 0, None, {}, {}, {})
+    assert (
+        state.instance_arn,
+        state.revision,
+        state.ports,
+        state.tasks,
+        state.definitions,
+        state.stopped,
+    ) == (None, 0, None, {}, {}, {})
     assert state.path == tmp_path / "never" / STATE_FILE
 
 
@@ -55,7 +65,9 @@ def test_the_file_is_its_owners_only_whatever_the_umask(tmp_path: Path, loose_um
     assert stat.S_IMODE(state_dir.stat().st_mode) & 0o077 == 0  # the directory it made is not open to others
 
 
-def test_a_file_left_loose_becomes_the_owners_only_on_the_next_save(tmp_path: Path, loose_umask: None) -> None:
+def test_a_file_left_loose_becomes_the_owners_only_on_the_next_save(
+    tmp_path: Path, loose_umask: None
+) -> None:
     state_dir = tmp_path / "agent"
     state_dir.mkdir()
     (state_dir / STATE_FILE).write_text("{}")
@@ -73,7 +85,9 @@ def test_save_replaces_the_file_atomically_and_leaves_no_temporary(tmp_path: Pat
     state.revision = 42
     state.save()
     assert sorted(p.name for p in state_dir.iterdir()) == [STATE_FILE]
-    assert (state_dir / STATE_FILE).stat().st_ino != first  # a new file renamed over the old, never rewritten in place
+    assert (
+        state_dir / STATE_FILE
+    ).stat().st_ino != first  # a new file renamed over the old, never rewritten in place
     assert AgentState.load(state_dir).revision == 42
 
 
@@ -91,7 +105,9 @@ def test_a_state_path_that_is_a_directory_is_a_value_error_naming_it(tmp_path: P
 
 
 @pytest.mark.parametrize("content", ["[]", "null", "41", '{"revision": "forty-one"}', '{"tasks": [1, 2, 3]}'])
-def test_json_that_is_not_an_agent_state_is_a_value_error_naming_the_path(tmp_path: Path, content: str) -> None:
+def test_json_that_is_not_an_agent_state_is_a_value_error_naming_the_path(
+    tmp_path: Path, content: str
+) -> None:
     (tmp_path / STATE_FILE).write_text(content)
     with pytest.raises(ValueError, match=f"agent state {tmp_path / STATE_FILE} cannot be read"):
         AgentState.load(tmp_path)

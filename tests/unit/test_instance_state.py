@@ -43,18 +43,41 @@ def plane(tmp_path: Path) -> Iterator[ControlPlane]:
 
 def register(plane: ControlPlane, instance_id: str = OTHER_HOST) -> str:
     request = registration(
-        cluster="default", region=REGION, instance_id=instance_id, address="10.0.0.2", zone=None, docker_version="test",
-        cpu_units=2048, memory_mib=4096, reserved_tcp=[], reserved_udp=[], attributes={}, awsvpc=True,
+        cluster="default",
+        region=REGION,
+        instance_id=instance_id,
+        address="10.0.0.2",
+        zone=None,
+        docker_version="test",
+        cpu_units=2048,
+        memory_mib=4096,
+        reserved_tcp=[],
+        reserved_udp=[],
+        attributes={},
+        awsvpc=True,
     )
-    return str(agent_protocol.register_container_instance(plane, REGION, request)["containerInstance"]["containerInstanceArn"])
+    return str(
+        agent_protocol.register_container_instance(plane, REGION, request)["containerInstance"][
+            "containerInstanceArn"
+        ]
+    )
 
 
 def define(plane: ControlPlane, network_mode: str = "bridge") -> str:
     port = {"containerPort": 80, "hostPort": 0} if network_mode == "bridge" else {"containerPort": 80}
-    body = task_definitions.register(plane, REGION, {
-        "family": f"web-{network_mode}", "networkMode": network_mode, "cpu": "256", "memory": "512",
-        "containerDefinitions": [{"name": "web", "image": "nginx", "essential": True, "portMappings": [port]}],
-    })
+    body = task_definitions.register(
+        plane,
+        REGION,
+        {
+            "family": f"web-{network_mode}",
+            "networkMode": network_mode,
+            "cpu": "256",
+            "memory": "512",
+            "containerDefinitions": [
+                {"name": "web", "image": "nginx", "essential": True, "portMappings": [port]}
+            ],
+        },
+    )
     return str(body["taskDefinition"]["taskDefinitionArn"])
 
 
@@ -85,7 +108,9 @@ def instances(plane: ControlPlane) -> list[dict[str, Any]]:
         ({"containerInstances": ["x"] * 11}, "containerInstances can have at most 10 items"),
     ],
 )
-def test_a_bad_update_is_refused_naming_the_field_and_changes_nothing(plane: ControlPlane, params: dict[str, Any], message: str) -> None:
+def test_a_bad_update_is_refused_naming_the_field_and_changes_nothing(
+    plane: ControlPlane, params: dict[str, Any], message: str
+) -> None:
     arn = register(plane)
     before = instances(plane)
     topics: list[str] = []
@@ -131,25 +156,34 @@ def test_draining_stops_placement_and_active_again_restores_it(plane: ControlPla
 # -- DeregisterContainerInstance
 
 
-def test_deregistering_an_instance_with_live_tasks_needs_force_and_changes_nothing(plane: ControlPlane) -> None:
+def test_deregistering_an_instance_with_live_tasks_needs_force_and_changes_nothing(
+    plane: ControlPlane,
+) -> None:
     arn = register(plane)
     [task] = run(plane, define(plane))["tasks"]
     before = (instances(plane), plane.store.get_task(task["taskArn"]).to_json())  # type: ignore[union-attr]
     with pytest.raises(InvalidParameterException, match="Found running tasks on the instance"):
         instance_state.deregister_container_instance(plane, REGION, {"containerInstance": arn})
     with pytest.raises(InvalidParameterException, match="Found running tasks on the instance"):
-        instance_state.deregister_container_instance(plane, REGION, {"containerInstance": arn, "force": False})
-    assert (instances(plane), plane.store.get_task(task["taskArn"]).to_json()) == before  # type: ignore[union-attr]
+        instance_state.deregister_container_instance(
+            plane, REGION, {"containerInstance": arn, "force": False}
+        )
+    after = (instances(plane), plane.store.get_task(task["taskArn"]).to_json())  # type: ignore[union-attr]
+    assert after == before
 
 
-def test_a_forced_deregistration_orphans_the_tasks_and_the_instance_takes_nothing_new(plane: ControlPlane) -> None:
+def test_a_forced_deregistration_orphans_the_tasks_and_the_instance_takes_nothing_new(
+    plane: ControlPlane,
+) -> None:
     arn = register(plane)
     definition = define(plane)
     [task] = run(plane, definition)["tasks"]
     heard: list[str] = []
     plane.task_watchers.append(lambda t: heard.append(t.arn))
     revision = plane.store.task_revision()
-    answer = instance_state.deregister_container_instance(plane, REGION, {"containerInstance": arn, "force": True})
+    answer = instance_state.deregister_container_instance(
+        plane, REGION, {"containerInstance": arn, "force": True}
+    )
     assert answer["containerInstance"]["status"] == "INACTIVE"
     orphaned = plane.store.get_task(task["taskArn"])
     assert orphaned is not None
@@ -178,13 +212,19 @@ def test_deregistering_an_unknown_instance_is_refused(plane: ControlPlane, refer
 # -- awsvpc stays on the server's own host
 
 
-def test_awsvpc_run_task_where_the_servers_host_is_not_registered_is_refused_clearly(plane: ControlPlane) -> None:
+def test_awsvpc_run_task_where_the_servers_host_is_not_registered_is_refused_clearly(
+    plane: ControlPlane,
+) -> None:
     register(plane)  # another host, fit and connected
     definition = define(plane, "awsvpc")
     revision = plane.store.task_revision()
-    with pytest.raises(InvalidParameterException, match=(
-        "networkMode awsvpc: tasks run only on the portside server's own host, and it is not a container instance of cluster default"
-    )):
+    with pytest.raises(
+        InvalidParameterException,
+        match=(
+            "networkMode awsvpc: tasks run only on the portside server's own host, "
+            "and it is not a container instance of cluster default"
+        ),
+    ):
         run(plane, definition)
     assert plane.store.task_revision() == revision
 

@@ -35,7 +35,9 @@ class Clock:
 @pytest.fixture
 def plane(tmp_path: Path) -> Iterator[ControlPlane]:
     clock = Clock()
-    cfg = ServerConfig(state_dir=tmp_path, api_port=0, extra={"cluster": "default"}, agent_ttl_s=TTL, agent_grace_s=GRACE)
+    cfg = ServerConfig(
+        state_dir=tmp_path, api_port=0, extra={"cluster": "default"}, agent_ttl_s=TTL, agent_grace_s=GRACE
+    )
     store = Store(tmp_path / "portside.db")
     plane = ControlPlane(cfg, store, "", clock=clock, started_at=clock.now)
     yield plane
@@ -44,10 +46,24 @@ def plane(tmp_path: Path) -> Iterator[ControlPlane]:
 
 def register(plane: ControlPlane, instance_id: str) -> str:
     request = registration(
-        cluster="default", region=REGION, instance_id=instance_id, address="10.0.0.2", zone=None, docker_version="test",
-        cpu_units=2048, memory_mib=4096, reserved_tcp=[], reserved_udp=[], attributes={}, awsvpc=False,
+        cluster="default",
+        region=REGION,
+        instance_id=instance_id,
+        address="10.0.0.2",
+        zone=None,
+        docker_version="test",
+        cpu_units=2048,
+        memory_mib=4096,
+        reserved_tcp=[],
+        reserved_udp=[],
+        attributes={},
+        awsvpc=False,
     )
-    return str(agent_protocol.register_container_instance(plane, REGION, request)["containerInstance"]["containerInstanceArn"])
+    return str(
+        agent_protocol.register_container_instance(plane, REGION, request)["containerInstance"][
+            "containerInstanceArn"
+        ]
+    )
 
 
 def place(plane: ControlPlane, instance_arn: str, group: str) -> Task:
@@ -78,7 +94,8 @@ def test_a_lost_instances_service_tasks_are_stopped_and_nothing_else_is(plane: C
     service = place(plane, lost, "service:web")
     run_task = place(plane, lost, "family:web")
     elsewhere = place(plane, alive, "service:web")
-    on_inactive = place(plane, gone, "service:web")  # left by an orphaning deregistration: not liveness's business
+    # Left by an orphaning deregistration: not liveness's business.
+    on_inactive = place(plane, gone, "service:web")
     untouched = {t.arn: stored(plane, t).to_json() for t in (run_task, elsewhere, on_inactive)}
     heard: list[str] = []
     plane.task_watchers.append(lambda t: heard.append(t.arn))
@@ -87,7 +104,8 @@ def test_a_lost_instances_service_tasks_are_stopped_and_nothing_else_is(plane: C
     plane.clock.now += TTL + GRACE  # type: ignore[attr-defined]
     plane.agent_seen[alive] = plane.clock()
     controller.tick()
-    assert stored(plane, service).last_status is TaskStatus.RUNNING  # silent for exactly TTL + grace: not yet lost
+    # Silent for exactly TTL + grace: not yet lost.
+    assert stored(plane, service).last_status is TaskStatus.RUNNING
     assert heard == []
 
     plane.clock.now += 1.0  # type: ignore[attr-defined]
@@ -96,14 +114,19 @@ def test_a_lost_instances_service_tasks_are_stopped_and_nothing_else_is(plane: C
     controller.tick()
     replaced = stored(plane, service)
     assert (replaced.last_status, replaced.desired_status, replaced.stop_code) == (
-        TaskStatus.STOPPED, "STOPPED", "ServiceSchedulerInitiated")
+        TaskStatus.STOPPED,
+        "STOPPED",
+        "ServiceSchedulerInitiated",
+    )
     assert replaced.stopped_reason is not None and LOST in replaced.stopped_reason
     assert replaced.containers[0].last_status is ContainerStatus.STOPPED
     assert replaced.containers[0].reason == replaced.stopped_reason
     assert plane.store.task_revision() == revision + 1  # its agent, if it returns, hears it is STOPPED
     assert heard == [service.arn]
     assert controller.lost_tasks == 1
-    assert {arn: stored(plane, t).to_json() for arn, t in ((t.arn, t) for t in (run_task, elsewhere, on_inactive))} == untouched
+    assert {
+        arn: stored(plane, t).to_json() for arn, t in ((t.arn, t) for t in (run_task, elsewhere, on_inactive))
+    } == untouched
 
     controller.tick()  # a lost host's tasks are stopped once
     assert heard == [service.arn] and controller.lost_tasks == 1

@@ -33,14 +33,27 @@ INSTANCE = "arn:aws:ecs:us-east-1:000000000000:container-instance/default/" + "a
 def report(task: Task, status: str = "RUNNING", **container: Any) -> dict[str, Any]:
     """An agent's report of ``task`` now: its one container ``web`` in ``container_status``."""
     web = {
-        "containerName": "web", "runtimeId": "3f2c", "status": container.pop("container_status", status if status != "STOPPING" else "RUNNING"),
-        "exitCode": None, "reason": None, "networkBindings": [{"bindIP": "10.0.0.2", "containerPort": 80, "hostPort": 49162, "protocol": "tcp"}],
-        "healthStatus": "HEALTHY", "hostPorts": [{"hostPort": 49162, "hostPortRange": None}],
-        "privateIpv4Address": None, "bridgeIpv4Address": "172.17.0.5",
+        "containerName": "web",
+        "runtimeId": "3f2c",
+        "status": container.pop("container_status", status if status != "STOPPING" else "RUNNING"),
+        "exitCode": None,
+        "reason": None,
+        "networkBindings": [
+            {"bindIP": "10.0.0.2", "containerPort": 80, "hostPort": 49162, "protocol": "tcp"}
+        ],
+        "healthStatus": "HEALTHY",
+        "hostPorts": [{"hostPort": 49162, "hostPortRange": None}],
+        "privateIpv4Address": None,
+        "bridgeIpv4Address": "172.17.0.5",
     }
     web.update(container)
-    return {"cluster": task.cluster_arn, "task": task.arn, "status": status, "containers": [web],
-            "timestamps": {"pullStartedAt": NOW - 5, "startedAt": NOW - 1}}
+    return {
+        "cluster": task.cluster_arn,
+        "task": task.arn,
+        "status": status,
+        "containers": [web],
+        "timestamps": {"pullStartedAt": NOW - 5, "startedAt": NOW - 1},
+    }
 
 
 def stored_task(**kwargs: Any) -> Task:
@@ -55,8 +68,15 @@ def test_a_report_takes_every_fact_the_agent_owns() -> None:
     assert apply_state_change(task, report(task), NOW) is True
     web = task.containers[0]
     assert task.last_status is TaskStatus.RUNNING
-    assert (web.last_status, web.docker_id, web.health_status, web.bridge_ip) == (ContainerStatus.RUNNING, "3f2c", "HEALTHY", "172.17.0.5")
-    assert web.network_bindings == [{"bindIP": "10.0.0.2", "containerPort": 80, "hostPort": 49162, "protocol": "tcp"}]
+    assert (web.last_status, web.docker_id, web.health_status, web.bridge_ip) == (
+        ContainerStatus.RUNNING,
+        "3f2c",
+        "HEALTHY",
+        "172.17.0.5",
+    )
+    assert web.network_bindings == [
+        {"bindIP": "10.0.0.2", "containerPort": 80, "hostPort": 49162, "protocol": "tcp"}
+    ]
     assert web.ports[0].host_port == 49162
     assert task.timestamps["pullStartedAt"] == NOW - 5
     assert task.timestamps["startedAt"] == NOW - 1  # the agent's stamp, not the time the report arrived
@@ -64,9 +84,14 @@ def test_a_report_takes_every_fact_the_agent_owns() -> None:
 
 def test_an_exit_code_and_reason_are_taken() -> None:
     task = stored_task()
-    apply_state_change(task, report(task, "RUNNING", container_status="STOPPED", exitCode=137, reason="OOM"), NOW)
+    apply_state_change(
+        task, report(task, "RUNNING", container_status="STOPPED", exitCode=137, reason="OOM"), NOW
+    )
     assert (task.containers[0].last_status, task.containers[0].exit_code, task.containers[0].reason) == (
-        ContainerStatus.STOPPED, 137, "OOM")
+        ContainerStatus.STOPPED,
+        137,
+        "OOM",
+    )
 
 
 # -- the control plane's facts are never taken
@@ -76,7 +101,9 @@ def test_a_report_never_changes_desired_status_or_load_balancer_targets() -> Non
     task = stored_task()
     task.lb_targets = [["arn:tg", "i-1", 49162]]
     change = report(task)
-    change.update({"desiredStatus": "STOPPED", "lbTargets": [], "lb_targets": [], "desired_status": "STOPPED"})
+    change.update(
+        {"desiredStatus": "STOPPED", "lbTargets": [], "lb_targets": [], "desired_status": "STOPPED"}
+    )
     apply_state_change(task, change, NOW)
     assert task.desired_status == "RUNNING"
     assert task.lb_targets == [["arn:tg", "i-1", 49162]]
@@ -88,7 +115,10 @@ def test_the_agents_stop_code_is_taken_while_the_control_plane_wants_the_task_ru
     change.update(stopCode="EssentialContainerExited", reason="Essential container in task exited")
     apply_state_change(task, change, NOW)
     assert (task.desired_status, task.stop_code, task.stopped_reason) == (
-        "STOPPED", "EssentialContainerExited", "Essential container in task exited")
+        "STOPPED",
+        "EssentialContainerExited",
+        "Essential container in task exited",
+    )
 
 
 def test_the_agents_stop_code_is_not_taken_once_the_control_plane_stopped_the_task() -> None:
@@ -241,7 +271,10 @@ def test_apply_assignment_stops_once_the_drain_ended_with_the_control_planes_rea
     assigned.timestamps["stoppingAt"] = NOW - 3
     assert apply_assignment(local, assigned) is True
     assert (local.desired_status, local.stop_code, local.stopped_reason) == (
-        "STOPPED", "ServiceSchedulerInitiated", "Scaling activity initiated")
+        "STOPPED",
+        "ServiceSchedulerInitiated",
+        "Scaling activity initiated",
+    )
     assert local.timestamps["stoppingAt"] == NOW - 3
     assert local.lb_targets == []
 
@@ -297,25 +330,50 @@ def test_a_report_from_task_state_change_round_trips() -> None:
     stored.arn, stored.id = agent_copy.arn, agent_copy.id
     apply_state_change(stored, task_state_change(agent_copy), NOW)
     assert (stored.last_status, stored.containers[0].docker_id, stored.containers[0].ports[0].host_port) == (
-        TaskStatus.RUNNING, "abc", 50000)
+        TaskStatus.RUNNING,
+        "abc",
+        50000,
+    )
     assert stored.timestamps["startedAt"] == NOW - 2
 
 
 # -- properties
 
 STATUSES = ["PENDING", "RUNNING", "STOPPING", "STOPPED"]
-CONTAINER_FOR = {"PENDING": ["PENDING"], "RUNNING": ["RUNNING"], "STOPPING": ["RUNNING", "STOPPED"], "STOPPED": ["STOPPED"]}
+CONTAINER_FOR = {
+    "PENDING": ["PENDING"],
+    "RUNNING": ["RUNNING"],
+    "STOPPING": ["RUNNING", "STOPPED"],
+    "STOPPED": ["STOPPED"],
+}
 reports = st.builds(
-    lambda status, container, health, stop, exit_code, stamp: (status, container, health, stop, exit_code, stamp),
-    st.sampled_from(STATUSES), st.integers(0, 1), st.sampled_from(["UNKNOWN", "HEALTHY", "UNHEALTHY"]),
-    st.booleans(), st.one_of(st.none(), st.integers(0, 255)), st.floats(NOW - 100, NOW, allow_nan=False),
+    lambda status, container, health, stop, exit_code, stamp: (
+        status,
+        container,
+        health,
+        stop,
+        exit_code,
+        stamp,
+    ),
+    st.sampled_from(STATUSES),
+    st.integers(0, 1),
+    st.sampled_from(["UNKNOWN", "HEALTHY", "UNHEALTHY"]),
+    st.booleans(),
+    st.one_of(st.none(), st.integers(0, 255)),
+    st.floats(NOW - 100, NOW, allow_nan=False),
 )
 
 
 def build(task: Task, spec: tuple[Any, ...]) -> dict[str, Any]:
     status, container, health, stop, exit_code, stamp = spec
     options = CONTAINER_FOR[status]
-    change = report(task, status, container_status=options[container % len(options)], healthStatus=health, exitCode=exit_code)
+    change = report(
+        task,
+        status,
+        container_status=options[container % len(options)],
+        healthStatus=health,
+        exitCode=exit_code,
+    )
     change["timestamps"] = {"pullStartedAt": stamp, "startedAt": stamp + 1}
     if stop:
         change.update(stopCode="EssentialContainerExited", reason="Essential container in task exited")
