@@ -118,3 +118,25 @@ def test_good_flags_get_past_the_checks_to_docker(tmp_path: Path) -> None:
         and "--instance-id" not in result.stderr
     )
     assert "no-docker.sock" in result.stderr or "docker" in result.stderr.lower(), result.stderr[-2000:]
+
+
+def test_a_state_file_that_does_not_read_is_named_before_docker(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "agent.json").write_text("[1, 2, 3]")
+    result = agent(tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"portside: agent state {state / 'agent.json'} cannot be read"), (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert (state / "agent.json").read_text() == "[1, 2, 3]"  # left for its owner to look at
+
+
+def test_a_profile_missing_from_the_credentials_is_named(tmp_path: Path) -> None:
+    result = agent(tmp_path, "--profile", "agent")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(
+        f"portside: --credentials {tmp_path / 'credentials'}: no [agent] section"
+    ), result.stderr
+    assert not (tmp_path / "state").exists()
