@@ -7,6 +7,7 @@ flag, and the state directory (made by the agent once it starts) must not exist 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,21 @@ def test_a_profile_missing_from_the_credentials_is_named(tmp_path: Path) -> None
         f"portside: --credentials {tmp_path / 'credentials'}: no [agent] section"
     ), result.stderr
     assert not (tmp_path / "state").exists()
+
+
+def test_the_servers_own_agent_names_a_state_file_that_does_not_read(tmp_path: Path) -> None:
+    """`portside server` runs the same agent over the same state file, and refuses it the same way."""
+    from tests.support.server import free_port
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "agent.json").write_text('{"revision": "forty-one"}')
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path / 'no-docker.sock'}"}
+    argv = [sys.executable, "-m", "portside.cli.main", "server", "--api", f"127.0.0.1:{free_port()}"]
+    argv += ["--state-dir", str(state), "--firewall", "off"]
+    result = subprocess.run(
+        argv, check=False, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"portside: agent state {state / 'agent.json'} cannot be read" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
