@@ -81,13 +81,16 @@ class Server:
         else:
             log.info("proxy hot path: pure Python (%s)", portside.proxy.FALLBACK_REASON)
         prepare_state_dir(Path(config.state_dir))
+        try:
+            state = AgentState.load(Path(config.state_dir))  # before Docker, so a bad file stops nothing
+        except ValueError as exc:
+            raise PortsideError(str(exc)) from exc
         self.store = Store(Path(config.state_dir) / "portside.db")
         self.driver = DockerDriver(host.owner_id(config.state_dir), config.docker_url)
         if userland_proxy_enabled():
             log.warning(USERLAND_PROXY_WARNING)
         cluster = config.extra.get("cluster", "default")
         self.plane = ControlPlane(config, self.store, api_address=(config.api_host, config.api_port))
-        state = AgentState.load(Path(config.state_dir))
         if state.instance_arn is None:  # the ARN this host always had, so a state directory keeps its tasks
             instance_id = arns.stable_hex_id("container-instance", host.read_machine_id(), config.region, cluster)
             state.instance_arn = arns.container_instance_arn(config.region, config.account_id, cluster, instance_id)

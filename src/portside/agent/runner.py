@@ -56,12 +56,15 @@ async def serve(options: AgentOptions) -> None:
         log.warning(warning)
     state_dir = Path(config.state_dir)
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        state = AgentState.load(state_dir)  # before Docker: a state file that does not read stops nothing
+    except ValueError as exc:
+        raise PortsideError(str(exc)) from exc
     driver = DockerDriver(host.owner_id(state_dir), config.docker_url)
     link = HttpLink(options.servers, credentials, config.region)
     keeper: FirewallKeeper | None = None
     agent: HostAgent | None = None
     try:
-        state = AgentState.load(state_dir)
         registered = registration(
             cluster=config.extra.get("cluster", "default"), region=config.region,
             instance_id=options.instance_id or host.host_instance_id(), address=options.address, zone=options.zone,

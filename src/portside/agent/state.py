@@ -37,14 +37,16 @@ class AgentState:
         path = Path(state_dir) / STATE_FILE
         try:
             data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON object was expected, not {type(data).__name__}")
+            return cls(
+                path, data.get("instanceArn"), int(data.get("revision") or 0), data.get("ports"),
+                dict(data.get("tasks") or {}), dict(data.get("definitions") or {}), dict(data.get("stopped") or {}),
+            )
         except FileNotFoundError:
             return cls(path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError) as exc:  # TypeError: a field of the wrong shape
             raise ValueError(f"agent state {path} cannot be read: {exc}") from exc
-        return cls(
-            path, data.get("instanceArn"), int(data.get("revision") or 0), data.get("ports"),
-            dict(data.get("tasks") or {}), dict(data.get("definitions") or {}), dict(data.get("stopped") or {}),
-        )
 
     def save(self) -> None:
         data = {

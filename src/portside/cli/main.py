@@ -183,6 +183,8 @@ def agent(servers: str, credentials: str, profile: str, address: str, zone: str 
     from portside.agent.runner import AgentOptions
     from portside.agent.runner import run as run_agent
     from portside.core.firewall import parse_sources
+    from portside.core.instance_id import RULE as instance_id_rule
+    from portside.core.instance_id import is_instance_id
     from portside.errors import PortsideError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -193,8 +195,8 @@ def agent(servers: str, credentials: str, profile: str, address: str, zone: str 
                 raise ValueError(f"--server {url}: must be an http:// or https:// URL")
         ipaddress.ip_address(address)
         custom = dict(_attribute(a) for a in attributes)
-        if instance_id is not None and not (instance_id.startswith("i-") and instance_id[2:].isalnum() and len(instance_id) <= 42):
-            raise ValueError(f"--instance-id {instance_id}: must be i- and up to 40 letters or digits")
+        if instance_id is not None and not is_instance_id(instance_id):
+            raise ValueError(f"--instance-id {instance_id}: must be {instance_id_rule}")
         if dynamic_port_range:
             choose_range(dynamic_port_range, None)
         sources = parse_sources(lb_sources)

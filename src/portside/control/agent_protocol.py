@@ -23,19 +23,19 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import re
 from typing import Any
 
 from portside.control import clusters, task_definitions
 from portside.control.plane import ControlPlane
 from portside.core import arns
 from portside.core.attributes import keep_custom
+from portside.core.instance_id import RULE as instance_id_rule
+from portside.core.instance_id import is_instance_id
 from portside.core.state_change import apply_state_change
 from portside.errors import ClientException, InvalidParameterException, NotFoundError
 
 #: The longest a poll waits for a change (agents ask for 20 s).
 MAX_WAIT_S = 25.0
-INSTANCE_ID = re.compile(r"^i-[0-9a-zA-Z]{1,40}$")
 REASON_NOT_REGISTERED = "ContainerInstanceNotFoundException"
 DEREGISTERED = "deregistered"
 
@@ -197,8 +197,8 @@ def _identity(text: Any) -> dict[str, str]:
     if not isinstance(document, dict):
         raise InvalidParameterException("instanceIdentityDocument must be a JSON object.")
     instance_id = document.get("instanceId")
-    if not isinstance(instance_id, str) or not INSTANCE_ID.match(instance_id):
-        raise InvalidParameterException("instanceIdentityDocument.instanceId must be i- and up to 40 letters or digits.")
+    if not is_instance_id(instance_id):
+        raise InvalidParameterException(f"instanceIdentityDocument.instanceId must be {instance_id_rule}.")
     address = document.get("privateIp")
     try:
         ipaddress.ip_address(address if isinstance(address, str) else "")

@@ -1,0 +1,144 @@
+"""Liveness of agents (core/liveness.py, control/liveness.py) with a clock the test moves, over a
+real SQLite store: a lost instance's service tasks are marked STOPPED and replaced; nothing else is."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portside.agent.registration import registration
+from portside.config import ServerConfig
+from portside.control import agent_protocol, instance_state
+from portside.control.liveness import LivenessController
+from portside.control.plane import ControlPlane
+from portside.control.store import Store
+from portside.core import liveness
+from portside.core.lifecycle import ContainerStatus, TaskStatus
+from portside.core.task import Task
+from tests.support.agent_tasks import make_task
+
+REGION = "us-east-1"
+TTL, GRACE = 15.0, 60.0
+LOST, ALIVE, GONE = "i-0aaaaaaaaaaaaaaa1", "i-0bbbbbbbbbbbbbbb2", "i-0ccccccccccccccc3"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def plane(tmp_path: Path) -> Iterator[ControlPlane]:
+    clock = Clock()
+    cfg = ServerConfig(
+        state_dir=tmp_path, api_port=0, extra={"cluster": "default"}, agent_ttl_s=TTL, agent_grace_s=GRACE
+    )
+    store = Store(tmp_path / "portside.db")
+    plane = ControlPlane(cfg, store, "", clock=clock, started_at=clock.now)
+    yield plane
+    store.close()
+
+
+def register(plane: ControlPlane, instance_id: str) -> str:
+    request = registration(
+        cluster="default",
+        region=REGION,
+        instance_id=instance_id,
+        address="10.0.0.2",
+        zone=None,
+        docker_version="test",
+        cpu_units=2048,
+        memory_mib=4096,
+        reserved_tcp=[],
+        reserved_udp=[],
+        attributes={},
+        awsvpc=False,
+    )
+    return str(
+        agent_protocol.register_container_instance(plane, REGION, request)["containerInstance"][
+            "containerInstanceArn"
+        ]
+    )
+
+
+def place(plane: ControlPlane, instance_arn: str, group: str) -> Task:
+    task = make_task(instance_arn, group=group)
+    task.last_status = TaskStatus.RUNNING
+    task.containers[0].last_status = ContainerStatus.RUNNING
+    plane.store.put_task(task)
+    return task
+
+
+def stored(plane: ControlPlane, task: Task) -> Task:
+    found = plane.store.get_task(task.arn)
+    assert found is not None
+    return found
+
+
+def test_connected_and_lost_are_bounded_by_ttl_and_grace() -> None:
+    assert liveness.is_connected(100.0, 100.0 + TTL, TTL)
+    assert not liveness.is_connected(100.0, 100.0 + TTL + 0.01, TTL)
+    assert not liveness.is_lost(100.0, 100.0 + TTL + GRACE, TTL, GRACE)
+    assert liveness.is_lost(100.0, 100.0 + TTL + GRACE + 0.01, TTL, GRACE)
+    assert "i-0abc" in liveness.lost_reason("i-0abc", 75.4) and "75 s" in liveness.lost_reason("i-0abc", 75.4)
+
+
+def test_a_lost_instances_service_tasks_are_stopped_and_nothing_else_is(plane: ControlPlane) -> None:
+    lost, alive, gone = register(plane, LOST), register(plane, ALIVE), register(plane, GONE)
+    instance_state.deregister_container_instance(plane, REGION, {"containerInstance": gone})
+    service = place(plane, lost, "service:web")
+    run_task = place(plane, lost, "family:web")
+    elsewhere = place(plane, alive, "service:web")
+    # Left by an orphaning deregistration: not liveness's business.
+    on_inactive = place(plane, gone, "service:web")
+    untouched = {t.arn: stored(plane, t).to_json() for t in (run_task, elsewhere, on_inactive)}
+    heard: list[str] = []
+    plane.task_watchers.append(lambda t: heard.append(t.arn))
+    controller = LivenessController(plane)
+
+    plane.clock.now += TTL + GRACE  # type: ignore[attr-defined]
+    plane.agent_seen[alive] = plane.clock()
+    controller.tick()
+    # Silent for exactly TTL + grace: not yet lost.
+    assert stored(plane, service).last_status is TaskStatus.RUNNING
+    assert heard == []
+
+    plane.clock.now += 1.0  # type: ignore[attr-defined]
+    plane.agent_seen[alive] = plane.clock()
+    revision = plane.store.task_revision()
+    controller.tick()
+    replaced = stored(plane, service)
+    assert (replaced.last_status, replaced.desired_status, replaced.stop_code) == (
+        TaskStatus.STOPPED,
+        "STOPPED",
+        "ServiceSchedulerInitiated",
+    )
+    assert replaced.stopped_reason is not None and LOST in replaced.stopped_reason
+    assert replaced.containers[0].last_status is ContainerStatus.STOPPED
+    assert replaced.containers[0].reason == replaced.stopped_reason
+    assert plane.store.task_revision() == revision + 1  # its agent, if it returns, hears it is STOPPED
+    assert heard == [service.arn]
+    assert controller.lost_tasks == 1
+    assert {
+        arn: stored(plane, t).to_json() for arn, t in ((t.arn, t) for t in (run_task, elsewhere, on_inactive))
+    } == untouched
+
+    controller.tick()  # a lost host's tasks are stopped once
+    assert heard == [service.arn] and controller.lost_tasks == 1
+
+
+def test_an_instance_never_heard_since_the_server_started_counts_from_the_start(plane: ControlPlane) -> None:
+    lost = register(plane, LOST)
+    task = place(plane, lost, "service:web")
+    plane.agent_seen.clear()  # a restarted server: every agent gets a full TTL and grace from the start
+    plane.clock.now = plane.started_at + TTL + GRACE  # type: ignore[attr-defined]
+    LivenessController(plane).tick()
+    assert stored(plane, task).last_status is TaskStatus.RUNNING
+    plane.clock.now += 1  # type: ignore[attr-defined]
+    LivenessController(plane).tick()
+    assert stored(plane, task).last_status is TaskStatus.STOPPED
