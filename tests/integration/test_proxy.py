@@ -1171,11 +1171,14 @@ async def test_slow_start_ramps_a_new_target(lb: Lb, backends: Any) -> None:
     lb.apply([group(arn, [old, new], slow_start_s=4)])
     await lb.wait_state(arn, [new])
     became = time.monotonic()
+    # Healthy but warming: the service scheduler does not count it healthy yet (beyond ECS).
+    assert lb.health(arn, new).warming and not lb.health(arn, old).warming
     early = await many(lb.port, 200)
     early_share = sum(r.backend == "new" for r in early) / len(early)
     assert time.monotonic() - became < 1.5
     await asyncio.sleep(max(0.0, became + 4.2 - time.monotonic()))
     late = await many(lb.port, 200)
+    assert not lb.health(arn, new).warming
     late_share = sum(r.backend == "new" for r in late) / len(late)
     assert early_share < 0.25, early_share
     assert 0.4 <= late_share <= 0.6, late_share
