@@ -65,6 +65,8 @@ class LbNodeOptions:
     bind_address: str | None = None  # None: where the server binds (internal 127.0.0.1, else 0.0.0.0)
     proxy_retries: bool = True
     max_client_connections: int = DEFAULT_MAX_CLIENT_CONNECTIONS
+    # The address this node reaches copies from; told to the control plane, which has agents admit it.
+    source_address: str | None = None
 
 
 class LbNode:
@@ -89,6 +91,8 @@ class LbNode:
             request: dict[str, Any] = {"waitSeconds": 0 if self._outage is not None else WAIT_S}
             if self.seen is not None:
                 request["sinceRevision"] = self.seen
+            if self.options.source_address:
+                request["address"] = self.options.source_address
             try:
                 document = await self.link.watch_routes(request)
             except LinkError as exc:

@@ -109,6 +109,7 @@ class Server:
             self.firewall = host_keeper(config, self.driver, port_range, agent.live_tasks)
             await self.firewall.install()  # before any copy starts: fail closed, or do not start
             agent.on_change.append(self.firewall.changed)
+            agent.on_lb_sources.append(self.firewall.admit_sources)
             agent.before_start = self.firewall.ensure_in_step
         else:
             await asyncio.to_thread(self._remove_earlier_chain, chain_name(self.driver.owner))

@@ -54,7 +54,8 @@ class Agent:
             "--server", self.server.endpoint, "--credentials", str(self.credentials), "--profile", "agent",
             "--address", self.host.address, "--zone", self.zone, "--attribute", "role=worker",
             "--docker-host", self.host.docker_url, "--instance-id", self.host.instance_id,
-            "--state-dir", str(self.host.folder / "agent"), "--lb-source", f"{ROOT_ADDRESS}/32",
+            "--state-dir", str(self.host.folder / "agent"),
+            # No --lb-source: the control plane tells each agent which load balancers to admit.
         ]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
@@ -226,6 +227,13 @@ def test_nine_copies_spread_over_three_hosts_are_served_by_one_listener(hosts: M
         assert host.docker().containers.get(task["containers"][0]["runtimeId"]).status == "running"
         reply = host.http_get(host.address, port(task), "/cgi-bin/whoami")
         assert reply is not None and reply[1].splitlines()[0] == runtime(task)
+
+    # The firewall on each host admits the load balancer the control plane named (the server, here)
+    # and drops everyone else: another host cannot reach a copy's host port.
+    task = tasks[0]
+    home = hosts.host_of(task)
+    neighbour = next(h for h in hosts.cluster.hosts if h is not home)
+    assert neighbour.http_get(home.address, port(task), "/cgi-bin/whoami", timeout=1.0) is None
 
     # The listener on the server's host spreads requests over all nine, on all three hosts.
     wanted = {runtime(t) for t in tasks}

@@ -446,7 +446,21 @@ def test_the_heartbeat_interval_is_at_most_a_third_of_the_ttl(
     assert agent_protocol.heartbeat(plane, REGION, {"containerInstance": mine}) == {
         "heartbeatSeconds": interval,
         "ttlSeconds": ttl,
+        "lbSources": [],  # a loopback API, no --lb-source, no load-balancer node
     }
+
+
+def test_heartbeats_tell_agents_which_load_balancers_to_admit(plane: ControlPlane) -> None:
+    plane.config = dataclasses.replace(plane.config, api_host="10.250.0.1", lb_sources=("192.0.2.0/24",))
+    mine = register(plane)["containerInstanceArn"]
+    beat = lambda: agent_protocol.heartbeat(plane, REGION, {"containerInstance": mine})["lbSources"]  # noqa: E731
+    assert beat() == ["10.250.0.1/32", "192.0.2.0/24"]
+    plane.lb_nodes["10.250.0.40"] = plane.clock()  # a node that asked for routes now
+    assert beat() == ["10.250.0.1/32", "10.250.0.40/32", "192.0.2.0/24"]
+    plane.lb_nodes["10.250.0.40"] = plane.clock() - agent_protocol.LB_NODE_KEEP_S - 1  # gone quiet
+    assert beat() == ["10.250.0.1/32", "192.0.2.0/24"]
+    plane.config = dataclasses.replace(plane.config, api_host="0.0.0.0", lb_sources=())
+    assert beat() == []  # an unspecified API address says nothing about where probes leave from
 
 
 def test_an_agent_silent_for_the_ttl_is_not_connected_until_it_calls(plane: ControlPlane) -> None:

@@ -116,6 +116,8 @@ async def test_without_a_change_the_same_revision_comes_back_when_the_wait_ends(
         ({"sinceRevision": True}, "sinceRevision must be an integer"),
         ({"waitSeconds": 26}, "waitSeconds must be a number from 0 to 25"),
         ({"waitSeconds": "1"}, "waitSeconds must be a number"),
+        ({"address": "lb.example"}, "address must be the IP address"),
+        ({"address": 7}, "address must be the IP address"),
     ],
 )
 async def test_bad_parameters_are_refused_naming_them(
@@ -123,7 +125,13 @@ async def test_bad_parameters_are_refused_naming_them(
 ) -> None:  # type: ignore[type-arg]
     with pytest.raises(InvalidParameterException, match=message):
         await watch_routes(plane, REGION, params)
-    assert plane.routes_watchers == []
+    assert plane.routes_watchers == [] and plane.lb_nodes == {}
+
+
+async def test_a_node_that_names_its_address_is_remembered_for_the_agents(plane: ControlPlane) -> None:
+    before = plane.clock()
+    await watch_routes(plane, REGION, {"address": "10.250.0.40"})
+    assert list(plane.lb_nodes) == ["10.250.0.40"] and before <= plane.lb_nodes["10.250.0.40"] <= plane.clock()
 
 
 async def test_https_listeners_bring_their_certificates_and_unreadable_files_are_an_error_naming_them(

@@ -43,6 +43,7 @@ from portside.agent.specs import build_spec, task_volume_names
 from portside.agent.state import AgentState
 from portside.config import AWSVPC_NETWORK_NAME, ServerConfig
 from portside.core.dependencies import condition_met, dependencies, start_order
+from portside.core.firewall import parse_sources
 from portside.core.lifecycle import (
     REASON_ESSENTIAL_EXITED,
     REASON_OOM,
@@ -118,6 +119,8 @@ class HostAgent:
         # Awaited before every ``docker start``: the host firewall brings its chain in step with the
         # agent's tasks (this one's host ports included), or raises FirewallError and the start fails.
         self.before_start: Callable[[], Awaitable[None]] | None = None
+        # Called with the load balancers' source CIDRs the control plane sends (the firewall admits them).
+        self.on_lb_sources: list[Callable[[tuple[str, ...]], None]] = []
 
     @property
     def instance_arn(self) -> str | None:
@@ -151,6 +154,10 @@ class HostAgent:
             await self._register()
             self._merge(await self._poll(since=None, wait_s=0.0))
             self._listed = True
+            assert self.state.instance_arn is not None
+            self._take_lb_sources(
+                await self.link.heartbeat({"cluster": self.cluster, "containerInstance": self.state.instance_arn})
+            )
         except LinkError as exc:  # keep running what this host runs; the watch retries
             self._link_failed(exc)
         await self._adopt()
@@ -237,9 +244,23 @@ class HostAgent:
             except LinkError as exc:
                 self._link_failed(exc)
                 continue
+            self._take_lb_sources(answer)
             given = answer.get("heartbeatSeconds")
             if isinstance(given, (int, float)) and not isinstance(given, bool) and 0.5 <= given <= 300:
                 interval = float(given)  # the control plane's TTL decides how often it must hear from us
+
+    def _take_lb_sources(self, answer: dict[str, Any]) -> None:
+        """The load balancers the control plane says may reach this host's copies (for the firewall)."""
+        sources = answer.get("lbSources")
+        if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+            return
+        try:
+            admitted = parse_sources(sources, "lbSources")  # never an unchecked string into iptables
+        except ValueError as exc:
+            log.warning("control plane: %s; keeping the load balancer sources admitted so far", exc)
+            return
+        for callback in self.on_lb_sources:
+            callback(admitted)
 
     def _report(self, task: Task) -> None:
         self._reports[task.arn] = task_state_change(task)

@@ -126,6 +126,7 @@ class FirewallKeeper:
     ) -> None:
         self.firewall = host_firewall
         self.base = base
+        self._configured_sources = base.lb_sources
         self._tasks = tasks  # the store's live tasks: the same answer before and after a restart
         self._bridges = bridges
         self.interval_s = interval_s
@@ -158,6 +159,14 @@ class FirewallKeeper:
 
     def start(self) -> None:
         self._runner = asyncio.ensure_future(self._follow())
+
+    def admit_sources(self, sources: tuple[str, ...]) -> None:
+        """Load balancers the control plane names, admitted beside the configured ``--lb-source`` ones."""
+        wanted = tuple(sorted(set(self._configured_sources) | set(sources)))
+        if wanted != self.base.lb_sources:
+            log.info("firewall: load balancer sources now %s", ", ".join(wanted) or "none")
+            self.base = replace(self.base, lb_sources=wanted)
+            self._dirty.set()
 
     def changed(self, _task: Task | None = None) -> None:
         """Called on every task change; the chain is rewritten only when its content would differ."""

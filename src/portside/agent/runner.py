@@ -78,6 +78,7 @@ async def serve(options: AgentOptions) -> None:
             keeper = host_keeper(config, driver, port_range, agent.live_tasks)
             await keeper.install()
             agent.on_change.append(keeper.changed)
+            agent.on_lb_sources.append(keeper.admit_sources)
             agent.before_start = keeper.ensure_in_step
         await agent.start()
         if keeper is not None:

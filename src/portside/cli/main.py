@@ -223,6 +223,8 @@ def agent(servers: str, credentials: str, profile: str, address: str, zone: str 
 @click.option("--profile", default="default", show_default=True, help="The section of --credentials to use.")
 @click.option("--bind-address", default=None, metavar="ADDR",
               help="Address every listener binds on this node; default: the scheme's (internal 127.0.0.1, internet-facing 0.0.0.0).")
+@click.option("--address", "source_address", default=None, metavar="IP",
+              help="The address this node reaches copies from: agents' firewalls admit it (kept in step by the control plane).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/var/lib/portside-lb"),
               show_default=True, help="Where the node keeps its last snapshot and certificates.")
 @click.option("--region", default=cfg.DEFAULT_REGION, show_default=True, help="The region requests are signed for.")
@@ -231,8 +233,8 @@ def agent(servers: str, credentials: str, profile: str, address: str, zone: str 
 @click.option("--max-client-connections", type=click.IntRange(1, 1_000_000), default=cfg.DEFAULT_MAX_CLIENT_CONNECTIONS,
               show_default=True, help="Client connections per listener.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
-def lb(servers: str, credentials: str, profile: str, bind_address: str | None, state_dir: Path, region: str,
-       proxy_retries: bool, max_client_connections: int, log_level: str) -> None:
+def lb(servers: str, credentials: str, profile: str, bind_address: str | None, source_address: str | None,
+       state_dir: Path, region: str, proxy_retries: bool, max_client_connections: int, log_level: str) -> None:
     """Run a load-balancer node: serve every listener of the control plane's load balancers here."""
     import ipaddress
 
@@ -248,11 +250,17 @@ def lb(servers: str, credentials: str, profile: str, bind_address: str | None, s
                 ipaddress.ip_address(bind_address)
             except ValueError:
                 raise ValueError(f"--bind-address {bind_address}: must be an IP address") from None
+        if source_address is not None:
+            try:
+                ipaddress.ip_address(source_address)
+            except ValueError:
+                raise ValueError(f"--address {source_address}: must be an IP address") from None
     except ValueError as exc:
         _fail(str(exc))
     options = LbNodeOptions(
         servers=urls, credentials_file=credentials, profile=profile, region=region, state_dir=state_dir,
         bind_address=bind_address, proxy_retries=proxy_retries, max_client_connections=max_client_connections,
+        source_address=source_address,
     )
     try:
         run_node(options)

@@ -38,6 +38,8 @@ from portside.errors import ClientException, InvalidParameterException, NotFound
 MAX_WAIT_S = 25.0
 REASON_NOT_REGISTERED = "ContainerInstanceNotFoundException"
 DEREGISTERED = "deregistered"
+#: A load-balancer node that has not asked for routes this long is no longer admitted by agents.
+LB_NODE_KEEP_S = 300.0
 
 
 class AssignmentWaits:
@@ -162,7 +164,32 @@ def submit_task_state_change(plane: ControlPlane, region: str, params: dict[str,
 def heartbeat(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     instance = _instance(plane, region, params)
     plane.agent_seen[instance["containerInstanceArn"]] = plane.clock()
-    return {"heartbeatSeconds": heartbeat_interval(plane), "ttlSeconds": plane.config.agent_ttl_s}
+    return {"heartbeatSeconds": heartbeat_interval(plane), "ttlSeconds": plane.config.agent_ttl_s,
+            "lbSources": lb_sources(plane)}
+
+
+def lb_sources(plane: ControlPlane) -> list[str]:
+    """Who may reach copies on any host (agents' firewalls admit these and drop everyone else).
+
+    The server's own ``--lb-source`` CIDRs, the server's API address when it is routable (its
+    proxy's probes and requests leave from there on the usual single-homed host), and the
+    ``--address`` of every load-balancer node that asked for routes within ``LB_NODE_KEEP_S``.
+    """
+    config = plane.config
+    sources = set(config.lb_sources)
+    host = config.api_host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and not address.is_loopback and not address.is_unspecified:
+        sources.add(f"{address}/{address.max_prefixlen}")
+    now = plane.clock()
+    for node, seen in plane.lb_nodes.items():
+        if now - seen <= LB_NODE_KEEP_S:
+            node_address = ipaddress.ip_address(node)
+            sources.add(f"{node_address}/{node_address.max_prefixlen}")
+    return sorted(sources)
 
 
 def heartbeat_interval(plane: ControlPlane) -> float:

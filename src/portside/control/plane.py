@@ -50,6 +50,8 @@ class ControlPlane:
     routes_watchers: list[Callable[[], None]] = field(default_factory=list)
     # When a load-balancer node last asked for the routing snapshot (clock time; 0: never).
     routes_seen: float = 0.0
+    # Load-balancer nodes' source addresses -> when each last asked for routes (agent_protocol.lb_sources).
+    lb_nodes: dict[str, float] = field(default_factory=dict)
     # Stops a task the way its owner wants (the service controller drains its targets first);
     # None means straight to the agent.
     task_stopper: Callable[[str, str, str], Any] | None = None

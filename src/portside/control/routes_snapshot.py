@@ -23,6 +23,7 @@ own proxy has nothing in flight to it (``nodes_watching``): the nodes' requests 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import Any
 
 from portside.control.elbv2.config import routing_snapshot
@@ -67,6 +68,15 @@ async def watch_routes(plane: ControlPlane, region: str, params: dict[str, Any])
         if topic == INSTANCES_TOPIC:
             changed.set()
 
+    address = params.get("address")
+    if address is not None:
+        try:
+            address = str(ipaddress.ip_address(address)) if isinstance(address, str) else None
+        except ValueError:
+            address = None
+        if address is None:
+            raise InvalidParameterException("address must be the IP address the node reaches copies from.")
+        plane.lb_nodes[address] = plane.clock()
     plane.routes_seen = plane.clock()
     plane.routes_watchers.append(on_routes)
     plane.watchers.append(on_topic)
