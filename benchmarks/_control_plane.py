@@ -40,7 +40,7 @@ from portside.api import sigv4
 from portside.api.server import ApiServer
 from portside.config import ServerConfig
 from portside.control.plane import ControlPlane
-from portside.control.service_controller import ServiceController
+from portside.control.controllers.services import ServiceController
 from portside.control.store import Store
 
 LISTEN_HOST = "127.0.0.1"

@@ -23,14 +23,14 @@ from portside.api.server import ApiServer
 from portside.config import ServerConfig
 from portside.agent.registration import registration
 from portside.agent.state import AgentState
-from portside.control.liveness import LivenessController
+from portside.control.controllers.liveness import LivenessController
 from portside.control.local_link import LocalLink
 from portside.control.doctor import HostDoctor
 from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
-from portside.control.scaler import Scaler
-from portside.control.service_controller import ServiceController
+from portside.control.controllers.scaling import Scaler
+from portside.control.controllers.services import ServiceController
 from portside.control.store import Store
 from portside.core import arns
 from portside.core.firewall import chain_name

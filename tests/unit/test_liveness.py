@@ -11,7 +11,7 @@ import pytest
 from portside.agent.registration import registration
 from portside.config import ServerConfig
 from portside.control import agent_protocol, instance_state
-from portside.control.liveness import LivenessController
+from portside.control.controllers.liveness import LivenessController
 from portside.control.plane import ControlPlane
 from portside.control.store import Store
 from portside.core import liveness

@@ -1,7 +1,7 @@
 """A replacement counts as healthy only once its target group's slow-start ramp is over (beyond ECS).
 
 The service controller's health verdict for a task with load balancer targets (control/
-service_controller.py ``_health``), over a real store, with a load balancer runtime that answers
+controllers/services.py ``_health``), over a real store, with a load balancer runtime that answers
 the health views given here: healthy and warming is not healthy yet, so no old copy is stopped
 for it; healthy and past the ramp is; the health state machine and the ramp themselves are the
 proxy's (tested in tests/integration/test_proxy.py)."""
@@ -15,7 +15,7 @@ import pytest
 
 from portside.config import ServerConfig
 from portside.control.plane import ControlPlane
-from portside.control.service_controller import ServiceController
+from portside.control.controllers.services import ServiceController
 from portside.control.store import Store
 from portside.core.lb.runtime import HealthView
 from portside.core.lifecycle import TaskStatus

@@ -2,7 +2,7 @@
 
 These operations only write the service's desired state (and a new deployment
 when the task definition changes); the service controller
-(``control/service_controller.py``) makes the tasks follow.
+(``control/controllers/services.py``) makes the tasks follow.
 """
 
 from __future__ import annotations
