@@ -144,14 +144,16 @@ class Server:
         gc.freeze()
 
     async def close(self) -> None:
-        if self.api is not None:
-            await self.api.close()
+        # Controllers first: once the API stops answering, agents cannot call, and liveness must not
+        # take that silence for lost hosts while the last requests finish.
         if self.liveness is not None:
             await self.liveness.close()
         if self.scaler is not None:
             await self.scaler.close()
         if self.services is not None:
             await self.services.close()
+        if self.api is not None:
+            await self.api.close()
         if self.doctor is not None:
             await self.doctor.close()
         if self._sweeper is not None:

@@ -360,3 +360,45 @@ def test_draining_a_host_under_load_moves_its_copies_without_a_failed_request(ho
     agent = next(a for a in hosts.agents if a.host is victim)
     eventually(lambda: "was deregistered" in agent.log(), 30, 0.5, "the agent told it was deregistered")
     assert len(hosts.ecs.list_tasks(serviceName="drain")["taskArns"]) == 6
+
+
+def test_a_load_balancer_node_on_a_host_of_its_own_keeps_serving_while_the_control_plane_is_down(
+    hosts: ManyHosts, busybox_image: str, credentials: Path
+) -> None:
+    stack = hosts.service("node", busybox_image, 3)
+    tasks = hosts.wait_settled("node", stack, 3)
+    node_host = hosts.cluster.hosts[2]
+    log_path = node_host.folder / "lb.log"
+    with open(log_path, "ab") as log:
+        node = subprocess.Popen([
+            "nsenter", f"--net=/run/netns/{node_host.netns}", sys.executable, "-m", "portside.cli.main", "lb",
+            "--server", hosts.server.endpoint, "--credentials", str(credentials), "--profile", "agent",
+            "--bind-address", node_host.address, "--address", node_host.address,
+            "--state-dir", str(node_host.folder / "lb"),
+        ], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wanted = {runtime(t) for t in tasks}
+
+        def through_node() -> set[str] | None:
+            seen = set()
+            for _ in range(30):  # a client in the root namespace, the node on its host's address
+                status, body = whoami(f"http://{node_host.address}:{stack.port}")
+                if status != 200:
+                    return None
+                seen.add(body)
+                if seen == wanted:
+                    return seen
+            return None
+
+        # The node probes the copies on every host itself: their agents admit its --address, named to
+        # them by the control plane (no --lb-source anywhere).
+        eventually(through_node, 60, 1.0, "the node serving every copy\n" + log_path.read_text()[-2000:])
+        hosts.server.stop()
+        assert through_node() == wanted, log_path.read_text()[-3000:]  # its last snapshot, the control plane gone
+    finally:
+        node.send_signal(signal.SIGTERM)
+        try:
+            node.wait(15)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait(5)

@@ -134,11 +134,36 @@ def test_a_lost_instances_service_tasks_are_stopped_and_nothing_else_is(plane: C
 
 def test_an_instance_never_heard_since_the_server_started_counts_from_the_start(plane: ControlPlane) -> None:
     lost = register(plane, LOST)
+    alive = register(plane, ALIVE)
     task = place(plane, lost, "service:web")
     plane.agent_seen.clear()  # a restarted server: every agent gets a full TTL and grace from the start
     plane.clock.now = plane.started_at + TTL + GRACE  # type: ignore[attr-defined]
+    plane.agent_seen[alive] = plane.clock()
     LivenessController(plane).tick()
     assert stored(plane, task).last_status is TaskStatus.RUNNING
     plane.clock.now += 1  # type: ignore[attr-defined]
+    plane.agent_seen[alive] = plane.clock()
     LivenessController(plane).tick()
     assert stored(plane, task).last_status is TaskStatus.STOPPED
+
+
+def test_when_most_agents_fall_silent_at_once_nobody_is_evicted(plane: ControlPlane) -> None:
+    """The control plane cut off from its hosts (or stopping) must not move copies off hosts it cannot hear."""
+    first, second, third = register(plane, LOST), register(plane, ALIVE), register(plane, GONE)
+    tasks = [place(plane, arn, "service:web") for arn in (first, second, third)]
+    plane.clock.now += TTL + GRACE + 1  # type: ignore[attr-defined]
+    plane.agent_seen[third] = plane.clock()  # one of three still calls: two silent > one calling
+    controller = LivenessController(plane)
+    controller.tick()
+    assert [stored(plane, t).last_status for t in tasks] == [TaskStatus.RUNNING] * 3
+    plane.agent_seen[second] = plane.clock()  # one silent, two calling: that one is lost
+    controller.tick()
+    assert [stored(plane, t).last_status for t in tasks] == [TaskStatus.STOPPED, TaskStatus.RUNNING, TaskStatus.RUNNING]
+
+
+@pytest.mark.parametrize(
+    ("lost", "others", "evict"),
+    [(0, 3, False), (1, 0, False), (1, 1, True), (1, 2, True), (2, 1, False), (2, 2, True), (3, 2, False)],
+)
+def test_may_evict_up_to_as_many_silent_instances_as_calling_ones(lost: int, others: int, evict: bool) -> None:
+    assert liveness.may_evict(lost, others) is evict

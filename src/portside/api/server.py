@@ -53,6 +53,8 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 # Far deeper than any ECS or ELBv2 shape; keeps recursive code behind the edge (validation,
 # storing unknown members as submitted) well inside Python's recursion limit.
 MAX_JSON_DEPTH = 100
+#: How long a closing API lets requests still running finish.
+SHUTDOWN_TIMEOUT_S = 2.0
 #: ``--auth`` modes: any access key on loopback (the default), or only keys in --credentials.
 AUTH_MODES = ("loopback", "always")
 #: The SigV4 signing service each API's requests must be scoped to.
@@ -93,7 +95,9 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # Long polls (agents, load-balancer nodes) would hold a shutdown for up to 25 s: they are
+        # asked again after a restart anyway, so requests still running after 2 s are cut.
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=self.tls)
         await site.start()

@@ -23,6 +23,10 @@ class LivenessController:
         self.plane = plane
         self._task: asyncio.Task[None] | None = None
         self.lost_tasks = 0  # marked STOPPED because their host was lost (metrics)
+        self._holding = False  # most agents silent: eviction held (logged once)
+
+    def _seen(self, body: dict[str, object]) -> float:
+        return self.plane.agent_seen.get(str(body["containerInstanceArn"]), self.plane.started_at)
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -44,11 +48,21 @@ class LivenessController:
         plane = self.plane
         now = plane.clock()
         config = plane.config
-        for body in plane.store.all_container_instances():
+        remote = [b for b in plane.store.all_container_instances()
+                  if b["status"] != "INACTIVE" and b["containerInstanceArn"] != plane.instance_arn]
+        lost = [b for b in remote if liveness.is_lost(self._seen(b), now, config.agent_ttl_s, config.agent_grace_s)]
+        if not lost:
+            return
+        if not liveness.may_evict(len(lost), len(remote) - len(lost)):
+            if not self._holding:
+                log.warning("%d of %d agents are silent at once: not evicting them (this control plane may be "
+                            "the one cut off)", len(lost), len(remote))
+            self._holding = True
+            return
+        self._holding = False
+        for body in lost:
             arn = body["containerInstanceArn"]
-            seen = plane.agent_seen.get(arn, plane.started_at)
-            if body["status"] == "INACTIVE" or not liveness.is_lost(seen, now, config.agent_ttl_s, config.agent_grace_s):
-                continue
+            seen = self._seen(body)
             for task in plane.store.live_tasks_on(arn):
                 if not (task.group or "").startswith("service:"):
                     continue
