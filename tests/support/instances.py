@@ -25,3 +25,24 @@ def register_instance(
     if arn or plane.instance_arn:
         request["containerInstanceArn"] = arn or plane.instance_arn
     return agent_protocol.register_container_instance(plane, plane.config.region, request)["containerInstance"]
+
+
+def register_host(plane: ControlPlane, instance_id: str, *, address: str = "10.0.0.2", awsvpc: bool = False) -> str:
+    """Register another host (2048 CPU units, 4096 MiB) as its agent would; its container instance ARN."""
+    request = registration(
+        cluster=plane.config.extra.get("cluster", "default"), region=plane.config.region, instance_id=instance_id,
+        address=address, zone=None, docker_version="test", cpu_units=2048, memory_mib=4096, reserved_tcp=[],
+        reserved_udp=[], attributes={}, awsvpc=awsvpc,
+    )
+    answer = agent_protocol.register_container_instance(plane, plane.config.region, request)
+    return str(answer["containerInstance"]["containerInstanceArn"])
+
+
+class Clock:
+    """A wall clock a test moves by hand (``clock.now += 5``)."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -23,18 +23,11 @@ from portside.control.store import Store
 from portside.core.task import Task
 from portside.errors import ClientException, InvalidParameterException, NotFoundError, PortsideError
 from tests.support.agent_tasks import make_task
+from tests.support.instances import Clock
 
 REGION = "us-east-1"
 HOST = "i-0a1b2c3d4e5f60718"
 OTHER = "i-0ffffffffffffffff"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from portside.agent.registration import registration
 from portside.config import ServerConfig
-from portside.control import agent_protocol, instance_state, task_definitions, tasks
+from portside.control import instance_state, task_definitions, tasks
 from portside.control.plane import ControlPlane
 from portside.control.store import Store
 from portside.core import arns
 from portside.errors import ClientException, InvalidParameterException
+from tests.support.instances import register_host
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
@@ -42,25 +42,7 @@ def plane(tmp_path: Path) -> Iterator[ControlPlane]:
 
 
 def register(plane: ControlPlane, instance_id: str = OTHER_HOST) -> str:
-    request = registration(
-        cluster="default",
-        region=REGION,
-        instance_id=instance_id,
-        address="10.0.0.2",
-        zone=None,
-        docker_version="test",
-        cpu_units=2048,
-        memory_mib=4096,
-        reserved_tcp=[],
-        reserved_udp=[],
-        attributes={},
-        awsvpc=True,
-    )
-    return str(
-        agent_protocol.register_container_instance(plane, REGION, request)["containerInstance"][
-            "containerInstanceArn"
-        ]
-    )
+    return register_host(plane, instance_id, awsvpc=True)
 
 
 def define(plane: ControlPlane, network_mode: str = "bridge") -> str:

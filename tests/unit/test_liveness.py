@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from portside.agent.registration import registration
 from portside.config import ServerConfig
-from portside.control import agent_protocol, instance_state
+from portside.control import instance_state
 from portside.control.controllers.liveness import LivenessController
 from portside.control.plane import ControlPlane
 from portside.control.store import Store
@@ -18,18 +17,11 @@ from portside.core import liveness
 from portside.core.lifecycle import ContainerStatus, TaskStatus
 from portside.core.task import Task
 from tests.support.agent_tasks import make_task
+from tests.support.instances import Clock, register_host
 
 REGION = "us-east-1"
 TTL, GRACE = 15.0, 60.0
 LOST, ALIVE, GONE = "i-0aaaaaaaaaaaaaaa1", "i-0bbbbbbbbbbbbbbb2", "i-0ccccccccccccccc3"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -45,25 +37,7 @@ def plane(tmp_path: Path) -> Iterator[ControlPlane]:
 
 
 def register(plane: ControlPlane, instance_id: str) -> str:
-    request = registration(
-        cluster="default",
-        region=REGION,
-        instance_id=instance_id,
-        address="10.0.0.2",
-        zone=None,
-        docker_version="test",
-        cpu_units=2048,
-        memory_mib=4096,
-        reserved_tcp=[],
-        reserved_udp=[],
-        attributes={},
-        awsvpc=False,
-    )
-    return str(
-        agent_protocol.register_container_instance(plane, REGION, request)["containerInstance"][
-            "containerInstanceArn"
-        ]
-    )
+    return register_host(plane, instance_id)
 
 
 def place(plane: ControlPlane, instance_arn: str, group: str) -> Task:
