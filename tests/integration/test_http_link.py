@@ -125,7 +125,7 @@ def test_signed_calls_with_the_profiles_key_are_accepted(server: Server, tmp_pat
     heartbeat, _ = call(
         [server.url], credentials, "heartbeat", {"cluster": "default", "containerInstance": arn}
     )
-    assert heartbeat == {"heartbeatSeconds": 5.0, "ttlSeconds": 15.0}
+    assert heartbeat == {"heartbeatSeconds": 5.0, "ttlSeconds": 15.0, "lbSources": []}
     polled, _ = call(
         [server.url], credentials, "poll_assignments", {"containerInstance": arn, "waitSeconds": 0}
     )
