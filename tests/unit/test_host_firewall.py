@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -210,3 +211,30 @@ def test_the_keeper_keeps_the_chain_while_the_store_holds_live_tasks_or_cannot_b
         fake = asyncio.run(scenario(tasks))
         assert not any(call[3:4] in (["-F"], ["-X"]) for call in fake.calls if call[0] == "iptables")
         assert fake.chain is not None and "-A DOCKER-USER -j PORTSIDE-abc" in fake.docker_user
+
+
+def test_a_remove_waits_for_an_apply_still_running_in_its_thread() -> None:
+    """Cancelling the coroutine that awaits an apply does not stop its thread: a remove started then
+    must not interleave with it, or the apply puts the jump back and the chain is left behind, empty."""
+    fake = FakeIptables()
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_restore(argv: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
+        if argv[0] == "iptables-restore" and f":{PLAN.chain} - [0:0]" in (stdin or ""):
+            entered.set()
+            release.wait(5)
+        return fake(argv, stdin)
+
+    firewall = HostFirewall(PLAN.chain, slow_restore)
+    applying = threading.Thread(target=firewall.apply, args=(PLAN,))
+    applying.start()
+    assert entered.wait(5)
+    removing = threading.Thread(target=firewall.remove)
+    removing.start()
+    removing.join(0.3)
+    assert removing.is_alive()  # waits for the apply
+    release.set()
+    applying.join(5)
+    removing.join(5)
+    assert fake.docker_user == ["-A DOCKER-USER -j RETURN"]  # the jump is gone, and so is the chain
+    assert [c[3:5] for c in fake.calls[-2:]] == [["-F", PLAN.chain], ["-X", PLAN.chain]]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -56,6 +57,10 @@ class HostFirewall:
     def __init__(self, chain: str, runner: Runner = run_command) -> None:
         self.chain = chain
         self._run = runner
+        # apply and remove run in threads (asyncio.to_thread): cancelling the coroutine that awaits an
+        # apply does not stop it, so a remove started meanwhile would see the jump come back and leave
+        # an empty chain behind. One at a time.
+        self._lock = threading.Lock()
 
     def _iptables(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = ["iptables-restore", "-w", IPTABLES_WAIT_S, "--noflush"] if stdin is not None else ["iptables", "-w", IPTABLES_WAIT_S, *args]
@@ -73,6 +78,10 @@ class HostFirewall:
 
     def apply(self, plan: GuardPlan) -> None:
         """Replace the chain's content in one commit and make DOCKER-USER jump to it first."""
+        with self._lock:
+            self._apply(plan)
+
+    def _apply(self, plan: GuardPlan) -> None:
         if self._iptables("-S", DOCKER_USER_CHAIN, check=False).returncode != 0:
             raise FirewallError(
                 f"the {DOCKER_USER_CHAIN} chain is missing: start dockerd with its iptables integration on "
@@ -105,6 +114,10 @@ class HostFirewall:
 
     def remove(self) -> bool:
         """Take the jump and the chain out; absent pieces are fine. True when there was a chain."""
+        with self._lock:
+            return self._remove()
+
+    def _remove(self) -> bool:
         while self._iptables("-D", DOCKER_USER_CHAIN, "-j", self.chain, check=False).returncode == 0:
             pass
         if self._iptables("-F", self.chain, check=False).returncode != 0:
