@@ -29,13 +29,13 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import socket
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portside import process
 from portside.agent.http_link import HttpLink, profile_credentials
 from portside.agent.link import LinkError
 from portside.config import DEFAULT_MAX_CLIENT_CONNECTIONS
@@ -288,10 +288,7 @@ def _write_private(path: Path, text: str) -> None:
 
 async def serve(options: LbNodeOptions) -> None:
     """Run the node until SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = process.stop_on_signals()
     try:
         credentials = profile_credentials(options.credentials_file, options.profile)
     except ValueError as exc:
@@ -318,10 +315,4 @@ async def serve(options: LbNodeOptions) -> None:
 
 
 def run(options: LbNodeOptions) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve(options))
-    else:
-        uvloop.install()
-        asyncio.run(serve(options))
+    process.run(serve(options))

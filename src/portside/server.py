@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import signal
 import ssl
 from pathlib import Path
 
 import portside.proxy
-from portside import open_file_limit
+from portside import open_file_limit, process
 from portside.agent import host
 from portside.agent.agent import HostAgent
 from portside.agent.docker_driver import DockerDriver
@@ -229,22 +228,13 @@ def _api_tls_context(files: tuple[Path, Path]) -> ssl.SSLContext:
 
 def run(config: ServerConfig) -> None:
     """Run until SIGINT or SIGTERM, on uvloop where it is installed."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve(config))
-    else:
-        uvloop.install()
-        asyncio.run(serve(config))
+    process.run(serve(config))
 
 
 async def serve(config: ServerConfig) -> None:
     """Run until SIGINT or SIGTERM."""
     server = Server(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = process.stop_on_signals()
     try:
         await server.start()
         await stop.wait()

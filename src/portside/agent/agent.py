@@ -385,9 +385,6 @@ class HostAgent:
         self.state.ports = self.allocator.to_dict()
         self.state.save()
 
-    def _save_ports(self) -> None:
-        self._save()
-
     def _definition(self, task: Task) -> dict[str, Any]:
         content = self.state.definitions.get(task.task_definition_arn)
         if content is None:
@@ -484,7 +481,7 @@ class HostAgent:
                 # Something took the port between our probe and Docker's bind: move on to the next port.
                 if not reassign_port(self.allocator, task, exc.port, self.clock()):
                     raise
-                self._save_ports()
+                self._save()
                 await self.driver.remove(container.docker_id)
                 container.docker_id = None
                 self._persist(task)

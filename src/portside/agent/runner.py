@@ -8,12 +8,11 @@ agent does; the next agent on this state directory adopts them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from portside import process
 from portside.agent import host
 from portside.agent.agent import HostAgent
 from portside.agent.docker_driver import DockerDriver
@@ -43,10 +42,7 @@ class AgentOptions:
 async def serve(options: AgentOptions) -> None:
     """Run the agent until SIGINT or SIGTERM."""
     config = options.config
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = process.stop_on_signals()
     try:
         credentials = profile_credentials(options.credentials_file, options.profile)
     except ValueError as exc:
@@ -99,10 +95,4 @@ async def serve(options: AgentOptions) -> None:
 
 
 def run(options: AgentOptions) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve(options))
-    else:
-        uvloop.install()
-        asyncio.run(serve(options))
+    process.run(serve(options))

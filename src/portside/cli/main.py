@@ -189,10 +189,7 @@ def agent(servers: str, credentials: str, profile: str, address: str, zone: str 
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        urls = [u.strip() for u in servers.split(",") if u.strip()]
-        for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"--server {url}: must be an http:// or https:// URL")
+        urls = _server_urls(servers)
         ipaddress.ip_address(address)
         custom = dict(_attribute(a) for a in attributes)
         if instance_id is not None and not is_instance_id(instance_id):

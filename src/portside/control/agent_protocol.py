@@ -42,25 +42,6 @@ DEREGISTERED = "deregistered"
 LB_NODE_KEEP_S = 300.0
 
 
-class AssignmentWaits:
-    """Wakes the polls of a container instance when one of its tasks is written."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-
-    def notify(self, instance_arn: str) -> None:
-        event = self._events.pop(instance_arn, None)
-        if event is not None:
-            event.set()
-
-    async def wait(self, instance_arn: str, timeout: float) -> None:
-        event = self._events.setdefault(instance_arn, asyncio.Event())
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-
-
 def register_container_instance(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     cluster = arns.cluster_name(params.get("cluster") or "default")
     document = _identity(params.get("instanceIdentityDocument"))

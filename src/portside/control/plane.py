@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portside.config import ServerConfig
+from portside.control.assignment_waits import AssignmentWaits
 from portside.control.store import Store
 from portside.core import arns
 from portside.core.lb.runtime import LbRuntime
@@ -30,7 +31,7 @@ class ControlPlane:
     agent_seen: dict[str, float] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     # Wakes agents' assignment polls when a task of their instance is written.
-    assignment_waits: Any = None
+    assignment_waits: AssignmentWaits = field(default_factory=AssignmentWaits)
     # The random generator placement draws from (the random strategy, ties): one per control plane,
     # so a test or a benchmark makes placements repeatable by giving a seeded one.
     rng: random.Random = field(default_factory=random.Random)
@@ -53,7 +54,7 @@ class ControlPlane:
     # Load-balancer nodes' source addresses -> when each last asked for routes (agent_protocol.lb_sources).
     lb_nodes: dict[str, float] = field(default_factory=dict)
     # Stops a task the way its owner wants (the service controller drains its targets first);
-    # None means straight to the agent.
+    # None means control/tasks.request_stop (desired STOPPED; the agent hears of it).
     task_stopper: Callable[[str, str, str], Any] | None = None
     # Runs the doctor's checks for a service that was created or scaled (control/doctor.py).
     preflight: Callable[[str], None] | None = None
@@ -61,9 +62,6 @@ class ControlPlane:
     doctor_report: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
-        from portside.control.agent_protocol import AssignmentWaits
-
-        self.assignment_waits = AssignmentWaits()
         self.store.task_watchers.append(self.assignment_waits.notify)
 
     def task_changed(self, task: Task) -> None:
