@@ -69,7 +69,7 @@ def test_the_store_package_is_where_the_sql_is() -> None:
     in_store = [what for path in STORE.rglob("*.py") for _, what in sql_in(path.read_text())]
     assert len(in_store) > 50
     assert any("db.execute" == what for what in in_store)
-    assert any("executescript" in what for what in in_store)
+    assert any("import sqlite3" in what for what in in_store)
 
 
 def test_the_scan_finds_each_kind_of_sql_a_controller_used_to_hold() -> None:

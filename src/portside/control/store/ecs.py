@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from portside.core.task import Task
 
-TASK_REVISION_KEY = "task_revision"
-
-
 class EcsRecords:
-    db: sqlite3.Connection
+    db: Any
     #: Called with a task's container instance ARN after every task write (wakes agents' watches).
     task_watchers: list[Callable[[str], None]]
 
-    def get_meta(self, key: str) -> Any: ...  # Database's
-    def put_meta(self, key: str, value: Any) -> None: ...  # Database's
+    # Database's
+    def get_meta(self, key: str) -> Any: ...
+    def put_meta(self, key: str, value: Any) -> None: ...
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def record_change(self, topic: str, key: str = "") -> None: ...
+    @property
+    def current_revision(self) -> int: ...
 
     # -- task definitions
 
@@ -30,7 +32,8 @@ class EcsRecords:
 
     def put_task_definition(self, region: str, body: dict[str, Any]) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO task_definitions VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO task_definitions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (region, family, revision) "
+            "DO UPDATE SET arn=excluded.arn, status=excluded.status, body=excluded.body",
             (region, body["family"], body["revision"], body["taskDefinitionArn"], body["status"], json.dumps(body)),
         )
 
@@ -71,7 +74,7 @@ class EcsRecords:
         else:  # INACTIVE: families with no active revision left
             rows = self.db.execute(
                 "SELECT family FROM task_definitions WHERE region=? GROUP BY family "
-                "HAVING SUM(status='ACTIVE') = 0",
+                "HAVING SUM(CASE WHEN status='ACTIVE' THEN 1 ELSE 0 END) = 0",
                 (region,),
             )
         families = sorted(r[0] for r in rows)
@@ -81,7 +84,8 @@ class EcsRecords:
 
     def put_cluster(self, region: str, body: dict[str, Any]) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO clusters VALUES (?, ?, ?, ?)",
+            "INSERT INTO clusters VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (region, name) DO UPDATE SET status=excluded.status, body=excluded.body",
             (region, body["clusterName"], body["status"], json.dumps(body)),
         )
 
@@ -99,7 +103,8 @@ class EcsRecords:
 
     def put_container_instance(self, region: str, cluster: str, body: dict[str, Any]) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO container_instances VALUES (?, ?, ?, ?)",
+            "INSERT INTO container_instances VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (arn) DO UPDATE SET region=excluded.region, cluster=excluded.cluster, body=excluded.body",
             (body["containerInstanceArn"], region, cluster, json.dumps(body)),
         )
 
@@ -116,42 +121,52 @@ class EcsRecords:
     # -- tasks
 
     def put_task(self, task: Task, *, assigned: bool = True) -> None:
-        """Store the task; ``assigned``: at the next task revision, telling its instance's watchers.
+        """Store the task; ``assigned``: at this transaction's revision, telling its instance's watchers.
 
-        An agent's report (``assigned=False``) keeps the task's revision: it is news to nobody
-        that watches assignments.
+        Joins the transaction open, or opens one. An agent's report (``assigned=False``) keeps the
+        task's revision: it is news to nobody that watches assignments.
         """
-        if not assigned:
+        body = json.dumps(task.to_json())
+        with self.transaction():
+            if not assigned:
+                self.db.execute(
+                    "UPDATE tasks SET desired_status=?, last_status=?, body=? WHERE arn=?",
+                    (task.desired_status, int(task.last_status), body, task.arn),
+                )
+                return
             self.db.execute(
-                "UPDATE tasks SET desired_status=?, last_status=?, body=? WHERE arn=?",
-                (task.desired_status, int(task.last_status), json.dumps(task.to_json()), task.arn),
+                "INSERT INTO tasks (arn, region, cluster, family, started_by, container_instance, "
+                "desired_status, last_status, created_at, body, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (arn) DO UPDATE SET region=excluded.region, cluster=excluded.cluster, "
+                "family=excluded.family, started_by=excluded.started_by, "
+                "container_instance=excluded.container_instance, desired_status=excluded.desired_status, "
+                "last_status=excluded.last_status, created_at=excluded.created_at, body=excluded.body, "
+                "rev=excluded.rev",
+                (
+                    task.arn,
+                    task.region,
+                    task.cluster,
+                    task.family,
+                    task.started_by,
+                    task.container_instance_arn,
+                    task.desired_status,
+                    int(task.last_status),
+                    task.created_at,
+                    body,
+                    self.current_revision,
+                ),
             )
-            return
-        revision = self.task_revision() + 1
-        self.put_meta(TASK_REVISION_KEY, revision)
-        self.db.execute(
-            "INSERT OR REPLACE INTO tasks (arn, region, cluster, family, started_by, container_instance, "
-            "desired_status, last_status, created_at, body, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                task.arn,
-                task.region,
-                task.cluster,
-                task.family,
-                task.started_by,
-                task.container_instance_arn,
-                task.desired_status,
-                int(task.last_status),
-                task.created_at,
-                json.dumps(task.to_json()),
-                revision,
-            ),
-        )
+            self.record_change("task", task.container_instance_arn or "")
         for watcher in self.task_watchers:
             watcher(task.container_instance_arn)
 
     def task_revision(self) -> int:
-        """The revision of the last task write (0 for a new store)."""
-        return int(self.get_meta(TASK_REVISION_KEY) or 0)
+        """The revision of the last task write (0 for a new store).
+
+        Commit order is revision order: every task written at this revision or before is visible.
+        """
+        row = self.db.execute("SELECT MAX(rev) FROM tasks").fetchone()
+        return int(row[0] or 0)
 
     def tasks_changed_on(self, container_instance: str, since: int) -> list[Task]:
         """Tasks on one container instance written after revision ``since``, stopped ones included."""
@@ -235,7 +250,9 @@ class EcsRecords:
     def put_service(self, region: str, body: dict[str, Any]) -> None:
         cluster = body["clusterArn"].rsplit("/", 1)[-1]
         self.db.execute(
-            "INSERT OR REPLACE INTO services VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO services VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (arn) DO UPDATE SET "
+            "region=excluded.region, cluster=excluded.cluster, name=excluded.name, status=excluded.status, "
+            "created_at=excluded.created_at, body=excluded.body",
             (body["serviceArn"], region, cluster, body["serviceName"], body["status"], body["createdAt"], json.dumps(body)),
         )
 
@@ -262,7 +279,8 @@ class EcsRecords:
 
     def put_client_token(self, region: str, scope: str, token: str, request: str, result: Any, now: float) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO client_tokens VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO client_tokens VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (region, scope, token) "
+            "DO UPDATE SET request=excluded.request, result=excluded.result, created_at=excluded.created_at",
             (region, scope, token, request, json.dumps(result), now),
         )
 

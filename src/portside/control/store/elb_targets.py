@@ -7,7 +7,6 @@ drained. Rowid order is registration order.
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 #: One registered target: (target id, port, availability zone, draining, drain deadline).
@@ -15,7 +14,7 @@ TargetRow = tuple[str, int, str | None, bool, float | None]
 
 
 class ElbTargetRecords:
-    db: sqlite3.Connection
+    db: Any
 
     def targets_of(self, target_group_arn: str) -> list[TargetRow]:
         """The group's targets, draining ones included, in registration order."""

@@ -9,7 +9,6 @@ order is creation order, which Describe* pages through. Registered targets are i
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 #: The table of each ARN kind (``core`` ARN kinds, as control/elbv2/common.py names them).
@@ -34,7 +33,7 @@ def _in_region(region: str | None) -> tuple[str, tuple[Any, ...]]:
 
 
 class ElbRecords:
-    db: sqlite3.Connection
+    db: Any
 
     # -- any kind
 

@@ -7,7 +7,6 @@ Describe* lists in). A target is keyed by (region, namespace, resource id, dimen
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 #: (service namespace, resource id, scalable dimension)
@@ -21,7 +20,7 @@ def _bodies(rows: Any) -> list[dict[str, Any]]:
 
 
 class ScalingRecords:
-    db: sqlite3.Connection
+    db: Any
 
     # -- scalable targets
 

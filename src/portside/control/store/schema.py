@@ -1,10 +1,15 @@
-"""The store's tables, as every state directory since the first has them, and the steps that add to them.
+"""The store's tables, one schema for SQLite and PostgreSQL, and the versioned steps that built them.
 
-``CREATE ... IF NOT EXISTS`` throughout, and ``migrate`` adds what later versions need: opening an
-existing state directory keeps every row.
+``SCHEMA`` is version 1, as the first state directories had it; each entry of ``MIGRATIONS``
+brings a store from one version to the next. ``meta.schema_version`` records where a store is.
+A store written by a newer portside (a version above ``SCHEMA_VERSION``) is refused, never
+opened: an older binary would write rows the newer one does not expect.
+
+The text is SQLite's dialect; ``postgres.ddl`` turns it into PostgreSQL's mechanically (types,
+a ``seq`` column standing for SQLite's rowid). Keep to what both understand.
 """
 
-import sqlite3
+from __future__ import annotations
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,23 +76,42 @@ CREATE TABLE IF NOT EXISTS aas_scaling_activities (
   dimension TEXT NOT NULL, start_time REAL NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS aas_activities_by_target
   ON aas_scaling_activities (region, namespace, resource_id, dimension, start_time);
+-- Health states of the load balancer's targets (store/health.py).
+CREATE TABLE IF NOT EXISTS lb_target_health (group_arn TEXT NOT NULL, target_id TEXT NOT NULL,
+  port INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (group_arn, target_id, port));
 """
 
-#: Health states of the load balancer's targets (``store/health.py``); created as the proxy's
-#: health store always did, so a state directory written before the store owned it reads the same.
-TARGET_HEALTH_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS lb_target_health (group_arn TEXT NOT NULL, target_id TEXT NOT NULL, "
-    "port INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (group_arn, target_id, port))"
-)
-
-
-def migrate(db: "sqlite3.Connection") -> None:
-    """Bring a state directory written by an earlier version up to date (each step runs once).
-
-    1. ``tasks.rev``: the revision at which a task row last changed, so an agent can watch the
-       tasks of its container instance from a revision (docs/agent-protocol.md).
+#: Each step, in order: the statements that bring a store from version N (its index + 1) to N + 1.
+MIGRATIONS: list[str] = [
+    # 2: tasks.rev, the revision at which a task row last changed, so an agent watches the tasks
+    #    of its container instance from a revision (docs/agent-protocol.md).
     """
-    columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
-    if "rev" not in columns:
-        db.execute("ALTER TABLE tasks ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")
-    db.execute("CREATE INDEX IF NOT EXISTS tasks_by_instance ON tasks (container_instance, rev)")
+    ALTER TABLE tasks ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX IF NOT EXISTS tasks_by_instance ON tasks (container_instance, rev);
+    """,
+    # 3: replicas (docs/replicas.md). One revision counter that every write transaction moves
+    #    (commit order is revision order); the log of what changed at which revision, which
+    #    other replicas follow; leases with fencing epochs; when agents and load-balancer nodes
+    #    last called any replica.
+    """
+    CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO revision (id, value) SELECT 1, COALESCE(MAX(rev), 0) FROM tasks;
+    CREATE INDEX IF NOT EXISTS tasks_by_rev ON tasks (rev);
+    CREATE TABLE IF NOT EXISTS changes (
+      rev INTEGER NOT NULL, writer TEXT NOT NULL, topic TEXT NOT NULL, key TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS changes_by_rev ON changes (rev);
+    CREATE TABLE IF NOT EXISTS leases (
+      name TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch INTEGER NOT NULL, expires_at REAL NOT NULL);
+    CREATE TABLE IF NOT EXISTS presence (
+      kind TEXT NOT NULL, key TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (kind, key));
+    """,
+]
+
+#: The version this code writes: a store above it is refused.
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    """The statements of a script (no statement of ours holds a ';' inside a string)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
