@@ -4,6 +4,7 @@ real servers, real connections with psycopg, real processes looked up in /proc."
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -69,6 +70,9 @@ def test_listens_only_on_127_0_0_1_with_its_socket_in_its_own_folder(postgres_se
         socket.create_connection(("127.0.0.2", postgres_server.port), timeout=5).close()
     with pytest.raises(OSError):  # refused, or no IPv6 loopback at all
         socket.create_connection(("::1", postgres_server.port), timeout=5).close()
+    # (Where /etc/hosts maps localhost to 127.0.0.1 alone, "localhost" passes the above: ask.)
+    with psycopg.connect(postgres_server.url(), connect_timeout=5) as conn:
+        assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
     assert (postgres_server.socket_dir / f".s.PGSQL.{postgres_server.port}").is_socket()
     assert not Path(f"/var/run/postgresql/.s.PGSQL.{postgres_server.port}").exists()
 
@@ -203,17 +207,25 @@ SESSION_TESTS = """
         with psycopg.connect(postgres_url) as conn:
             conn.execute("CREATE TABLE t (n int)")
         RECORD.write_text(f"{postgres_server.directory}\\n{postgres_url.rsplit('/', 1)[1]}\\n")
-        postgres_server.stop()  # left down: the next test still gets a server
+        postgres_server.stop()  # left down: its own teardown must still drop the database
 
-    def test_two(postgres_url, postgres_server):
-        folder, first = RECORD.read_text().split()
-        with psycopg.connect(postgres_url) as conn:
+    def test_two(postgres_server):
+        first = RECORD.read_text().split()[1]
+        with psycopg.connect(postgres_server.url()) as conn:
             names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
         assert first not in names  # test_one's database was dropped when it ended
+        postgres_server.kill()  # left down, by a test that asked for no database
+
+    def test_three(postgres_url):
+        with psycopg.connect(postgres_url) as conn:  # the server was started again for it
+            conn.execute("SELECT 1")
+
+    def test_four():
         if os.environ.get("DIE"):
             os.kill(os.getpid(), 9)  # a crashed session: no finalizer, no atexit
         assert False, "fails on purpose: the server must stop all the same"
 """
+SESSION_OUTCOME = re.compile(r"^1 failed, 3 passed in ", re.MULTILINE)
 
 
 def _run_session(tmp_path: Path, die: bool) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -232,16 +244,15 @@ def _run_session(tmp_path: Path, die: bool) -> tuple[subprocess.CompletedProcess
     return run, Path(record.read_text().split()[0])
 
 
-def test_a_failing_session_stops_its_server_and_drops_each_tests_database(tmp_path: Path) -> None:
+def test_a_failing_session_drops_each_tests_database_and_stops_its_server(tmp_path: Path) -> None:
     run, folder = _run_session(tmp_path, die=False)
-    assert run.returncode == 1, run.stdout + run.stderr
-    assert "1 failed, 1 passed" in run.stdout, run.stdout
+    assert run.returncode == 1 and SESSION_OUTCOME.search(run.stdout), run.stdout + run.stderr
     assert _processes_naming(folder) == [] and not folder.exists()
 
 
 def _sweep_by_the_next_session(tmp_path: Path) -> None:
     run, _ = _run_session(tmp_path, die=False)  # its postgres_server fixture sweeps first
-    assert "1 failed, 1 passed" in run.stdout, run.stdout + run.stderr
+    assert SESSION_OUTCOME.search(run.stdout), run.stdout + run.stderr
 
 
 def _sweep_as_ci_does(tmp_path: Path) -> None:
