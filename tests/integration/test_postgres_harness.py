@@ -17,7 +17,14 @@ import psycopg
 import pytest
 
 from tests.support import postgres
-from tests.support.postgres import PostgresMissing, PostgresServer, cluster_pids, find_bin_dir, free_loopback_port
+from tests.support.postgres import (
+    PostgresMissing,
+    PostgresServer,
+    cluster_pids,
+    find_bin_dir,
+    free_loopback_port,
+    process_alive,
+)
 from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +59,9 @@ def _processes_naming(path: Path) -> list[int]:
     return cluster_pids(path.name)
 
 
-def test_url_connects_as_portside_to_a_new_empty_database(postgres_url: str, postgres_server: PostgresServer) -> None:
+def test_url_connects_as_portside_to_a_new_empty_database(
+    postgres_url: str, postgres_server: PostgresServer
+) -> None:
     assert postgres_url.startswith(f"postgresql://portside@127.0.0.1:{postgres_server.port}/test_")
     with psycopg.connect(postgres_url, connect_timeout=5) as conn:
         who = conn.execute("SELECT current_user, current_database(), host(inet_server_addr())").fetchone()
@@ -122,7 +131,7 @@ def test_kill_then_start_recovers_committed_rows(own_server: PostgresServer) -> 
         postmaster = own_server.postmaster_pid()
         assert postmaster is not None
         own_server.kill()
-        assert not os.path.exists(f"/proc/{postmaster}")
+        assert not process_alive(postmaster)
         assert (own_server.data_dir / "postmaster.pid").exists()  # a crash leaves its pid file behind
         eventually(lambda: _processes_naming(own_server.directory) == [], timeout=15,
                    what="the killed postmaster's children to exit")
@@ -238,7 +247,8 @@ def _run_session(tmp_path: Path, die: bool) -> tuple[subprocess.CompletedProcess
     record = tests_dir / "record"
     env = {**os.environ, "RECORD": str(record), "PYTHONPATH": str(REPO), "DIE": "1" if die else ""}
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tests_dir), str(tests_dir)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tests_dir),
+         str(tests_dir)],
         cwd=tests_dir, env=env, capture_output=True, text=True, timeout=180,
     )
     return run, Path(record.read_text().split()[0])
@@ -259,7 +269,9 @@ def _sweep_as_ci_does(tmp_path: Path) -> None:
     subprocess.run([str(REPO / "scripts" / "pg-stop-leftovers"), "/tmp"], check=True, timeout=60)
 
 
-@pytest.mark.parametrize("sweep", [_sweep_by_the_next_session, _sweep_as_ci_does], ids=["next-session", "ci-exit-trap"])
+@pytest.mark.parametrize(
+    "sweep", [_sweep_by_the_next_session, _sweep_as_ci_does], ids=["next-session", "ci-exit-trap"]
+)
 def test_a_crashed_sessions_server_is_swept(
     sweep: Callable[[Path], None], tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
