@@ -166,13 +166,16 @@ def test_bad_database_name_is_refused_and_creates_nothing(own_server: PostgresSe
 
 def test_close_leaves_no_process_and_no_folder() -> None:
     server = PostgresServer(free_loopback_port())
+    session = None
     try:
         server.start()
-        psycopg.connect(server.create_database("left_open"), connect_timeout=5)  # a session still open
+        session = psycopg.connect(server.create_database("left_open"), connect_timeout=5)  # still open
         assert server.directory.name.startswith(f"portside-pg-{os.getpid()}-")
         assert len(_processes_naming(server.directory)) >= 3  # postmaster, checkpointer, the session...
     finally:
         server.close()
+        if session is not None:
+            session.close()
     assert _processes_naming(server.directory) == []
     assert not server.directory.exists()
     server.close()  # again: a no-op (finalizer and atexit both call it)
