@@ -172,7 +172,23 @@ class Replicas:
                               f"{name}: {count} healthy copies of revision {revision}")
         except AssertionError as exc:
             logs = "".join(a.log() for a in self.agents) + "".join(r.log()[-3000:] for r in self.replicas)
-            raise AssertionError(f"{exc}\n{logs}") from None
+            raise AssertionError(f"{exc}\n{self.state(replica, name, stack)}\n{logs}") from None
+
+    def state(self, replica: PortsideProcess, name: str, stack: Stack) -> str:
+        """The service's deployments, tasks and targets, as the replica answers them (diagnostics)."""
+        try:
+            ecs, elb = self.ecs(replica), self.elb(replica)
+            [service] = ecs.describe_services(services=[name])["services"]
+            arns = ecs.list_tasks(serviceName=name)["taskArns"]
+            tasks = ecs.describe_tasks(tasks=arns)["tasks"] if arns else []
+            targets = elb.describe_target_health(TargetGroupArn=stack.tg_arn)["TargetHealthDescriptions"]
+        except Exception as exc:  # noqa: BLE001 - diagnostics only
+            return f"(state unavailable: {exc})"
+        deployments = [(d["status"], d["taskDefinition"][-8:], d["desiredCount"], d["runningCount"], d["pendingCount"])
+                       for d in service["deployments"]]
+        return (f"deployments {deployments}\nevents {[e['message'] for e in service['events'][:8]]}\n"
+                f"tasks {[(t['taskArn'][-6:], t['taskDefinitionArn'][-8:], t['lastStatus'], t['desiredStatus']) for t in tasks]}\n"
+                f"targets {[(d['Target']['Id'], d['Target']['Port'], d['TargetHealth']['State']) for d in targets]}")
 
     def service(self, replica: PortsideProcess, name: str, image: str, count: int) -> tuple[Stack, str]:
         ecs = self.ecs(replica)

@@ -165,6 +165,9 @@ class ServiceController:
             return
         now = plane.clock()
         tasks = self._service_tasks(body)
+        for task in tasks:  # reported RUNNING while no controller listened (another replica led, or none did)
+            if task.last_status is TaskStatus.RUNNING and task.desired_status == "RUNNING" and not task.lb_targets:
+                self._register(body, task)
         draining = {
             i["containerInstanceArn"] for i in plane.store.container_instances_in_region(body["_region"])
             if i["status"] == "DRAINING"
