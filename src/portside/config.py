@@ -80,6 +80,13 @@ class ServerConfig:
     # STOPPED and replaced elsewhere (core/liveness.py).
     agent_grace_s: float = DEFAULT_AGENT_GRACE_S
     docker_url: str | None = None
+    # Where the state is: None is state_dir/portside.db (SQLite); "postgresql://..." is a database
+    # several replicas share (docs/replicas.md); "sqlite:PATH" a SQLite file elsewhere.
+    store: str | None = None
+    # The leader's lease (control/leadership.py): another replica takes over within about this long.
+    leader_lease_s: float = 6.0
+    # This host's ec2InstanceId; None: derived from /etc/machine-id.
+    instance_id: str | None = None
     # Beyond ALB: retry a failed request once on another target when that is safe (docs/load-balancer.md).
     proxy_retries: bool = True
     max_client_connections: int = DEFAULT_MAX_CLIENT_CONNECTIONS
@@ -122,3 +129,24 @@ def parse_host_port(text: str, flag: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{flag} must be HOST:PORT with a port from 1 to 65535, got {text!r}")
     return host.strip("[]"), int(port)
+
+
+STORE_RULE = "postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE, or sqlite:PATH"
+
+
+def check_store_url(text: str) -> str:
+    """``--store``'s value as given; ValueError naming the flag and the rule when it is neither form."""
+    from urllib.parse import urlsplit
+
+    if text.startswith("sqlite:") and len(text) > len("sqlite:"):
+        return text
+    if text.startswith(("postgresql://", "postgres://")):
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            raise ValueError(f"--store: {exc}; must be {STORE_RULE}") from None
+        if parts.path.strip("/") and "/" not in parts.path.strip("/"):
+            return text
+    shown = text if "@" not in text else text.split("://", 1)[0] + "://...@" + text.rsplit("@", 1)[1]
+    raise ValueError(f"--store {shown}: must be {STORE_RULE}")

@@ -22,7 +22,9 @@ from portside.api.server import ApiServer
 from portside.config import ServerConfig
 from portside.agent.registration import registration
 from portside.agent.state import AgentState
+from portside.control.change_feed import ChangeFeed
 from portside.control.controllers.liveness import LivenessController
+from portside.control.leadership import Leadership
 from portside.control.local_link import LocalLink
 from portside.control.doctor import HostDoctor
 from portside.control.elbv2 import config as elb_config
@@ -31,6 +33,7 @@ from portside.control.plane import ControlPlane
 from portside.control.controllers.scaling import Scaler
 from portside.control.controllers.services import ServiceController
 from portside.control.store import Store
+from portside.control.store.database import StoreUnavailable
 from portside.core import arns
 from portside.core.firewall import chain_name
 from portside.errors import PortsideError
@@ -56,6 +59,8 @@ class Server:
         self.doctor: HostDoctor | None = None
         self.agent: HostAgent | None = None
         self.liveness: LivenessController | None = None
+        self.leadership: Leadership | None = None
+        self.feed: ChangeFeed | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -84,18 +89,22 @@ class Server:
             state = AgentState.load(Path(config.state_dir))  # before Docker, so a bad file stops nothing
         except ValueError as exc:
             raise PortsideError(str(exc)) from exc
-        self.store = Store(Path(config.state_dir) / "portside.db")
+        self.store = Store(config.store or Path(config.state_dir) / "portside.db")
+        log.info("store: %s (schema version %d, revision %d)", self.store.description,
+                 self.store.schema_version(), self.store.revision())
         self.driver = DockerDriver(host.owner_id(config.state_dir), config.docker_url)
         if userland_proxy_enabled():
             log.warning(USERLAND_PROXY_WARNING)
         cluster = config.extra.get("cluster", "default")
         self.plane = ControlPlane(config, self.store, api_address=(config.api_host, config.api_port))
         if state.instance_arn is None:  # the ARN this host always had, so a state directory keeps its tasks
-            instance_id = arns.stable_hex_id("container-instance", host.read_machine_id(), config.region, cluster)
+            machine = config.instance_id or host.read_machine_id()
+            instance_id = arns.stable_hex_id("container-instance", machine, config.region, cluster)
             state.instance_arn = arns.container_instance_arn(config.region, config.account_id, cluster, instance_id)
         self.plane.instance_arn = state.instance_arn
         registered = registration(
-            cluster=cluster, region=config.region, instance_id=host.host_instance_id(), address=config.target_ip,
+            cluster=cluster, region=config.region, instance_id=config.instance_id or host.host_instance_id(),
+            address=config.target_ip,
             zone=None, docker_version=self.driver.engine_version, cpu_units=host.cpu_units(),
             memory_mib=max(host.memory_mib() - config.reserved_memory_mib, 0),
             reserved_tcp=[*config.reserved_ports_tcp, config.api_port], reserved_udp=list(config.reserved_ports_udp),
@@ -125,16 +134,18 @@ class Server:
             max_client_connections=config.max_client_connections,
         )
         elb_config.restore(self.plane, self.lb)  # bind stored listeners, resume target health, probe at once
-        self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
-        self.services = ServiceController(self.plane)
-        self.services.start()
-        self.scaler = Scaler(self.plane, config.scaling_period_s)
-        self.scaler.start()
-        self.liveness = LivenessController(self.plane)
-        self.liveness.start()
+        if self.plane.replicated:
+            self.feed = ChangeFeed(self.plane)
+            self.feed.start()
+        self.leadership = Leadership(
+            self.store, on_elected=self._start_controllers, on_deposed=self._stop_controllers,
+            ttl_s=config.leader_lease_s,
+        )
+        await self.leadership.start()
         self.api = ApiServer(
-            self.plane, credentials, metrics=lambda: render_metrics(self.plane, self.scaler, self.firewall),
-            auth=config.auth_mode, api_hosts=config.api_hosts, tls=tls,
+            self.plane, credentials,
+            metrics=lambda: render_metrics(self.plane, self.scaler, self.firewall, self.leadership),
+            auth=config.auth_mode, api_hosts=config.api_hosts, tls=tls, status=self.status,
         )
         await self.api.start(config.api_host, config.api_port)
         log.info("portside API listening on %s://%s:%d", "https" if tls else "http", config.api_host, config.api_port)
@@ -142,21 +153,59 @@ class Server:
         # move it out of the collector's reach, or every full collection walks it (18 ms here).
         gc.freeze()
 
-    async def close(self) -> None:
-        # Controllers first: once the API stops answering, agents cannot call, and liveness must not
-        # take that silence for lost hosts while the last requests finish.
+    async def _start_controllers(self) -> None:
+        """This replica leads: run the controllers (inside the lease's fence, see control/leadership.py)."""
+        assert self.plane is not None
+        self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
+        self.services = ServiceController(self.plane)
+        self.services.start()
+        self.scaler = Scaler(self.plane, self.config.scaling_period_s)
+        self.scaler.start()
+        self.liveness = LivenessController(self.plane)
+        self.liveness.start()
+
+    async def _stop_controllers(self) -> None:
         if self.liveness is not None:
             await self.liveness.close()
         if self.scaler is not None:
             await self.scaler.close()
         if self.services is not None:
             await self.services.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        self.liveness = self.scaler = self.services = None
+        self._sweeper = None
+
+    def status(self) -> tuple[dict[str, object], bool]:
+        """/healthz's document, and whether the store answers (503 when not)."""
+        assert self.store is not None and self.leadership is not None
+        document: dict[str, object] = {
+            "store": self.store.dialect, "leader": self.leadership.is_leader, "epoch": self.leadership.epoch,
+            "holder": self.leadership.holder,
+        }
+        try:
+            document["revision"] = self.store.revision()
+        except StoreUnavailable:
+            document["storeAvailable"] = False
+            return document, False
+        document["storeAvailable"] = True
+        return document, True
+
+    async def close(self) -> None:
+        # Controllers first: once the API stops answering, agents cannot call, and liveness must not
+        # take that silence for lost hosts while the last requests finish. Giving the lease up lets
+        # another replica take over at once.
+        if self.leadership is not None:
+            await self.leadership.close()
+        else:
+            await self._stop_controllers()
+        if self.feed is not None:
+            await self.feed.close()
         if self.api is not None:
             await self.api.close()
         if self.doctor is not None:
             await self.doctor.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
         if self.lb is not None:
             await self.lb.close()
         if self.agent is not None:

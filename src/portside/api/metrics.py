@@ -11,6 +11,7 @@ from typing import Any
 import portside.proxy
 from portside import open_file_limit
 from portside.control.plane import ControlPlane
+from portside.control.store.database import StoreUnavailable
 from portside.proxy.targets import LATENCY_BUCKETS_S
 
 
@@ -27,12 +28,29 @@ def _limit(value: int) -> str:
     return "+Inf" if value == open_file_limit.UNLIMITED else str(value)
 
 
-def render_metrics(plane: ControlPlane, scaler: Any = None, firewall: Any = None) -> str:
+def render_metrics(plane: ControlPlane, scaler: Any = None, firewall: Any = None, leadership: Any = None) -> str:
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
         out.append(f"# HELP {name} {help_text}")
         out.append(f"# TYPE {name} {kind}")
+
+    if leadership is not None:
+        family("portside_leader", "gauge", "1 while this replica holds the controllers' lease (runs the controllers).")
+        out.append(f"portside_leader {int(leadership.is_leader)}")
+        family("portside_leader_epoch", "gauge", "The lease's epoch while this replica leads (0 otherwise).")
+        out.append(f"portside_leader_epoch {leadership.epoch}")
+        family("portside_leader_elections_total", "counter", "Times this replica became the leader.")
+        out.append(f"portside_leader_elections_total {leadership.elections}")
+    try:
+        revision = plane.store.revision()
+    except StoreUnavailable:
+        revision = None
+    family("portside_store_available", "gauge", "1 while the store answers.")
+    out.append(f"portside_store_available {int(revision is not None)}")
+    if revision is not None:
+        family("portside_store_revision", "gauge", "The store's last committed revision.")
+        out.append(f"portside_store_revision {revision}")
 
     lb = plane.lb
     groups = getattr(lb, "groups", {}) if lb is not None else {}

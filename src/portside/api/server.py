@@ -43,6 +43,7 @@ from aiohttp import web
 from portside.api import agents, autoscaling, ecs, elbv2, shapes, sigv4
 from portside.config import is_loopback
 from portside.control.plane import ControlPlane
+from portside.control.store.database import StoreUnavailable
 from portside.core.api_boundary import ApiIdentity, host_problem, origin_problem
 from portside.errors import AuthError, PortsideError, SerializationError, UnknownOperation
 
@@ -77,10 +78,12 @@ class ApiServer:
         auth: str = "loopback",
         api_hosts: tuple[str, ...] = (),
         tls: ssl.SSLContext | None = None,
+        status: Callable[[], tuple[dict[str, Any], bool]] | None = None,
     ) -> None:
         if auth not in AUTH_MODES:
             raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}, got {auth!r}")
         self.plane = plane
+        self.status = status  # /healthz's extra fields, and whether the server is healthy
         self.credentials = credentials or {}
         self.metrics = metrics
         self.auth = auth
@@ -109,11 +112,23 @@ class ApiServer:
 
     async def serve_metrics(self, request: web.Request) -> web.Response:
         """Prometheus text exposition format 0.0.4 (read-only: not signed, like most exporters)."""
-        text = self.metrics() if self.metrics is not None else ""
+        try:
+            text = self.metrics() if self.metrics is not None else ""
+        except StoreUnavailable as exc:
+            return web.Response(status=503, text=exc.message + "\n", content_type="text/plain")
         return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"Version": "0.0.4"})
 
     async def hello(self, request: web.Request) -> web.Response:
-        return web.json_response({"service": "portside", "region": self.plane.config.region})
+        """``GET /`` and ``/healthz``: who answers, whether it leads, and the store's revision.
+
+        503 while the store does not answer, so a load balancer in front of the replicas skips this one.
+        """
+        document: dict[str, Any] = {"service": "portside", "region": self.plane.config.region}
+        healthy = True
+        if self.status is not None:
+            extra, healthy = self.status()
+            document.update(extra)
+        return web.json_response(document, status=200 if healthy else 503)
 
     async def handle(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())

@@ -105,6 +105,12 @@ main.add_command(store)
               help="Seconds without a call from an agent before its instance is agentConnected false.")
 @click.option("--agent-grace", type=click.FloatRange(min=0), default=cfg.DEFAULT_AGENT_GRACE_S, show_default=True,
               help="Seconds after --agent-ttl before a silent instance's service tasks are replaced elsewhere.")
+@click.option("--store", default=None, metavar="URL",
+              help="postgresql://USER@HOST/DB: state shared by several replicas of the server (docs/replicas.md); "
+                   "default: SQLite in --state-dir.")
+@click.option("--leader-lease", type=click.FloatRange(min=1, max=300), default=6.0, show_default=True,
+              help="Seconds the leader's lease lasts: another replica takes over within about this long.")
+@click.option("--instance-id", default=None, help="ec2InstanceId this host registers as; default: from /etc/machine-id.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str, dynamic_port_range: str | None,
            publish_ip: str, credentials: Path | None, auth_mode: str, api_hosts: tuple[str, ...],
@@ -113,11 +119,15 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
            max_client_connections: int, direct_routing: bool, scaling_period: float, firewall_mode: str, lb_sources: tuple[str, ...],
            allow_privileged: bool, allow_host_namespaces: bool, allow_devices: bool, allow_capabilities: bool,
-           allow_host_paths: tuple[str, ...], agent_ttl: float, agent_grace: float, log_level: str) -> None:
+           allow_host_paths: tuple[str, ...], agent_ttl: float, agent_grace: float, store: str | None,
+           leader_lease: float, instance_id: str | None, log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
+    from portside.config import check_store_url
     from portside.core.api_boundary import check_api_host
     from portside.core.firewall import parse_sources
+    from portside.core.instance_id import RULE as instance_id_rule
+    from portside.core.instance_id import is_instance_id
     from portside.core.task_allowances import Allowances
     from portside.errors import PortsideError
     from portside.server import run as run_server
@@ -129,6 +139,10 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         if dynamic_port_range:
             choose_range(dynamic_port_range, None)
         sources = parse_sources(lb_sources)
+        if store is not None:
+            check_store_url(store)
+        if instance_id is not None and not is_instance_id(instance_id):
+            raise ValueError(f"--instance-id {instance_id}: must be {instance_id_rule}")
         allowances = Allowances(
             privileged=allow_privileged, host_namespaces=allow_host_namespaces, devices=allow_devices,
             capabilities=allow_capabilities, host_paths=_host_path_prefixes(allow_host_paths),
@@ -144,7 +158,8 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries,
         max_client_connections=max_client_connections, direct_routing=direct_routing, scaling_period_s=scaling_period,
         firewall_mode=firewall_mode, lb_sources=sources, allowances=allowances,
-        agent_ttl_s=agent_ttl, agent_grace_s=agent_grace,
+        agent_ttl_s=agent_ttl, agent_grace_s=agent_grace, store=store, leader_lease_s=leader_lease,
+        instance_id=instance_id,
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:

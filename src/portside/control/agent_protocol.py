@@ -80,7 +80,7 @@ def register_container_instance(plane: ControlPlane, region: str, params: dict[s
             "_zone": document["availabilityZone"],
         }
         plane.store.put_container_instance(region, cluster, body)
-    plane.agent_seen[arn] = plane.clock()
+    plane.saw_agent(arn)
     plane.changed("instances")
     return {"containerInstance": clusters.describe_instance(plane, body)}
 
@@ -98,7 +98,7 @@ async def poll_assignments(plane: ControlPlane, region: str, params: dict[str, A
     # A poll answers within a third of the TTL, so an agent waiting on one is never taken for gone.
     deadline = loop.time() + min(float(wait_s), plane.config.agent_ttl_s / 3)
     while True:
-        plane.agent_seen[arn] = plane.clock()
+        plane.saw_agent(arn)
         revision = plane.store.task_revision()
         complete = since is None or since > revision
         tasks = plane.store.live_tasks_on(arn) if since is None or since > revision else plane.store.tasks_changed_on(arn, since)
@@ -106,7 +106,7 @@ async def poll_assignments(plane: ControlPlane, region: str, params: dict[str, A
         if tasks or complete or remaining <= 0:
             break
         await plane.assignment_waits.wait(arn, remaining)
-    plane.agent_seen[arn] = plane.clock()
+    plane.saw_agent(arn)
     definitions: dict[str, Any] = {}
     for task in tasks:
         if task.task_definition_arn not in definitions and not task.is_stopped:
@@ -129,7 +129,7 @@ def submit_task_state_change(plane: ControlPlane, region: str, params: dict[str,
     instance = params.get("containerInstance")
     if instance != stored.container_instance_arn:
         raise InvalidParameterException(f"containerInstance: task {stored.id} is not placed on {instance!r}.")
-    plane.agent_seen[stored.container_instance_arn] = plane.clock()
+    plane.saw_agent(stored.container_instance_arn)
     if stored.is_stopped:
         return {"acknowledgment": "IGNORED"}  # already stopped here (e.g. replaced while its host was away)
     try:
@@ -144,7 +144,7 @@ def submit_task_state_change(plane: ControlPlane, region: str, params: dict[str,
 
 def heartbeat(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     instance = _instance(plane, region, params)
-    plane.agent_seen[instance["containerInstanceArn"]] = plane.clock()
+    plane.saw_agent(instance["containerInstanceArn"])
     return {"heartbeatSeconds": heartbeat_interval(plane), "ttlSeconds": plane.config.agent_ttl_s,
             "lbSources": lb_sources(plane)}
 

@@ -16,6 +16,11 @@ class AssignmentWaits:
         if event is not None:
             event.set()
 
+    def notify_all(self) -> None:
+        events, self._events = self._events, {}
+        for event in events.values():
+            event.set()
+
     async def wait(self, instance_arn: str, timeout: float) -> None:
         event = self._events.setdefault(instance_arn, asyncio.Event())
         try:

@@ -11,10 +11,14 @@ from typing import Any
 from portside.config import ServerConfig
 from portside.control.assignment_waits import AssignmentWaits
 from portside.control.store import Store
+from portside.control.store.database import StoreUnavailable
 from portside.core import arns
 from portside.core.lb.runtime import LbRuntime
 from portside.core.task import Task
 from portside.errors import NotFoundError
+
+#: A replica writes an agent's or a node's presence to the store at most this often (seconds).
+PRESENCE_WRITE_S = 1.0
 
 
 @dataclass
@@ -25,9 +29,10 @@ class ControlPlane:
     # that agent registered, or when the server runs no agent of its own.
     instance_arn: str = ""
     clock: Callable[[], float] = time.time
-    # When each container instance's agent last called (control/agent_protocol.py); an agent
-    # silent for config.agent_ttl_s is disconnected. Not stored: after a restart, every agent
-    # gets a full TTL to call again.
+    # When each container instance's agent last called (control/agent_protocol.py, ``saw_agent``);
+    # an agent silent for config.agent_ttl_s is disconnected. A replica shares it through the
+    # store's presence (``ChangeFeed`` merges the others'); after a restart of the only server,
+    # every agent gets a full TTL to call again.
     agent_seen: dict[str, float] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     # Wakes agents' assignment polls when a task of their instance is written.
@@ -51,8 +56,11 @@ class ControlPlane:
     routes_watchers: list[Callable[[], None]] = field(default_factory=list)
     # When a load-balancer node last asked for the routing snapshot (clock time; 0: never).
     routes_seen: float = 0.0
-    # Load-balancer nodes' source addresses -> when each last asked for routes (agent_protocol.lb_sources).
+    # Load-balancer nodes' source addresses -> when each last asked for routes (agent_protocol.lb_sources;
+    # shared between replicas as agent_seen is).
     lb_nodes: dict[str, float] = field(default_factory=dict)
+    # When this process last wrote each presence to the store ((kind, key) -> clock time).
+    _presence_written: dict[tuple[str, str], float] = field(default_factory=dict)
     # Stops a task the way its owner wants (the service controller drains its targets first);
     # None means control/tasks.request_stop (desired STOPPED; the agent hears of it).
     task_stopper: Callable[[str, str, str], Any] | None = None
@@ -81,9 +89,38 @@ class ControlPlane:
             if (region is None or t.region == region) and (cluster is None or t.cluster == cluster)
         ]
 
+    @property
+    def replicated(self) -> bool:
+        """True when other replicas may share the store (PostgreSQL): changes are logged for them."""
+        return self.store.dialect != "sqlite"
+
     def changed(self, topic: str) -> None:
+        """``topic`` changed: wake this process's watchers, and log it for the other replicas'."""
+        if self.replicated:
+            self.store.record_change(topic)
+        self.notify_local(topic)
+
+    def notify_local(self, topic: str) -> None:
         for watcher in self.watchers:
             watcher(topic)
+
+    def saw_agent(self, instance_arn: str) -> None:
+        """The instance's agent called now."""
+        self.agent_seen[instance_arn] = self._seen("agent", instance_arn)
+
+    def saw_lb_node(self, address: str) -> None:
+        """The load-balancer node at ``address`` asked for routes now."""
+        self.lb_nodes[address] = self._seen("lb-node", address)
+
+    def _seen(self, kind: str, key: str) -> float:
+        now = self.clock()
+        if self.replicated and now - self._presence_written.get((kind, key), 0.0) >= PRESENCE_WRITE_S:
+            self._presence_written[(kind, key)] = now
+            try:
+                self.store.mark_seen(kind, key, now)
+            except StoreUnavailable:
+                pass  # seen here; the others learn of it once the database is back
+        return now
 
     @property
     def account(self) -> str:

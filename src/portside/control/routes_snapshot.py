@@ -76,7 +76,7 @@ async def watch_routes(plane: ControlPlane, region: str, params: dict[str, Any])
             address = None
         if address is None:
             raise InvalidParameterException("address must be the IP address the node reaches copies from.")
-        plane.lb_nodes[address] = plane.clock()
+        plane.saw_lb_node(address)
     plane.routes_seen = plane.clock()
     plane.routes_watchers.append(on_routes)
     plane.watchers.append(on_topic)

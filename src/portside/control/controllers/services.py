@@ -67,6 +67,13 @@ class ServiceController:
         self._task = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
+        """Stop, and let go of the plane's hooks (a replica that loses the lead keeps running)."""
+        if self._on_topic in self.plane.watchers:
+            self.plane.watchers.remove(self._on_topic)
+        if self._on_task_change in self.plane.task_watchers:
+            self.plane.task_watchers.remove(self._on_task_change)
+        if self.plane.task_stopper == self.stop_task:
+            self.plane.task_stopper = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from portside.control.plane import ControlPlane
+from portside.control.store.database import StoreUnavailable
 from portside.core import arns
 from portside.core.lb import action_settings, rule_settings, snapshot
 from portside.core.lb.errors import ElbError
@@ -211,8 +212,25 @@ def publish(plane: ControlPlane) -> None:
 
     Called after every committed write. The write is already durable, so a runtime failure is
     logged, not raised: the next publish (or restart) applies the stored state again. Wakes the
-    load-balancer nodes' WatchRoutes polls too.
+    load-balancer nodes' WatchRoutes polls too, and logs the change for the other replicas, which
+    ``follow`` it.
     """
+    if plane.replicated:
+        try:
+            plane.store.record_change("routes")
+        except StoreUnavailable:
+            log.warning("the store is unavailable: other replicas hear of this routing change at their next resync")
+    publish_local(plane)
+
+
+def follow(plane: ControlPlane) -> None:
+    """Another replica changed the routing: bind what listeners are new here, then apply it all."""
+    bind_stored_listeners(plane)
+    publish_local(plane)
+
+
+def publish_local(plane: ControlPlane) -> None:
+    """Apply the stored configuration to this process's runtime and wake this process's route watches."""
     for watcher in list(plane.routes_watchers):
         watcher()
     runtime = plane.lb
@@ -275,6 +293,15 @@ def restore(plane: ControlPlane, runtime: LbRuntime | None = None) -> list[str]:
     if plane.lb is None:
         return []
     targets.sweep(plane)
+    failed = bind_stored_listeners(plane)
+    publish(plane)
+    return failed
+
+
+def bind_stored_listeners(plane: ControlPlane) -> list[str]:
+    """Bind every stored listener the runtime has not bound yet; the ARNs of those that failed."""
+    if plane.lb is None:
+        return []
     failed = []
     for listener in listener_models(plane):
         try:
@@ -285,7 +312,6 @@ def restore(plane: ControlPlane, runtime: LbRuntime | None = None) -> list[str]:
         except Exception:  # a broken listener must not keep the server (and the others) down
             failed.append(listener.arn)
             log.exception("listener %s (port %d) cannot be bound", listener.arn, listener.port)
-    publish(plane)
     return failed
 
 

@@ -104,6 +104,8 @@ class Database:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.dialect = "sqlite"
+        #: Task writes are logged for other replicas (``put_task``): only a shared database has any.
+        self.logs_changes = self.dialect == "postgresql"
         try:
             self._migrate()
         except BaseException:

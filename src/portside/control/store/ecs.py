@@ -15,6 +15,7 @@ class EcsRecords:
     task_watchers: list[Callable[[str], None]]
 
     # Database's
+    logs_changes: bool
     def get_meta(self, key: str) -> Any: ...
     def put_meta(self, key: str, value: Any) -> None: ...
     def transaction(self) -> AbstractContextManager[None]: ...
@@ -133,6 +134,8 @@ class EcsRecords:
                     "UPDATE tasks SET desired_status=?, last_status=?, body=? WHERE arn=?",
                     (task.desired_status, int(task.last_status), body, task.arn),
                 )
+                if self.logs_changes:
+                    self.record_change("report", task.arn)
                 return
             self.db.execute(
                 "INSERT INTO tasks (arn, region, cluster, family, started_by, container_instance, "
@@ -156,7 +159,8 @@ class EcsRecords:
                     self.current_revision,
                 ),
             )
-            self.record_change("task", task.container_instance_arn or "")
+            if self.logs_changes:
+                self.record_change("task", task.container_instance_arn or "")
         for watcher in self.task_watchers:
             watcher(task.container_instance_arn)
 
