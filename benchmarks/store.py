@@ -265,6 +265,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root: the throwaway PostgreSQL runs as the user postgres (tests/support/postgres.py)")
         return 2
+    if why := docker_answers():
+        print(why)
+        return 2
 
     work = Path(tempfile.mkdtemp(prefix="portside-store-bench-"))
     sweep_dead_servers()
@@ -356,12 +359,27 @@ def _remove_leftovers(work: Path, servers: list[PortsideProcess]) -> None:
     from portside.agent.driver import LABEL_OWNER
     from portside.agent.host import owner_id
 
-    client = docker.from_env()
-    for server in servers:
-        owner = owner_id(server.state_dir)
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={owner}"}):
-            container.remove(force=True, v=True)
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        client = docker.from_env()
+        for server in servers:
+            owner = owner_id(server.state_dir)
+            for container in client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={owner}"}):
+                container.remove(force=True, v=True)
+    except docker.errors.DockerException as exc:
+        print(f"(could not look for the servers' containers: {exc})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def docker_answers() -> str | None:
+    """Why the servers cannot start here (they run this host's agent on Docker), or None."""
+    import docker
+
+    try:
+        docker.from_env(timeout=10).ping()
+    except docker.errors.DockerException as exc:
+        return f"no Docker Engine answers ({exc}); portside server needs one for its own agent"
+    return None
 
 
 if __name__ == "__main__":

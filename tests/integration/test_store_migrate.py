@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from portside.cli.store import TARGET_RULE
 from portside.control.store import Store
 from portside.control.store.schema import SCHEMA_VERSION
 from portside.core.task import Container, PortPlan, Task, TaskStatus
@@ -359,8 +360,11 @@ def test_a_password_in_the_target_url_is_never_printed(state: Path) -> None:
 @pytest.mark.parametrize(("source", "target", "flag", "rule"), [
     ("{state}", "{url}", "--from", "must be sqlite:PATH"),
     ("sqlite:{missing}", "{url}", "--from", "no such file"),
-    ("sqlite:{state}", "mysql://localhost/x", "--to", "must be a postgresql:// URL"),
-    ("sqlite:{state}", "sqlite:/tmp/x.db", "--to", "must be a postgresql:// URL"),
+    ("sqlite:{state}", "mysql://localhost/x", "--to", f"mysql://localhost/x: must be {TARGET_RULE}"),
+    ("sqlite:{state}", "sqlite:/tmp/x.db", "--to", f"must be {TARGET_RULE}"),
+    ("sqlite:{state}", "postgresql://portside:pw@127.0.0.1:port/x", "--to",
+     f"postgresql://portside:***@127.0.0.1:port/x: must be {TARGET_RULE}"),
+    ("sqlite:{state}", "postgresql://portside@127.0.0.1", "--to", f"must be {TARGET_RULE}"),
 ])
 def test_flags_that_cannot_work_are_usage_errors_naming_the_flag(
     state: Path, postgres_url: str, tmp_path: Path, source: str, target: str, flag: str, rule: str

@@ -14,6 +14,7 @@ import click
 from portside.cli.tables import table
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+TARGET_RULE = "a postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE URL"
 
 
 def _source_path(ctx: click.Context, param: click.Parameter, value: str) -> Path:
@@ -29,9 +30,17 @@ def _source_path(ctx: click.Context, param: click.Parameter, value: str) -> Path
 
 
 def _target_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if not value.startswith(POSTGRES_SCHEMES) or not value.split("://", 1)[1]:
-        raise click.BadParameter(f"{value}: must be a postgresql:// URL (a PostgreSQL database)")
-    return value
+    from portside.config import check_store_url
+    from portside.control.store.postgres import without_password
+
+    try:
+        check_store_url(value)  # the form --store takes, of which only PostgreSQL's is a target
+    except ValueError:
+        pass
+    else:
+        if value.startswith(POSTGRES_SCHEMES):
+            return value
+    raise click.BadParameter(f"{without_password(value)}: must be {TARGET_RULE}")
 
 
 @click.group("store")
