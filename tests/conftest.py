@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.postgres import PostgresServer, free_loopback_port, sweep_dead_servers
+
 TEST_LABEL = "portside.test"
 SESSION_LABEL = "portside.test.session"
 SESSION_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -143,12 +145,10 @@ def run_container(
 
 
 @pytest.fixture(scope="session")
-def postgres_server(request: pytest.FixtureRequest) -> Any:
-    """A ``tests.support.postgres.PostgresServer`` running for the whole session on a free port of
+def postgres_server(request: pytest.FixtureRequest) -> PostgresServer:
+    """A ``PostgresServer`` (tests/support/postgres.py) running for the whole session on a free port of
     127.0.0.1, in a new folder; closed at the end however the session ends (finalizer, and atexit
     for an interrupted one). Folders and clusters of crashed earlier sessions are swept first."""
-    from tests.support.postgres import PostgresServer, free_loopback_port, sweep_dead_servers
-
     sweep_dead_servers()
     server = PostgresServer(free_loopback_port())
     atexit.register(server.close)
@@ -158,7 +158,7 @@ def postgres_server(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def make_postgres_url(postgres_server: Any) -> Iterator[Callable[[], str]]:
+def make_postgres_url(postgres_server: PostgresServer) -> Iterator[Callable[[], str]]:
     """``make_postgres_url()``: the URL of a new, empty database of its own on the session's server
     (``postgresql://portside@127.0.0.1:PORT/test_<hex>``); each is dropped when the test ends, its
     sessions ended first. A test that left the server stopped or killed finds it started again."""

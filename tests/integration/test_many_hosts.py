@@ -41,8 +41,9 @@ TTL_S, GRACE_S = 3, 4
 class Agent:
     """`portside agent` in a host's network namespace, against its own engine."""
 
-    def __init__(self, host: Host, server: PortsideProcess, credentials: Path, zone: str) -> None:
-        self.host, self.server, self.credentials, self.zone = host, server, credentials, zone
+    def __init__(self, host: Host, servers: str, credentials: Path, zone: str) -> None:
+        """``servers``: the control plane's URL(s), comma-separated, as ``--server`` takes them."""
+        self.host, self.servers, self.credentials, self.zone = host, servers, credentials, zone
         self.log_path = host.folder / "agent.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
@@ -51,7 +52,7 @@ class Agent:
         args = [
             "nsenter", f"--net=/run/netns/{self.host.netns}",
             sys.executable, "-m", "portside.cli.main", "agent",
-            "--server", self.server.endpoint, "--credentials", str(self.credentials), "--profile", "agent",
+            "--server", self.servers, "--credentials", str(self.credentials), "--profile", "agent",
             "--address", self.host.address, "--zone", self.zone, "--attribute", "role=worker",
             "--docker-host", self.host.docker_url, "--instance-id", self.host.instance_id,
             "--state-dir", str(self.host.folder / "agent"),
@@ -202,7 +203,7 @@ def hosts(make_cluster: Any, tmp_path: Path, credentials: Path) -> Iterator[Many
     agents: list[Agent] = []
     try:
         server.start()
-        agents = [Agent(h, server, credentials, z) for h, z in zip(cluster.hosts, ZONES, strict=True)]
+        agents = [Agent(h, server.endpoint, credentials, z) for h, z in zip(cluster.hosts, ZONES, strict=True)]
         yield ManyHosts(server, cluster, agents)
     finally:
         for agent in agents:

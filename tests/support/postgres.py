@@ -93,7 +93,8 @@ def find_bin_dir(lib: Path = POSTGRES_LIB) -> Path:
         pwd.getpwnam(OS_USER)
     except KeyError:
         raise PostgresMissing(
-            f"the user {OS_USER!r} (created by Debian's postgresql package) does not exist: run ./scripts/setup"
+            f"the user {OS_USER!r} (created by Debian's postgresql package) does not exist: "
+            "run ./scripts/setup"
         ) from None
     return complete[-1]
 
@@ -141,14 +142,13 @@ def _kill_and_wait(tag: str, timeout: float = EXIT_TIMEOUT_S) -> list[int]:
     return cluster_pids(tag)
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a zombie (dead, not yet reaped by a busy init) counts as dead."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def sweep_dead_servers(root: Path = TEMP_ROOT) -> list[Path]:
@@ -157,7 +157,7 @@ def sweep_dead_servers(root: Path = TEMP_ROOT) -> list[Path]:
     removed = []
     for folder in sorted(root.glob(f"{DIR_PREFIX}*")):
         match = DIR_PATTERN.match(folder.name)
-        if not match or _pid_alive(int(match.group(1))):
+        if not match or process_alive(int(match.group(1))):
             continue
         if _kill_and_wait(folder.name):
             continue  # unkillable for now: leave it for the next sweep
@@ -183,8 +183,9 @@ class PostgresServer:
         self.log_file = self.directory / "postgres.log"
         self._closed = False
         self.socket_dir.mkdir()
-        for path in (self.directory, self.socket_dir):
-            shutil.chown(path, OS_USER, OS_USER)
+        if os.geteuid() == 0:  # initdb and the server then run as OS_USER (see _run)
+            for path in (self.directory, self.socket_dir):
+                shutil.chown(path, OS_USER, OS_USER)
 
     @property
     def tag(self) -> str:
@@ -223,9 +224,15 @@ class PostgresServer:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         # After kill(), the dead postmaster's children may still hold its shared memory, and a new
-        # postmaster refuses to start until they are gone: end them, as an operator would.
+        # postmaster refuses to start until they are gone: end them, as an operator would. Its lock
+        # files stay too (postmaster.pid, the socket's .lock), and while the dead postmaster is a
+        # zombie that init has not reaped yet (seconds, on some machines), PostgreSQL takes them
+        # for a live server's: with no process of ours left, they are stale, so remove them.
         if leftover := _kill_and_wait(self.tag):
             raise PostgresError(f"processes {leftover} of the killed server {self.tag} do not exit")
+        (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        for stale in self.socket_dir.iterdir():
+            stale.unlink()
         self._pg_ctl("start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log_file))
 
     def stop(self) -> None:
@@ -240,7 +247,7 @@ class PostgresServer:
             raise PostgresError(f"server {self.tag} is not running")
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + EXIT_TIMEOUT_S
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def restart(self) -> None:
@@ -270,7 +277,8 @@ class PostgresServer:
         _check_database_name(name)
         with psycopg.connect(self.url(), autocommit=True, connect_timeout=10) as conn:
             conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
             )
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

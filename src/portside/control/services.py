@@ -65,6 +65,11 @@ def add_event(plane: ControlPlane, body: dict[str, Any], message: str) -> None:
 
 
 def create_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    with plane.store.transaction():  # what it reads, too: replicas' writes to the service serialise
+        return _create_service(plane, region, params)
+
+
+def _create_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     cluster = plane.require_cluster(region, params.get("cluster"))
     name = params.get("serviceName") or ""
     if not _NAME.match(name):
@@ -136,6 +141,11 @@ def create_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
 
 
 def update_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    with plane.store.transaction():  # what it reads, too: replicas' writes to the service serialise
+        return _update_service(plane, region, params)
+
+
+def _update_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     body = require_service(plane, region, params.get("cluster"), params.get("service"))
     if body["status"] != "ACTIVE":
         raise NotFoundError("Service was not ACTIVE.", "ServiceNotActiveException")
@@ -185,6 +195,11 @@ def update_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
 
 
 def delete_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    with plane.store.transaction():  # what it reads, too: replicas' writes to the service serialise
+        return _delete_service(plane, region, params)
+
+
+def _delete_service(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     body = require_service(plane, region, params.get("cluster"), params.get("service"))
     if body["status"] == "INACTIVE":
         raise NotFoundError("Service was not ACTIVE.", "ServiceNotActiveException")

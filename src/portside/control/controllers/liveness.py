@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from portside.control.plane import ControlPlane
+from portside.control.store.database import Deposed, StoreUnavailable
 from portside.core import liveness
 from portside.core.lifecycle import ContainerStatus, TaskStatus
 
@@ -41,7 +42,9 @@ class LivenessController:
             await asyncio.sleep(TICK_S)
             try:
                 self.tick()
-            except Exception:  # the next tick retries
+            except (StoreUnavailable, Deposed) as exc:  # the database is away, or this replica no longer leads
+                log.warning("liveness round skipped: %s", exc.message)
+            except Exception:  # the next round retries
                 log.exception("liveness round failed")
 
     def tick(self) -> None:

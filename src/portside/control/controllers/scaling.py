@@ -24,6 +24,7 @@ from portside.agent import usage
 from portside.control import autoscaling, scaling_policies
 from portside.control import services as svc
 from portside.control.plane import ControlPlane
+from portside.control.store.database import Deposed, StoreUnavailable
 from portside.core import autoscale as core
 from portside.core.lifecycle import TaskStatus
 from portside.core.task import Task
@@ -58,7 +59,9 @@ class Scaler:
             await asyncio.sleep(self.period_s)
             try:
                 self.tick(self.plane.clock())
-            except Exception:  # the scaler must survive a bad period; the next one retries
+            except (StoreUnavailable, Deposed) as exc:  # the database is away, or this replica no longer leads
+                log.warning("scaling round skipped: %s", exc.message)
+            except Exception:  # the next round retries
                 log.exception("scaling round failed")
 
     def tick(self, now: float) -> None:

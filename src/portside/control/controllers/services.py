@@ -33,6 +33,7 @@ from portside.control import services as svc
 from portside.control import task_definitions
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
+from portside.control.store.database import Deposed, StaleWrite, StoreUnavailable, current_fence, fence_restored
 from portside.control.tasks import admit_tasks, request_stop
 from portside.core.lifecycle import TaskStatus
 from portside.core.service_reconcile import DeploymentView, ServiceView, TaskView, reconcile
@@ -59,6 +60,7 @@ class ServiceController:
         self._draining: dict[str, tuple[str, str]] = {}
         self._task: asyncio.Task[None] | None = None
         self._resyncs = 0
+        self._fence = current_fence()  # the leader's lease (control/leadership.py), for callbacks too
         plane.watchers.append(self._on_topic)
         plane.task_watchers.append(self._on_task_change)
         plane.task_stopper = self.stop_task
@@ -85,6 +87,20 @@ class ServiceController:
         self._wake.set()
 
     def _on_task_change(self, task: Task) -> None:
+        """Called from wherever the news came (an agent's API call, the change feed): under this
+        controller's fence, and never failing the caller, whose report is stored already."""
+        with fence_restored(self._fence):
+            try:
+                try:
+                    self._task_changed(task)
+                except StaleWrite:  # the service was written meanwhile: once more, from what is stored now
+                    self._task_changed(task)
+            except PortsideError as exc:  # the next round reconciles from the store
+                log.warning("task %s: %s", task.id, exc.message)
+                self._all_dirty = True
+                self._wake.set()
+
+    def _task_changed(self, task: Task) -> None:
         if not task.group or not task.group.startswith("service:"):
             return
         arn = svc.service_arn(self.plane, task.region, task.cluster, task.group[len("service:") :])
@@ -108,23 +124,39 @@ class ServiceController:
                 self._all_dirty = True
                 self._resyncs += 1
             self._wake.clear()
-            if self._all_dirty:
-                self._all_dirty = False
-                self._dirty.update(
-                    b["serviceArn"] for b in self.plane.store.list_services() if b["status"] != "INACTIVE"
-                )
-            dirty, self._dirty = self._dirty, set()
-            self._finish_drains()
-            for arn in sorted(dirty):
-                try:
-                    self.sync(arn)
-                except PortsideError as exc:  # e.g. a task definition gone: reported on the service, retried
-                    log.warning("service %s: %s", arn, exc.message)
-                except Exception:
-                    log.exception("syncing service %s failed; will retry", arn)
-            if self._resyncs >= TARGET_SWEEP_EVERY:
-                self._resyncs = 0
-                self._sweep_stale_targets()
+            try:
+                self._round()
+            except (StoreUnavailable, Deposed) as exc:  # the database is away, or this replica no longer leads
+                self._all_dirty = True
+                log.warning("services: round skipped: %s", exc.message)
+            except Exception:
+                self._all_dirty = True
+                log.exception("services: round failed; will retry")
+
+    def _round(self) -> None:
+        if self._all_dirty:
+            self._all_dirty = False
+            self._dirty.update(
+                b["serviceArn"] for b in self.plane.store.list_services() if b["status"] != "INACTIVE"
+            )
+        dirty, self._dirty = self._dirty, set()
+        self._finish_drains()
+        for arn in sorted(dirty):
+            try:
+                self.sync(arn)
+            except StaleWrite:  # written meanwhile (an API call on another replica): again, from what is stored
+                self._dirty.add(arn)
+                self._wake.set()
+            except (StoreUnavailable, Deposed):
+                self._dirty.update(dirty)
+                raise
+            except PortsideError as exc:  # e.g. a task definition gone: reported on the service, retried
+                log.warning("service %s: %s", arn, exc.message)
+            except Exception:
+                log.exception("syncing service %s failed; will retry", arn)
+        if self._resyncs >= TARGET_SWEEP_EVERY:
+            self._resyncs = 0
+            self._sweep_stale_targets()
 
     def sync(self, arn: str) -> None:
         plane = self.plane

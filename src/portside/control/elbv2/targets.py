@@ -231,5 +231,7 @@ async def run_sweeper(plane: ControlPlane, interval_s: float = SWEEP_INTERVAL_S)
         await asyncio.sleep(interval_s)
         try:
             sweep(plane)
+        except PortsideError as exc:  # the database away, or this replica no longer leads
+            log.warning("sweeping drained targets: %s", exc.message)
         except Exception:  # a periodic safety net must not die; the next round retries
             log.exception("sweeping drained targets failed")

@@ -45,7 +45,7 @@ from portside.errors import PortsideError
 DB_FILE_MODE = 0o600
 
 #: The lease epoch the current asyncio task writes under (``fenced``); None: not fenced.
-_FENCE: contextvars.ContextVar[tuple[str, str, int] | None] = contextvars.ContextVar("portside_fence", default=None)
+_FENCE: contextvars.ContextVar["Fence | None"] = contextvars.ContextVar("portside_fence", default=None)
 
 #: PostgreSQL's NOTIFY channel of commits (the payload is the revision).
 COMMITS_CHANNEL = "portside_commits"
@@ -62,6 +62,13 @@ class StoreUnavailable(PortsideError):
 
     code = "ServiceUnavailable"
     status_hint = 503
+
+
+class StaleWrite(PortsideError):
+    """A conditional update found the row changed since it was read: nothing was written."""
+
+    code = "ConflictException"
+    status_hint = 409
 
 
 class Deposed(PortsideError):
@@ -352,10 +359,24 @@ class Database:
         )
 
 
+Fence = tuple[str, str, int]
+
+
 @contextmanager
 def fenced(name: str, holder: str, epoch: int) -> Iterator[None]:
     """Transactions opened inside, and in asyncio tasks started inside, check the lease at ``epoch``."""
-    token = _FENCE.set((name, holder, epoch))
+    with fence_restored((name, holder, epoch)):
+        yield
+
+
+def current_fence() -> Fence | None:
+    """The fence this code runs under (None: none); a callback run from elsewhere restores it."""
+    return _FENCE.get()
+
+
+@contextmanager
+def fence_restored(fence: Fence | None) -> Iterator[None]:
+    token = _FENCE.set(fence)
     try:
         yield
     finally:

@@ -7,7 +7,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from portside.control.store.database import StaleWrite
 from portside.core.task import Task
+
+
+def _versioned(row: Any) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(row[0])
+    body["_version"] = int(row[1])
+    return body
 
 class EcsRecords:
     db: Any
@@ -252,25 +259,53 @@ class EcsRecords:
     # -- services
 
     def put_service(self, region: str, body: dict[str, Any]) -> None:
+        """Store the service; a conditional update when ``body`` was read from the store.
+
+        A body read here carries the row's version (``_version``). Writing it back succeeds only if
+        nobody wrote the service since (a replica's API call, another controller pass), and moves
+        the version on; otherwise ``StaleWrite``, and nothing is written (its transaction rolls back).
+        A body without a version (CreateService) is written as it is.
+        """
         cluster = body["clusterArn"].rsplit("/", 1)[-1]
-        self.db.execute(
-            "INSERT INTO services VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (arn) DO UPDATE SET "
-            "region=excluded.region, cluster=excluded.cluster, name=excluded.name, status=excluded.status, "
-            "created_at=excluded.created_at, body=excluded.body",
-            (body["serviceArn"], region, cluster, body["serviceName"], body["status"], body["createdAt"], json.dumps(body)),
-        )
+        expected = body.pop("_version", None)
+        try:
+            text = json.dumps(body)
+        finally:
+            if expected is not None:
+                body["_version"] = expected
+        columns = (body["serviceArn"], region, cluster, body["serviceName"], body["status"], body["createdAt"], text)
+        with self.transaction():
+            if expected is None:
+                self.db.execute(
+                    "INSERT INTO services (arn, region, cluster, name, status, created_at, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (arn) DO UPDATE SET "
+                    "region=excluded.region, cluster=excluded.cluster, name=excluded.name, status=excluded.status, "
+                    "created_at=excluded.created_at, body=excluded.body, version=services.version + 1",
+                    columns,
+                )
+                row = self.db.execute("SELECT version FROM services WHERE arn=?", (body["serviceArn"],)).fetchone()
+                body["_version"] = int(row[0])
+                return
+            cursor = self.db.execute(
+                "UPDATE services SET region=?, cluster=?, name=?, status=?, created_at=?, body=?, version=version + 1 "
+                "WHERE arn=? AND version=?",
+                (*columns[1:], body["serviceArn"], expected),
+            )
+            if cursor.rowcount != 1:
+                raise StaleWrite(f"service {body['serviceName']} changed since it was read (version {expected})")
+        body["_version"] = expected + 1
 
     def get_service(self, arn: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT body FROM services WHERE arn=?", (arn,)).fetchone()
-        return json.loads(row[0]) if row else None
+        row = self.db.execute("SELECT body, version FROM services WHERE arn=?", (arn,)).fetchone()
+        return _versioned(row) if row else None
 
     def list_services(self, region: str | None = None, cluster: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT body FROM services WHERE 1=1", []
+        sql, args = "SELECT body, version FROM services WHERE 1=1", []
         for column, value in (("region", region), ("cluster", cluster), ("status", status)):
             if value is not None:
                 sql += f" AND {column}=?"
                 args.append(value)
-        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY created_at, arn", args)]
+        return [_versioned(r) for r in self.db.execute(sql + " ORDER BY created_at, arn", args)]
 
     # -- idempotency tokens
 

@@ -91,8 +91,8 @@ MIGRATIONS: list[str] = [
     """,
     # 3: replicas (docs/replicas.md). One revision counter that every write transaction moves
     #    (commit order is revision order); the log of what changed at which revision, which
-    #    other replicas follow; leases with fencing epochs; when agents and load-balancer nodes
-    #    last called any replica.
+    #    other replicas follow; leases with fencing epochs; a version per service row for
+    #    conditional updates; when agents and load-balancer nodes last called any replica.
     """
     CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO revision (id, value) SELECT 1, COALESCE(MAX(rev), 0) FROM tasks;
@@ -102,6 +102,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS changes_by_rev ON changes (rev);
     CREATE TABLE IF NOT EXISTS leases (
       name TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch INTEGER NOT NULL, expires_at REAL NOT NULL);
+    ALTER TABLE services ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE IF NOT EXISTS presence (
       kind TEXT NOT NULL, key TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (kind, key));
     """,
