@@ -8,6 +8,7 @@ per test). Every refusal is checked to leave the target as it was and the source
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 
 from portside.cli.store import TARGET_RULE
 from portside.control.store import Store
-from portside.control.store.schema import SCHEMA_VERSION
+from portside.control.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, statements
 from portside.core.task import Container, PortPlan, Task, TaskStatus
 
 REGION = "us-east-1"
@@ -183,19 +184,34 @@ def test_every_table_arrives_with_its_rows_in_creation_order_and_the_revision(st
         target.close()
 
 
+def write_version_2_state(path: Path) -> None:
+    """A state directory as portside wrote it at schema version 2 (before replicas): made by the
+    schema's own first two steps, rows as that version's server wrote them."""
+    old = sqlite3.connect(path)
+    try:
+        for statement in statements(SCHEMA) + statements(MIGRATIONS[0]):
+            old.execute(statement)
+        old.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '2')")
+        old.execute("INSERT INTO clusters VALUES (?, 'default', 'ACTIVE', '{}')", (REGION,))
+        for rev, n in enumerate((7, 3, 5), start=4):
+            task = _task(n, INSTANCE.format("a1"))
+            old.execute(
+                "INSERT INTO tasks (arn, region, cluster, family, started_by, container_instance, desired_status, "
+                "last_status, created_at, body, rev) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
+                (task.arn, REGION, "default", "web", task.container_instance_arn, task.desired_status,
+                 int(task.last_status), task.created_at, json.dumps(task.to_json()), rev),
+            )
+        old.commit()
+    finally:
+        old.close()
+
+
 def test_an_older_schema_is_brought_up_in_a_copy_and_the_source_is_left_as_it_was(
     tmp_path: Path, postgres_url: str
 ) -> None:
     path = tmp_path / "portside.db"
-    write_single_host_state(path)
-    old = sqlite3.connect(path)  # back to version 2: before revisions, the change log, leases, presence
-    for statement in ("DROP TABLE revision", "DROP TABLE changes", "DROP TABLE leases", "DROP TABLE presence",
-                      "DROP INDEX tasks_by_rev", "UPDATE meta SET value='2' WHERE key='schema_version'"):
-        old.execute(statement)
-    old.commit()
-    old.close()
+    write_version_2_state(path)
     source_files = fingerprint(path)
-    highest_task_rev = max(r for (r,) in sqlite3.connect(path).execute("SELECT rev FROM tasks"))
 
     done = migrate(f"sqlite:{path}", postgres_url)
 
@@ -205,7 +221,7 @@ def test_an_older_schema_is_brought_up_in_a_copy_and_the_source_is_left_as_it_wa
     target = Store(postgres_url)
     try:
         assert target.schema_version() == SCHEMA_VERSION
-        assert target.revision() == highest_task_rev  # what migration 3 sets the counter to
+        assert target.revision() == 6  # what migration 3 sets the counter to: the highest tasks.rev
         assert {t.arn for t in target.live_tasks()} == {_task(n, "").arn for n in (7, 3, 5)}
     finally:
         target.close()
