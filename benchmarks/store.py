@@ -2,8 +2,8 @@
 
 Run (as root: the throwaway PostgreSQL runs as the user ``postgres``; needs Debian's postgresql
 package and a Docker Engine, as ``./scripts/setup`` leaves the machine): ``python
-benchmarks/store.py [--writes 300] [--commits 500] [--trials 10]``. About 2.5 minutes with the
-defaults; ``--writes 50 --commits 100 --trials 2`` about 40 s.
+benchmarks/store.py [--writes 300] [--commits 500] [--trials 10]``. About 1.5 minutes with the
+defaults (failover is most of it); ``--writes 50 --commits 100 --trials 2`` about 30 s.
 
 Goals (issue 12): a new leader within 10 s of the leader's death (default ``--leader-lease``);
 a watcher holds a commit within 50 ms at p99. Exit status 1 when a goal is missed or a part fails.
@@ -57,7 +57,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +70,7 @@ import psycopg  # noqa: E402
 
 from portside.control.leadership import DEFAULT_LEASE_S  # noqa: E402
 from portside.control.store import Store  # noqa: E402
-from tests.support.postgres import PostgresServer, free_loopback_port, sweep_dead_servers  # noqa: E402
+from tests.support.postgres import PostgresServer, free_loopback_port  # noqa: E402
 from tests.support.server import PortsideProcess  # noqa: E402
 
 FAILOVER_GOAL_S = 10.0
@@ -270,7 +269,6 @@ def main() -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="portside-store-bench-"))
-    sweep_dead_servers()
     postgres = PostgresServer(free_loopback_port())
     servers: list[PortsideProcess] = []
     results: dict[str, Any] = {}
