@@ -25,7 +25,12 @@ with ``from exc``; they never escape into the API.
     ├── ElbError (core/lb/errors.py)    400+ an ELBv2 error, its AWS code as given (ValidationError, ...)
     ├── AutoScalingError (control/autoscaling.py)  400  an Application Auto Scaling error
     ├── QueryError (api/server.py)      400  the query protocol's own errors (MissingAction, ...)
-    └── FirewallError (agent/firewall.py)    iptables could not bring the host firewall in step
+    ├── FirewallError (agent/firewall.py)    iptables could not bring the host firewall in step
+    ├── StoreError (control/store/database.py)  the store cannot be opened as asked (a newer schema, a bad URL)
+    │   └── TransferError (control/store/transfer.py)  `store migrate` refused or failed; nothing kept
+    ├── StoreUnavailable (control/store/database.py)  503  the database does not answer; retry
+    ├── StaleWrite (control/store/database.py)  409  a conditional update found the row changed
+    └── Deposed (control/store/database.py)  a fenced write found the lease lost: rolled back
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from portside import config as cfg
 from portside.cli.client import endpoint_from_env, make_client
+from portside.cli.store import store
 from portside.cli.tables import render_tasks
 from portside.core.firewall import DEFAULT_FIREWALL_MODE, FIREWALL_MODES
 
@@ -44,6 +45,9 @@ cluster_option = click.option("--cluster", default="default", show_default=True)
 @click.version_option(package_name="portside")
 def main() -> None:
     """portside: ECS-style dynamic port mapping and a built-in load balancer, on machines you own."""
+
+
+main.add_command(store)
 
 
 @main.command()

@@ -8,7 +8,8 @@
 - ``elbv2.py``: load balancers, listeners, rules, target groups, certificates, tags;
 - ``elb_targets.py``: targets registered in target groups, and their draining;
 - ``scaling.py``: Application Auto Scaling targets, policies and activities;
-- ``health.py``: the load balancer's target health (the proxy's ``HealthStore``).
+- ``health.py``: the load balancer's target health (the proxy's ``HealthStore``);
+- ``transfer.py``: a single host's state copied into an empty PostgreSQL store (``portside store migrate``).
 
 Callers group writes that must commit together in ``with store.transaction():``; no method
 opens a transaction of its own.

@@ -75,7 +75,7 @@ def connection_options() -> dict[str, Any]:
 class PostgresConnection:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.safe_url = _without_password(url)
+        self.safe_url = without_password(url)
         self._sql: dict[str, str] = {}
         self._lock = threading.Lock()
         self._reconnecting = False
@@ -90,22 +90,43 @@ class PostgresConnection:
         return self._conn is not None
 
     def execute(self, sql: str, args: Any = (), /) -> Any:
+        conn = self._connection()
+        text = self._translated(sql)
+        if args:
+            args = _params(args)
+        try:
+            return conn.execute(text, args or None, prepare=None)
+        except psycopg.OperationalError as exc:
+            raise self._unavailable(conn, exc) from exc
+
+    def executemany(self, sql: str, rows: Any, /) -> None:
+        """``execute`` for each of ``rows``, pipelined (bulk copies)."""
+        conn = self._connection()
+        text = self._translated(sql)
+        try:
+            with conn.cursor() as cursor:
+                cursor.executemany(text, [_params(row) for row in rows])
+        except psycopg.OperationalError as exc:
+            raise self._unavailable(conn, exc) from exc
+
+    def _connection(self) -> psycopg.Connection[Any]:
         conn = self._conn
         if conn is None:
             self._start_reconnect()
             raise StoreUnavailable(f"the store {self.safe_url} is unavailable; retry")
+        return conn
+
+    def _translated(self, sql: str) -> str:
         text = self._sql.get(sql)
         if text is None:
             text = self._sql[sql] = translate(sql)
-        if args:
-            args = [int(a) if isinstance(a, bool) else a for a in args]
-        try:
-            return conn.execute(text, args or None, prepare=None)
-        except psycopg.OperationalError as exc:
-            if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
-                raise StoreUnavailable(f"the store {self.safe_url} did not answer in time: {_reason(exc)}") from exc
-            self._lost(exc)
-            raise StoreUnavailable(f"the store {self.safe_url} is unavailable: {_reason(exc)}") from exc
+        return text
+
+    def _unavailable(self, conn: psycopg.Connection[Any], exc: psycopg.OperationalError) -> StoreUnavailable:
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
+            return StoreUnavailable(f"the store {self.safe_url} did not answer in time: {_reason(exc)}")
+        self._lost(exc)
+        return StoreUnavailable(f"the store {self.safe_url} is unavailable: {_reason(exc)}")
 
     def _lost(self, exc: BaseException) -> None:
         log.error("store: lost the connection to %s: %s", self.safe_url, _reason(exc))
@@ -154,7 +175,12 @@ async def listen(url: str) -> psycopg.AsyncConnection[Any]:
     return conn
 
 
-def _without_password(url: str) -> str:
+def _params(args: Any) -> list[Any]:
+    """Booleans as the 0 and 1 SQLite stores for them."""
+    return [int(a) if isinstance(a, bool) else a for a in args]
+
+
+def without_password(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
