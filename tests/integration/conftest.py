@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +11,27 @@ import pytest
 
 from tests.support.hosts import hosts_machine, make_cluster  # noqa: F401  (fixtures for many-hosts tests)
 from tests.support.netns import OutsideHost, make_outside_host, netns_available
+from tests.support import server as server_support
 from tests.support.server import PortsideProcess
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The store every server of the session keeps its state in: ``PORTSIDE_TEST_STORE`` is ``sqlite``
+    (the default: a file in each server's state dir) or ``postgresql`` (a database of its own on the
+    session's PostgreSQL server, for each server; CI runs the integration suite once so)."""
+    backend = os.environ.get("PORTSIDE_TEST_STORE", "sqlite")
+    if backend == "sqlite":
+        yield backend
+        return
+    if backend != "postgresql":
+        raise pytest.UsageError(f"PORTSIDE_TEST_STORE={backend}: must be sqlite or postgresql")
+    postgres = request.getfixturevalue("postgres_server")
+    server_support.new_store = lambda: postgres.create_database(f"server_{uuid.uuid4().hex[:16]}")
+    try:
+        yield backend
+    finally:
+        server_support.new_store = None
 
 
 def _stop_everything(server: PortsideProcess) -> None:

@@ -370,7 +370,9 @@ def test_api_tls_files_that_do_not_load_stop_the_start(tmp_path: Path) -> None:
 
 def test_state_directory_and_database_are_private_whatever_the_umask(tmp_path: Path, docker_client: Any) -> None:
     state = tmp_path / "run" / "state"  # created by the server itself, under umask 0
-    process = PortsideProcess(tmp_path / "run", "--state-dir", str(state), umask=0)
+    # --store names SQLite's default place, so the suite's PostgreSQL pass checks the file too.
+    process = PortsideProcess(tmp_path / "run", "--state-dir", str(state), "--store", f"sqlite:{state}/portside.db",
+                              umask=0)
     try:
         process.start()
         assert process.client().create_cluster(clusterName="private")["cluster"]["status"] == "ACTIVE"  # a write: WAL exists

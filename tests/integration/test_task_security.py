@@ -416,7 +416,7 @@ def test_a_service_refused_after_a_restart_says_so_in_its_events(
         arn = ecs.register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"]
         ecs.create_service(serviceName="sec-later", taskDefinition=arn, desiredCount=0)
         server.stop()
-        server.extra_args = []
+        server.extra_args = server.extra_args[2:]  # without --allow-host-path (its store stays)
         server.start()
         ecs = server.client()
         ecs.update_service(service="sec-later", desiredCount=1)

@@ -38,8 +38,19 @@ def free_port_in(low: int, high: int, step: int = 1) -> int:
     raise RuntimeError(f"no free port in {low}-{high}")
 
 
+#: Gives each new server's ``--store`` (tests/integration/conftest.py sets it when the suite runs on
+#: PostgreSQL: ``PORTSIDE_TEST_STORE=postgresql``); None: SQLite in the state dir, the default.
+new_store: Callable[[], str] | None = None
+#: The database of each state dir, so a server started again on a state dir finds its state.
+_stores: dict[Path, str] = {}
+
+
 class PortsideProcess:
-    """``portside server`` on a free loopback port with its own state dir; restartable, killable."""
+    """``portside server`` on a free loopback port with its own state dir; restartable, killable.
+
+    When the suite runs on PostgreSQL (``new_store``), each server gets a database of its own, kept
+    across its restarts, unless its arguments name a ``--store`` already.
+    """
 
     def __init__(
         self, state_dir: Path, *extra_args: str, env: dict[str, str] | None = None, ca_file: Path | None = None,
@@ -53,6 +64,11 @@ class PortsideProcess:
         self.state_dir = state_dir
         self.port = free_port()
         self.extra_args = list(extra_args)
+        if new_store is not None and "--store" not in self.extra_args:
+            key = state_dir.resolve()
+            if key not in _stores:
+                _stores[key] = new_store()
+            self.extra_args += ["--store", _stores[key]]
         self.env = env or {}
         self.ca_file = ca_file
         self.umask = umask

@@ -97,7 +97,8 @@ def test_drift_names_what_is_missing() -> None:
         "chain PORTSIDE-abc is missing", "DOCKER-USER does not jump to PORTSIDE-abc once, ahead of any other rule"]
     firewall.apply(PLAN)
     other = GuardPlan(PLAN.chain, "managed", PLAN.port_range, (), ("docker0",))
-    assert firewall.drift(other) == ["chain PORTSIDE-abc does not hold the expected rules"]
+    [problem] = firewall.drift(other)
+    assert problem.startswith("chain PORTSIDE-abc does not hold the expected rules (missing [")  # names the rules
 
 
 def test_a_failing_restore_and_a_missing_docker_user_chain_say_what_to_do() -> None:

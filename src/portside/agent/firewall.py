@@ -106,8 +106,15 @@ class HostFirewall:
         listing = self._iptables("-S", self.chain, check=False)
         if listing.returncode != 0:
             problems.append(f"chain {self.chain} is missing")
-        elif firewall.normalise_listing(listing.stdout.splitlines()) != firewall.expected_listing(plan):
-            problems.append(f"chain {self.chain} does not hold the expected rules")
+        else:
+            held, expected = firewall.normalise_listing(listing.stdout.splitlines()), firewall.expected_listing(plan)
+            if held != expected:
+                missing = [rule for rule in expected if rule not in held]
+                unexpected = [rule for rule in held if rule not in expected]
+                detail = "; ".join(
+                    [f"missing {missing}"] * bool(missing) + [f"unexpected {unexpected}"] * bool(unexpected)
+                ) or "in another order"
+                problems.append(f"chain {self.chain} does not hold the expected rules ({detail})")
         if not firewall.jump_in_place(self._docker_user_rules(check=False), self.chain):
             problems.append(f"{DOCKER_USER_CHAIN} does not jump to {self.chain} once, ahead of any other rule")
         return problems
