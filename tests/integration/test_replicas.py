@@ -111,6 +111,12 @@ class Replicas:
         for replica in self.replicas:
             replica.stop()
 
+    def assert_firewalls_steady(self) -> None:
+        """No agent found its chain drifted: a chain that never matches its plan is rewritten every 10 s."""
+        for agent in self.agents:
+            drifted = [line for line in agent.log_path.read_text().splitlines() if "does not hold" in line]
+            assert not drifted, drifted[:2]
+
     # -- who leads
 
     def leader(self) -> PortsideProcess:
@@ -271,6 +277,7 @@ def test_killing_the_leader_mid_deployment_the_other_finishes_it_and_every_task_
     eventually(lambda: sum(replicas.running_containers("roll").values()) == 3 or None, 30, 0.5,
                "exactly three copies running on the hosts' engines")
     assert codes[200] > 20 and sum(n for c, n in codes.items() if c != 200) <= 3, codes
+    replicas.assert_firewalls_steady()
 
 
 def test_killing_the_leader_mid_scale_out_the_other_finishes_it_without_doubling(

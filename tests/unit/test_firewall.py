@@ -121,3 +121,17 @@ def test_the_jump_is_in_place_once_with_only_other_portside_chains_ahead_of_it()
     assert not firewall.jump_in_place(rules("RETURN"), "PORTSIDE-x")
     assert firewall.jump_script("PORTSIDE-x", 2).splitlines() == [
         "*filter", "-D DOCKER-USER -j PORTSIDE-x", "-D DOCKER-USER -j PORTSIDE-x", "-I DOCKER-USER 1 -j PORTSIDE-x", "COMMIT"]
+
+
+def test_every_comment_is_printed_back_by_iptables_as_written() -> None:
+    """``iptables -S`` escapes quotes and backslashes in a comment, so the chain would never match its
+    plan and be rewritten at every check (seen in the many-hosts scenarios: a copy's apostrophe)."""
+    import re
+
+    ports = (("tcp", 50001), ("udp", 50002))
+    rules = [rule for mode in ("guard", "managed") for rule in firewall.guard_rules(
+        firewall.GuardPlan("PORTSIDE-x", mode, RANGE, ("10.1.0.0/16",), ("docker0",), "0.0.0.0", ports))]
+    comments = {m.group(1) for r in rules for m in [re.search(r'--comment "([^"]*)"', r)] if m}
+    assert len(comments) == 4  # loopback, the dynamic range, a copy's host port, container addresses
+    for comment in comments:
+        assert re.fullmatch(r"[A-Za-z0-9 .,:;()#/_+-]+", comment), comment

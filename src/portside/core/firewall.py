@@ -115,7 +115,7 @@ def guard_rules(plan: GuardPlan) -> list[str]:
             for proto in PROTOCOLS
         ]
     rules += [
-        f"-p {proto} -m conntrack --ctorigdstport {span} -m comment --comment \"portside: a copy's host port only through a load balancer\" -j DROP"
+        f"-p {proto} -m conntrack --ctorigdstport {span} -m comment --comment \"portside: host port of a copy, only through a load balancer\" -j DROP"
         for proto, span in guarded_port_spans(plan)
     ]
     rules += [
