@@ -354,3 +354,52 @@ def test_a_replica_refuses_a_store_written_by_a_newer_portside(tmp_path: Path, p
     assert "Traceback" not in log
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         assert conn.execute("SELECT value FROM revision").fetchone() == revision
+
+
+@pytest.mark.parametrize(("flag", "value", "named"), [
+    ("--store", "mysql://db/portside", "--store mysql://db/portside: must be postgresql://"),
+    ("--store", "postgresql://u:secret@db", "--store postgresql://...@db: must be postgresql://"),
+    ("--store", "postgresql://db:notaport/x", "--store: Port could not be cast"),
+    ("--instance-id", "host-1", "--instance-id host-1: must be"),
+    ("--leader-lease", "0.5", "--leader-lease"),
+])
+def test_a_bad_replica_flag_is_refused_naming_it_and_no_password_is_shown(
+    tmp_path: Path, flag: str, value: str, named: str
+) -> None:
+    from tests.support.server import free_port
+
+    result = subprocess.run(
+        [sys.executable, "-m", "portside.cli.main", "server", "--api", f"127.0.0.1:{free_port()}",
+         "--state-dir", str(tmp_path / "state"), flag, value],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert named in result.stderr, result.stderr
+    assert "secret" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "state").exists()  # refused before anything was made
+
+
+def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -> None:
+    from tests.support.server import free_port
+
+    url = f"postgresql://portside:hunter2@127.0.0.1:{free_port()}/portside"
+    result = subprocess.run(
+        [sys.executable, "-m", "portside.cli.main", "server", "--api", f"127.0.0.1:{free_port()}",
+         "--state-dir", str(tmp_path / "state"), "--store", url, "--firewall", "off"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "cannot connect" in result.stderr and "postgresql://portside:***@127.0.0.1" in result.stderr, result.stderr
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_single_server_leads_and_says_so_in_healthz_and_metrics(portside: PortsideProcess) -> None:
+    document = health(portside)
+    assert document is not None
+    assert document["leader"] is True and document["epoch"] >= 1 and document["storeAvailable"] is True
+    assert document["store"] in ("sqlite", "postgresql") and document["revision"] >= 1
+    with urllib.request.urlopen(portside.endpoint + "/metrics", timeout=5) as reply:
+        metrics = reply.read().decode()
+    assert "\nportside_leader 1\n" in metrics and "\nportside_store_available 1\n" in metrics
+    assert f"\nportside_leader_epoch {document['epoch']}\n" in metrics
+    assert "\nportside_store_revision " in metrics
