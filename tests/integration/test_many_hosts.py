@@ -160,6 +160,20 @@ def whoami(url: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
+def through(node_host: Host, port: int, wanted: set[str]) -> set[str] | None:
+    """Every copy in ``wanted`` answered through the node at ``node_host``'s address (a client in the
+    root namespace), within a bounded number of requests; None at the first failure."""
+    seen = set()
+    for _ in range(40):
+        status, body = whoami(f"http://{node_host.address}:{port}")
+        if status != 200:
+            return None
+        seen.add(body)
+        if seen == wanted:
+            return seen
+    return None
+
+
 class Client:
     """Sequential GETs through the listener in a thread, bounded in count and time: what a user sees."""
 
@@ -381,15 +395,7 @@ def test_a_load_balancer_node_on_a_host_of_its_own_keeps_serving_while_the_contr
         wanted = {runtime(t) for t in tasks}
 
         def through_node() -> set[str] | None:
-            seen = set()
-            for _ in range(30):  # a client in the root namespace, the node on its host's address
-                status, body = whoami(f"http://{node_host.address}:{stack.port}")
-                if status != 200:
-                    return None
-                seen.add(body)
-                if seen == wanted:
-                    return seen
-            return None
+            return through(node_host, stack.port, wanted)
 
         # The node probes the copies on every host itself: their agents admit its --address, named to
         # them by the control plane (no --lb-source anywhere).

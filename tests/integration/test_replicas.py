@@ -35,7 +35,7 @@ from tests.integration.test_many_hosts import (  # noqa: F401  (credentials: a f
     credentials,
     port,
     runtime,
-    whoami,
+    through,
 )
 from tests.integration.test_services import Stack
 from tests.integration.test_tasks import web_definition
@@ -220,18 +220,6 @@ def replicas(make_cluster: Any, tmp_path: Path, credentials: Path, postgres_url:
         made.close()
 
 
-def through(node_host: Host, stack: Stack, wanted: set[str]) -> set[str] | None:
-    seen = set()
-    for _ in range(40):
-        status, body = whoami(f"http://{node_host.address}:{stack.port}")
-        if status != 200:
-            return None
-        seen.add(body)
-        if seen == wanted:
-            return seen
-    return None
-
-
 def kill_leader_and_wait_for_the_other(replicas: Replicas) -> tuple[PortsideProcess, float]:
     leader = replicas.leader()
     epoch = health(leader)["epoch"]  # type: ignore[index]
@@ -251,7 +239,7 @@ def test_killing_the_leader_mid_deployment_the_other_finishes_it_and_every_task_
     stack, _ = replicas.service(first, "roll", busybox_image, 3)
     tasks = replicas.wait_settled(first, "roll", stack, 3, revision=1)
     node_host = replicas.start_node()
-    eventually(lambda: through(node_host, stack, {runtime(t) for t in tasks}), 60, 1.0,
+    eventually(lambda: through(node_host, stack.port, {runtime(t) for t in tasks}), 60, 1.0,
                "the node serving every copy\n" + replicas.node_log.read_text()[-2000:] if replicas.node_log.exists() else "")
     client = Client(f"http://{node_host.address}:{stack.port}", max_seconds=240)
 
@@ -305,7 +293,7 @@ def test_with_the_database_stopped_copies_keep_serving_the_api_answers_503_and_a
     tasks = replicas.wait_settled(first, "outage", stack, 3, revision=1)
     node_host = replicas.start_node()
     wanted = {runtime(t) for t in tasks}
-    eventually(lambda: through(node_host, stack, wanted), 60, 1.0, "the node serving every copy")
+    eventually(lambda: through(node_host, stack.port, wanted), 60, 1.0, "the node serving every copy")
 
     postgres_server.stop()
     stopped_at = time.monotonic()
@@ -321,7 +309,7 @@ def test_with_the_database_stopped_copies_keep_serving_the_api_answers_503_and_a
             assert (health(replica) or {}).get("storeAvailable") is False
         # What runs keeps serving through the node, and no copy is stopped, for the whole outage.
         while time.monotonic() - stopped_at < 30:
-            assert through(node_host, stack, wanted) == wanted
+            assert through(node_host, stack.port, wanted) == wanted
             time.sleep(2)
         assert sum(replicas.running_containers("outage").values()) == 3
     finally:

@@ -1157,3 +1157,25 @@ def test_end_to_end_through_the_proxy_runtime(tmp_path: Path) -> None:
         env.close()
         backend.shutdown()
         backend.server_close()
+
+
+def test_run_sweeper_outlives_a_round_the_store_refused(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database away for a round (replicas on PostgreSQL): the sweeper says so and sweeps at the next."""
+    from portside.control.store.database import StoreUnavailable
+
+    tg = make_tg(env)
+    arn = tg["TargetGroupArn"]
+    env.elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": env.instance_id, "Port": 1001}])
+    env.elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": env.instance_id, "Port": 1001}])
+    env.clock.now += 301
+    real, refused = targets.sweep, []
+
+    def sweep_once_refused(plane: ControlPlane) -> int:
+        if not refused:
+            refused.append(True)
+            raise StoreUnavailable("the store is unavailable; retry")
+        return real(plane)
+
+    monkeypatch.setattr(targets, "sweep", sweep_once_refused)
+    env.run(_sweeper_runs(env.plane))
+    assert refused and env.elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"] == []

@@ -25,7 +25,6 @@ from typing import Any
 
 from portside.control.plane import ControlPlane
 from portside.control.store.database import StoreUnavailable
-from portside.core import arns
 from portside.core.lb import action_settings, rule_settings, snapshot
 from portside.core.lb.errors import ElbError
 from portside.core.lb.model import (

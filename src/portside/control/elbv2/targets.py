@@ -34,6 +34,7 @@ from portside.control.elbv2.common import fail, require
 from portside.control.elbv2.target_groups import attributes, health_check, usage
 from portside.control.plane import ControlPlane
 from portside.core.lb.runtime import HealthView
+from portside.errors import PortsideError
 
 log = logging.getLogger("portside.elbv2")
 
