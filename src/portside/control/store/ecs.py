@@ -25,10 +25,14 @@ class EcsRecords:
     logs_changes: bool
     def get_meta(self, key: str) -> Any: ...
     def put_meta(self, key: str, value: Any) -> None: ...
-    def transaction(self) -> AbstractContextManager[None]: ...
+    def transaction(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
     def record_change(self, topic: str, key: str = "") -> None: ...
+
     @property
-    def current_revision(self) -> int: ...
+    def current_revision(self) -> int:
+        raise NotImplementedError
 
     # -- task definitions
 
