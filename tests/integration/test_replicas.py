@@ -145,6 +145,12 @@ class Replicas:
         found = [i for i in described if {"name": "role", "value": "worker"} in i["attributes"]]
         return found if len(found) == 3 and all(i["agentConnected"] for i in found) else None
 
+    def instance_of(self, task: dict[str, Any]) -> str:
+        """The ec2InstanceId of the host a task runs on (its targets' id)."""
+        [instance] = self.ecs(self.replicas[0]).describe_container_instances(
+            containerInstances=[task["containerInstanceArn"]])["containerInstances"]
+        return str(instance["ec2InstanceId"])
+
     # -- what runs
 
     def running_containers(self, family: str) -> Counter[str]:
@@ -283,6 +289,24 @@ def test_killing_the_leader_mid_scale_out_the_other_finishes_it_without_doubling
     eventually(lambda: sum(replicas.running_containers("grow").values()) == 8 or None, 30, 0.5,
                "exactly eight copies running on the hosts' engines")
     assert sorted(replicas.running_containers("grow").values()) == [2, 3, 3]  # spread over the zones
+
+    # The killed replica comes back as a follower; a StopTask through it drains the copy's target
+    # first, as through the leader (control/task_drain.py), and the leader replaces the copy.
+    follower = replicas.other(survivor)
+    follower.start()
+    assert health(follower)["leader"] is False  # type: ignore[index]
+    victim = tasks[0]
+    stopped = replicas.ecs(follower).stop_task(task=victim["taskArn"], reason="by hand")["task"]
+    assert stopped["desiredStatus"] == "STOPPED" and stopped["lastStatus"] == "DEACTIVATING"
+    described = replicas.elb(follower).describe_target_health(TargetGroupArn=stack.tg_arn)["TargetHealthDescriptions"]
+    states = {d["Target"]["Port"]: d["TargetHealth"]["State"] for d in described
+              if d["Target"]["Id"] == replicas.instance_of(victim)}
+    # Draining, or drained already: nothing was in flight to it (no node serves in this test).
+    assert states.get(port(victim)) in (None, "draining"), described
+    after = replicas.wait_settled(survivor, "grow", stack, 8, revision=1)
+    assert victim["taskArn"] not in {t["taskArn"] for t in after}
+    [gone] = replicas.ecs(survivor).describe_tasks(tasks=[victim["taskArn"]])["tasks"]
+    assert gone["lastStatus"] == "STOPPED" and gone["stoppedReason"] == "by hand"
 
 
 def test_with_the_database_stopped_copies_keep_serving_the_api_answers_503_and_all_resumes(

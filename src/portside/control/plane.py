@@ -61,9 +61,6 @@ class ControlPlane:
     lb_nodes: dict[str, float] = field(default_factory=dict)
     # When this process last wrote each presence to the store ((kind, key) -> clock time).
     _presence_written: dict[tuple[str, str], float] = field(default_factory=dict)
-    # Stops a task the way its owner wants (the service controller drains its targets first);
-    # None means control/tasks.request_stop (desired STOPPED; the agent hears of it).
-    task_stopper: Callable[[str, str, str], Any] | None = None
     # Runs the doctor's checks for a service that was created or scaled (control/doctor.py).
     preflight: Callable[[str], None] | None = None
     # Answers Portside.Doctor: the doctor's report for this host.

@@ -147,8 +147,9 @@ def stop_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[
         raise InvalidParameterException("task can not be blank.")
     arn = _task_arn(plane, region, cluster["clusterName"], reference)
     reason = params.get("reason") or REASON_USER_STOPPED
-    stopper = plane.task_stopper or (lambda a, code, why: request_stop(plane, a, code, why))
-    task = stopper(arn, StopCode.USER_INITIATED.value, reason[:255])
+    from portside.control.task_drain import drain_and_stop  # it stops through request_stop, here
+
+    task = drain_and_stop(plane, arn, StopCode.USER_INITIATED.value, reason[:255])
     if task is None:
         task = plane.store.get_task(arn)
         if task is None or task.region != region:

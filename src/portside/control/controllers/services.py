@@ -34,7 +34,8 @@ from portside.control import task_definitions
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
 from portside.control.store.database import Deposed, StaleWrite, StoreUnavailable, current_fence, fence_restored
-from portside.control.tasks import admit_tasks, request_stop
+from portside.control.task_drain import drain_and_stop
+from portside.control.tasks import admit_tasks
 from portside.core.lifecycle import TaskStatus
 from portside.core.service_reconcile import DeploymentView, ServiceView, TaskView, reconcile
 from portside.core.deployment import next_launch_backoff_s
@@ -57,13 +58,11 @@ class ServiceController:
         self._dirty: set[str] = set()
         self._all_dirty = True
         self._wake = asyncio.Event()
-        self._draining: dict[str, tuple[str, str]] = {}
         self._task: asyncio.Task[None] | None = None
         self._resyncs = 0
         self._fence = current_fence()  # the leader's lease (control/leadership.py), for callbacks too
         plane.watchers.append(self._on_topic)
         plane.task_watchers.append(self._on_task_change)
-        plane.task_stopper = self.stop_task
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -74,8 +73,6 @@ class ServiceController:
             self.plane.watchers.remove(self._on_topic)
         if self._on_task_change in self.plane.task_watchers:
             self.plane.task_watchers.remove(self._on_task_change)
-        if self.plane.task_stopper == self.stop_task:
-            self.plane.task_stopper = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -339,43 +336,8 @@ class ServiceController:
             svc.add_event(plane, body, explanations[0].service_event(name))
 
     def stop_task(self, arn: str, stop_code: str, reason: str, body: dict[str, Any] | None = None) -> Task | None:
-        """Stop a task; one with load balancer targets is deregistered and drained first.
-
-        ``body``: the service record the caller is editing and will save (``sync``), so that the
-        events written here are not lost when the caller saves its copy; None to load and save here.
-        """
-        plane = self.plane
-        task = plane.store.get_task(arn)
-        if task is None or task.is_stopped or not task.lb_targets:
-            return request_stop(plane, arn, stop_code, reason)
-        if task.last_status is TaskStatus.DEACTIVATING:
-            return task  # already draining
-        now = plane.clock()
-        task.request_stop(stop_code, reason, now)
-        if task.last_status < TaskStatus.DEACTIVATING:
-            task.advance(TaskStatus.DEACTIVATING, now)
-        plane.store.put_task(task)
-        self._draining[arn] = (stop_code, reason)
-        by_group: dict[str, list[dict[str, Any]]] = {}
-        for tg_arn, target_id, port in task.lb_targets:
-            by_group.setdefault(tg_arn, []).append({"Id": target_id, "Port": port})
-        owned = body is None
-        if owned:
-            body = self._service_of(task)
-        for tg_arn, items in by_group.items():
-            try:
-                elb_targets.deregister_targets(plane, task.region, {"TargetGroupArn": tg_arn, "Targets": items})
-            except PortsideError as exc:  # the target group is gone: nothing left to drain there
-                log.info("deregistering %s: %s", tg_arn, exc.message)
-            if body is not None:
-                svc.add_event(plane, body, f"(service {body['serviceName']}) deregistered {len(items)} targets in (target-group {tg_arn})")
-        if body is not None:
-            svc.add_event(
-                plane, body,
-                f"(service {body['serviceName']}, taskSet {task.started_by}) has begun draining connections on 1 tasks.",
-            )
-            if owned:
-                plane.store.put_service(task.region, body)
+        """Stop a task, draining its targets first (``control/task_drain.py``); finish what drained."""
+        task = drain_and_stop(self.plane, arn, stop_code, reason, body)
         self._finish_drains()
         return task
 
@@ -386,7 +348,6 @@ class ServiceController:
                 continue
             if any(self._target_present(tg, tid, port) for tg, tid, port in task.lb_targets):
                 continue
-            self._draining.pop(task.arn, None)
             task.lb_targets = []
             self.plane.store.put_task(task)
 
@@ -438,7 +399,6 @@ class ServiceController:
                     pass
             task.lb_targets = []
             self.plane.store.put_task(task, assigned=False)
-        self._draining.pop(task.arn, None)
         never_ran = "startedAt" not in task.timestamps
         # A launch failure never reached RUNNING and was not stopped on purpose (a PENDING task
         # stopped by scale-in, a deployment or StopTask failed nothing).
@@ -470,11 +430,6 @@ class ServiceController:
             body["deployments"] = [d for d in body["deployments"] if d is not deployment]
         else:
             deployment["status"] = state
-
-    def _service_of(self, task: Task) -> dict[str, Any] | None:
-        if not task.group or not task.group.startswith("service:"):
-            return None
-        return self.plane.store.get_service(svc.service_arn(self.plane, task.region, task.cluster, task.group[8:]))
 
     def _sweep_stale_targets(self) -> None:
         """Deregister targets in service target groups that point at an instance but no live task backs (ecs-agent #500)."""
