@@ -266,6 +266,13 @@ def test_a_fenced_write_of_a_deposed_holder_raises_deposed_and_writes_nothing(st
         b.put_meta("by-B", 2)
     assert a.get_meta("by-B") == 2
 
+    # A holds it again, at a later epoch: a write still fenced at its old epoch is refused all the same.
+    b.release_lease("leader", "B")
+    assert a.acquire_lease("leader", "A", 60) == 3
+    with pytest.raises(Deposed), fenced("leader", "A", 1), a.transaction():
+        a.put_meta("by-deposed-A", 1)
+    assert b.get_meta("by-deposed-A") is None
+
 
 def test_a_fenced_write_under_an_expired_lease_is_refused_though_nobody_took_it(store_at: StoreFactory) -> None:
     store = store_at()
