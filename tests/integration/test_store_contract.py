@@ -212,6 +212,31 @@ def test_trimming_the_change_log_makes_older_revisions_relist(store_at: StoreFac
     assert b.changes_since(8) is None and [rev for rev, *_ in b.changes_since(9) or []] == [10]
 
 
+def test_a_trim_while_a_follower_reads_the_log_makes_it_relist_not_miss_changes(tmp_path: Path) -> None:
+    """``changes_since`` reads the log and its floor in two statements: another replica's trim
+    between them must not leave it answering a log with a hole (SQLite's statement trace runs the
+    trim just before the follower's first read of the log)."""
+    target = f"sqlite:{tmp_path / 'portside.db'}"
+    follower, trimmer = Store(target, writer="follower"), Store(target, writer="trimmer")
+    try:
+        for n in range(1, 11):
+            trimmer.record_change("task", f"i-{n}")
+        trimmed: list[int] = []
+
+        def trim_first(statement: str) -> None:
+            if "FROM changes" in statement and not trimmed:
+                trimmed.append(trimmer.trim_changes(keep=2))  # at revision 11: up to 9 go
+
+        follower.db.set_trace_callback(trim_first)
+        answer = follower.changes_since(3)
+        follower.db.set_trace_callback(None)
+        assert trimmed == [9]
+        assert answer is None, f"revisions 4-9 were trimmed, yet the follower got {answer}"
+    finally:
+        follower.close()
+        trimmer.close()
+
+
 # -- leases
 
 

@@ -260,13 +260,14 @@ class Database:
         """(revision, writer, topic, key) logged after ``revision``, oldest first; None: relist.
 
         None when ``revision`` is older than the log keeps: what changed since is not known.
+        The floor is read after the log: a trim committed in between then answers None, where
+        reading it first would answer the log with the trimmed revisions missing.
         """
-        floor = self.get_meta("changes_floor") or 0
-        if revision < floor:
-            return None
         rows = self.db.execute(
             "SELECT rev, writer, topic, key FROM changes WHERE rev > ? ORDER BY rev", (revision,)
         ).fetchall()
+        if revision < (self.get_meta("changes_floor") or 0):
+            return None
         return [(int(r), w, t, k) for r, w, t, k in rows]
 
     def trim_changes(self, keep: int = CHANGES_KEPT) -> int:
