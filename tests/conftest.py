@@ -5,10 +5,15 @@ tests run anywhere. Every container a test starts carries the labels
 ``portside.test=1`` and ``portside.test.session=<this session>``; the session
 removes its own containers when it ends and sweeps up those left behind by
 dead sessions on this host, and never touches another live session's.
+
+PostgreSQL fixtures (tests/support/postgres.py) never skip: without PostgreSQL's binaries they
+fail, telling you to run ./scripts/setup. One throwaway cluster serves the whole session
+(``postgres_server``); each test gets databases of its own (``postgres_url``, ``make_postgres_url``).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import uuid
@@ -16,6 +21,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from tests.support.postgres import PostgresServer, free_loopback_port, sweep_dead_servers
 
 TEST_LABEL = "portside.test"
 SESSION_LABEL = "portside.test.session"
@@ -135,3 +142,41 @@ def run_container(
         return container
 
     yield run
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> PostgresServer:
+    """A ``PostgresServer`` (tests/support/postgres.py) running for the whole session on a free port of
+    127.0.0.1, in a new folder; closed at the end however the session ends (finalizer, and atexit
+    for an interrupted one). Folders and clusters of crashed earlier sessions are swept first."""
+    sweep_dead_servers()
+    server = PostgresServer(free_loopback_port())
+    atexit.register(server.close)
+    request.addfinalizer(server.close)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def make_postgres_url(postgres_server: PostgresServer) -> Iterator[Callable[[], str]]:
+    """``make_postgres_url()``: the URL of a new, empty database of its own on the session's server
+    (``postgresql://portside@127.0.0.1:PORT/test_<hex>``); each is dropped when the test ends, its
+    sessions ended first. A test that left the server stopped or killed finds it started again."""
+    names: list[str] = []
+
+    def make() -> str:
+        postgres_server.start()  # a no-op unless an earlier test left it down
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        names.append(name)
+        return postgres_server.create_database(name)
+
+    yield make
+    postgres_server.start()
+    for name in names:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def postgres_url(make_postgres_url: Callable[[], str]) -> str:
+    """The URL of a new, empty database for this test alone (see ``make_postgres_url``)."""
+    return make_postgres_url()
