@@ -21,7 +21,7 @@ from portside.control.store import Store
 from portside.control.store.database import Deposed, StoreError, fenced
 from portside.control.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, statements
 from portside.core.task import Container, Task
-from tests.support.stores import StoreFactory, make_postgres_url, store_at  # noqa: F401  (fixtures)
+from tests.support.stores import StoreFactory, store_at  # noqa: F401  (a fixture)
 from tests.support.waiting import eventually
 
 INSTANCE = "arn:aws:ecs:us-east-1:000000000000:container-instance/default/0123456789abcdef"

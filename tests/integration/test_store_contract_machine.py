@@ -28,7 +28,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from portside.control.store import Store
 from portside.control.store.database import Deposed, fenced
-from tests.support.stores import StoreFactory, make_postgres_url, store_at  # noqa: F401  (fixtures)
+from tests.support.stores import StoreFactory, store_at  # noqa: F401  (a fixture)
 
 LEASE = "leader"
 REPLICAS = 3

@@ -74,26 +74,3 @@ def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFa
     yield factory
     factory.close()
 
-
-# TEMPORARY until wip-pg (tests/support/postgres.py and its conftest fixtures) is merged: the
-# development server on this machine. Removed before the branch is handed over.
-@pytest.fixture
-def make_postgres_url() -> Iterator[Callable[[], str]]:
-    import uuid
-
-    import psycopg
-
-    admin_url = "postgresql://portside@127.0.0.1:55432/postgres"
-    names: list[str] = []
-
-    def make() -> str:
-        name = f"contract_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
-        names.append(name)
-        return f"postgresql://portside@127.0.0.1:55432/{name}"
-
-    yield make
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        for name in names:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
