@@ -7,6 +7,7 @@ replicas is in test_store_contract_machine.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -296,6 +297,47 @@ def test_a_fenced_write_of_a_deposed_holder_raises_deposed_and_writes_nothing(st
     with pytest.raises(Deposed), fenced("leader", "A", 1), a.transaction():
         a.put_meta("by-deposed-A", 1)
     assert b.get_meta("by-deposed-A") is None
+
+
+def test_a_fenced_block_inside_an_open_transaction_checks_the_lease_too(store_at: StoreFactory) -> None:
+    """A transaction nested under a fence joins an outer one opened before it, which checked no
+    fence: the nested one checks it, and Deposed takes the outer one's writes with it."""
+    a, b = store_at.replicas(2)
+    assert a.acquire_lease("leader", "A", 60) == 1
+    a.release_lease("leader", "A")
+    assert b.acquire_lease("leader", "B", 60) == 2
+    before = b.revision()
+    with pytest.raises(Deposed), a.transaction():
+        a.put_meta("unfenced", 1)
+        with fenced("leader", "A", 1), a.transaction():
+            a.put_meta("fenced", 1)
+    assert b.get_meta("unfenced") is None and b.get_meta("fenced") is None and b.revision() == before
+    with b.transaction():
+        with fenced("leader", "B", 2), b.transaction():  # the holder's, nested the same way, lands
+            b.put_meta("fenced", 2)
+    assert a.get_meta("fenced") == 2
+
+
+async def test_asyncio_tasks_started_under_a_fence_write_under_it(store_at: StoreFactory) -> None:
+    """The leader starts its controllers' tasks inside ``fenced``: they inherit the fence."""
+    a, b = store_at.replicas(2)
+    assert a.acquire_lease("leader", "A", 60) == 1
+
+    async def write(key: str) -> None:
+        with a.transaction():
+            a.put_meta(key, 1)
+
+    with fenced("leader", "A", 1):
+        controller = asyncio.create_task(write("while-leader"))
+    await controller
+    a.release_lease("leader", "A")
+    assert b.acquire_lease("leader", "B", 60) == 2
+    with fenced("leader", "A", 1):
+        controller = asyncio.create_task(write("after-deposed"))
+    with pytest.raises(Deposed):
+        await controller
+    await write("unfenced")  # started outside the fence: not checked
+    assert b.get_meta("while-leader") == 1 and b.get_meta("after-deposed") is None and b.get_meta("unfenced") == 1
 
 
 def test_a_fenced_write_under_an_expired_lease_is_refused_though_nobody_took_it(store_at: StoreFactory) -> None:

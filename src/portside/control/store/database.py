@@ -84,6 +84,8 @@ class Database:
         self.commit_watchers: list[Callable[[int], None]] = []
         self._depth = 0
         self._revision: int | None = None
+        #: The fence the open transaction checked at its start (None: none).
+        self._fence: tuple[str, str, int] | None = None
         self._lease_sql_now = "(julianday('now') - 2440587.5) * 86400.0"
         target_text = str(target)
         if target_text.startswith(("postgresql://", "postgres://")):
@@ -198,8 +200,13 @@ class Database:
         """All writes inside commit together or not at all; nesting joins the outer one.
 
         Takes the next revision first (``current_revision``), then, when fenced, checks the lease.
+        A nested one opened under a fence the outer one did not check checks it too (Deposed then
+        rolls back the outer one with it).
         """
         if self._depth:
+            fence = _FENCE.get()
+            if fence is not None and fence != self._fence:
+                self._check_fence(*fence)
             self._depth += 1
             try:
                 yield
@@ -211,9 +218,9 @@ class Database:
         try:
             row = self.db.execute("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value").fetchone()
             self._revision = int(row[0])
-            fence = _FENCE.get()
-            if fence is not None:
-                self._check_fence(*fence)
+            self._fence = _FENCE.get()
+            if self._fence is not None:
+                self._check_fence(*self._fence)
             yield
         except BaseException:
             self._depth = 0
