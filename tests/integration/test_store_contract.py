@@ -384,6 +384,22 @@ def test_a_store_with_a_newer_schema_is_refused_naming_both_versions_and_left_un
     assert _contents(target) == before
 
 
+def test_replicas_starting_together_on_an_empty_database_build_the_schema_once(store_at: StoreFactory) -> None:
+    target = store_at.fresh()
+    start = threading.Barrier(4, timeout=30)
+
+    def open_store(n: int) -> Store:
+        start.wait()
+        return store_at(target, writer=f"replica-{n}")
+
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(open_store, range(4), timeout=120))
+    for store in stores:
+        assert store.schema_version() == SCHEMA_VERSION and store.revision() == 0
+    with stores[0].transaction():
+        assert stores[0].current_revision == 1  # one counter row, not one per replica
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_a_sqlite_state_dir_of_an_old_schema_opens_migrates_and_keeps_its_rows(tmp_path: Path, version: int) -> None:
     path = tmp_path / "portside.db"
