@@ -10,6 +10,7 @@ import pytest
 from tests.support.hosts import hosts_machine, make_cluster  # noqa: F401  (fixtures for many-hosts tests)
 from tests.support.netns import OutsideHost, make_outside_host, netns_available
 from tests.support.server import PortsideProcess
+from tests.support.stores import store_at  # noqa: F401  (both store backends, for the store's contract tests)
 
 
 def _stop_everything(server: PortsideProcess) -> None:

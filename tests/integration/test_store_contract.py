@@ -2,45 +2,28 @@
 
 Every test runs over both backends (``store_at``, tests/support/stores.py); several ``Store``
 objects on one database stand for several replicas of the control plane. The stateful test over
-replicas is in test_store_contract_machine.py.
+replicas is in test_store_contract_machine.py, schema versions in test_store_contract_schema.py, and
+PostgreSQL going away in test_store_outage.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from portside.control.store import Store
-from portside.control.store.database import Deposed, StoreError, fenced
-from portside.control.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, statements
-from portside.core.task import Container, Task
-from tests.support.stores import StoreFactory, store_at  # noqa: F401  (a fixture)
+from portside.control.store.database import Deposed, fenced
+from tests.support.stores import StoreFactory, sample_task
 from tests.support.waiting import eventually
-
-INSTANCE = "arn:aws:ecs:us-east-1:000000000000:container-instance/default/0123456789abcdef"
 
 
 class Boom(Exception):
     """A later step of a transaction failed."""
-
-
-def make_task(number: int) -> Task:
-    arn = f"arn:aws:ecs:us-east-1:000000000000:task/default/{number:032x}"
-    return Task(
-        arn=arn, id=f"{number:032x}", region="us-east-1", cluster="default",
-        cluster_arn="arn:aws:ecs:us-east-1:000000000000:cluster/default",
-        task_definition_arn="arn:aws:ecs:us-east-1:000000000000:task-definition/web:1", family="web", revision=1,
-        network_mode="bridge", container_instance_arn=INSTANCE,
-        containers=[Container("web", f"{arn}/web", "busybox", "ecs-web")], cpu=0, memory=16, created_at=1000.0,
-    )
 
 
 # -- transactions
@@ -49,7 +32,7 @@ def make_task(number: int) -> Task:
 def test_a_transaction_commits_all_its_writes_together(store_at: StoreFactory) -> None:
     writer = store_at()
     reader = store_at(store_at.target_of(writer))
-    task = make_task(1)
+    task = sample_task(1)
     with writer.transaction():
         writer.put_task(task)
         writer.put_meta("greeting", {"hello": "world"})
@@ -69,14 +52,14 @@ def test_an_exception_rolls_back_tasks_meta_changes_and_the_revision(store_at: S
         store.put_meta("kept", 1)
     before = store.revision()
     with pytest.raises(Boom), store.transaction():
-        store.put_task(make_task(1))
+        store.put_task(sample_task(1))
         store.put_meta("kept", 2)
         store.put_meta("new", 1)
         store.record_change("meta", "new")
         raise Boom
     again = store_at(store_at.target_of(store))
     for replica in (store, again):
-        assert replica.get_task(make_task(1).arn) is None
+        assert replica.get_task(sample_task(1).arn) is None
         assert replica.get_meta("kept") == 1 and replica.get_meta("new") is None
         assert replica.changes_since(0) == []
         assert replica.revision() == before
@@ -106,7 +89,9 @@ def test_nested_transactions_join_the_outer_one(store_at: StoreFactory) -> None:
 # -- revisions
 
 
-def test_each_transaction_takes_the_next_revision_and_a_rolled_back_one_leaves_no_gap(store_at: StoreFactory) -> None:
+def test_each_transaction_takes_the_next_revision_and_a_rolled_back_one_leaves_no_gap(
+    store_at: StoreFactory,
+) -> None:
     a, b = store_at.replicas(2)
     assert a.revision() == 0
     seen = []
@@ -135,7 +120,8 @@ def test_two_replicas_writing_at_once_get_distinct_revisions_in_commit_order(sto
         revisions = []
         start.wait()
         for i in range(per_writer):
-            time.sleep(0.002)  # between transactions, so the other writer's come in between (SQLite's lock is greedy)
+            # Between transactions, so the other writer's come in between (SQLite's lock is greedy).
+            time.sleep(0.002)
             with store.transaction():
                 key = f"{store.writer}-{i}"
                 store.put_meta(key, store.current_revision)
@@ -150,7 +136,9 @@ def test_two_replicas_writing_at_once_get_distinct_revisions_in_commit_order(sto
             seen = reader.revision()
             log = reader.changes_since(0) or []
             upto = [entry for entry in log if entry[0] <= seen]
-            assert [rev for rev, *_ in upto] == list(range(1, seen + 1)), f"a write at or below {seen} is missing"
+            assert [rev for rev, *_ in upto] == list(range(1, seen + 1)), (
+                f"a write at or below {seen} is missing"
+            )
             for rev, _, _, key in upto[-3:]:
                 assert reader.get_meta(key) == rev
             checks += 1
@@ -256,7 +244,9 @@ def test_an_expired_lease_passes_to_another_holder_at_the_next_epoch(store_at: S
     a, b = store_at.replicas(2)
     assert a.acquire_lease("leader", "A", 0.5) == 1
     assert b.acquire_lease("leader", "B", 30) is None
-    epoch = eventually(lambda: b.acquire_lease("leader", "B", 30), timeout=10, interval=0.1, what="A's lease expiring")
+    epoch = eventually(
+        lambda: b.acquire_lease("leader", "B", 30), timeout=10, interval=0.1, what="A's lease expiring"
+    )
     assert epoch == 2
     assert a.acquire_lease("leader", "A", 30) is None
     assert (a.lease("leader") or ())[:2] == ("B", 2)
@@ -282,9 +272,9 @@ def test_a_fenced_write_of_a_deposed_holder_raises_deposed_and_writes_nothing(st
     with pytest.raises(Deposed, match="'leader'.*A at epoch 1"), fenced("leader", "A", 1), a.transaction():
         a.put_meta("by-deposed-A", 1)
         a.record_change("meta", "by-deposed-A")
-        a.put_task(make_task(1))
+        a.put_task(sample_task(1))
     for replica in (a, b):
-        assert replica.get_meta("by-deposed-A") is None and replica.get_task(make_task(1).arn) is None
+        assert replica.get_meta("by-deposed-A") is None and replica.get_task(sample_task(1).arn) is None
         assert [key for _, _, _, key in replica.changes_since(0) or []] == ["by-A"]
         assert replica.revision() == before
     with fenced("leader", "B", 2), b.transaction():
@@ -312,9 +302,12 @@ def test_a_fenced_block_inside_an_open_transaction_checks_the_lease_too(store_at
         with fenced("leader", "A", 1), a.transaction():
             a.put_meta("fenced", 1)
     assert b.get_meta("unfenced") is None and b.get_meta("fenced") is None and b.revision() == before
-    with b.transaction():
-        with fenced("leader", "B", 2), b.transaction():  # the holder's, nested the same way, lands
-            b.put_meta("fenced", 2)
+    with (
+        b.transaction(),
+        fenced("leader", "B", 2),
+        b.transaction(),
+    ):  # the holder's, nested the same way, lands
+        b.put_meta("fenced", 2)
     assert a.get_meta("fenced") == 2
 
 
@@ -337,10 +330,16 @@ async def test_asyncio_tasks_started_under_a_fence_write_under_it(store_at: Stor
     with pytest.raises(Deposed):
         await controller
     await write("unfenced")  # started outside the fence: not checked
-    assert b.get_meta("while-leader") == 1 and b.get_meta("after-deposed") is None and b.get_meta("unfenced") == 1
+    assert (
+        b.get_meta("while-leader") == 1
+        and b.get_meta("after-deposed") is None
+        and b.get_meta("unfenced") == 1
+    )
 
 
-def test_a_fenced_write_under_an_expired_lease_is_refused_though_nobody_took_it(store_at: StoreFactory) -> None:
+def test_a_fenced_write_under_an_expired_lease_is_refused_though_nobody_took_it(
+    store_at: StoreFactory,
+) -> None:
     store = store_at()
     assert store.acquire_lease("leader", "A", -1) == 1
     with pytest.raises(Deposed), fenced("leader", "A", 1), store.transaction():
@@ -363,90 +362,3 @@ def test_mark_seen_never_moves_back(store_at: StoreFactory) -> None:
     b.mark_seen("lb-node", "lb-1", 10.0)
     assert a.seen("agent") == {"i-1": 150.5}
     assert a.seen("lb-node") == {"lb-1": 10.0}
-
-
-# -- schema
-
-
-def test_a_store_with_a_newer_schema_is_refused_naming_both_versions_and_left_unchanged(
-    store_at: StoreFactory,
-) -> None:
-    store = store_at()
-    target = store_at.target_of(store)
-    newer = SCHEMA_VERSION + 1
-    with store.transaction():
-        store.put_meta("schema_version", newer)
-    store.close()
-    before = _contents(target)
-    with pytest.raises(StoreError) as refused:
-        Store(target)
-    assert f"schema version {newer}" in str(refused.value) and f"({SCHEMA_VERSION})" in str(refused.value)
-    assert _contents(target) == before
-
-
-def test_replicas_starting_together_on_an_empty_database_build_the_schema_once(store_at: StoreFactory) -> None:
-    target = store_at.fresh()
-    start = threading.Barrier(4, timeout=30)
-
-    def open_store(n: int) -> Store:
-        start.wait()
-        return store_at(target, writer=f"replica-{n}")
-
-    with ThreadPoolExecutor(4) as pool:
-        stores = list(pool.map(open_store, range(4), timeout=120))
-    for store in stores:
-        assert store.schema_version() == SCHEMA_VERSION and store.revision() == 0
-    with stores[0].transaction():
-        assert stores[0].current_revision == 1  # one counter row, not one per replica
-
-
-@pytest.mark.parametrize("version", [1, 2])
-def test_a_sqlite_state_dir_of_an_old_schema_opens_migrates_and_keeps_its_rows(tmp_path: Path, version: int) -> None:
-    path = tmp_path / "portside.db"
-    task = make_task(1)
-    old = sqlite3.connect(path)
-    for statement in statements(SCHEMA) + (statements(MIGRATIONS[0]) if version == 2 else []):
-        old.execute(statement)
-    columns = "arn, region, cluster, family, started_by, container_instance, desired_status, last_status, created_at, body"
-    row: list[Any] = [task.arn, task.region, task.cluster, task.family, None, INSTANCE, "RUNNING", 0, 1000.0,
-                      json.dumps(task.to_json())]
-    if version == 2:
-        columns, row = columns + ", rev", row + [7]
-    old.execute(f"INSERT INTO tasks ({columns}) VALUES ({', '.join('?' * len(row))})", row)
-    old.execute("INSERT INTO meta (key, value) VALUES ('first_run', '\"yes\"')")
-    old.commit()
-    old.close()
-
-    store = Store(path)
-    try:
-        assert store.schema_version() == SCHEMA_VERSION
-        assert store.get_meta("schema_version") == SCHEMA_VERSION
-        assert store.get_task(task.arn) == task and store.get_meta("first_run") == "yes"
-        kept = 7 if version == 2 else 0
-        assert store.revision() == kept  # the counter starts where the tasks' revisions were
-        assert store.tasks_changed_on(INSTANCE, kept - 1) == [task]
-        with store.transaction():
-            assert store.current_revision == kept + 1
-    finally:
-        store.close()
-    again = Store(path)  # and opens again as it is
-    try:
-        assert again.schema_version() == SCHEMA_VERSION and again.get_task(task.arn) == task
-    finally:
-        again.close()
-
-
-def _contents(target: str) -> dict[str, list[str]]:
-    """Every table of the database at ``target`` and its rows, read around portside."""
-    if target.startswith("sqlite:"):
-        db = sqlite3.connect(target.removeprefix("sqlite:"))
-        try:
-            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-            return {t: sorted(map(repr, db.execute(f"SELECT * FROM {t}"))) for t in tables}
-        finally:
-            db.close()
-    import psycopg
-
-    with psycopg.connect(target) as pg:
-        tables = [r[0] for r in pg.execute("SELECT table_name FROM information_schema.tables WHERE table_schema='public'")]
-        return {t: sorted(map(repr, pg.execute(f"SELECT * FROM {t}"))) for t in tables}

@@ -19,6 +19,7 @@ After every step, on every replica:
 
 from __future__ import annotations
 
+import itertools
 from typing import ClassVar
 
 import pytest
@@ -28,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from portside.control.store import Store
 from portside.control.store.database import Deposed, fenced
-from tests.support.stores import StoreFactory, store_at  # noqa: F401  (a fixture)
+from tests.support.stores import StoreFactory
 
 LEASE = "leader"
 REPLICAS = 3
@@ -160,7 +161,7 @@ class ReplicasMachine(RuleBasedStateMachine):
         for store in self.stores:
             log = store.changes_since(0)
             assert log == self.log
-            assert all(a[0] < b[0] for a, b in zip(log, log[1:]))
+            assert all(a[0] < b[0] for a, b in itertools.pairwise(log))
 
     @invariant()
     def every_replica_reads_every_committed_value(self) -> None:

@@ -79,7 +79,9 @@ def test_a_stopped_server_answers_unavailable_at_once_and_the_same_store_works_w
     _unavailable_quickly(write)
 
     own_server.start()
-    eventually(lambda: _answers(store), timeout=RECOVERS_WITHIN_S, interval=0.2, what="the store reconnecting")
+    eventually(
+        lambda: _answers(store), timeout=RECOVERS_WITHIN_S, interval=0.2, what="the store reconnecting"
+    )
     assert store.get_meta("before") == 1 and store.get_meta("during") is None
     with store.transaction():
         store.put_meta("after", 2)
@@ -95,7 +97,9 @@ def test_a_transaction_cut_off_half_way_keeps_nothing(own_server: PostgresServer
         own_server.stop()
         store.put_meta("other-half", 1)
     own_server.start()
-    eventually(lambda: _answers(store), timeout=RECOVERS_WITHIN_S, interval=0.2, what="the store reconnecting")
+    eventually(
+        lambda: _answers(store), timeout=RECOVERS_WITHIN_S, interval=0.2, what="the store reconnecting"
+    )
     assert store.get_meta("half") is None and store.changes_since(0) == [] and store.revision() == 0
     with store.transaction():  # and the next one takes revision 1: the cut one left no gap
         assert store.current_revision == 1

@@ -8,6 +8,8 @@
   one database stand for several replicas (SQLite's WAL lets several connections share a file);
 - ``store_at.replicas(n)``: ``n`` Stores on one fresh database; ``store_at.target_of(store)``.
 
+``sample_task(n)`` makes a task to store.
+
 Every Store it opened is closed when the test ends (before its PostgreSQL database is dropped).
 A PostgreSQL test never skips: without a server it fails.
 """
@@ -21,8 +23,11 @@ from pathlib import Path
 import pytest
 
 from portside.control.store import Store
+from portside.core.task import Container, Task
 
 BACKENDS = ("sqlite", "postgresql")
+#: The container instance ``sample_task`` puts its tasks on.
+INSTANCE = "arn:aws:ecs:us-east-1:000000000000:container-instance/default/0123456789abcdef"
 
 
 class StoreFactory:
@@ -74,3 +79,23 @@ def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFa
     yield factory
     factory.close()
 
+
+def sample_task(number: int) -> Task:
+    """A task on ``INSTANCE``, told apart by ``number``."""
+    arn = f"arn:aws:ecs:us-east-1:000000000000:task/default/{number:032x}"
+    return Task(
+        arn=arn,
+        id=f"{number:032x}",
+        region="us-east-1",
+        cluster="default",
+        cluster_arn="arn:aws:ecs:us-east-1:000000000000:cluster/default",
+        task_definition_arn="arn:aws:ecs:us-east-1:000000000000:task-definition/web:1",
+        family="web",
+        revision=1,
+        network_mode="bridge",
+        container_instance_arn=INSTANCE,
+        containers=[Container("web", f"{arn}/web", "busybox", "ecs-web")],
+        cpu=0,
+        memory=16,
+        created_at=1000.0,
+    )
