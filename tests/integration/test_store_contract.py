@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from portside.control.store import Store
-from portside.control.store.database import Deposed, fenced
+from portside.control.store.database import COMMITS_CHANNEL, Deposed, fenced
+from portside.control.store.postgres import listen
 from tests.support.stores import StoreFactory, sample_task
 from tests.support.waiting import eventually
 
@@ -362,3 +363,28 @@ def test_mark_seen_never_moves_back(store_at: StoreFactory) -> None:
     b.mark_seen("lb-node", "lb-1", 10.0)
     assert a.seen("agent") == {"i-1": 150.5}
     assert a.seen("lb-node") == {"lb-1": 10.0}
+
+
+# -- commits announced (PostgreSQL)
+
+
+async def test_every_commit_on_postgresql_is_announced_with_its_revision_in_order(postgres_url: str) -> None:
+    a, b = Store(postgres_url, writer="replica-0"), Store(postgres_url, writer="replica-1")
+    listener = await listen(postgres_url)
+    try:
+        a.record_change("task", "i-1")
+        with pytest.raises(Boom), b.transaction():  # rolled back: announced to nobody
+            b.record_change("task", "i-2")
+            raise Boom
+        b.record_change("task", "i-3")
+        assert b.acquire_lease("leader", "B", 60) == 1  # a lease write is a commit too
+        heard = [n async for n in listener.notifies(timeout=10, stop_after=3)]
+        assert [(n.channel, n.payload) for n in heard] == [
+            (COMMITS_CHANNEL, "1"),
+            (COMMITS_CHANNEL, "2"),
+            (COMMITS_CHANNEL, "3"),
+        ]
+    finally:
+        await listener.close()
+        a.close()
+        b.close()

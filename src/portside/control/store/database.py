@@ -6,7 +6,8 @@ Two backends speak the same SQL (SQLite's dialect, translated for PostgreSQL by 
   from its event loop thread. WAL with synchronous=NORMAL is durable against a process crash.
 - **PostgreSQL** (``--store postgresql://...``), shared by several replicas of the control plane.
 
-The contract both keep (tests/integration/test_store_contract.py runs it over both):
+The contract both keep (tests/integration/test_store_contract*.py run it over both, and
+test_store_outage.py what happens while PostgreSQL is away):
 
 - ``transaction()``: all writes inside commit together or not at all; nesting joins the outer one.
   Each takes the next **revision** from the one counter row at its start, and holds that row until
