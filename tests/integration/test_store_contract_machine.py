@@ -3,8 +3,10 @@
 Three ``Store`` objects on one database (SQLite file, PostgreSQL database) are three replicas.
 Writers commit transactions that put a meta value and record a change, or fail half-way; three
 lease holders (holder ``hN`` acts through replica N) acquire, renew and release one lease and
-write under its fence. Lease times are either long (60 s: held for the whole example) or
-negative (expired as soon as written), so what the database's clock decides is known.
+write under its fence. Lease times are long (60 s: held for the whole example), negative
+(expired as soon as written) or short (50 ms, on the database's clock, with a rule that lets that
+much time pass). The model knows when each lease expires within the time its call took; when a
+step falls that close to an expiry, either outcome is accepted and the model follows the store's.
 
 After every step, on every replica:
 
@@ -12,14 +14,16 @@ After every step, on every replica:
   each transaction took the next one, and rolled-back ones left no gap;
 - ``changes_since(0)`` is exactly the changes of the committed transactions, revisions
   increasing: none lost, none from a rolled-back or refused transaction;
-- never do two holders believe they hold the lease (an epoch with time left), and no epoch was
-  ever handed to two holders; the one who believes it holds is the lease's holder;
+- never do two holders believe they hold the lease (an epoch, until the time it was taken for
+  runs out, less a margin for the clocks), and no epoch was ever handed to two holders; the one
+  who believes it holds is the lease's holder;
 - a fenced write lands if and only if its holder holds the lease at its epoch with time left.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from typing import ClassVar
 
 import pytest
@@ -35,7 +39,12 @@ LEASE = "leader"
 REPLICAS = 3
 HOLDERS = [f"h{n}" for n in range(REPLICAS)]
 LONG_TTL_S = 60.0
+SHORT_TTL_S = 0.05
 EXPIRED_TTL_S = -1.0
+#: How far the database's clock (SQLite's is in milliseconds) may be from time.time().
+CLOCK_SLACK_S = 0.01
+#: A holder stops believing it holds this long before its lease's time runs out.
+BELIEF_MARGIN_S = 0.03
 MACHINE_SETTINGS = settings(max_examples=25, stateful_step_count=30, deadline=None, database=None)
 
 
@@ -57,13 +66,14 @@ class ReplicasMachine(RuleBasedStateMachine):
         #: What the change log must hold: (revision, writer, topic, key).
         self.log: list[tuple[int, str, str, str]] = []
         self.meta: dict[str, int] = {}
-        #: The lease as the database must have it: (holder, epoch, time left?), or None.
-        self.lease: tuple[str, int, bool] | None = None
+        #: The lease as the database must have it: (holder, epoch, and the earliest and latest
+        #: time.time() it expires at), or None.
+        self.lease: tuple[str, int, float, float] | None = None
         #: Who each epoch was handed to; the last epoch each holder was given (perhaps stale).
         self.epoch_holders: dict[int, str] = {}
         self.given: dict[str, int] = {}
-        #: Holders that believe they hold the lease with time left, and at which epoch.
-        self.believers: dict[str, int] = {}
+        #: Holders that believe they hold the lease: at which epoch, until when (time.time()).
+        self.believers: dict[str, tuple[int, float]] = {}
         self.fenced_writes = 0
 
     def teardown(self) -> None:
@@ -92,29 +102,44 @@ class ReplicasMachine(RuleBasedStateMachine):
 
     # -- lease holders
 
-    @rule(holder=st.integers(0, REPLICAS - 1), long=st.booleans())
-    def acquire(self, holder: int, long: bool) -> None:
+    @rule(holder=st.integers(0, REPLICAS - 1), ttl=st.sampled_from([LONG_TTL_S, SHORT_TTL_S, EXPIRED_TTL_S]))
+    def acquire(self, holder: int, ttl: float) -> None:
         name = HOLDERS[holder]
-        epoch = self.stores[holder].acquire_lease(LEASE, name, LONG_TTL_S if long else EXPIRED_TTL_S)
-        assert epoch == self._expected_epoch(name), f"{name} acquiring {self.lease}"
+        started = time.time()
+        epoch = self.stores[holder].acquire_lease(LEASE, name, ttl)
+        ended = time.time()
+        assert epoch in self._possible_epochs(name, started, ended), f"{name} acquiring {self.lease}"
         if epoch is None:
             self.believers.pop(name, None)
             return
         assert self.epoch_holders.setdefault(epoch, name) == name, f"epoch {epoch} handed to two holders"
-        self.lease = (name, epoch, long)
+        self.lease = (name, epoch, started + ttl, ended + ttl)
         self.given[name] = epoch
-        if long:
-            self.believers[name] = epoch
+        if ttl > 0:
+            self.believers[name] = (epoch, started + ttl - BELIEF_MARGIN_S)
         else:
             self.believers.pop(name, None)
 
-    def _expected_epoch(self, name: str) -> int | None:
+    def _possible_epochs(self, name: str, started: float, ended: float) -> set[int | None]:
         if self.lease is None:
-            return 1
-        holder, epoch, live = self.lease
+            return {1}
+        holder, epoch, *_ = self.lease
         if holder == name:
-            return epoch
-        return None if live else epoch + 1
+            return {epoch}
+        return {"held": {None}, "expired": {epoch + 1}, "either": {None, epoch + 1}}[
+            self._held(started, ended)
+        ]
+
+    def _held(self, started: float, ended: float) -> str:
+        """Whether the database, looking at its clock between ``started`` and ``ended``, finds the
+        lease held ("held"), expired, or either (too close to tell)."""
+        assert self.lease is not None
+        _, _, earliest, latest = self.lease
+        if earliest - CLOCK_SLACK_S > ended + CLOCK_SLACK_S:
+            return "held"
+        if latest + CLOCK_SLACK_S < started - CLOCK_SLACK_S:
+            return "expired"
+        return "either"
 
     @rule(holder=st.integers(0, REPLICAS - 1))
     def release(self, holder: int) -> None:
@@ -122,7 +147,11 @@ class ReplicasMachine(RuleBasedStateMachine):
         self.stores[holder].release_lease(LEASE, name)
         self.believers.pop(name, None)
         if self.lease is not None and self.lease[0] == name:
-            self.lease = (name, self.lease[1], False)
+            self.lease = (name, self.lease[1], 0.0, 0.0)
+
+    @rule()
+    def time_passes(self) -> None:
+        time.sleep(2 * SHORT_TTL_S)  # a short lease taken before is then expired, whatever the clocks
 
     @rule(holder=st.integers(0, REPLICAS - 1), stale=st.booleans())
     def fenced_write(self, holder: int, stale: bool) -> None:
@@ -133,20 +162,29 @@ class ReplicasMachine(RuleBasedStateMachine):
         store = self.stores[holder]
         self.fenced_writes += 1
         key = f"fenced-{self.fenced_writes}"
-        lands = self.lease == (name, epoch, True)
+        started = time.time()
         try:
             with fenced(LEASE, name, epoch), store.transaction():
                 store.put_meta(key, epoch)
                 store.record_change("fenced", key)
                 revision = store.current_revision
         except Deposed:
-            assert not lands, f"{name} at epoch {epoch} refused, though the lease is {self.lease}"
+            landed = False
         else:
-            assert lands, f"{name} at epoch {epoch} wrote, though the lease is {self.lease}"
+            landed = True
             self.meta[key] = epoch
             self.log.append((revision, store.writer, "fenced", key))
+        ours = self.lease is not None and self.lease[:2] == (name, epoch)
+        possible = (
+            {False}
+            if not ours
+            else {"held": {True}, "expired": {False}, "either": {True, False}}[
+                self._held(started, time.time())
+            ]
+        )
+        assert landed in possible, f"{name} at epoch {epoch}: landed {landed}, the lease is {self.lease}"
         for replica in self.stores:
-            assert replica.get_meta(key) == (epoch if lands else None)
+            assert replica.get_meta(key) == (epoch if landed else None)
 
     # -- what holds after every step, on every replica
 
@@ -171,11 +209,13 @@ class ReplicasMachine(RuleBasedStateMachine):
 
     @invariant()
     def one_holder_at_most_believes_it_holds_the_lease(self) -> None:
-        assert len(self.believers) <= 1, f"two holders believe they hold the lease: {self.believers}"
-        for name, epoch in self.believers.items():
+        now = time.time()
+        believing = {name: epoch for name, (epoch, until) in self.believers.items() if until > now}
+        assert len(believing) <= 1, f"two holders believe they hold the lease: {believing}"
+        for name, epoch in believing.items():
             for store in self.stores:
-                holder, held_epoch, seconds_left = store.lease(LEASE) or ("", 0, 0.0)
-                assert (holder, held_epoch) == (name, epoch) and seconds_left > 0
+                holder, held_epoch, _ = store.lease(LEASE) or ("", 0, 0.0)
+                assert (holder, held_epoch) == (name, epoch)
 
 
 def test_replicas_keep_the_store_contract_under_any_interleaving(store_at: StoreFactory) -> None:
