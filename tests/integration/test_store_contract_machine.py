@@ -141,6 +141,13 @@ class ReplicasMachine(RuleBasedStateMachine):
             return "expired"
         return "either"
 
+    @rule(ttl=st.sampled_from([LONG_TTL_S, SHORT_TTL_S]))
+    def rivals_contend(self, ttl: float) -> None:
+        """Every holder but the lease's tries to take it, one after the other, at once."""
+        for holder, name in enumerate(HOLDERS):
+            if self.lease is None or self.lease[0] != name:
+                self.acquire(holder, ttl)
+
     @rule(holder=st.integers(0, REPLICAS - 1))
     def release(self, holder: int) -> None:
         name = HOLDERS[holder]
