@@ -13,6 +13,7 @@ from tests.support.hosts import hosts_machine, make_cluster  # noqa: F401  (fixt
 from tests.support.netns import OutsideHost, make_outside_host, netns_available
 from tests.support import server as server_support
 from tests.support.server import PortsideProcess
+from tests.support.stores import store_at  # noqa: F401  (both store backends, for the store's contract tests)
 
 
 @pytest.fixture(scope="session", autouse=True)

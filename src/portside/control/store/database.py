@@ -6,7 +6,8 @@ Two backends speak the same SQL (SQLite's dialect, translated for PostgreSQL by 
   from its event loop thread. WAL with synchronous=NORMAL is durable against a process crash.
 - **PostgreSQL** (``--store postgresql://...``), shared by several replicas of the control plane.
 
-The contract both keep (tests/integration/test_store_contract.py runs it over both):
+The contract both keep (tests/integration/test_store_contract*.py run it over both, and
+test_store_outage.py what happens while PostgreSQL is away):
 
 - ``transaction()``: all writes inside commit together or not at all; nesting joins the outer one.
   Each takes the next **revision** from the one counter row at its start, and holds that row until
@@ -91,6 +92,8 @@ class Database:
         self.commit_watchers: list[Callable[[int], None]] = []
         self._depth = 0
         self._revision: int | None = None
+        #: The fence the open transaction checked at its start (None: none).
+        self._fence: tuple[str, str, int] | None = None
         self._lease_sql_now = "(julianday('now') - 2440587.5) * 86400.0"
         target_text = str(target)
         if target_text.startswith(("postgresql://", "postgres://")):
@@ -207,8 +210,13 @@ class Database:
         """All writes inside commit together or not at all; nesting joins the outer one.
 
         Takes the next revision first (``current_revision``), then, when fenced, checks the lease.
+        A nested one opened under a fence the outer one did not check checks it too (Deposed then
+        rolls back the outer one with it).
         """
         if self._depth:
+            fence = _FENCE.get()
+            if fence is not None and fence != self._fence:
+                self._check_fence(*fence)
             self._depth += 1
             try:
                 yield
@@ -220,9 +228,9 @@ class Database:
         try:
             row = self.db.execute("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value").fetchone()
             self._revision = int(row[0])
-            fence = _FENCE.get()
-            if fence is not None:
-                self._check_fence(*fence)
+            self._fence = _FENCE.get()
+            if self._fence is not None:
+                self._check_fence(*self._fence)
             yield
         except BaseException:
             self._depth = 0
@@ -269,13 +277,14 @@ class Database:
         """(revision, writer, topic, key) logged after ``revision``, oldest first; None: relist.
 
         None when ``revision`` is older than the log keeps: what changed since is not known.
+        The floor is read after the log: a trim committed in between then answers None, where
+        reading it first would answer the log with the trimmed revisions missing.
         """
-        floor = self.get_meta("changes_floor") or 0
-        if revision < floor:
-            return None
         rows = self.db.execute(
             "SELECT rev, writer, topic, key FROM changes WHERE rev > ? ORDER BY rev", (revision,)
         ).fetchall()
+        if revision < (self.get_meta("changes_floor") or 0):
+            return None
         return [(int(r), w, t, k) for r, w, t, k in rows]
 
     def trim_changes(self, keep: int = CHANGES_KEPT) -> int:
