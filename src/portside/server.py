@@ -139,7 +139,7 @@ class Server:
             self.feed.start()
         self.leadership = Leadership(
             self.store, on_elected=self._start_controllers, on_deposed=self._stop_controllers,
-            ttl_s=config.leader_lease_s,
+            ttl_s=config.leader_lease_s, replica=self.plane.instance_arn,
         )
         await self.leadership.start()
         self.api = ApiServer(

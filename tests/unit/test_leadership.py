@@ -117,3 +117,31 @@ def test_closing_gives_the_lease_up_so_the_other_takes_over_at_once(pair: tuple[
     asyncio.run(scenario())
     assert a.events == ["elected:1", "deposed"]
     assert b.events == ["elected:2"]
+
+
+def test_a_replica_restarted_after_a_crash_takes_its_own_lease_over_at_once_at_the_next_epoch(tmp_path: Path) -> None:
+    """kill -9 leaves the lease held until it expires: the same replica's next run need not wait for it,
+    another replica must."""
+    path = tmp_path / "portside.db"
+    stores = [Store(path) for _ in range(3)]
+    noop = _noop
+
+    async def scenario() -> tuple[bool, bool, int]:
+        crashed = Leadership(stores[0], on_elected=noop, on_deposed=noop, ttl_s=30, replica="instance/a")
+        await crashed.tick()  # leads, then dies without giving the lease up
+        other = Leadership(stores[1], on_elected=noop, on_deposed=noop, ttl_s=30, replica="instance/b")
+        await other.tick()
+        again = Leadership(stores[2], on_elected=noop, on_deposed=noop, ttl_s=30, replica="instance/a")
+        await again.tick()
+        return other.is_leader, again.is_leader, again.epoch
+
+    try:
+        other_leads, again_leads, epoch = asyncio.run(scenario())
+        assert not other_leads and again_leads and epoch == 2
+    finally:
+        for store in stores:
+            store.close()
+
+
+async def _noop() -> None:
+    return None

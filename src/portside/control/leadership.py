@@ -13,7 +13,8 @@ the database refuses its writes (Nomad's plan applier rule, enforced by the data
 
 A leader steps down (stops its controllers) when a renewal is refused, or when it could not
 renew for longer than the lease: it cannot know whether another holds it now. A clean stop gives
-the lease up at once, so another replica takes over without waiting for it to expire.
+the lease up at once, so another replica takes over without waiting for it to expire; a replica
+restarted after a crash takes over its own earlier lease at once (``replica``).
 
 With SQLite the only server takes the lease at start and keeps it: the same code path.
 """
@@ -45,10 +46,15 @@ class Leadership:
         on_deposed: Callable[[], Awaitable[None]],
         ttl_s: float = DEFAULT_LEASE_S,
         holder: str | None = None,
+        replica: str | None = None,
     ) -> None:
+        """``replica``: what stays the same across this replica's restarts (its container instance):
+        a restarted replica takes over its own earlier lease at once, at the next epoch, instead of
+        waiting for it to expire. ``holder`` (tests): the holder's name as given."""
         self.store = store
         self.ttl_s = ttl_s
-        self.holder = holder or f"{uuid.uuid4().hex[:12]}"
+        self._successor_of = f"{replica}/" if replica else None
+        self.holder = holder or f"{replica or 'replica'}/{uuid.uuid4().hex[:12]}"
         self.epoch = 0  # the epoch held; 0 while not the leader
         self.elections = 0  # times this replica became leader (metrics)
         self._on_elected = on_elected
@@ -92,7 +98,7 @@ class Leadership:
 
     async def tick(self) -> None:
         try:
-            epoch = self.store.acquire_lease(LEASE, self.holder, self.ttl_s)
+            epoch = self.store.acquire_lease(LEASE, self.holder, self.ttl_s, self._successor_of)
         except StoreUnavailable as exc:
             if self.is_leader and time.monotonic() - self._renewed_at > self.ttl_s:
                 await self._step_down(f"could not renew the lease for {self.ttl_s:g} s ({exc.message})")

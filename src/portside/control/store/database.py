@@ -33,10 +33,10 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from portside.control.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, statements
 from portside.errors import PortsideError
@@ -76,20 +76,12 @@ class Deposed(PortsideError):
     """A fenced write found its lease held by another holder or at another epoch: rolled back."""
 
 
-class Connection(Protocol):
-    """What a backend gives the store: SQLite's ``execute`` and little else."""
-
-    def execute(self, sql: str, args: Any = ..., /) -> Any: ...
-
-
 class Database:
     def __init__(self, target: Path | str, *, writer: str | None = None) -> None:
         """Open the store at ``target``: a SQLite file path, or a ``postgresql://`` URL."""
         #: Who writes here, in the change log (one id per process).
         self.writer = writer or uuid.uuid4().hex[:12]
         self.task_watchers: list[Any] = []
-        #: Called with the revision after each commit (in this process).
-        self.commit_watchers: list[Callable[[int], None]] = []
         self._depth = 0
         self._revision: int | None = None
         #: The fence the open transaction checked at its start (None: none).
@@ -243,8 +235,6 @@ class Database:
         if self.dialect == "postgresql":  # delivered at commit, to the other replicas' followers
             self.db.execute(f"NOTIFY {COMMITS_CHANNEL}, '{revision}'")
         self.db.execute("COMMIT")
-        for watcher in list(self.commit_watchers):
-            watcher(revision)
 
     def _rollback(self) -> None:
         try:
@@ -299,13 +289,16 @@ class Database:
 
     # -- leases
 
-    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> int | None:
+    def acquire_lease(self, name: str, holder: str, ttl_s: float, successor_of: str | None = None) -> int | None:
         """Take or renew the lease ``name`` for ``ttl_s`` on the database's clock; its epoch, or None.
 
         A free or expired lease passes to ``holder`` at the next epoch; its own lease is renewed at
-        the same epoch. One conditional statement: two replicas never both hold it.
+        the same epoch. ``successor_of``: a holder prefix this one succeeds (the same replica before
+        a restart): its lease passes at once, at the next epoch, without waiting for it to expire.
+        One conditional statement: two holders never both hold it.
         """
         now = self._lease_sql_now
+        prefix = successor_of or holder
         with self.transaction():
             self.db.execute(
                 f"INSERT INTO leases (name, holder, epoch, expires_at) VALUES (?, ?, 1, {now} + ?) "
@@ -314,9 +307,9 @@ class Database:
             )
             row = self.db.execute(
                 f"UPDATE leases SET epoch = CASE WHEN holder = ? THEN epoch ELSE epoch + 1 END, "
-                f"holder = ?, expires_at = {now} + ? WHERE name = ? AND (holder = ? OR expires_at < {now}) "
-                "RETURNING epoch",
-                (holder, holder, ttl_s, name, holder),
+                f"holder = ?, expires_at = {now} + ? WHERE name = ? "
+                f"AND (holder = ? OR expires_at < {now} OR substr(holder, 1, ?) = ?) RETURNING epoch",
+                (holder, holder, ttl_s, name, holder, len(prefix), prefix),
             ).fetchone()
         return int(row[0]) if row else None
 
