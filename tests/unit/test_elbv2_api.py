@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import shutil
@@ -1179,3 +1180,25 @@ def test_run_sweeper_outlives_a_round_the_store_refused(env: Env, monkeypatch: p
     monkeypatch.setattr(targets, "sweep", sweep_once_refused)
     env.run(_sweeper_runs(env.plane))
     assert refused and env.elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"] == []
+
+
+def test_a_replica_that_cannot_bind_a_listener_says_so_once_and_binds_it_when_the_port_frees(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another replica on the same machine holds the port (env's runtime): this one's follow() retries
+    at each routing change, logs the refusal once, and binds the listener once the port is free."""
+    listener = make_listener(env, make_lb(env), make_tg(env))
+    other = ControlPlane(env.plane.config, env.store, env.plane.instance_arn)
+    runtime = env.call(FakeRuntime)
+    config.attach(other, runtime)
+    with caplog.at_level(logging.DEBUG, logger="portside.elbv2"):
+        env.call(lambda: config.follow(other))
+        env.call(lambda: config.follow(other))
+    refusals = [r for r in caplog.records if "cannot be bound" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.ERROR, logging.DEBUG]
+    assert other.unbound_listeners == {listener["ListenerArn"]}
+    env.call(lambda: env.runtime.close_listener(listener["ListenerArn"]))
+    env.call(lambda: config.follow(other))
+    assert listener["ListenerArn"] in runtime.bound and other.unbound_listeners == set()
+    assert any("is bound now" in r.getMessage() for r in caplog.records)
+    env.call(lambda: runtime.close_listener(listener["ListenerArn"]))

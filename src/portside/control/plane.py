@@ -59,6 +59,8 @@ class ControlPlane:
     # Load-balancer nodes' source addresses -> when each last asked for routes (agent_protocol.lb_sources;
     # shared between replicas as agent_seen is).
     lb_nodes: dict[str, float] = field(default_factory=dict)
+    # Stored listeners this process's runtime could not bind at the last try (their port is taken).
+    unbound_listeners: set[str] = field(default_factory=set)
     # When this process last wrote each presence to the store ((kind, key) -> clock time).
     _presence_written: dict[tuple[str, str], float] = field(default_factory=dict)
     # Runs the doctor's checks for a service that was created or scaled (control/doctor.py).

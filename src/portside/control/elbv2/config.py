@@ -307,10 +307,16 @@ def bind_stored_listeners(plane: ControlPlane) -> list[str]:
             plane.lb.bind_listener(listener)
         except ListenerBindError as exc:
             failed.append(listener.arn)
-            log.error("listener %s (port %d) cannot be bound: %s", listener.arn, listener.port, exc.message)
+            # Said once per listener: a replica tries again at each routing change of the others.
+            level = logging.DEBUG if listener.arn in plane.unbound_listeners else logging.ERROR
+            log.log(level, "listener %s (port %d) cannot be bound: %s", listener.arn, listener.port, exc.message)
         except Exception:  # a broken listener must not keep the server (and the others) down
             failed.append(listener.arn)
             log.exception("listener %s (port %d) cannot be bound", listener.arn, listener.port)
+        else:
+            if listener.arn in plane.unbound_listeners:
+                log.warning("listener %s (port %d) is bound now", listener.arn, listener.port)
+    plane.unbound_listeners = set(failed)
     return failed
 
 
