@@ -322,6 +322,29 @@ def test_lone_surrogates_are_a_serialization_error(server: PortsideProcess, targ
     assert message.startswith(field) and "not a valid Unicode string" in message
 
 
+@pytest.mark.parametrize(
+    ("target", "body", "field"),
+    [
+        (ECS_TARGET + "CreateCluster", b'{"clusterName": "bad\\u0000"}', "clusterName"),
+        (ECS_TARGET + "DescribeClusters", b'{"clusters": ["\\u0000"]}', "clusters[0]"),
+    ],
+)
+def test_nul_characters_are_a_serialization_error(server: PortsideProcess, target: str, body: bytes, field: str) -> None:
+    """No store holds NUL in a name or an id (PostgreSQL refuses it in text): refused at the edge, by name."""
+    reply = signed_post(server.endpoint, body, {"Content-Type": JSON_CONTENT_TYPE, "X-Amz-Target": target})
+    assert reply.status == 400, reply
+    code, message = _error(reply.body)
+    assert code == "SerializationException" and message.startswith(field) and "NUL character" in message
+
+
+def test_a_nul_character_in_a_query_parameter_is_refused_by_name(server: PortsideProcess) -> None:
+    body = b"Action=DescribeTargetGroups&Version=2015-12-01&Names.member.1=%00"
+    reply = signed_post(server.endpoint, body, {"Content-Type": FORM_CONTENT_TYPE})
+    assert reply.status == 400, reply
+    code, message = _error(reply.body)
+    assert "NUL character" in message, (code, message)
+
+
 def test_query_strings_that_are_not_utf8_are_refused(server: PortsideProcess) -> None:
     body = b"Action=CreateTargetGroup&Version=2015-12-01&Name=%ED%A0%80&Protocol=HTTP&Port=80&VpcId=v"
     reply = signed_post(server.endpoint, body, {"Content-Type": FORM_CONTENT_TYPE})

@@ -324,7 +324,8 @@ def test_no_window_while_copies_start_nor_across_a_kill_a_restart_or_a_failed_st
     tmp_path: Path, outside: OutsideHost, docker_client: Any, busybox_image: str
 ) -> None:
     """A neighbour hammers every copy from the moment Docker starts it: not one connection may open."""
-    server = start_server(tmp_path, "--publish-ip", "0.0.0.0")  # host ports reachable: guarded by port as well
+    # host ports reachable: guarded by port as well; SQLite named, since a lock on its file fails a start below
+    server = start_server(tmp_path, "--publish-ip", "0.0.0.0", "--store", f"sqlite:{tmp_path}/state/portside.db")
     chain = chain_of(server)
     stop_file = tmp_path / "stop-probing"
     prober: subprocess.Popen[str] | None = None

@@ -229,6 +229,9 @@ class ApiServer:
             form.update(parse_qsl(text, keep_blank_values=True, errors="strict"))
         except UnicodeDecodeError as exc:
             raise QueryError("MalformedQueryString", f"A percent-encoded value is not UTF-8: {exc}") from exc
+        for key, value in form.items():  # as for JSON bodies (_check_unicode): no store holds NUL in text
+            if "\x00" in key or "\x00" in value:
+                raise QueryError("ValidationError", f"{key!r} holds a NUL character (%00)")
         action = form.get("Action")
         if not action:
             raise QueryError("MissingAction", "The request must contain the parameter Action.")
@@ -304,7 +307,7 @@ def _query_error_response(exc: PortsideError, request_id: str) -> web.Response:
 
 def _check_json_value(value: Any) -> None:
     """SerializationError unless a decoded JSON body nests at most MAX_JSON_DEPTH levels and every
-    string (member names included) is valid Unicode.
+    string (member names included) is valid Unicode without a NUL character.
 
     JSON's ``\\ud800`` escapes decode to lone surrogates, which no UTF-8 store or response can
     hold; they are refused here, naming the member, before any operation sees them. Walks
@@ -347,6 +350,8 @@ def _check_unicode(text: str, where: Callable[[], str]) -> None:
             f"{where()} is not a valid Unicode string: it holds a lone surrogate "
             f"(\\u{ord(text[exc.start]):04x}) at position {exc.start}"
         ) from None
+    if "\x00" in text:  # no store holds it in a name or an id (PostgreSQL refuses it in text)
+        raise SerializationError(f"{where()} holds a NUL character (\\u0000) at position {text.index(chr(0))}")
 
 
 def _error_response(exc: PortsideError, request_id: str) -> web.Response:
