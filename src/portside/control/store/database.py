@@ -32,8 +32,9 @@ import contextvars
 import json
 import os
 import sqlite3
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ DB_FILE_MODE = 0o600
 #: The lease epoch the current asyncio task writes under (``fenced``); None: not fenced.
 _FENCE: contextvars.ContextVar["Fence | None"] = contextvars.ContextVar("portside_fence", default=None)
 
+#: How long a SQLite call waits for a lock another connection holds (seconds).
+SQLITE_BUSY_S = 10.0
 #: PostgreSQL's NOTIFY channel of commits (the payload is the revision).
 COMMITS_CHANNEL = "portside_commits"
 #: How many revisions of the change log are kept (older watchers relist).
@@ -82,6 +85,9 @@ class Database:
         #: Who writes here, in the change log (one id per process).
         self.writer = writer or uuid.uuid4().hex[:12]
         self.task_watchers: list[Any] = []
+        #: Called with the revision after each commit of this Store (the contract tests observe
+        #: commit order through it).
+        self.commit_watchers: list[Callable[[int], None]] = []
         self._depth = 0
         self._revision: int | None = None
         #: The fence the open transaction checked at its start (None: none).
@@ -102,8 +108,8 @@ class Database:
             self.url = None
             self.path = path
             _create_private(path)
-            self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=SQLITE_BUSY_S)
+            _wal(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.dialect = "sqlite"
         #: Task writes are logged for other replicas (``put_task``): only a shared database has any.
@@ -235,6 +241,8 @@ class Database:
         if self.dialect == "postgresql":  # delivered at commit, to the other replicas' followers
             self.db.execute(f"NOTIFY {COMMITS_CHANNEL}, '{revision}'")
         self.db.execute("COMMIT")
+        for watcher in list(self.commit_watchers):
+            watcher(revision)
 
     def _rollback(self) -> None:
         try:
@@ -383,6 +391,23 @@ def fence_restored(fence: Fence | None) -> Iterator[None]:
         yield
     finally:
         _FENCE.reset(token)
+
+
+def _wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL; another connection opening the same new file at once may hold it a moment.
+
+    Changing the journal mode takes an exclusive lock, and SQLite may answer "locked" at once rather
+    than wait for it: try again until SQLITE_BUSY_S has passed.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _create_private(path: Path) -> None:
