@@ -177,6 +177,18 @@ def make_postgres_url(postgres_server: PostgresServer) -> Iterator[Callable[[], 
 
 
 @pytest.fixture
+def own_postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, which the test may stop, kill or break (the session's
+    stays untouched); closed when the test ends, however it ends."""
+    server = PostgresServer(free_loopback_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
 def postgres_url(make_postgres_url: Callable[[], str]) -> str:
     """The URL of a new, empty database for this test alone (see ``make_postgres_url``)."""
     return make_postgres_url()

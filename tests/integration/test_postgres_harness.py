@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -28,17 +28,6 @@ from tests.support.postgres import (
 from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def own_server() -> Iterator[PostgresServer]:
-    """A server for one test that may break it (the session's stays untouched)."""
-    server = PostgresServer(free_loopback_port())
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 def _count(url: str) -> int:
@@ -102,64 +91,64 @@ def test_databases_of_one_test_are_isolated(make_postgres_url: Callable[[], str]
     assert (_count(first), _count(second)) == (3, 1)
 
 
-def test_restart_keeps_port_and_data(own_server: PostgresServer) -> None:
-    url = own_server.create_database("kept")
+def test_restart_keeps_port_and_data(own_postgres_server: PostgresServer) -> None:
+    url = own_postgres_server.create_database("kept")
     _mark(url)
-    before = own_server.postmaster_pid()
-    own_server.restart()
-    assert own_server.postmaster_pid() not in (None, before)
-    assert url == own_server.url("kept")
+    before = own_postgres_server.postmaster_pid()
+    own_postgres_server.restart()
+    assert own_postgres_server.postmaster_pid() not in (None, before)
+    assert url == own_postgres_server.url("kept")
     assert _count(url) == 3
 
 
-def test_stopped_server_refuses_then_start_serves_the_same_data(own_server: PostgresServer) -> None:
-    url = own_server.create_database("paused")
+def test_stopped_server_refuses_then_start_serves_the_same_data(own_postgres_server: PostgresServer) -> None:
+    url = own_postgres_server.create_database("paused")
     _mark(url)
-    own_server.stop()
-    assert not own_server.is_running() and _processes_naming(own_server.directory) == []
+    own_postgres_server.stop()
+    assert not own_postgres_server.is_running() and _processes_naming(own_postgres_server.directory) == []
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=5).close()
-    own_server.start()
+    own_postgres_server.start()
     assert _count(url) == 3
 
 
-def test_kill_then_start_recovers_committed_rows(own_server: PostgresServer) -> None:
-    url = own_server.create_database("crashed")
+def test_kill_then_start_recovers_committed_rows(own_postgres_server: PostgresServer) -> None:
+    url = own_postgres_server.create_database("crashed")
     _mark(url)
     survivor = psycopg.connect(url, connect_timeout=5)
     try:
-        postmaster = own_server.postmaster_pid()
+        postmaster = own_postgres_server.postmaster_pid()
         assert postmaster is not None
-        own_server.kill()
+        own_postgres_server.kill()
         assert not process_alive(postmaster)
-        assert (own_server.data_dir / "postmaster.pid").exists()  # a crash leaves its pid file behind
-        eventually(lambda: _processes_naming(own_server.directory) == [], timeout=15,
+        assert (own_postgres_server.data_dir / "postmaster.pid").exists()  # a crash leaves its pid file behind
+        eventually(lambda: _processes_naming(own_postgres_server.directory) == [], timeout=15,
                    what="the killed postmaster's children to exit")
         with pytest.raises(psycopg.OperationalError):
             survivor.execute("SELECT 1")
     finally:
         survivor.close()
-    own_server.start()
+    own_postgres_server.start()
     assert _count(url) == 3
 
 
-def test_drop_database_ends_its_sessions(own_server: PostgresServer) -> None:
-    url = own_server.create_database("busy")
+def test_drop_database_ends_its_sessions(own_postgres_server: PostgresServer) -> None:
+    url = own_postgres_server.create_database("busy")
     holder = psycopg.connect(url, connect_timeout=5)
     try:
-        own_server.drop_database("busy")
+        own_postgres_server.drop_database("busy")
         with pytest.raises(psycopg.OperationalError):
             holder.execute("SELECT 1")
     finally:
         holder.close()
-    with psycopg.connect(own_server.url(), connect_timeout=5) as conn:
+    with psycopg.connect(own_postgres_server.url(), connect_timeout=5) as conn:
         assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = 'busy'").fetchone() == (0,)
 
 
-def test_bad_database_name_is_refused_and_creates_nothing(own_server: PostgresServer) -> None:
+def test_bad_database_name_is_refused_and_creates_nothing(own_postgres_server: PostgresServer) -> None:
     with pytest.raises(ValueError, match="database name 'Bad-Name' must be a lower-case SQL identifier"):
-        own_server.create_database("Bad-Name")
-    with psycopg.connect(own_server.url(), connect_timeout=5) as conn:
+        own_postgres_server.create_database("Bad-Name")
+    with psycopg.connect(own_postgres_server.url(), connect_timeout=5) as conn:
         names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
     assert names == {"postgres", "template0", "template1"}
 

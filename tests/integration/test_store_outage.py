@@ -2,7 +2,7 @@
 no committed write and keeps no half-written one, and the same Store object works again once the
 server is back (control/store/postgres.py reconnects in the background).
 
-Each test breaks a server of its own (``own_server``), never the session's.
+Each test breaks a server of its own (``own_postgres_server``), never the session's.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from portside.control.store import Store
 from portside.control.store.database import StoreUnavailable
-from tests.support.postgres import PostgresServer, free_loopback_port
+from tests.support.postgres import PostgresServer
 from tests.support.waiting import eventually
 
 #: How long a call to a stopped server may take before it answers StoreUnavailable.
@@ -24,18 +24,8 @@ RECOVERS_WITHIN_S = 10.0
 
 
 @pytest.fixture
-def own_server() -> Iterator[PostgresServer]:
-    server = PostgresServer(free_loopback_port())
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def store_on(own_server: PostgresServer) -> Iterator[Store]:
-    store = Store(own_server.create_database("contract_outage"), writer="replica-0")
+def store_on(own_postgres_server: PostgresServer) -> Iterator[Store]:
+    store = Store(own_postgres_server.create_database("contract_outage"), writer="replica-0")
     try:
         yield store
     finally:
@@ -61,13 +51,13 @@ def _answers(store: Store) -> bool:
 
 @pytest.mark.parametrize("outage", ["stop", "kill"])
 def test_a_stopped_server_answers_unavailable_at_once_and_the_same_store_works_when_it_is_back(
-    own_server: PostgresServer, store_on: Store, outage: str
+    own_postgres_server: PostgresServer, store_on: Store, outage: str
 ) -> None:
     store = store_on
     with store.transaction():
         store.put_meta("before", 1)
         store.record_change("meta", "before")
-    getattr(own_server, outage)()  # a clean shutdown, or a crash
+    getattr(own_postgres_server, outage)()  # a clean shutdown, or a crash
 
     _unavailable_quickly(store.revision)
     _unavailable_quickly(lambda: store.get_meta("before"))  # and every call after, while it is away
@@ -78,7 +68,7 @@ def test_a_stopped_server_answers_unavailable_at_once_and_the_same_store_works_w
 
     _unavailable_quickly(write)
 
-    own_server.start()
+    own_postgres_server.start()
     eventually(
         lambda: _answers(store), timeout=RECOVERS_WITHIN_S, interval=0.2, what="the store reconnecting"
     )
@@ -89,14 +79,14 @@ def test_a_stopped_server_answers_unavailable_at_once_and_the_same_store_works_w
     assert [(rev, key) for rev, _, _, key in store.changes_since(0) or []] == [(1, "before"), (2, "after")]
 
 
-def test_a_transaction_cut_off_half_way_keeps_nothing(own_server: PostgresServer, store_on: Store) -> None:
+def test_a_transaction_cut_off_half_way_keeps_nothing(own_postgres_server: PostgresServer, store_on: Store) -> None:
     store = store_on
     with pytest.raises(StoreUnavailable), store.transaction():
         store.put_meta("half", 1)
         store.record_change("meta", "half")
-        own_server.stop()
+        own_postgres_server.stop()
         store.put_meta("other-half", 1)
-    own_server.start()
+    own_postgres_server.start()
     eventually(
         lambda: _answers(store), timeout=RECOVERS_WITHIN_S, interval=0.2, what="the store reconnecting"
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from portside.control import rounds
 from portside.control.plane import ControlPlane
-from portside.control.store.database import Deposed, StoreUnavailable
 from portside.core import liveness
 from portside.core.lifecycle import ContainerStatus, TaskStatus
 
@@ -38,14 +38,7 @@ class LivenessController:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_S)
-            try:
-                self.tick()
-            except (StoreUnavailable, Deposed) as exc:  # the database is away, or this replica no longer leads
-                log.warning("liveness round skipped: %s", exc.message)
-            except Exception:  # the next round retries
-                log.exception("liveness round failed")
+        await rounds.every(TICK_S, self.tick, "liveness round", log)
 
     def tick(self) -> None:
         plane = self.plane

@@ -23,8 +23,8 @@ from typing import Any
 from portside.agent import usage
 from portside.control import autoscaling, scaling_policies
 from portside.control import services as svc
+from portside.control import rounds
 from portside.control.plane import ControlPlane
-from portside.control.store.database import Deposed, StoreUnavailable
 from portside.core import autoscale as core
 from portside.core.lifecycle import TaskStatus
 from portside.core.task import Task
@@ -55,14 +55,7 @@ class Scaler:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.period_s)
-            try:
-                self.tick(self.plane.clock())
-            except (StoreUnavailable, Deposed) as exc:  # the database is away, or this replica no longer leads
-                log.warning("scaling round skipped: %s", exc.message)
-            except Exception:  # the next round retries
-                log.exception("scaling round failed")
+        await rounds.every(self.period_s, lambda: self.tick(self.plane.clock()), "scaling round", log)
 
     def tick(self, now: float) -> None:
         self._record_service_usage(now)

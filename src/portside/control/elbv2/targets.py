@@ -24,17 +24,16 @@ are what the ``target_deregistered`` waiter counts as success.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from typing import Any
 
+from portside.control import rounds
 from portside.control.elbv2 import config, loops
 from portside.control.elbv2.common import fail, require
 from portside.control.elbv2.target_groups import attributes, health_check, usage
 from portside.control.plane import ControlPlane
 from portside.core.lb.runtime import HealthView
-from portside.errors import PortsideError
 
 log = logging.getLogger("portside.elbv2")
 
@@ -228,11 +227,5 @@ def sweep(plane: ControlPlane, now: float | None = None) -> int:
 
 async def run_sweeper(plane: ControlPlane, interval_s: float = SWEEP_INTERVAL_S) -> None:
     """Run :func:`sweep` every ``interval_s`` seconds until cancelled."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            sweep(plane)
-        except PortsideError as exc:  # the database away, or this replica no longer leads
-            log.warning("sweeping drained targets: %s", exc.message)
-        except Exception:  # a periodic safety net must not die; the next round retries
-            log.exception("sweeping drained targets failed")
+    # sweep is looked up each round (a test replaces it)
+    await rounds.every(interval_s, lambda: sweep(plane), "sweeping drained targets", log)
