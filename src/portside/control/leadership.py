@@ -61,7 +61,6 @@ class Leadership:
         self._on_deposed = on_deposed
         self._renewed_at = 0.0  # monotonic time of the last successful renewal
         self._task: asyncio.Task[None] | None = None
-        self.changed = asyncio.Event()  # set at every change of leadership (tests, healthz)
 
     @property
     def is_leader(self) -> bool:
@@ -117,10 +116,8 @@ class Leadership:
         log.info("leader: this replica (%s) runs the controllers at epoch %d", self.holder, epoch)
         with fenced(LEASE, self.holder, epoch):  # the controllers' tasks inherit the fence
             await self._on_elected()
-        self.changed.set()
 
     async def _step_down(self, why: str) -> None:
         log.warning("leader no more (epoch %d): %s; stopping the controllers", self.epoch, why)
         self.epoch = 0
         await self._on_deposed()
-        self.changed.set()
