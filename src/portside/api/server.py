@@ -34,6 +34,7 @@ import logging
 import ssl
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -58,10 +59,30 @@ MAX_JSON_DEPTH = 100
 SHUTDOWN_TIMEOUT_S = 2.0
 #: ``--auth`` modes: any access key on loopback (the default), or only keys in --credentials.
 AUTH_MODES = ("loopback", "always")
+
+
+@dataclass(frozen=True)
+class JsonApi:
+    """An AWS API served over JSON with ``X-Amz-Target: <prefix><Action>``."""
+
+    prefix: str  # the X-Amz-Target prefix, with its dot
+    service: str  # botocore's name for the service (whose model validates the input)
+    signing: str  # the SigV4 signing service its requests must be scoped to
+    operations: dict[str, Any]  # action -> operation(plane, region, params)
+    content_type: str = "application/x-amz-json-1.1"
+
+
+#: Every AWS JSON API this endpoint serves, by X-Amz-Target prefix (add a service here).
+JSON_APIS: dict[str, JsonApi] = {
+    api.prefix: api
+    for api in (
+        JsonApi(ecs.TARGET_PREFIX, ecs.SERVICE, "ecs", ecs.OPERATIONS),
+        JsonApi(autoscaling.TARGET_PREFIX, autoscaling.SERVICE, "application-autoscaling", autoscaling.OPERATIONS),
+    )
+}
 #: The SigV4 signing service each API's requests must be scoped to.
 SIGNING_SERVICES = {
-    ecs.TARGET_PREFIX: "ecs",
-    autoscaling.TARGET_PREFIX: "application-autoscaling",
+    **{prefix: api.signing for prefix, api in JSON_APIS.items()},
     elbv2.PORTSIDE_TARGET_PREFIX: "elasticloadbalancing",
     agents.TARGET_PREFIX: agents.SIGNING_SERVICE,
 }
@@ -144,11 +165,9 @@ class ApiServer:
                 return self._query_call(request, region, body, request_id)
             prefix = next((p for p in SIGNING_SERVICES if target.startswith(p)), None)
             region = self._authorize(request, body, protocol, SIGNING_SERVICES.get(prefix or ""))
-            if prefix == ecs.TARGET_PREFIX:
-                return self._json_call(ecs.SERVICE, ecs.OPERATIONS, target[len(prefix) :], region, body, request_id)
-            if prefix == autoscaling.TARGET_PREFIX:
-                action = target[len(prefix) :]
-                return self._json_call(autoscaling.SERVICE, autoscaling.OPERATIONS, action, region, body, request_id)
+            api = JSON_APIS.get(prefix or "")
+            if api is not None:
+                return self._json_call(api, target[len(api.prefix) :], region, body, request_id)
             if prefix == elbv2.PORTSIDE_TARGET_PREFIX:
                 return await self._portside_call(elbv2.PORTSIDE_OPERATIONS, target, region, body, request_id)
             if prefix == agents.TARGET_PREFIX:
@@ -195,11 +214,9 @@ class ApiServer:
             raise
         return region
 
-    def _json_call(
-        self, service: str, operations: dict[str, Any], action: str, region: str, body: bytes, request_id: str
-    ) -> web.Response:
-        operation = operations.get(action)
-        model = shapes.operation_model(service, action)
+    def _json_call(self, api: JsonApi, action: str, region: str, body: bytes, request_id: str) -> web.Response:
+        operation = api.operations.get(action)
+        model = shapes.operation_model(api.service, action)
         if operation is None or model is None:
             raise UnknownOperation(f"Unknown operation {action}")
         try:
@@ -213,10 +230,9 @@ class ApiServer:
         result = operation(self.plane, region, params)
         return web.Response(
             body=json.dumps(result).encode(),
-            content_type=JSON_CONTENT_TYPE,
+            content_type=api.content_type,
             headers={"x-amzn-RequestId": request_id},
         )
-
 
     def _query_call(self, request: web.Request, region: str, body: bytes, request_id: str) -> web.Response:
         """One ELBv2 query-protocol request: form -> typed params -> operation -> XML."""

@@ -9,6 +9,7 @@
 - ``elb_targets.py``: targets registered in target groups, and their draining;
 - ``scaling.py``: Application Auto Scaling targets, policies and activities;
 - ``health.py``: the load balancer's target health (the proxy's ``HealthStore``);
+- ``metrics.py``: CloudWatch metric datapoints (statistic sets per bucket);
 - ``transfer.py``: a single host's state copied into an empty PostgreSQL store (``portside store migrate``).
 
 Callers group writes that must commit together in ``with store.transaction():``; no method
@@ -22,11 +23,12 @@ from portside.control.store.ecs import EcsRecords
 from portside.control.store.elb_targets import ElbTargetRecords
 from portside.control.store.elbv2 import ElbRecords
 from portside.control.store.health import TargetHealthRecords
+from portside.control.store.metrics import MetricRecords
 from portside.control.store.scaling import ScalingRecords
 from portside.control.store.schema import SCHEMA
 
 __all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
 
 
-class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords):
+class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords):
     """The server's state store (see the module's docstring)."""

@@ -106,6 +106,15 @@ MIGRATIONS: list[str] = [
     CREATE TABLE IF NOT EXISTS presence (
       kind TEXT NOT NULL, key TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (kind, key));
     """,
+    # 4: CloudWatch metric datapoints (store/metrics.py): one statistic set per metric and bucket.
+    """
+    CREATE TABLE IF NOT EXISTS cw_datapoints (
+      region TEXT NOT NULL, namespace TEXT NOT NULL, metric_name TEXT NOT NULL, dimensions TEXT NOT NULL,
+      resolution INTEGER NOT NULL, ts INTEGER NOT NULL, unit TEXT NOT NULL,
+      sample_count REAL NOT NULL, total REAL NOT NULL, minimum REAL NOT NULL, maximum REAL NOT NULL,
+      PRIMARY KEY (region, namespace, metric_name, dimensions, resolution, ts));
+    CREATE INDEX IF NOT EXISTS cw_datapoints_by_ts ON cw_datapoints (ts);
+    """,
 ]
 
 #: The version this code writes: a store above it is refused.
