@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control import agent_protocol, attributes, clusters, instance_state, services, task_definitions, tasks
+from portside.control import agent_protocol, attributes, clusters, instance_state, services, tags, task_definitions, tasks
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
@@ -40,4 +40,7 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteService": services.delete_service,
     "DescribeServices": services.describe_services,
     "ListServices": services.list_services,
+    "TagResource": tags.tag_resource,
+    "UntagResource": tags.untag_resource,
+    "ListTagsForResource": tags.list_tags_for_resource,
 }

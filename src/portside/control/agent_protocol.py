@@ -32,6 +32,7 @@ from portside.core.attributes import keep_custom
 from portside.core.instance_id import RULE as instance_id_rule
 from portside.core.instance_id import is_instance_id
 from portside.core.state_change import apply_state_change
+from portside.core.tags import check_tags, merged
 from portside.errors import ClientException, InvalidParameterException, NotFoundError
 
 #: The longest a poll waits for a change (agents ask for 20 s).
@@ -47,6 +48,7 @@ def register_container_instance(plane: ControlPlane, region: str, params: dict[s
     document = _identity(params.get("instanceIdentityDocument"))
     resources = _resources(params.get("totalResources"))
     attributes = _attributes(params.get("attributes"))
+    tags = check_tags(params.get("tags"))
     wanted = params.get("containerInstanceArn")
     with plane.store.transaction():
         clusters.ensure_cluster(plane, region, cluster)
@@ -75,7 +77,8 @@ def register_container_instance(plane: ControlPlane, region: str, params: dict[s
             "agentConnected": True,
             "attributes": keep_custom(attributes, (previous or {}).get("attributes", [])),
             "registeredAt": (previous or {}).get("registeredAt", plane.clock()),
-            "tags": (previous or {}).get("tags", []),
+            # Tags given now go over those kept from earlier registrations (and TagResource).
+            "tags": merged((previous or {}).get("tags", []), tags),
             "_address": document["privateIp"],
             "_zone": document["availabilityZone"],
         }

@@ -7,6 +7,7 @@ from typing import Any
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
+from portside.core.tags import check_tags
 from portside.core.task import Task
 from portside.errors import ClientException, NotFoundError
 
@@ -83,7 +84,7 @@ def create_cluster(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
             "underscores and hyphens."
         )
     with plane.store.transaction():
-        body = ensure_cluster(plane, region, name, params.get("tags"))
+        body = ensure_cluster(plane, region, name, check_tags(params.get("tags")))
     return {"cluster": render_cluster(plane, region, body, include=("TAGS", "SETTINGS"))}
 
 
@@ -161,7 +162,10 @@ def describe_container_instances(plane: ControlPlane, region: str, params: dict[
             )
             failures.append({"arn": arn, "reason": "MISSING"})
         else:
-            found.append(describe_instance(plane, body))
+            shown = describe_instance(plane, body)
+            if "TAGS" not in (params.get("include") or []):
+                shown.pop("tags", None)
+            found.append(shown)
     return {"containerInstances": found, "failures": failures}
 
 

@@ -15,6 +15,7 @@ from portside.control import task_definitions
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
+from portside.core.tags import check_tags
 from portside.errors import ClientException, InvalidParameterException, NotFoundError
 
 MAX_DESCRIBE_SERVICES = 10
@@ -123,7 +124,7 @@ def _create_service(plane: ControlPlane, region: str, params: dict[str, Any]) ->
         "enableECSManagedTags": bool(params.get("enableECSManagedTags", False)),
         "propagateTags": params.get("propagateTags", "NONE"),
         "enableExecuteCommand": False,
-        "tags": list(params.get("tags") or []),
+        "tags": check_tags(params.get("tags")),
         "_clientToken": token,
         "_region": region,
         "_launchFailures": 0,
@@ -173,6 +174,10 @@ def _update_service(plane: ControlPlane, region: str, params: dict[str, Any]) ->
     for key in ("placementConstraints", "placementStrategy"):
         if params.get(key) is not None:
             body[key] = list(params[key])
+    if params.get("propagateTags") is not None:  # for the tasks it starts from now on, as on ECS
+        body["propagateTags"] = params["propagateTags"]
+    if params.get("enableECSManagedTags") is not None:
+        body["enableECSManagedTags"] = bool(params["enableECSManagedTags"])
     if changed_td or params.get("forceNewDeployment"):
         td_arn = changed_td or body["taskDefinition"]
         for deployment in body["deployments"]:

@@ -8,6 +8,7 @@ from typing import Any
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
+from portside.core.tags import check_tags
 from portside.core.task_allowances import check_allowed
 from portside.core.taskdef import validate_registration
 from portside.core.taskdef_support import check_supported
@@ -18,7 +19,7 @@ TAGS_KEY = "__tags"
 
 def register(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     content = validate_registration(params)
-    tags = list(params.get("tags") or [])
+    tags = check_tags(params.get("tags"))
     family = content["family"]
     with plane.store.transaction():
         revision = plane.store.latest_revision(region, family) + 1

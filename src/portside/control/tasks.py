@@ -13,6 +13,7 @@ from portside.control import task_definitions
 from portside.control.clusters import describe_instance
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
+from portside.control.tags import new_task_tags
 from portside.core import arns
 from portside.core.lifecycle import REASON_USER_STOPPED, StopCode, TaskStatus
 from portside.core.placement import place
@@ -49,6 +50,7 @@ def run_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[s
         raise ClientException("TaskDefinition is inactive")
     overrides = params.get("overrides") or {}
     _check_overrides(task_definitions.public(body), overrides)
+    params = {**params, "tags": new_task_tags(plane, region, cluster, body, params)}
     with plane.store.transaction():
         created, failures, _ = admit_tasks(plane, region, cluster, body, count, overrides, params)
         if token:
@@ -164,7 +166,11 @@ def describe_tasks(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
         raise InvalidParameterException("Tasks cannot be empty.")
     if len(references) > MAX_DESCRIBE_TASKS:
         raise InvalidParameterException(f"tasks can have at most {MAX_DESCRIBE_TASKS} items.")
-    return _describe_by_arns(plane, region, [_task_arn(plane, region, cluster["clusterName"], r) for r in references], [])
+    out = _describe_by_arns(plane, region, [_task_arn(plane, region, cluster["clusterName"], r) for r in references], [])
+    if "TAGS" not in (params.get("include") or []):  # as ECS: tags only when asked for
+        for task in out["tasks"]:
+            task.pop("tags", None)
+    return out
 
 
 def list_tasks(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
 from portside.control.store.database import Deposed, StaleWrite, StoreUnavailable, current_fence, fence_restored
 from portside.control.task_drain import drain_and_stop
+from portside.control.tags import new_task_tags
 from portside.control.tasks import admit_tasks
 from portside.core.lifecycle import TaskStatus
 from portside.core.service_reconcile import DeploymentView, ServiceView, TaskView, reconcile
@@ -318,6 +319,7 @@ class ServiceController:
             "startedBy": deployment_id, "group": f"service:{body['serviceName']}", "launchType": body["launchType"],
             "placementStrategy": body.get("placementStrategy") or None,
             "placementConstraints": body.get("placementConstraints") or [],
+            "tags": new_task_tags(plane, region, cluster, td, {}, service=body),
         }
         try:
             task_definitions.check_runnable(plane, task_definitions.public(td))
