@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control import agent_protocol, attributes, clusters, instance_state, services, tags, task_definitions, tasks
+from portside.control import (
+    agent_protocol,
+    attributes,
+    cluster_settings,
+    clusters,
+    instance_state,
+    services,
+    tags,
+    task_definitions,
+    tasks,
+)
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
@@ -19,10 +29,14 @@ OPERATIONS: dict[str, Operation] = {
     "DeregisterTaskDefinition": task_definitions.deregister,
     "ListTaskDefinitions": task_definitions.list_definitions,
     "ListTaskDefinitionFamilies": task_definitions.list_families,
+    "DeleteTaskDefinitions": task_definitions.delete_definitions,
     "CreateCluster": clusters.create_cluster,
     "DescribeClusters": clusters.describe_clusters,
     "ListClusters": clusters.list_clusters,
     "DeleteCluster": clusters.delete_cluster,
+    "UpdateCluster": cluster_settings.update_cluster,
+    "UpdateClusterSettings": cluster_settings.update_cluster_settings,
+    "PutClusterCapacityProviders": cluster_settings.put_cluster_capacity_providers,
     "ListContainerInstances": clusters.list_container_instances,
     "DescribeContainerInstances": clusters.describe_container_instances,
     "RegisterContainerInstance": agent_protocol.register_container_instance,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from portside.control.cluster_settings import cluster_options
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
@@ -12,7 +13,11 @@ from portside.core.task import Task
 from portside.errors import ClientException, NotFoundError
 
 
-def ensure_cluster(plane: ControlPlane, region: str, name: str, tags: list[Any] | None = None) -> dict[str, Any]:
+def ensure_cluster(
+    plane: ControlPlane, region: str, name: str, tags: list[Any] | None = None, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ACTIVE cluster ``name``, created with ``tags`` and ``options`` (control/cluster_settings.py)
+    unless it exists already (then it is answered as it is, as ECS answers CreateCluster)."""
     existing = plane.store.get_cluster(region, name)
     if existing is not None and existing["status"] == "ACTIVE":
         return existing
@@ -24,6 +29,7 @@ def ensure_cluster(plane: ControlPlane, region: str, name: str, tags: list[Any] 
         "settings": [{"name": "containerInsights", "value": "disabled"}],
         "capacityProviders": [],
         "defaultCapacityProviderStrategy": [],
+        **(options or {}),
     }
     plane.store.put_cluster(region, body)
     return body
@@ -83,9 +89,10 @@ def create_cluster(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
             "Cluster name can have up to 255 characters: letters (uppercase and lowercase), numbers, "
             "underscores and hyphens."
         )
+    tags, options = check_tags(params.get("tags")), cluster_options(params)
     with plane.store.transaction():
-        body = ensure_cluster(plane, region, name, check_tags(params.get("tags")))
-    return {"cluster": render_cluster(plane, region, body, include=("TAGS", "SETTINGS"))}
+        body = ensure_cluster(plane, region, name, tags, options)
+    return {"cluster": render_cluster(plane, region, body, include=("TAGS", "SETTINGS", "CONFIGURATIONS"))}
 
 
 def describe_clusters(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +179,7 @@ def describe_container_instances(plane: ControlPlane, region: str, params: dict[
 def render_cluster(plane: ControlPlane, region: str, body: dict[str, Any], include: tuple[str, ...]) -> dict[str, Any]:
     name = body["clusterName"]
     live = plane.live_tasks(region, name)
-    out = {k: v for k, v in body.items() if k not in ("tags", "settings")}
+    out = {k: v for k, v in body.items() if k not in ("tags", "settings", "configuration")}
     out.update(
         {
             "registeredContainerInstancesCount": sum(
@@ -190,6 +197,8 @@ def render_cluster(plane: ControlPlane, region: str, body: dict[str, Any], inclu
         out["tags"] = body.get("tags", [])
     if "SETTINGS" in include:
         out["settings"] = body.get("settings", [])
+    if "CONFIGURATIONS" in include and body.get("configuration"):
+        out["configuration"] = body["configuration"]
     return out
 
 

@@ -15,6 +15,7 @@ from portside.core.taskdef_support import check_supported
 from portside.errors import ClientException
 
 TAGS_KEY = "__tags"
+MAX_DELETE = 10
 
 
 def register(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +79,47 @@ def deregister(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict
             body["deregisteredAt"] = plane.clock()
             plane.store.put_task_definition(region, body)
     return {"taskDefinition": public(body)}
+
+
+def delete_definitions(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Move INACTIVE revisions to DELETE_IN_PROGRESS; any other is a failure, as ECS lists them.
+
+    ECS removes a DELETE_IN_PROGRESS revision once no task or service uses it; portside keeps it in
+    that state (DescribeTaskDefinition still answers it; nothing new can run it).
+    """
+    references = params.get("taskDefinitions") or []
+    if not references or len(references) > MAX_DELETE:
+        raise ClientException(f"taskDefinitions must have 1 to {MAX_DELETE} items.")
+    deleted, failures = [], []
+    with plane.store.transaction():
+        for reference in references:
+            arn = _as_arn(plane, region, reference)
+            if ":" not in arns.last_segment(str(reference)):
+                failures.append({"arn": arn, "reason": "INVALID", "detail": "Specify a revision: family:revision or a task definition ARN."})
+                continue
+            try:
+                body = resolve(plane, region, reference, "The specified task definition does not exist.")
+            except ClientException as exc:
+                failures.append({"arn": arn, "reason": "MISSING", "detail": exc.message})
+                continue
+            if body["status"] == "ACTIVE":
+                failures.append({
+                    "arn": body["taskDefinitionArn"], "reason": "TASK_DEFINITION_NOT_INACTIVE",
+                    "detail": "The task definition is ACTIVE: deregister it (DeregisterTaskDefinition) before you delete it.",
+                })
+                continue
+            if body["status"] == "INACTIVE":
+                body["status"] = "DELETE_IN_PROGRESS"
+                plane.store.put_task_definition(region, body)
+            deleted.append(public(body))
+    return {"taskDefinitions": deleted, "failures": failures}
+
+
+def _as_arn(plane: ControlPlane, region: str, reference: Any) -> str:
+    if isinstance(reference, str) and reference.startswith("arn:"):
+        return reference
+    family, _, revision = str(reference).partition(":")
+    return arns.ecs_arn(region, plane.account, f"task-definition/{family}:{revision}" if revision else f"task-definition/{family}")
 
 
 def list_definitions(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
