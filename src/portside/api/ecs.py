@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from portside.control import (
+    account_settings,
     agent_protocol,
     attributes,
     cluster_settings,
@@ -54,6 +55,10 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteService": services.delete_service,
     "DescribeServices": services.describe_services,
     "ListServices": services.list_services,
+    "PutAccountSetting": account_settings.put_account_setting,
+    "PutAccountSettingDefault": account_settings.put_account_setting_default,
+    "DeleteAccountSetting": account_settings.delete_account_setting,
+    "ListAccountSettings": account_settings.list_account_settings,
     "TagResource": tags.tag_resource,
     "UntagResource": tags.untag_resource,
     "ListTagsForResource": tags.list_tags_for_resource,

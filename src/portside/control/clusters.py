@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from portside.control.account_settings import new_cluster_settings
 from portside.control.cluster_settings import cluster_options
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
@@ -26,7 +27,7 @@ def ensure_cluster(
         "clusterName": name,
         "status": "ACTIVE",
         "tags": list(tags or []),
-        "settings": [{"name": "containerInsights", "value": "disabled"}],
+        "settings": new_cluster_settings(plane, region),
         "capacityProviders": [],
         "defaultCapacityProviderStrategy": [],
         **(options or {}),

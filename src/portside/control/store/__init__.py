@@ -10,6 +10,7 @@
 - ``scaling.py``: Application Auto Scaling targets, policies and activities;
 - ``health.py``: the load balancer's target health (the proxy's ``HealthStore``);
 - ``metrics.py``: CloudWatch metric datapoints (statistic sets per bucket);
+- ``account_settings.py``: ECS account settings, per principal;
 - ``transfer.py``: a single host's state copied into an empty PostgreSQL store (``portside store migrate``).
 
 Callers group writes that must commit together in ``with store.transaction():``; no method
@@ -18,6 +19,7 @@ opens a transaction of its own.
 
 from __future__ import annotations
 
+from portside.control.store.account_settings import AccountSettingRecords
 from portside.control.store.database import DB_FILE_MODE, Database
 from portside.control.store.ecs import EcsRecords
 from portside.control.store.elb_targets import ElbTargetRecords
@@ -30,5 +32,8 @@ from portside.control.store.schema import SCHEMA
 __all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
 
 
-class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords):
+class Store(
+    Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords,
+    AccountSettingRecords,
+):
     """The server's state store (see the module's docstring)."""

@@ -115,6 +115,13 @@ MIGRATIONS: list[str] = [
       PRIMARY KEY (region, namespace, metric_name, dimensions, resolution, ts));
     CREATE INDEX IF NOT EXISTS cw_datapoints_by_ts ON cw_datapoints (ts);
     """,
+    # ECS account settings (store/account_settings.py): what PutAccountSetting(Default) put, per
+    # principal (the root user's are the account's defaults).
+    """
+    CREATE TABLE IF NOT EXISTS ecs_account_settings (
+      region TEXT NOT NULL, principal TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+      PRIMARY KEY (region, principal, name));
+    """,
 ]
 
 #: The version this code writes: a store above it is refused.
