@@ -351,7 +351,7 @@ def test_create_service_registers_every_task_and_validates(ecs: Any, elb: Any, b
     missing = ecs.describe_services(services=["create", "no-such-service"])
     assert [s["serviceName"] for s in missing["services"]] == ["create"]
     assert missing["failures"] == [
-        {"arn": "arn:aws:ecs:us-east-1:000000000000:service/default/no-such-service", "reason": "MISSING"}
+        {"arn": "arn:aws:ecs:us-east-1:000000000000:service/no-such-service", "reason": "MISSING"}  # as ECS names it
     ]
     again = create_service(ecs, "create", td, stack, 3, clientToken="create-token-1")
     assert again["serviceArn"] == created["serviceArn"] and again["createdAt"] == created["createdAt"]

@@ -221,8 +221,8 @@ def _delete_service(plane: ControlPlane, region: str, params: dict[str, Any]) ->
 
 
 def describe_services(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
-    cluster = plane.require_cluster(region, params.get("cluster"))
     references = params.get("services") or []
+    cluster = plane.require_cluster(region, _cluster_of(params.get("cluster"), references))
     if not references:
         raise InvalidParameterException("services can not be empty.")
     if len(references) > MAX_DESCRIBE_SERVICES:
@@ -233,7 +233,9 @@ def describe_services(plane: ControlPlane, region: str, params: dict[str, Any]) 
         arn = _arn(plane, region, cluster["clusterName"], reference)
         body = plane.store.get_service(arn)
         if body is None:
-            failures.append({"arn": arn, "reason": "MISSING"})
+            # As ECS reports it: the ARN given, or for a name the short service ARN (no cluster in it).
+            shown = reference if reference.startswith("arn:") else arns.ecs_arn(region, plane.account, f"service/{reference}")
+            failures.append({"arn": shown, "reason": "MISSING"})
             continue
         rendered = render(plane, body)
         if not include_tags:
@@ -261,7 +263,9 @@ def list_services(plane: ControlPlane, region: str, params: dict[str, Any]) -> d
 
 
 def require_service(plane: ControlPlane, region: str, cluster: str | None, reference: Any) -> dict[str, Any]:
-    cluster_body = plane.require_cluster(region, cluster)
+    """The service named, ClusterNotFoundException first (its cluster: ``cluster``, else the one a long
+    service ARN names, else ``default``), then ServiceNotFoundException, as ECS orders them."""
+    cluster_body = plane.require_cluster(region, _cluster_of(cluster, [reference]))
     if not isinstance(reference, str) or not reference:
         raise InvalidParameterException("service can not be blank.")
     body = plane.store.get_service(_arn(plane, region, cluster_body["clusterName"], reference))
@@ -328,6 +332,17 @@ def check_load_balancers(plane: ControlPlane, region: str, items: list[dict[str,
             raise InvalidParameterException(f"The container {name} did not have a container port {port} defined.")
         out.append({"targetGroupArn": tg_arn, "containerName": name, "containerPort": port})
     return out
+
+
+def _cluster_of(cluster: str | None, references: list[Any]) -> str | None:
+    """``cluster`` when given; else the cluster of the first long service ARN among ``references``."""
+    if cluster:
+        return cluster
+    for reference in references:
+        parts = arns.split_arn(reference) if isinstance(reference, str) else None
+        if parts and parts["resource"].count("/") == 2 and parts["resource"].startswith("service/"):
+            return parts["resource"].split("/")[1]
+    return None
 
 
 def _arn(plane: ControlPlane, region: str, cluster: str, reference: str) -> str:

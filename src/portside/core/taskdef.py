@@ -179,6 +179,7 @@ def _with_defaults(
       port will be same as container port" (aws/amazon-ecs-agent issue #185; the echo itself is
       unverified). A ``containerPortRange`` mapping gets no hostPort (ECS reports hostPortRange
       at run time).
+    - volume: an ``efsVolumeConfiguration`` without ``rootDirectory`` gets ``/``, as ECS echoes it.
     """
     body.pop("tags", None)
     if task_cpu is not None:
@@ -199,4 +200,7 @@ def _with_defaults(
         if "healthCheck" in container:
             for key, value in DEFAULT_HEALTH_CHECK.items():
                 container["healthCheck"].setdefault(key, value)
+    for volume in body.get("volumes", []):
+        if "efsVolumeConfiguration" in volume:  # ECS echoes the file system's root when none is given
+            volume["efsVolumeConfiguration"].setdefault("rootDirectory", "/")
     return body

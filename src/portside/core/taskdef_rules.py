@@ -121,6 +121,10 @@ def check_compatibilities(request: Doc, network_mode: str) -> None:
     for key in ("cpu", "memory"):
         if request.get(key) is None:
             raise ClientException(f"requiresCompatibilities includes FARGATE, which needs a task-level {key}")
+    if request.get("pidMode") == "host":  # ECS's own words (ClientException)
+        raise ClientException(
+            "Tasks using the Fargate launch type do not support pidMode 'host'. The supported value for pidMode is 'task'."
+        )
 
 
 def check_volumes(volumes: Sequence[Doc]) -> None:
