@@ -720,6 +720,20 @@ def test_circuit_breaker_fails_the_deployment_and_rolls_back(ecs: Any, elb: Any,
     [deployment] = service(ecs, "breaker")["deployments"]
     assert deployment["id"] not in (good_deployment, bad_deployment)
     assert time.monotonic() - started < 60
+
+    # The same story in ECS's service deployment records: the rollback belongs to the bad deployment.
+    def records() -> dict[str, str] | None:
+        found = ecs.list_service_deployments(service="breaker")["serviceDeployments"]
+        statuses = {d["serviceDeploymentArn"].rsplit("/", 1)[-1]: d["status"] for d in found}
+        return statuses if statuses.get(bad_deployment.rsplit("/", 1)[-1]) == "ROLLBACK_SUCCESSFUL" else None
+
+    statuses = eventually(records, 60, 0.5, "the bad deployment ROLLBACK_SUCCESSFUL")
+    assert statuses == {bad_deployment.rsplit("/", 1)[-1]: "ROLLBACK_SUCCESSFUL", good_deployment.rsplit("/", 1)[-1]: "SUCCESSFUL"}
+    [record] = ecs.describe_service_deployments(
+        serviceDeploymentArns=[f"{body['serviceArn'].replace(':service/', ':service-deployment/')}/{bad_deployment.rsplit('/', 1)[-1]}"]
+    )["serviceDeployments"]
+    assert record["rollback"]["serviceRevisionArn"].endswith(deployment["id"].rsplit("/", 1)[-1])
+    assert record["deploymentCircuitBreaker"]["status"] == "TRIGGERED"
     delete_service(ecs, "breaker")
 
 

@@ -38,6 +38,7 @@ from portside.control.task_drain import drain_and_stop
 from portside.control.tags import new_task_tags
 from portside.control.tasks import admit_tasks
 from portside.core.lifecycle import TaskStatus
+from portside.core.service_deployments import ROLLBACK_OF, ROLLED_BACK_BY, retire
 from portside.core.service_reconcile import DeploymentView, ServiceView, TaskView, reconcile
 from portside.core.deployment import next_launch_backoff_s
 from portside.core.task import Task
@@ -192,10 +193,12 @@ class ServiceController:
         for deployment_id, state, reason in plan.deployment_updates:
             self._update_deployment(body, deployments.get(deployment_id), state, reason)
         if plan.rollback_to:
+            rollback = svc.new_deployment(plane, plan.rollback_to, body["desiredCount"], body["launchType"])
             for deployment in body["deployments"]:
                 if deployment["status"] == "PRIMARY":
                     deployment["status"] = "ACTIVE"
-            body["deployments"].insert(0, svc.new_deployment(plane, plan.rollback_to, body["desiredCount"], body["launchType"]))
+                    deployment[ROLLED_BACK_BY], rollback[ROLLBACK_OF] = rollback["id"], deployment["id"]
+            body["deployments"].insert(0, rollback)
             body["taskDefinition"] = plan.rollback_to
             body["_launchFailures"] = 0  # the launch back-off resets on a new task definition (§3.3)
             body["_backoffUntil"] = 0.0
@@ -203,6 +206,8 @@ class ServiceController:
             svc.add_event(plane, body, message)
         if getattr(plan, "service_inactive", False) and body["status"] == "DRAINING":
             body["status"] = "INACTIVE"
+            for deployment in body["deployments"]:
+                retire(body, deployment, plane.clock())
             body["deployments"] = []
         if json.dumps(body, sort_keys=True) != before:
             with plane.store.transaction():
@@ -429,6 +434,7 @@ class ServiceController:
             if state == "COMPLETED":
                 body["_lastCompletedTaskDefinition"] = deployment["taskDefinition"]
         elif state == "INACTIVE":
+            retire(body, deployment, self.plane.clock())
             body["deployments"] = [d for d in body["deployments"] if d is not deployment]
         else:
             deployment["status"] = state
