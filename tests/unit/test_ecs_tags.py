@@ -208,3 +208,26 @@ def test_a_services_tasks_carry_the_tags_it_propagates(
     assert env.call(tags) == expected + managed
     env.ecs.update_service(service="web", propagateTags="NONE", enableECSManagedTags=False)
     assert env.call(tags) == []
+
+
+def test_start_task_places_one_copy_on_each_instance_named_with_its_tags(env: EcsEndpoint) -> None:
+    ecs = env.ecs
+    env.task_definition("web", tags=[{"key": "app", "value": "web"}])
+    instance = env.instance["containerInstanceArn"]
+    absent = instance.rsplit("/", 1)[0] + "/" + "c" * 32
+    answer = ecs.start_task(
+        taskDefinition="web", containerInstances=[instance, absent], tags=TEAM, propagateTags="TASK_DEFINITION",
+        startedBy="me",
+    )
+    [task] = answer["tasks"]
+    assert task["containerInstanceArn"] == instance and task["startedBy"] == "me"
+    assert task["tags"] == [{"key": "app", "value": "web"}, *TEAM]
+    assert answer["failures"] == [{"arn": absent, "reason": "MISSING"}]
+    big = ecs.register_task_definition(
+        family="big", containerDefinitions=[{"name": "a", "image": "busybox", "memory": 1_000_000}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    full = ecs.start_task(taskDefinition=big, containerInstances=[instance])
+    assert full["tasks"] == [] and [(f["arn"], f["reason"]) for f in full["failures"]] == [(instance, "RESOURCE:MEMORY")]
+    code, message = error(ecs.start_task, taskDefinition="web", containerInstances=[instance], tags=[{"key": "aws:x", "value": ""}])
+    assert code == "InvalidParameterException" and "reserved" in message
+    assert len(ecs.list_tasks()["taskArns"]) == 1

@@ -48,6 +48,7 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteAttributes": attributes.delete_attributes,
     "ListAttributes": attributes.list_attributes,
     "RunTask": tasks.run_task,
+    "StartTask": tasks.start_task,
     "StopTask": tasks.stop_task,
     "DescribeTasks": tasks.describe_tasks,
     "ListTasks": tasks.list_tasks,

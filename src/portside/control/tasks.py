@@ -61,6 +61,44 @@ def run_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[s
     return {"tasks": [t.to_api(plane.az(region)) for t in created], "failures": failures}
 
 
+def start_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One copy on each container instance named (up to 10), as ECS's StartTask: no placement
+    strategy; an instance that is not in the cluster, or has no room, is a failure of its own."""
+    cluster = plane.require_cluster(region, params.get("cluster"))
+    references = params.get("containerInstances") or []
+    if not references or len(references) > MAX_RUN_COUNT:
+        raise InvalidParameterException(f"containerInstances must have 1 to {MAX_RUN_COUNT} items.")
+    started_by = params.get("startedBy")
+    if started_by is not None and len(started_by) > 128:
+        raise InvalidParameterException("startedBy can have at most 128 characters.")
+    body = task_definitions.resolve(plane, region, params.get("taskDefinition"), "TaskDefinition not found.")
+    if body["status"] != "ACTIVE":
+        raise ClientException("TaskDefinition is inactive")
+    overrides = params.get("overrides") or {}
+    _check_overrides(task_definitions.public(body), overrides)
+    params = {**params, "tags": new_task_tags(plane, region, cluster, body, params)}
+    known = {i["containerInstanceArn"]: i for i in plane.store.list_container_instances(region, cluster["clusterName"])}
+    created: list[Task] = []
+    failures: list[dict[str, Any]] = []
+    with plane.store.transaction():
+        for reference in references:
+            arn = reference if reference.startswith("arn:") else arns.container_instance_arn(
+                region, plane.account, cluster["clusterName"], reference
+            )
+            instance = known.get(arn)
+            if instance is None or instance["status"] == "INACTIVE":
+                failures.append({"arn": arn, "reason": "MISSING"})
+                continue
+            only_there = {"type": "memberOf", "expression": f"ec2InstanceId == {instance['ec2InstanceId']}"}
+            one = {**params, "placementStrategy": None,
+                   "placementConstraints": [*(params.get("placementConstraints") or []), only_there]}
+            placed, missed, _ = admit_tasks(plane, region, cluster, body, 1, overrides, one)
+            created += placed
+            failures += [{**f, "arn": arn} for f in missed]
+    crash_point("after-commit")
+    return {"tasks": [t.to_api(plane.az(region)) for t in created], "failures": failures}
+
+
 def admit_tasks(
     plane: ControlPlane,
     region: str,
