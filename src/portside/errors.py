@@ -23,6 +23,7 @@ with ``from exc``; they never escape into the API.
     │
     │   defined beside the code that raises them:
     ├── ElbError (core/lb/errors.py)    400+ an ELBv2 error, its AWS code as given (ValidationError, ...)
+    ├── LimitExceededException (core/tags.py; a ClientException)  400  a resource would pass 50 tags
     ├── AutoScalingError (control/autoscaling.py)  400  an Application Auto Scaling error
     ├── QueryError (api/server.py)      400  the query protocol's own errors (MissingAction, ...)
     ├── FirewallError (agent/firewall.py)    iptables could not bring the host firewall in step

@@ -51,6 +51,13 @@ def test_a_service_propagating_its_tags_starts_tasks_that_carry_them(ecs: Any, b
     finally:
         delete_service(ecs, "tagged")
 
+    def inactive() -> bool:
+        return bool(ecs.describe_services(services=["tagged"])["services"][0]["status"] == "INACTIVE")
+
+    eventually(inactive, 90, 0.5, "the deleted service INACTIVE")
+    [kept] = ecs.list_service_deployments(service="tagged")["serviceDeployments"]  # outlives the service's deployments
+    assert kept["serviceDeploymentArn"] == record["serviceDeploymentArn"] and kept["status"] in ("SUCCESSFUL", "STOPPED")
+
 
 @pytest.fixture
 def aws(portside: PortsideProcess, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
