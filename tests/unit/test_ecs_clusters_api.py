@@ -139,3 +139,29 @@ def test_delete_task_definitions_deletes_inactive_revisions_only(env: EcsEndpoin
     assert error(ecs.create_service, serviceName="s", taskDefinition="web:2", desiredCount=0)[0] == "ClientException"
     env.task_definition("web")
     assert ecs.describe_task_definition(taskDefinition="web")["taskDefinition"]["revision"] == 4  # never reused
+
+
+def test_the_other_refusals_name_their_rule(env: EcsEndpoint) -> None:
+    raw = env.client(parameter_validation=False)
+    env.ecs.create_cluster(clusterName="c1")
+    before = described(env)
+    cases = [
+        (raw.put_cluster_capacity_providers, {"cluster": "c1", "capacityProviders": ["FARGATE", "FARGATE"],
+                                              "defaultCapacityProviderStrategy": []}, "given more than once"),
+        (raw.put_cluster_capacity_providers, {"cluster": "c1", "capacityProviders": ["FARGATE"], "defaultCapacityProviderStrategy": [
+            {"capacityProvider": "FARGATE", "weight": 1}, {"capacityProvider": "FARGATE", "weight": 1}]},
+         "defaultCapacityProviderStrategy[1]: 'FARGATE' is given more than once"),
+        (raw.update_cluster, {"cluster": "c1", "serviceConnectDefaults": {"namespace": ""}}, "namespace can not be blank"),
+        (raw.update_cluster, {"cluster": "c1", "configuration": {"executeCommandConfiguration": {
+            "logging": "DEFAULT", "logConfiguration": {"cloudWatchLogGroupName": "x"}}}}, "only when logging is OVERRIDE"),
+        (raw.update_cluster_settings, {"cluster": "c1", "settings": []}, "settings can not be empty"),
+    ]
+    for call, params, message in cases:
+        with pytest.raises(ClientError) as info:
+            call(**params)
+        assert info.value.response["Error"]["Code"] == "InvalidParameterException", params
+        assert message in info.value.response["Error"]["Message"], info.value.response["Error"]["Message"]
+    assert described(env) == before
+    with pytest.raises(ClientError) as info:
+        raw.delete_task_definitions(taskDefinitions=[f"web:{n}" for n in range(1, 12)])
+    assert "1 to 10" in info.value.response["Error"]["Message"]

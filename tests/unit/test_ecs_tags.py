@@ -231,3 +231,14 @@ def test_start_task_places_one_copy_on_each_instance_named_with_its_tags(env: Ec
     code, message = error(ecs.start_task, taskDefinition="web", containerInstances=[instance], tags=[{"key": "aws:x", "value": ""}])
     assert code == "InvalidParameterException" and "reserved" in message
     assert len(ecs.list_tasks()["taskArns"]) == 1
+
+
+def test_start_task_refuses_more_than_10_instances_or_a_long_started_by(env: EcsEndpoint) -> None:
+    env.task_definition("web")
+    instance = env.instance["containerInstanceArn"]
+    raw = env.client(parameter_validation=False)
+    code, message = error(raw.start_task, taskDefinition="web", containerInstances=[instance] * 11)
+    assert code == "InvalidParameterException" and "1 to 10" in message
+    code, message = error(raw.start_task, taskDefinition="web", containerInstances=[instance], startedBy="x" * 129)
+    assert code == "InvalidParameterException" and "startedBy" in message
+    assert env.ecs.list_tasks()["taskArns"] == []
