@@ -47,7 +47,11 @@ class EcsEndpoint:
 
     def client(self, region: str = REGION, parameter_validation: bool = True) -> Any:
         return boto3.client(
-            "ecs", endpoint_url=self.endpoint, region_name=region, aws_access_key_id="x", aws_secret_access_key="x",
+            "ecs",
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
             config=Config(retries={"max_attempts": 1}, parameter_validation=parameter_validation),
         )
 
@@ -82,7 +86,7 @@ class EcsEndpoint:
     def service(self, name: str = "web", desired: int = 0, **extra: Any) -> dict[str, Any]:
         self.task_definition(name)
         return dict(
-            self.ecs.create_service(cluster="default", serviceName=name, taskDefinition=name, desiredCount=desired, **extra)[
-                "service"
-            ]
+            self.ecs.create_service(
+                cluster="default", serviceName=name, taskDefinition=name, desiredCount=desired, **extra
+            )["service"]
         )

@@ -43,9 +43,12 @@ def test_put_list_and_delete(env: EcsEndpoint) -> None:
     ecs.put_account_setting(name="awsvpcTrunking", value="disabled", principalArn=ROLE)
     ecs.put_account_setting(name="guardDutyActivate", value="enabled")  # the caller: the root user
     assert values(ecs.list_account_settings()["settings"]) == {
-        "awsvpcTrunking": ("enabled", ROOT), "guardDutyActivate": ("enabled", ROOT),
+        "awsvpcTrunking": ("enabled", ROOT),
+        "guardDutyActivate": ("enabled", ROOT),
     }
-    assert values(ecs.list_account_settings(principalArn=ROLE)["settings"]) == {"awsvpcTrunking": ("disabled", ROLE)}
+    assert values(ecs.list_account_settings(principalArn=ROLE)["settings"]) == {
+        "awsvpcTrunking": ("disabled", ROLE)
+    }
     role = ecs.list_account_settings(principalArn=ROLE, effectiveSettings=True, maxResults=10)
     effective = values(role["settings"])
     assert effective["awsvpcTrunking"] == ("disabled", ROLE)  # its own
@@ -55,27 +58,38 @@ def test_put_list_and_delete(env: EcsEndpoint) -> None:
     assert (types["awsvpcTrunking"], types["fargateTaskRetirementWaitPeriod"]) == ("user", "aws_managed")
     deleted = ecs.delete_account_setting(name="awsvpcTrunking", principalArn=ROLE)["setting"]
     assert deleted["value"] == "disabled"
-    assert values(ecs.list_account_settings(principalArn=ROLE, effectiveSettings=True, name="awsvpcTrunking")["settings"]) == {
-        "awsvpcTrunking": ("enabled", ROOT)
-    }
+    assert values(
+        ecs.list_account_settings(principalArn=ROLE, effectiveSettings=True, name="awsvpcTrunking")[
+            "settings"
+        ]
+    ) == {"awsvpcTrunking": ("enabled", ROOT)}
 
 
 def test_filters_and_pages(env: EcsEndpoint) -> None:
     ecs = env.ecs
     ecs.put_account_setting(name="awsvpcTrunking", value="enabled")
-    only = ecs.list_account_settings(effectiveSettings=True, name="awsvpcTrunking", value="enabled")["settings"]
+    only = ecs.list_account_settings(effectiveSettings=True, name="awsvpcTrunking", value="enabled")[
+        "settings"
+    ]
     assert [s["name"] for s in only] == ["awsvpcTrunking"]
-    assert ecs.list_account_settings(effectiveSettings=True, name="awsvpcTrunking", value="disabled")["settings"] == []
+    assert (
+        ecs.list_account_settings(effectiveSettings=True, name="awsvpcTrunking", value="disabled")["settings"]
+        == []
+    )
     names, token, pages = [], None, 0
     while True:
-        page = ecs.list_account_settings(effectiveSettings=True, maxResults=4, **({"nextToken": token} if token else {}))
+        page = ecs.list_account_settings(
+            effectiveSettings=True, maxResults=4, **({"nextToken": token} if token else {})
+        )
         names += [s["name"] for s in page["settings"]]
         pages += 1
         token = page.get("nextToken")
         if not token:
             break
     assert names == list(SETTINGS) and pages == 3
-    paged = ecs.get_paginator("list_account_settings").paginate(effectiveSettings=True, PaginationConfig={"PageSize": 5})
+    paged = ecs.get_paginator("list_account_settings").paginate(
+        effectiveSettings=True, PaginationConfig={"PageSize": 5}
+    )
     assert [s["name"] for p in paged for s in p["settings"]] == list(SETTINGS)
 
 
@@ -83,7 +97,9 @@ def test_container_insights_is_what_new_clusters_start_with(env: EcsEndpoint) ->
     env.ecs.put_account_setting_default(name="containerInsights", value="enhanced")
     cluster = env.ecs.create_cluster(clusterName="fresh")["cluster"]
     assert cluster["settings"] == [{"name": "containerInsights", "value": "enhanced"}]
-    own = env.ecs.create_cluster(clusterName="own", settings=[{"name": "containerInsights", "value": "disabled"}])
+    own = env.ecs.create_cluster(
+        clusterName="own", settings=[{"name": "containerInsights", "value": "disabled"}]
+    )
     assert own["cluster"]["settings"] == [{"name": "containerInsights", "value": "disabled"}]
 
 
@@ -94,11 +110,19 @@ def test_container_insights_is_what_new_clusters_start_with(env: EcsEndpoint) ->
         ({"name": "tagResourceAuthorization", "value": "enabled"}, "it must be one of on, off"),
         ({"name": "fargateTaskRetirementWaitPeriod", "value": "3"}, "it must be one of 0, 7, 14"),
         ({"name": "serviceLongArnFormat", "value": "disabled"}, "can no longer be opted out of"),
-        ({"name": "awsvpcTrunking", "value": "enabled", "principalArn": "arn:aws:iam::111111111111:root"}, "principalArn"),
-        ({"name": "awsvpcTrunking", "value": "enabled", "principalArn": "deployer"}, "principalArn 'deployer' is invalid"),
+        (
+            {"name": "awsvpcTrunking", "value": "enabled", "principalArn": "arn:aws:iam::111111111111:root"},
+            "principalArn",
+        ),
+        (
+            {"name": "awsvpcTrunking", "value": "enabled", "principalArn": "deployer"},
+            "principalArn 'deployer' is invalid",
+        ),
     ],
 )
-def test_bad_settings_are_refused_by_name_and_change_nothing(env: EcsEndpoint, params: dict[str, Any], message: str) -> None:
+def test_bad_settings_are_refused_by_name_and_change_nothing(
+    env: EcsEndpoint, params: dict[str, Any], message: str
+) -> None:
     code, text = error(env.ecs.put_account_setting, **params)
     assert code == "InvalidParameterException" and message in text
     assert env.ecs.list_account_settings()["settings"] == []

@@ -50,9 +50,9 @@ def test_a_missing_cluster_is_named_before_a_missing_service(env: EcsEndpoint, r
     assert code_of(ecs.describe_services, cluster="nope", services=[reference]) == "ClusterNotFoundException"
     assert code_of(ecs.describe_services, services=[f"{BASE}:service/nope/web"]) == "ClusterNotFoundException"
     assert code_of(ecs.list_services, cluster="nope") == "ClusterNotFoundException"
-    assert code_of(ecs.create_service, cluster="nope", serviceName="web", taskDefinition="web", desiredCount=0) == (
-        "ClusterNotFoundException"
-    )
+    assert code_of(
+        ecs.create_service, cluster="nope", serviceName="web", taskDefinition="web", desiredCount=0
+    ) == ("ClusterNotFoundException")
 
 
 def test_describe_services_failures_name_the_service_as_ecs_does(env: EcsEndpoint) -> None:
@@ -88,4 +88,6 @@ def test_pid_mode_host_is_refused_for_fargate_with_ecs_message(env: EcsEndpoint)
     }
     assert env.ecs.list_task_definition_families(familyPrefix="pid")["families"] == []
     assert env.task_definition("pid", pidMode="task", **fargate)["pidMode"] == "task"
-    assert env.task_definition("pid2", pidMode="host")["pidMode"] == "host"  # EC2 only: accepted at registration
+    assert (
+        env.task_definition("pid2", pidMode="host")["pidMode"] == "host"
+    )  # EC2 only: accepted at registration

@@ -42,7 +42,10 @@ def every_resource(env: EcsEndpoint) -> dict[str, str]:
     service = env.service("svc")["serviceArn"]
     [task] = env.ecs.run_task(cluster="default", taskDefinition="tagged")["tasks"]
     return {
-        "cluster": cluster, "task-definition": td, "service": service, "task": task["taskArn"],
+        "cluster": cluster,
+        "task-definition": td,
+        "service": service,
+        "task": task["taskArn"],
         "container-instance": env.instance["containerInstanceArn"],
     }
 
@@ -70,7 +73,9 @@ def test_tags_given_at_creation_are_shown_where_ecs_shows_them(env: EcsEndpoint)
     assert "tags" not in ecs.describe_task_definition(taskDefinition="td")
     assert ecs.describe_task_definition(taskDefinition="td", include=["TAGS"])["tags"] == TEAM
     env.task_definition("web")
-    service = ecs.create_service(serviceName="web", taskDefinition="web", desiredCount=0, tags=TEAM)["service"]
+    service = ecs.create_service(serviceName="web", taskDefinition="web", desiredCount=0, tags=TEAM)[
+        "service"
+    ]
     assert tags_of(env, service["serviceArn"]) == TEAM
     assert "tags" not in ecs.describe_services(services=["web"])["services"][0]
     assert ecs.describe_services(services=["web"], include=["TAGS"])["services"][0]["tags"] == TEAM
@@ -80,8 +85,12 @@ def test_tags_given_at_creation_are_shown_where_ecs_shows_them(env: EcsEndpoint)
     assert ecs.describe_tasks(tasks=[task["taskArn"]], include=["TAGS"])["tasks"][0]["tags"] == TEAM
     instance = env.instance["containerInstanceArn"]
     ecs.tag_resource(resourceArn=instance, tags=TEAM)
-    assert "tags" not in ecs.describe_container_instances(containerInstances=[instance])["containerInstances"][0]
-    shown = ecs.describe_container_instances(containerInstances=[instance], include=["TAGS"])["containerInstances"][0]
+    assert (
+        "tags" not in ecs.describe_container_instances(containerInstances=[instance])["containerInstances"][0]
+    )
+    shown = ecs.describe_container_instances(containerInstances=[instance], include=["TAGS"])[
+        "containerInstances"
+    ][0]
     assert shown["tags"] == TEAM
 
 
@@ -118,7 +127,10 @@ def test_tags_breaking_a_rule_are_refused_by_every_operation_and_change_nothing(
         assert tags_of(env, arn) == TEAM
     for call, params in (
         (ecs.create_cluster, {"clusterName": "bad"}),
-        (ecs.register_task_definition, {"family": "bad", "containerDefinitions": [{"name": "a", "image": "b", "memory": 8}]}),
+        (
+            ecs.register_task_definition,
+            {"family": "bad", "containerDefinitions": [{"name": "a", "image": "b", "memory": 8}]},
+        ),
         (ecs.create_service, {"serviceName": "bad", "taskDefinition": "svc", "desiredCount": 0}),
         (ecs.run_task, {"taskDefinition": "svc"}),
     ):
@@ -154,23 +166,31 @@ def test_unknown_or_foreign_resources_are_refused_by_name(env: EcsEndpoint) -> N
         (f"arn:aws:ecs:eu-west-1:{ACCOUNT}:cluster/default", "ResourceNotFoundException"),
         (f"{base}:service/web", "InvalidParameterException"),  # a short service ARN
         (f"{base}:capacity-provider/x", "InvalidParameterException"),
-        (f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/x/1", "InvalidParameterException"),
+        (
+            f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/x/1",
+            "InvalidParameterException",
+        ),
         ("default", "InvalidParameterException"),
     ]
     for arn, expected in cases:
         assert error(ecs.list_tags_for_resource, resourceArn=arn)[0] == expected, arn
         assert error(ecs.tag_resource, resourceArn=arn, tags=TEAM)[0] == expected, arn
         assert error(ecs.untag_resource, resourceArn=arn, tagKeys=["team"])[0] == expected, arn
-    code, message = error(ecs.untag_resource, resourceArn=f"{base}:cluster/default", tagKeys=["aws:ecs:clusterName"])
+    code, message = error(
+        ecs.untag_resource, resourceArn=f"{base}:cluster/default", tagKeys=["aws:ecs:clusterName"]
+    )
     assert code == "InvalidParameterException" and "reserved" in message
 
 
 def test_run_task_propagates_task_definition_tags_and_adds_managed_ones(env: EcsEndpoint) -> None:
     ecs = env.ecs
     env.task_definition("web", tags=[{"key": "app", "value": "web"}, {"key": "team", "value": "red"}])
-    [task] = ecs.run_task(taskDefinition="web", tags=TEAM, propagateTags="TASK_DEFINITION", enableECSManagedTags=True)["tasks"]
+    [task] = ecs.run_task(
+        taskDefinition="web", tags=TEAM, propagateTags="TASK_DEFINITION", enableECSManagedTags=True
+    )["tasks"]
     assert task["tags"] == [
-        {"key": "app", "value": "web"}, {"key": "team", "value": "blue"},  # the task's own value wins
+        {"key": "app", "value": "web"},
+        {"key": "team", "value": "blue"},  # the task's own value wins
         {"key": "aws:ecs:clusterName", "value": "default"},
     ]
     [plain] = ecs.run_task(taskDefinition="web")["tasks"]
@@ -194,7 +214,11 @@ def test_a_services_tasks_carry_the_tags_it_propagates(
     """What the service controller gives the tasks it starts (new_task_tags, as _start_tasks calls it)."""
     env.task_definition("web", tags=[{"key": "app", "value": "web"}])
     env.ecs.create_service(
-        serviceName="web", taskDefinition="web", desiredCount=0, tags=TEAM, propagateTags=propagate,
+        serviceName="web",
+        taskDefinition="web",
+        desiredCount=0,
+        tags=TEAM,
+        propagateTags=propagate,
         enableECSManagedTags=True,
     )
 
@@ -204,7 +228,10 @@ def test_a_services_tasks_carry_the_tags_it_propagates(
         td = task_definitions.resolve(env.plane, REGION, "web", "missing")
         return control_tags.new_task_tags(env.plane, REGION, cluster, td, {}, service=body)
 
-    managed = [{"key": "aws:ecs:clusterName", "value": "default"}, {"key": "aws:ecs:serviceName", "value": "web"}]
+    managed = [
+        {"key": "aws:ecs:clusterName", "value": "default"},
+        {"key": "aws:ecs:serviceName", "value": "web"},
+    ]
     assert env.call(tags) == expected + managed
     env.ecs.update_service(service="web", propagateTags="NONE", enableECSManagedTags=False)
     assert env.call(tags) == []
@@ -216,7 +243,10 @@ def test_start_task_places_one_copy_on_each_instance_named_with_its_tags(env: Ec
     instance = env.instance["containerInstanceArn"]
     absent = instance.rsplit("/", 1)[0] + "/" + "c" * 32
     answer = ecs.start_task(
-        taskDefinition="web", containerInstances=[instance, absent], tags=TEAM, propagateTags="TASK_DEFINITION",
+        taskDefinition="web",
+        containerInstances=[instance, absent],
+        tags=TEAM,
+        propagateTags="TASK_DEFINITION",
         startedBy="me",
     )
     [task] = answer["tasks"]
@@ -227,8 +257,15 @@ def test_start_task_places_one_copy_on_each_instance_named_with_its_tags(env: Ec
         family="big", containerDefinitions=[{"name": "a", "image": "busybox", "memory": 1_000_000}]
     )["taskDefinition"]["taskDefinitionArn"]
     full = ecs.start_task(taskDefinition=big, containerInstances=[instance])
-    assert full["tasks"] == [] and [(f["arn"], f["reason"]) for f in full["failures"]] == [(instance, "RESOURCE:MEMORY")]
-    code, message = error(ecs.start_task, taskDefinition="web", containerInstances=[instance], tags=[{"key": "aws:x", "value": ""}])
+    assert full["tasks"] == [] and [(f["arn"], f["reason"]) for f in full["failures"]] == [
+        (instance, "RESOURCE:MEMORY")
+    ]
+    code, message = error(
+        ecs.start_task,
+        taskDefinition="web",
+        containerInstances=[instance],
+        tags=[{"key": "aws:x", "value": ""}],
+    )
     assert code == "InvalidParameterException" and "reserved" in message
     assert len(ecs.list_tasks()["taskArns"]) == 1
 
@@ -239,6 +276,8 @@ def test_start_task_refuses_more_than_10_instances_or_a_long_started_by(env: Ecs
     raw = env.client(parameter_validation=False)
     code, message = error(raw.start_task, taskDefinition="web", containerInstances=[instance] * 11)
     assert code == "InvalidParameterException" and "1 to 10" in message
-    code, message = error(raw.start_task, taskDefinition="web", containerInstances=[instance], startedBy="x" * 129)
+    code, message = error(
+        raw.start_task, taskDefinition="web", containerInstances=[instance], startedBy="x" * 129
+    )
     assert code == "InvalidParameterException" and "startedBy" in message
     assert env.ecs.list_tasks()["taskArns"] == []

@@ -4,7 +4,7 @@ ListServiceDeployments / DescribeServiceDeployments through a real endpoint and 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +19,26 @@ SERVICE_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/default/web"
 
 def deployment(n: int, status: str, rollout: str, **extra: Any) -> dict[str, Any]:
     return {
-        "id": f"ecs-svc/{n:019d}", "status": status, "rolloutState": rollout, "rolloutStateReason": f"reason {n}",
-        "taskDefinition": "td", "desiredCount": 2, "failedTasks": 0, "createdAt": float(n), "updatedAt": float(n) + 0.5,
+        "id": f"ecs-svc/{n:019d}",
+        "status": status,
+        "rolloutState": rollout,
+        "rolloutStateReason": f"reason {n}",
+        "taskDefinition": "td",
+        "desiredCount": 2,
+        "failedTasks": 0,
+        "createdAt": float(n),
+        "updatedAt": float(n) + 0.5,
         **extra,
     }
 
 
 def service(deployments: list[dict[str, Any]], history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
-        "serviceArn": SERVICE_ARN, "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/default",
+        "serviceArn": SERVICE_ARN,
+        "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/default",
         "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
-        "deployments": deployments, records.HISTORY_KEY: history or [],
+        "deployments": deployments,
+        records.HISTORY_KEY: history or [],
     }
 
 
@@ -41,7 +50,11 @@ def test_statuses_map_rollout_states_as_ecs_names_them() -> None:
     done = deployment(1, "ACTIVE", "COMPLETED")
     superseded = deployment(2, "ACTIVE", "IN_PROGRESS")
     current = deployment(3, "PRIMARY", "IN_PROGRESS")
-    assert statuses(service([current, superseded], [done])) == [("3", "IN_PROGRESS"), ("2", "STOPPED"), ("1", "SUCCESSFUL")]
+    assert statuses(service([current, superseded], [done])) == [
+        ("3", "IN_PROGRESS"),
+        ("2", "STOPPED"),
+        ("1", "SUCCESSFUL"),
+    ]
     failed = deployment(4, "PRIMARY", "FAILED")
     assert statuses(service([failed]))[0] == ("4", "STOPPED")  # failed, no rollback
     bad = deployment(5, "ACTIVE", "FAILED", **{records.ROLLED_BACK_BY: "ecs-svc/0000000000000000006"})
@@ -60,7 +73,9 @@ def test_a_record_names_its_revisions_counts_and_circuit_breaker() -> None:
     base = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
     assert latest["serviceDeploymentArn"] == f"{base}:service-deployment/default/web/{2:019d}"
     assert latest["targetServiceRevision"] == {
-        "arn": f"{base}:service-revision/default/web/{2:019d}", "requestedTaskCount": 2, "runningTaskCount": 1,
+        "arn": f"{base}:service-revision/default/web/{2:019d}",
+        "requestedTaskCount": 2,
+        "runningTaskCount": 1,
         "pendingTaskCount": 1,
     }
     assert [r["arn"] for r in latest["sourceServiceRevisions"]] == [first["targetServiceRevision"]["arn"]]
@@ -93,8 +108,11 @@ def test_list_and_describe_through_the_api(env: EcsEndpoint) -> None:
     listed = ecs.list_service_deployments(service="web")["serviceDeployments"]
     assert [d["status"] for d in listed] == ["IN_PROGRESS", "STOPPED"]
     assert all(d["serviceArn"] == SERVICE_ARN for d in listed)
-    assert [d["status"] for d in ecs.list_service_deployments(service="web", status=["STOPPED"])["serviceDeployments"]] == ["STOPPED"]
-    middle = datetime.fromtimestamp(env.clock.now - 30, tz=timezone.utc)
+    assert [
+        d["status"]
+        for d in ecs.list_service_deployments(service="web", status=["STOPPED"])["serviceDeployments"]
+    ] == ["STOPPED"]
+    middle = datetime.fromtimestamp(env.clock.now - 30, tz=UTC)
     after = ecs.list_service_deployments(service="web", createdAt={"after": middle})["serviceDeployments"]
     assert [d["status"] for d in after] == ["IN_PROGRESS"]
     before = ecs.list_service_deployments(service="web", createdAt={"before": middle})["serviceDeployments"]
@@ -106,7 +124,10 @@ def test_list_and_describe_through_the_api(env: EcsEndpoint) -> None:
     described = ecs.describe_service_deployments(serviceDeploymentArns=[*arns, missing, "nonsense"])
     assert [d["serviceDeploymentArn"] for d in described["serviceDeployments"]] == arns
     assert described["serviceDeployments"][0]["targetServiceRevision"]["requestedTaskCount"] == 0
-    assert [(f["arn"], f["reason"]) for f in described["failures"]] == [(missing, "MISSING"), ("nonsense", "MISSING")]
+    assert [(f["arn"], f["reason"]) for f in described["failures"]] == [
+        (missing, "MISSING"),
+        ("nonsense", "MISSING"),
+    ]
 
 
 def test_refusals(env: EcsEndpoint) -> None:

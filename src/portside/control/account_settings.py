@@ -12,7 +12,14 @@ from typing import Any
 
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
-from portside.core.account_settings import SETTINGS, check_name, check_principal, check_value, effective, root_arn
+from portside.core.account_settings import (
+    SETTINGS,
+    check_name,
+    check_principal,
+    check_value,
+    effective,
+    root_arn,
+)
 from portside.errors import InvalidParameterException
 
 MAX_LIST = 10
@@ -37,7 +44,9 @@ def delete_account_setting(plane: ControlPlane, region: str, params: dict[str, A
     with plane.store.transaction():
         value = plane.store.account_settings(region).get((principal, name))
         if value is None or not plane.store.delete_account_setting(region, principal, name):
-            raise InvalidParameterException(f"The account setting {name} is not set for principal {principal}.")
+            raise InvalidParameterException(
+                f"The account setting {name} is not set for principal {principal}."
+            )
     return {"setting": _setting(name, value, principal)}
 
 
@@ -59,7 +68,9 @@ def list_account_settings(plane: ControlPlane, region: str, params: dict[str, An
         else:
             continue
         if wanted_value is None or value == wanted_value:
-            out.append(_setting(setting, value, owner, "user" if (owner, setting) in stored else "aws_managed"))
+            out.append(
+                _setting(setting, value, owner, "user" if (owner, setting) in stored else "aws_managed")
+            )
     page, token = paginate(out, params, limit=MAX_LIST)
     answer: dict[str, Any] = {"settings": page}
     if token:
@@ -69,7 +80,9 @@ def list_account_settings(plane: ControlPlane, region: str, params: dict[str, An
 
 def new_cluster_settings(plane: ControlPlane, region: str) -> list[dict[str, str]]:
     """The settings a new cluster starts with: the account's containerInsights."""
-    value, _ = effective("containerInsights", root_arn(plane.account), plane.store.account_settings(region), plane.account)
+    value, _ = effective(
+        "containerInsights", root_arn(plane.account), plane.store.account_settings(region), plane.account
+    )
     return [{"name": "containerInsights", "value": value}]
 
 

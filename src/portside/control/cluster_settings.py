@@ -31,7 +31,10 @@ def cluster_options(params: dict[str, Any], current: dict[str, Any] | None = Non
         if not isinstance(namespace, str) or not namespace:
             raise InvalidParameterException("serviceConnectDefaults.namespace can not be blank.")
         out["serviceConnectDefaults"] = {"namespace": namespace}
-    if params.get("capacityProviders") is not None or params.get("defaultCapacityProviderStrategy") is not None:
+    if (
+        params.get("capacityProviders") is not None
+        or params.get("defaultCapacityProviderStrategy") is not None
+    ):
         providers = params.get("capacityProviders")
         if providers is None:
             providers = (current or {}).get("capacityProviders") or []
@@ -47,7 +50,9 @@ def merged_settings(current: list[dict[str, Any]], given: list[dict[str, Any]]) 
     for i, setting in enumerate(given):
         name, value = setting.get("name"), setting.get("value")
         if name != "containerInsights":
-            raise InvalidParameterException(f"settings[{i}].name '{name}' is invalid: the only setting is containerInsights.")
+            raise InvalidParameterException(
+                f"settings[{i}].name '{name}' is invalid: the only setting is containerInsights."
+            )
         if value not in CONTAINER_INSIGHTS:
             raise InvalidParameterException(
                 f"settings[{i}].value '{value}' is invalid: containerInsights is one of {', '.join(CONTAINER_INSIGHTS)}."
@@ -79,13 +84,19 @@ def check_strategy(strategy: list[dict[str, Any]], providers: list[str]) -> list
                 "cluster. Associate it with capacityProviders or specify a valid capacity provider."
             )
         if name in seen:
-            raise InvalidParameterException(f"defaultCapacityProviderStrategy[{i}]: '{name}' is given more than once.")
+            raise InvalidParameterException(
+                f"defaultCapacityProviderStrategy[{i}]: '{name}' is given more than once."
+            )
         seen.add(name)
         out.append({"capacityProvider": name, "weight": item.get("weight", 0), "base": item.get("base", 0)})
     if sum(1 for item in out if item["base"] > 0) > 1:
-        raise InvalidParameterException("defaultCapacityProviderStrategy: only one capacity provider can have a base.")
+        raise InvalidParameterException(
+            "defaultCapacityProviderStrategy: only one capacity provider can have a base."
+        )
     if out and not any(item["weight"] > 0 for item in out):
-        raise InvalidParameterException("defaultCapacityProviderStrategy: at least one capacity provider must have a weight above 0.")
+        raise InvalidParameterException(
+            "defaultCapacityProviderStrategy: at least one capacity provider must have a weight above 0."
+        )
     return out
 
 
@@ -102,7 +113,10 @@ def _configuration(given: dict[str, Any]) -> dict[str, Any]:
             raise InvalidParameterException(
                 "configuration.executeCommandConfiguration.logConfiguration can be given only when logging is OVERRIDE."
             )
-        out["executeCommandConfiguration"] = {"logging": logging, **{k: v for k, v in execute.items() if k != "logging"}}
+        out["executeCommandConfiguration"] = {
+            "logging": logging,
+            **{k: v for k, v in execute.items() if k != "logging"},
+        }
     if given.get("managedStorageConfiguration") is not None:
         out["managedStorageConfiguration"] = dict(given["managedStorageConfiguration"])
     return out
@@ -121,14 +135,20 @@ def update_cluster_settings(plane: ControlPlane, region: str, params: dict[str, 
     return _update(plane, region, params, ("settings",))
 
 
-def put_cluster_capacity_providers(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+def put_cluster_capacity_providers(
+    plane: ControlPlane, region: str, params: dict[str, Any]
+) -> dict[str, Any]:
     # Both are required: the call replaces the cluster's providers and default strategy as a whole.
-    given = {"capacityProviders": params.get("capacityProviders") or [],
-             "defaultCapacityProviderStrategy": params.get("defaultCapacityProviderStrategy") or []}
+    given = {
+        "capacityProviders": params.get("capacityProviders") or [],
+        "defaultCapacityProviderStrategy": params.get("defaultCapacityProviderStrategy") or [],
+    }
     return _update(plane, region, given | {"cluster": params.get("cluster")}, tuple(given))
 
 
-def _update(plane: ControlPlane, region: str, params: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+def _update(
+    plane: ControlPlane, region: str, params: dict[str, Any], fields: tuple[str, ...]
+) -> dict[str, Any]:
     from portside.control.clusters import render_cluster
 
     with plane.store.transaction():

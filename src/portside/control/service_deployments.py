@@ -13,20 +13,34 @@ from portside.core import service_deployments as records
 from portside.errors import InvalidParameterException
 
 MAX_DESCRIBE = 20
-LIST_STATUSES = ("PENDING", "SUCCESSFUL", "STOPPED", "STOP_REQUESTED", "IN_PROGRESS", "ROLLBACK_REQUESTED",
-                 "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED")
+LIST_STATUSES = (
+    "PENDING",
+    "SUCCESSFUL",
+    "STOPPED",
+    "STOP_REQUESTED",
+    "IN_PROGRESS",
+    "ROLLBACK_REQUESTED",
+    "ROLLBACK_IN_PROGRESS",
+    "ROLLBACK_SUCCESSFUL",
+    "ROLLBACK_FAILED",
+)
 
 
 def list_service_deployments(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     body = services.require_service(plane, region, params.get("cluster"), params.get("service"))
     wanted = params.get("status") or []
     window = params.get("createdAt") or {}
-    after, before = _time(window.get("after"), "createdAt.after"), _time(window.get("before"), "createdAt.before")
+    after, before = (
+        _time(window.get("after"), "createdAt.after"),
+        _time(window.get("before"), "createdAt.before"),
+    )
     found = []
     for record in _records(plane, body):
         if wanted and record["status"] not in wanted:
             continue
-        if (after is not None and record["createdAt"] < after) or (before is not None and record["createdAt"] > before):
+        if (after is not None and record["createdAt"] < after) or (
+            before is not None and record["createdAt"] > before
+        ):
             continue
         found.append(records.brief(record))
     page, token = paginate(found, params, limit=100, default=20)

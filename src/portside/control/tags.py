@@ -62,7 +62,9 @@ def new_task_tags(
         if service is not None:
             managed["aws:ecs:serviceName"] = service["serviceName"]
     own = check_tags(params.get("tags")) if service is None else []
-    return task_tags(own, propagate, td.get(task_definitions.TAGS_KEY, []), (service or {}).get("tags"), managed)
+    return task_tags(
+        own, propagate, td.get(task_definitions.TAGS_KEY, []), (service or {}).get("tags"), managed
+    )
 
 
 # -- finding the resource an ARN names

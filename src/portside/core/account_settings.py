@@ -46,7 +46,9 @@ def check_value(name: str, value: object) -> str:
             raise InvalidParameterException(
                 f"value 'disabled' is invalid for {name}: the long ARN format can no longer be opted out of."
             )
-        raise InvalidParameterException(f"value '{value}' is invalid for {name}: it must be one of {', '.join(allowed)}.")
+        raise InvalidParameterException(
+            f"value '{value}' is invalid for {name}: it must be one of {', '.join(allowed)}."
+        )
     return str(value)
 
 

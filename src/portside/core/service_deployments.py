@@ -48,7 +48,9 @@ def status_of(deployment: dict[str, Any], by_id: dict[str, dict[str, Any]], curr
     if rollback_id:
         rollback = by_id.get(rollback_id, {})
         state = rollback.get("rolloutState", "COMPLETED")
-        return {"IN_PROGRESS": "ROLLBACK_IN_PROGRESS", "FAILED": "ROLLBACK_FAILED"}.get(state, "ROLLBACK_SUCCESSFUL")
+        return {"IN_PROGRESS": "ROLLBACK_IN_PROGRESS", "FAILED": "ROLLBACK_FAILED"}.get(
+            state, "ROLLBACK_SUCCESSFUL"
+        )
     if deployment["rolloutState"] == "COMPLETED":
         return "SUCCESSFUL"
     if deployment["rolloutState"] == "FAILED":
@@ -62,7 +64,9 @@ def render(service: dict[str, Any], counts: dict[str, tuple[int, int]]) -> list[
     ``counts``: deployment id -> (running, pending) tasks now.
     """
     current = {d["id"] for d in service.get("deployments") or []}
-    by_id = {d["id"]: d for d in list(service.get(HISTORY_KEY) or []) + list(service.get("deployments") or [])}
+    by_id = {
+        d["id"]: d for d in list(service.get(HISTORY_KEY) or []) + list(service.get("deployments") or [])
+    }
     listed = all_deployments(service)
     out = []
     for i, deployment in enumerate(listed):
@@ -90,12 +94,14 @@ def render(service: dict[str, Any], counts: dict[str, tuple[int, int]]) -> list[
         }
         if i > 0:
             before = listed[i - 1]
-            record["sourceServiceRevisions"] = [{
-                "arn": deployment_arn(arn, before["id"], "service-revision"),
-                "requestedTaskCount": before["desiredCount"],
-                "runningTaskCount": counts.get(before["id"], (0, 0))[0],
-                "pendingTaskCount": counts.get(before["id"], (0, 0))[1],
-            }]
+            record["sourceServiceRevisions"] = [
+                {
+                    "arn": deployment_arn(arn, before["id"], "service-revision"),
+                    "requestedTaskCount": before["desiredCount"],
+                    "runningTaskCount": counts.get(before["id"], (0, 0))[0],
+                    "pendingTaskCount": counts.get(before["id"], (0, 0))[1],
+                }
+            ]
         if status in ("SUCCESSFUL", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"):
             record["finishedAt"] = deployment.get("finishedAt", deployment["updatedAt"])
         elif status == "STOPPED":
@@ -115,7 +121,16 @@ def render(service: dict[str, Any], counts: dict[str, tuple[int, int]]) -> list[
 
 def brief(record: dict[str, Any]) -> dict[str, Any]:
     """ListServiceDeployments' summary of one record."""
-    keys = ("serviceDeploymentArn", "serviceArn", "clusterArn", "startedAt", "createdAt", "finishedAt", "status", "statusReason")
+    keys = (
+        "serviceDeploymentArn",
+        "serviceArn",
+        "clusterArn",
+        "startedAt",
+        "createdAt",
+        "finishedAt",
+        "status",
+        "statusReason",
+    )
     out = {k: record[k] for k in keys if k in record}
     out["targetServiceRevisionArn"] = record["targetServiceRevision"]["arn"]
     return out
@@ -132,10 +147,13 @@ def _breaker(service: dict[str, Any], deployment: dict[str, Any], status: str) -
     breaker = (service.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
     if not breaker.get("enable"):
         return {"status": "DISABLED", "failureCount": deployment.get("failedTasks", 0), "threshold": 0}
-    state = "TRIGGERED" if deployment["rolloutState"] == "FAILED" else (
-        "MONITORING" if status == "IN_PROGRESS" else "MONITORING_COMPLETE"
+    state = (
+        "TRIGGERED"
+        if deployment["rolloutState"] == "FAILED"
+        else ("MONITORING" if status == "IN_PROGRESS" else "MONITORING_COMPLETE")
     )
     return {
-        "status": state, "failureCount": deployment.get("failedTasks", 0),
+        "status": state,
+        "failureCount": deployment.get("failedTasks", 0),
         "threshold": circuit_breaker_threshold(deployment["desiredCount"]),
     }

@@ -58,7 +58,9 @@ def check_tags(tags: Any, field: str = "tags") -> list[dict[str, str]]:
                     f"{where}.{name} '{text}' is invalid: the aws: prefix is reserved for AWS use."
                 )
         if key in seen:
-            raise InvalidParameterException(f"{where}.key '{key}' is given twice: each tag key must be unique.")
+            raise InvalidParameterException(
+                f"{where}.key '{key}' is given twice: each tag key must be unique."
+            )
         seen.add(key)
         out.append({"key": key, "value": value})
     return out
@@ -72,7 +74,9 @@ def check_keys(keys: Any, field: str = "tagKeys") -> list[str]:
         if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
             raise InvalidParameterException(f"{field}[{i}] must have 1 to {MAX_KEY} characters.")
         if key.lower().startswith(RESERVED_PREFIX):
-            raise InvalidParameterException(f"{field}[{i}] '{key}' is invalid: the aws: prefix is reserved for AWS use.")
+            raise InvalidParameterException(
+                f"{field}[{i}] '{key}' is invalid: the aws: prefix is reserved for AWS use."
+            )
     return list(keys)
 
 

@@ -17,11 +17,14 @@ class AccountSettingRecords:
 
     def delete_account_setting(self, region: str, principal: str, name: str) -> bool:
         cursor = self.db.execute(
-            "DELETE FROM ecs_account_settings WHERE region=? AND principal=? AND name=?", (region, principal, name)
+            "DELETE FROM ecs_account_settings WHERE region=? AND principal=? AND name=?",
+            (region, principal, name),
         )
         return bool(cursor.rowcount)
 
     def account_settings(self, region: str) -> dict[tuple[str, str], str]:
         """(principal, name) -> value, of every setting put in ``region``."""
-        rows = self.db.execute("SELECT principal, name, value FROM ecs_account_settings WHERE region=?", (region,))
+        rows = self.db.execute(
+            "SELECT principal, name, value FROM ecs_account_settings WHERE region=?", (region,)
+        )
         return {(p, n): v for p, n, v in rows}
