@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from portside.control import tags as control_tags
 from portside.control import task_definitions
+from portside.errors import InvalidParameterException
 from tests.support.ecs_endpoint import ACCOUNT, REGION, EcsEndpoint
 
 TEAM = [{"key": "team", "value": "blue"}]
@@ -95,12 +96,36 @@ def test_tags_given_at_creation_are_shown_where_ecs_shows_them(env: EcsEndpoint)
 
 
 def test_a_re_registration_keeps_the_instances_tags_and_adds_those_it_gives(env: EcsEndpoint) -> None:
-    from tests.support.instances import register_instance
+    from portside.agent import host
+    from portside.agent.registration import registration
+    from portside.control import agent_protocol
 
     arn = env.instance["containerInstanceArn"]
-    env.ecs.tag_resource(resourceArn=arn, tags=TEAM)
-    env.call(lambda: register_instance(env.plane))
-    assert tags_of(env, arn) == TEAM
+    env.ecs.tag_resource(resourceArn=arn, tags=[*TEAM, {"key": "rack", "value": "r1"}])
+    request = registration(
+        cluster="default",
+        region=REGION,
+        instance_id=host.host_instance_id(),
+        address="127.0.0.1",
+        zone=None,
+        docker_version="test",
+        cpu_units=2048,
+        memory_mib=4096,
+        reserved_tcp=[],
+        reserved_udp=[],
+        attributes={},
+        awsvpc=True,
+    )
+    request["containerInstanceArn"] = arn
+
+    def register(tags: list[dict[str, str]]) -> Any:
+        return agent_protocol.register_container_instance(env.plane, REGION, {**request, "tags": tags})
+
+    env.call(lambda: register([{"key": "rack", "value": "r2"}, {"key": "os", "value": "linux"}]))
+    assert tags_of(env, arn) == [*TEAM, {"key": "rack", "value": "r2"}, {"key": "os", "value": "linux"}]
+    with pytest.raises(InvalidParameterException, match="reserved"):
+        env.call(lambda: register([{"key": "aws:x", "value": "y"}]))
+    assert tags_of(env, arn) == [*TEAM, {"key": "rack", "value": "r2"}, {"key": "os", "value": "linux"}]
 
 
 BAD_TAGS = [
