@@ -91,3 +91,37 @@ def test_pid_mode_host_is_refused_for_fargate_with_ecs_message(env: EcsEndpoint)
     assert (
         env.task_definition("pid2", pidMode="host")["pidMode"] == "host"
     )  # EC2 only: accepted at registration
+
+
+STRATEGY = [{"capacityProvider": "FARGATE", "weight": 1}]
+
+
+def test_a_capacity_provider_strategy_is_refused_by_name_and_changes_nothing(env: EcsEndpoint) -> None:
+    ecs = env.ecs
+    env.service("web")
+    refusals = [
+        (ecs.create_service, {"serviceName": "other", "taskDefinition": "web", "desiredCount": 1}),
+        (ecs.update_service, {"service": "web", "desiredCount": 3}),
+        (ecs.run_task, {"taskDefinition": "web"}),
+    ]
+    for call, params in refusals:
+        with pytest.raises(ClientError) as info:
+            call(capacityProviderStrategy=STRATEGY, **params)
+        error = info.value.response["Error"]
+        assert error["Code"] == "InvalidParameterException" and "capacityProviderStrategy" in error["Message"], call
+    assert [s["serviceName"] for s in ecs.describe_services(services=["web", "other"])["services"]] == ["web"]
+    assert ecs.describe_services(services=["web"])["services"][0]["desiredCount"] != 3
+    assert ecs.list_tasks()["taskArns"] == []
+
+
+def test_enable_execute_command_is_kept_and_echoed(env: EcsEndpoint) -> None:
+    ecs = env.ecs
+    env.service("web")
+    assert ecs.describe_services(services=["web"])["services"][0]["enableExecuteCommand"] is False
+    ecs.update_service(service="web", enableExecuteCommand=True)
+    assert ecs.describe_services(services=["web"])["services"][0]["enableExecuteCommand"] is True
+    started = ecs.run_task(taskDefinition="web", enableExecuteCommand=True)["tasks"]
+    plain = ecs.run_task(taskDefinition="web")["tasks"]
+    assert [t["enableExecuteCommand"] for t in started + plain] == [True, False]
+    described = ecs.describe_tasks(tasks=[started[0]["taskArn"]])["tasks"][0]
+    assert described["enableExecuteCommand"] is True

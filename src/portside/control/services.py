@@ -15,6 +15,7 @@ from portside.control import task_definitions
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.core import arns
+from portside.core.capacity import refuse_capacity_provider_strategy
 from portside.core.tags import check_tags
 from portside.errors import ClientException, InvalidParameterException, NotFoundError
 
@@ -83,6 +84,7 @@ def _create_service(plane: ControlPlane, region: str, params: dict[str, Any]) ->
     if desired is None:
         raise InvalidParameterException("desiredCount is required for services using the REPLICA scheduling strategy.")
     _check_count(desired)
+    refuse_capacity_provider_strategy(params)
     arn = service_arn(plane, region, cluster["clusterName"], name)
     existing = plane.store.get_service(arn)
     token = params.get("clientToken")
@@ -123,7 +125,7 @@ def _create_service(plane: ControlPlane, region: str, params: dict[str, Any]) ->
         "createdBy": f"arn:aws:iam::{plane.account}:root",
         "enableECSManagedTags": bool(params.get("enableECSManagedTags", False)),
         "propagateTags": params.get("propagateTags", "NONE"),
-        "enableExecuteCommand": False,
+        "enableExecuteCommand": bool(params.get("enableExecuteCommand", False)),
         "tags": check_tags(params.get("tags")),
         "_clientToken": token,
         "_region": region,
@@ -150,6 +152,7 @@ def _update_service(plane: ControlPlane, region: str, params: dict[str, Any]) ->
     body = require_service(plane, region, params.get("cluster"), params.get("service"))
     if body["status"] != "ACTIVE":
         raise NotFoundError("Service was not ACTIVE.", "ServiceNotActiveException")
+    refuse_capacity_provider_strategy(params)
     changed_td = None
     if params.get("taskDefinition") is not None:
         td = task_definitions.resolve(plane, region, params["taskDefinition"], "TaskDefinition not found.")
@@ -174,6 +177,8 @@ def _update_service(plane: ControlPlane, region: str, params: dict[str, Any]) ->
     for key in ("placementConstraints", "placementStrategy"):
         if params.get(key) is not None:
             body[key] = list(params[key])
+    if params.get("enableExecuteCommand") is not None:  # for the tasks it starts from now on, as on ECS
+        body["enableExecuteCommand"] = bool(params["enableExecuteCommand"])
     if params.get("propagateTags") is not None:  # for the tasks it starts from now on, as on ECS
         body["propagateTags"] = params["propagateTags"]
     if params.get("enableECSManagedTags") is not None:

@@ -14,6 +14,7 @@ from portside.control.clusters import describe_instance
 from portside.control.pagination import paginate
 from portside.control.plane import ControlPlane
 from portside.control.tags import new_task_tags
+from portside.core.capacity import refuse_capacity_provider_strategy
 from portside.core import arns
 from portside.core.lifecycle import REASON_USER_STOPPED, StopCode, TaskStatus
 from portside.core.placement import place
@@ -37,6 +38,7 @@ def run_task(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[s
     started_by = params.get("startedBy")
     if started_by is not None and len(started_by) > 128:
         raise InvalidParameterException("startedBy can have at most 128 characters.")
+    refuse_capacity_provider_strategy(params)
     token = params.get("clientToken")
     fingerprint = hashlib.sha256(json.dumps({k: v for k, v in params.items() if k != "clientToken"}, sort_keys=True).encode()).hexdigest()
     if token:
@@ -341,6 +343,7 @@ def _new_task(
         overrides={"containerOverrides": list(overrides.get("containerOverrides") or []), **{k: v for k, v in overrides.items() if k != "containerOverrides"}},
         tags=list(params.get("tags") or []),
         client_token=params.get("clientToken"),
+        enable_execute_command=bool(params.get("enableExecuteCommand", False)),
     )
     if network_mode == "awsvpc":
         task.attachment_id = str(uuid.uuid4())

@@ -110,6 +110,7 @@ class Task:
     attachment_id: str | None = None
     private_ip: str | None = None
     client_token: str | None = None
+    enable_execute_command: bool = False
     # Load balancer targets registered for this task: [target group ARN, target id, port]
     # (written by the service controller, which deregisters them before the task stops).
     lb_targets: list[list[Any]] = field(default_factory=list)
@@ -177,6 +178,7 @@ class Task:
             "overrides": self.overrides or {"containerOverrides": []},
             "tags": list(self.tags),
             "attachments": [],
+            "enableExecuteCommand": self.enable_execute_command,
         }
         for key in ("startedBy", "group"):
             value = self.started_by if key == "startedBy" else self.group

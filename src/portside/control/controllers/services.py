@@ -325,6 +325,7 @@ class ServiceController:
             "placementStrategy": body.get("placementStrategy") or None,
             "placementConstraints": body.get("placementConstraints") or [],
             "tags": new_task_tags(plane, region, cluster, td, {}, service=body),
+            "enableExecuteCommand": body.get("enableExecuteCommand", False),
         }
         try:
             task_definitions.check_runnable(plane, task_definitions.public(td))
