@@ -41,6 +41,7 @@ from portside.agent.link import ControlLink, LinkError, LinkRefused
 from portside.agent.ports import assign_ports, reassign_port, restore_holdings
 from portside.agent.specs import build_spec, task_volume_names
 from portside.agent.state import AgentState
+from portside.agent.usage_reports import UsageReporter
 from portside.config import AWSVPC_NETWORK_NAME, ServerConfig
 from portside.core.dependencies import condition_met, dependencies, start_order
 from portside.core.firewall import parse_sources
@@ -75,7 +76,7 @@ AWSVPC_CAPABILITY = "ecs.capability.task-eni"
 # What a refusal says when the instance was deregistered (control/agent_protocol.py).
 DEREGISTERED_MARK = "was deregistered"
 # The agent's own loops (not work on a task).
-LOOPS = frozenset({"watch", "report", "heartbeat", "resync"})
+LOOPS = frozenset({"watch", "report", "heartbeat", "resync", "usage"})
 
 
 class HostAgent:
@@ -121,6 +122,8 @@ class HostAgent:
         self.before_start: Callable[[], Awaitable[None]] | None = None
         # Called with the load balancers' source CIDRs the control plane sends (the firewall admits them).
         self.on_lb_sources: list[Callable[[tuple[str, ...]], None]] = []
+        # Reads the running containers' CPU and memory and reports them (PublishMetrics).
+        self.usage = UsageReporter(self)
 
     @property
     def instance_arn(self) -> str | None:
@@ -168,6 +171,7 @@ class HostAgent:
         self._spawn(self._report_forever(), "report")
         self._spawn(self._heartbeat_forever(), "heartbeat")
         self._spawn(self._resync_forever(), "resync")
+        self._spawn(self.usage.run_forever(), "usage")
 
     async def close(self) -> None:
         for work in list(self._work):

@@ -86,7 +86,7 @@ def register_container_instance(plane: ControlPlane, region: str, params: dict[s
 
 
 async def poll_assignments(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
-    instance = _instance(plane, region, params)
+    instance = registered_instance(plane, region, params)
     arn = instance["containerInstanceArn"]
     since = params.get("sinceRevision")
     wait_s = params.get("waitSeconds", 0)
@@ -143,7 +143,7 @@ def submit_task_state_change(plane: ControlPlane, region: str, params: dict[str,
 
 
 def heartbeat(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
-    instance = _instance(plane, region, params)
+    instance = registered_instance(plane, region, params)
     plane.saw_agent(instance["containerInstanceArn"])
     return {"heartbeatSeconds": heartbeat_interval(plane), "ttlSeconds": plane.config.agent_ttl_s,
             "lbSources": lb_sources(plane)}
@@ -181,7 +181,7 @@ def heartbeat_interval(plane: ControlPlane) -> float:
 # -- checking what agents send
 
 
-def _instance(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+def registered_instance(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     cluster = arns.cluster_name(params.get("cluster") or "default")
     reference = params.get("containerInstance")
     if isinstance(reference, str) and reference.startswith("arn:"):
