@@ -184,3 +184,37 @@ def test_cpu_utilisation_scales_out(tmp_path: Path, docker_client: Any, busybox_
     finally:
         server.stop()
         remove_server_containers(docker_client, server)
+
+
+def test_memory_utilisation_scales_out(tmp_path: Path, docker_client: Any, busybox_image: str) -> None:
+    """A copy holding 20 MB of its 64 MiB (about 30 %) is over a 20 % memory target and scales out."""
+    server = PortsideProcess(tmp_path / "state", "--scaling-period", "1", "--stop-timeout", "1")
+    server.start()
+    try:
+        ecs = server.client()
+        aas = server.client("application-autoscaling")
+        td = ecs.register_task_definition(
+            family="hold",
+            containerDefinitions=[{"name": "hold", "image": busybox_image, "memory": 64, "stopTimeout": 1,
+                                   "command": ["sh", "-c", "x=$(yes | head -c 20000000); while :; do sleep 1; done"]}],
+        )["taskDefinition"]
+        ecs.create_service(serviceName="hold", taskDefinition=td["taskDefinitionArn"], desiredCount=1)
+        resource = "service/default/hold"
+        aas.register_scalable_target(
+            ServiceNamespace="ecs", ResourceId=resource, ScalableDimension="ecs:service:DesiredCount",
+            MinCapacity=1, MaxCapacity=2,
+        )
+        aas.put_scaling_policy(
+            PolicyName="memory", ServiceNamespace="ecs", ResourceId=resource,
+            ScalableDimension="ecs:service:DesiredCount", PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": 20.0, "ScaleOutCooldown": 0, "ScaleInCooldown": 0, "DisableScaleIn": True,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageMemoryUtilization"},
+            },
+        )
+        _wait(lambda: ecs.describe_services(services=["hold"])["services"][0]["desiredCount"] == 2, "memory scale-out", 60)
+        activities = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]
+        assert any("triggered policy memory" in a["Cause"] for a in activities if a["StatusCode"] == "Successful")
+    finally:
+        server.stop()
+        remove_server_containers(docker_client, server)
