@@ -5,7 +5,8 @@ Theory of operation
 The agent talks to the control plane only through ``ControlLink`` (agent/link.py,
 docs/agent-protocol.md), the same for the server's own host (in process) and every other host
 (HTTP): it registers its host as a container instance, watches its assignments from a revision,
-reports every change of a task, and sends heartbeats. It never reads the control plane's store.
+reports every change of a task, sends heartbeats, and reports its tasks' CPU and memory
+(``agent/usage_reports.py``). It never reads the control plane's store.
 
 A task it is given for the first time gets its host ports from this host's allocator, and is
 kept on this host (``AgentState``, ``--state-dir``) before any ``docker create``. The agent then

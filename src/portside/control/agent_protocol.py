@@ -14,6 +14,9 @@ every other host's (HTTP, SigV4, ``Portside.*`` actions of the API):
 - ``heartbeat``: the agent is alive. Every call counts; an agent silent for ``--agent-ttl``
   is ``agentConnected: false`` and gets nothing new.
 
+The agents' fifth call, ``PublishMetrics`` (their tasks' CPU and memory), is
+``control/usage_reports.py``'s.
+
 Only the control plane's own writes of a task (placement, a stop, load balancer targets) move
 the task's revision; an agent's report does not, so it never comes back as an assignment.
 """
