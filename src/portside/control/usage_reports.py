@@ -106,7 +106,7 @@ def _task_report(
         if not isinstance(item, dict):
             raise InvalidParameterException(f"{at} must be an object.")
         name = item.get("containerName")
-        if name not in names:
+        if not isinstance(name, str) or name not in names:
             raise InvalidParameterException(f"{at}.containerName: task {task.id} has no container {name!r}.")
         if any(s.name == name for s in samples):
             raise InvalidParameterException(f"{at}.containerName: {name} is reported twice.")
