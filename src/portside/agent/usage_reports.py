@@ -67,8 +67,9 @@ class UsageReporter:
                 {"cluster": self.agent.cluster, "containerInstance": instance, "tasks": batch}
             )
             given = answer.get("reportSeconds")
-            if isinstance(given, (int, float)) and not isinstance(given, bool) and MIN_REPORT_S <= given <= MAX_REPORT_S:
-                self.interval_s = float(given)
+            if isinstance(given, (int, float)) and not isinstance(given, bool):
+                if MIN_REPORT_S <= given <= MAX_REPORT_S:
+                    self.interval_s = float(given)
 
     async def measure(self) -> list[dict[str, Any]]:
         """One entry per RUNNING task with a readable container: what goes in ``tasks``."""

@@ -115,7 +115,9 @@ def _task_report(
         if cpu_ns is not None and (
             not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= u.MAX_SAMPLE_S
         ):
-            raise InvalidParameterException(f"{at}.seconds must be a number above 0 and at most {u.MAX_SAMPLE_S:g} with cpuNanoseconds.")
+            raise InvalidParameterException(
+                f"{at}.seconds must be a number above 0 and at most {u.MAX_SAMPLE_S:g} with cpuNanoseconds."
+            )
         if cpu_ns is None and seconds is not None:
             raise InvalidParameterException(f"{at}.seconds is only given with cpuNanoseconds.")
         samples.append(u.ContainerSample(name, cpu_ns, float(seconds) if cpu_ns is not None else None,

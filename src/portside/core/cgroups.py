@@ -120,7 +120,8 @@ def locate(memberships: list[Membership], mounts: list[CgroupMount]) -> dict[str
         member = next((m for m in memberships if controller in m.controllers), None)
         directory = None
         if member is not None:
-            directory = _under_mount(member.path, [m for m in mounts if m.version == 1 and controller in m.controllers], 1)
+            holding = [m for m in mounts if m.version == 1 and controller in m.controllers]
+            directory = _under_mount(member.path, holding, 1)
         if directory is None and unified is not None:
             directory = _under_mount(unified.path, [m for m in mounts if m.version == 2], 2)
         if directory is not None:
@@ -139,12 +140,13 @@ def _under_mount(path: str, mounts: list[CgroupMount], version: int) -> CgroupDi
             continue
         depth = root.count("/")  # the most specific mount (a delegated subtree) wins over its parents
         if depth > best_depth:
-            best, best_depth = CgroupDir(mount.mount_point.joinpath(*[p for p in path[len(root):].split("/") if p]), version), depth
+            below = [part for part in path[len(root) :].split("/") if part]
+            best, best_depth = CgroupDir(mount.mount_point.joinpath(*below), version), depth
     return best
 
 
 def cpu_ns(version: int, text: str) -> int:
-    """Cumulative CPU time in nanoseconds from ``cpuacct.usage`` (v1) or ``cpu.stat`` (v2); ValueError when it does not read."""
+    """Cumulative CPU nanoseconds from ``cpuacct.usage`` (v1) or ``cpu.stat`` (v2); ValueError when it does not read."""
     if version == 1:
         return _non_negative(text.strip(), "cpuacct.usage")
     return _non_negative(_stat(text, "usage_usec", "cpu.stat"), "cpu.stat usage_usec") * 1000
@@ -152,7 +154,10 @@ def cpu_ns(version: int, text: str) -> int:
 
 def memory_bytes(version: int, usage_text: str, stat_text: str) -> int:
     """Memory in use as ``docker stats`` counts it: usage less inactive page cache; ValueError when it does not read."""
-    usage_file, inactive_key = ("memory.usage_in_bytes", "total_inactive_file") if version == 1 else ("memory.current", "inactive_file")
+    if version == 1:
+        usage_file, inactive_key = "memory.usage_in_bytes", "total_inactive_file"
+    else:
+        usage_file, inactive_key = "memory.current", "inactive_file"
     usage = _non_negative(usage_text.strip(), usage_file)
     try:
         inactive = _non_negative(_stat(stat_text, inactive_key, "memory.stat"), f"memory.stat {inactive_key}")
