@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from portside.agent.link import LinkError, LinkRefused
-from portside.agent.usage import CgroupReader
+from portside.agent.usage import CgroupReader, Usage
 from portside.core.cgroups import CgroupDir
 from portside.core.lifecycle import ContainerStatus, TaskStatus
 from portside.core.utilisation import MAX_REPORT_S, MAX_TASKS_PER_REPORT, MIN_REPORT_S
@@ -72,40 +72,53 @@ class UsageReporter:
                     self.interval_s = float(given)
 
     async def measure(self) -> list[dict[str, Any]]:
-        """One entry per RUNNING task with a readable container: what goes in ``tasks``."""
-        entries = []
-        live: set[str] = set()
-        for task in list(self.agent.tasks.values()):
-            if task.last_status is not TaskStatus.RUNNING:
-                continue
-            containers = []
-            for container in task.containers:
-                if container.docker_id is None or container.last_status is not ContainerStatus.RUNNING:
-                    continue
-                live.add(container.docker_id)
-                sample = await self._sample(container.docker_id)
-                if sample is not None:
-                    containers.append({"containerName": container.name, **sample})
-            if containers:
-                entries.append({"task": task.arn, "containers": containers})
+        """One entry per RUNNING task with a readable container: what goes in ``tasks``.
+
+        The files are read on a worker thread, all in one go: in the server the agent shares its
+        event loop with the proxy, which must not wait on a few hundred file reads.
+        """
+        running = [
+            (task, container)
+            for task in list(self.agent.tasks.values()) if task.last_status is TaskStatus.RUNNING
+            for container in task.containers
+            if container.docker_id is not None and container.last_status is ContainerStatus.RUNNING
+        ]
+        live = {container.docker_id for _, container in running if container.docker_id is not None}
         for gone in set(self._dirs) - live:  # stopped containers: forget them
             self._dirs.pop(gone, None)
             self._last_cpu.pop(gone, None)
+        for docker_id in live - set(self._dirs):
+            await self._locate(docker_id)
+        readings = await asyncio.to_thread(self._read_all, [d for d in live if d in self._dirs])
+        entries: list[dict[str, Any]] = []
+        by_task: dict[str, list[dict[str, Any]]] = {}
+        for task, container in running:
+            sample = self._sample(container.docker_id, readings) if container.docker_id else None
+            if sample is not None:
+                if task.arn not in by_task:
+                    by_task[task.arn] = []
+                    entries.append({"task": task.arn, "containers": by_task[task.arn]})
+                by_task[task.arn].append({"containerName": container.name, **sample})
         return entries
 
-    async def _sample(self, docker_id: str) -> dict[str, Any] | None:
-        dirs = self._dirs.get(docker_id)
-        if dirs is None:
-            try:
-                state = await self.agent.driver.inspect(docker_id)
-            except DriverError:
-                return None
-            dirs = self.reader.locate(state.pid) if state is not None else {}
-            if not dirs:
-                return None
-            self._dirs[docker_id] = dirs
-        now = self.monotonic()
-        usage = self.reader.read(dirs)
+    async def _locate(self, docker_id: str) -> None:
+        """Find a container's cgroup through Docker: its main process names it."""
+        try:
+            state = await self.agent.driver.inspect(docker_id)
+        except DriverError:
+            return
+        if state is not None and state.pid > 0:
+            dirs = await asyncio.to_thread(self.reader.locate, state.pid)
+            if dirs:
+                self._dirs[docker_id] = dirs
+
+    def _read_all(self, docker_ids: list[str]) -> dict[str, tuple[float, Usage]]:
+        return {docker_id: (self.monotonic(), self.reader.read(self._dirs[docker_id])) for docker_id in docker_ids}
+
+    def _sample(self, docker_id: str, readings: dict[str, tuple[float, Usage]]) -> dict[str, Any] | None:
+        if docker_id not in readings:
+            return None
+        now, usage = readings[docker_id]
         if usage.cpu_ns is None and usage.memory_bytes is None:
             self._dirs.pop(docker_id, None)  # gone, or moved: look it up again next round
             self._last_cpu.pop(docker_id, None)
