@@ -26,6 +26,8 @@ from portside.api.server import ApiServer
 from portside.config import ServerConfig
 from portside.control.plane import ControlPlane
 from portside.control.store import Store
+from portside.core.lifecycle import TaskStatus
+from tests.support.agent_tasks import make_task
 
 REGION = "us-east-1"
 KEY, SECRET = "AKIAPORTSIDEAGENT01", "agent-secret-0123456789"
@@ -158,6 +160,28 @@ def test_a_refusal_of_the_operation_is_link_refused_naming_the_field(server: Ser
             "heartbeat",
             {"containerInstance": "arn:aws:ecs:us-east-1:000000000000:container-instance/default/ab"},
         )
+
+
+def test_usage_reports_are_recorded_and_a_bad_one_is_refused_naming_the_field(server: Server) -> None:
+    """PublishMetrics over HTTP: the same operation the server's own agent calls in process."""
+    credentials = Credentials(KEY, SECRET)
+    registered, _ = call([server.url], credentials, "register", register_request())
+    arn = registered["containerInstance"]["containerInstanceArn"]
+    task = make_task(arn, group="service:web")  # 128 CPU units reserved
+    task.last_status = TaskStatus.RUNNING
+    server.store.put_task(task)
+    used = {"containerName": "web", "cpuNanoseconds": 125_000_000, "seconds": 1.0, "memoryBytes": 1 << 20}
+    request = {"cluster": "default", "containerInstance": arn, "tasks": [{"task": task.arn, "containers": [used]}]}
+    answer, _ = call([server.url], credentials, "publish_metrics", request)
+    assert answer == {"acknowledgment": "ACCEPTED", "ignored": [], "reportSeconds": 20.0}
+    dimensions = {"ClusterName": "default", "ServiceName": "web"}
+    (point,) = server.store.metric_datapoints(REGION, "AWS/ECS", "CPUUtilization", dimensions, 0, 2e9)
+    assert point.stats.sum == 100.0  # an eighth of a core against 128 units
+    request["tasks"][0]["containers"][0]["memoryBytes"] = -1
+    with pytest.raises(LinkRefused, match=r"HTTP 400 .*tasks\[0\].containers\[0\].memoryBytes must be an integer"):
+        call([server.url], credentials, "publish_metrics", request)
+    (point,) = server.store.metric_datapoints(REGION, "AWS/ECS", "CPUUtilization", dimensions, 0, 2e9)
+    assert point.stats.sample_count == 1  # the refused report recorded nothing
 
 
 # -- failover

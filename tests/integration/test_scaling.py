@@ -12,6 +12,7 @@ import pytest
 from botocore.config import Config
 from prometheus_client.parser import text_string_to_metric_families
 
+from portside.control.store import Store
 from tests.integration.conftest import remove_server_containers
 from tests.support.server import PortsideProcess, free_port
 
@@ -125,8 +126,18 @@ def test_request_count_scales_out_and_back_in(tmp_path: Path, docker_client: Any
         remove_server_containers(docker_client, server)
 
 
+def server_store(server: PortsideProcess) -> Store:
+    """The server's own store (its --store, else the SQLite file in its state dir), opened beside it."""
+    args = server.extra_args
+    return Store(args[args.index("--store") + 1] if "--store" in args else server.state_dir / "portside.db")
+
+
 def test_cpu_utilisation_scales_out(tmp_path: Path, docker_client: Any, busybox_image: str) -> None:
-    """Copies that burn more CPU than they reserved (128 units = 1/8 core) read as >100 % and scale out."""
+    """Copies that burn more CPU than they reserved (128 units = 1/8 core) read as >100 % and scale out.
+
+    The server's own agent measures the copy's cgroup and reports it (PublishMetrics); the control
+    plane records AWS/ECS CPUUtilization and MemoryUtilization per service and cluster in the
+    store, and target tracking reads them from there."""
     server = PortsideProcess(tmp_path / "state", "--scaling-period", "1", "--stop-timeout", "1")
     server.start()
     try:
@@ -154,6 +165,56 @@ def test_cpu_utilisation_scales_out(tmp_path: Path, docker_client: Any, busybox_
         _wait(lambda: ecs.describe_services(services=["burn"])["services"][0]["desiredCount"] == 2, "CPU scale-out", 60)
         activities = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]
         assert any("triggered policy cpu" in a["Cause"] for a in activities if a["StatusCode"] == "Successful")
+        store = server_store(server)
+        try:
+            service = {"ClusterName": "default", "ServiceName": "burn"}
+
+            def points(metric: str, dimensions: dict[str, str]) -> list[Any]:
+                return store.metric_datapoints("us-east-1", "AWS/ECS", metric, dimensions, 0, time.time() + 60)
+
+            cpu = points("CPUUtilization", service)
+            assert max(p.stats.maximum for p in cpu) > 100  # a spinning shell against 1/8 of a core
+            assert {p.unit for p in cpu} == {"Percent"} and {p.resolution for p in cpu} == {1}  # --scaling-period 1
+            memory = points("MemoryUtilization", service)  # against the 16 MiB hard limit
+            assert memory and all(0 < p.stats.maximum <= 100 for p in memory)
+            assert points("CPUUtilization", {"ClusterName": "default"})
+            assert points("MemoryUtilization", {"ClusterName": "default"})
+        finally:
+            store.close()
+    finally:
+        server.stop()
+        remove_server_containers(docker_client, server)
+
+
+def test_memory_utilisation_scales_out(tmp_path: Path, docker_client: Any, busybox_image: str) -> None:
+    """A copy holding 20 MB of its 64 MiB (about 30 %) is over a 20 % memory target and scales out."""
+    server = PortsideProcess(tmp_path / "state", "--scaling-period", "1", "--stop-timeout", "1")
+    server.start()
+    try:
+        ecs = server.client()
+        aas = server.client("application-autoscaling")
+        td = ecs.register_task_definition(
+            family="hold",
+            containerDefinitions=[{"name": "hold", "image": busybox_image, "memory": 64, "stopTimeout": 1,
+                                   "command": ["sh", "-c", "x=$(yes | head -c 20000000); while :; do sleep 1; done"]}],
+        )["taskDefinition"]
+        ecs.create_service(serviceName="hold", taskDefinition=td["taskDefinitionArn"], desiredCount=1)
+        resource = "service/default/hold"
+        aas.register_scalable_target(
+            ServiceNamespace="ecs", ResourceId=resource, ScalableDimension="ecs:service:DesiredCount",
+            MinCapacity=1, MaxCapacity=2,
+        )
+        aas.put_scaling_policy(
+            PolicyName="memory", ServiceNamespace="ecs", ResourceId=resource,
+            ScalableDimension="ecs:service:DesiredCount", PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": 20.0, "ScaleOutCooldown": 0, "ScaleInCooldown": 0, "DisableScaleIn": True,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageMemoryUtilization"},
+            },
+        )
+        _wait(lambda: ecs.describe_services(services=["hold"])["services"][0]["desiredCount"] == 2, "memory scale-out", 60)
+        activities = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]
+        assert any("triggered policy memory" in a["Cause"] for a in activities if a["StatusCode"] == "Successful")
     finally:
         server.stop()
         remove_server_containers(docker_client, server)

@@ -5,7 +5,8 @@ Theory of operation
 The agent talks to the control plane only through ``ControlLink`` (agent/link.py,
 docs/agent-protocol.md), the same for the server's own host (in process) and every other host
 (HTTP): it registers its host as a container instance, watches its assignments from a revision,
-reports every change of a task, and sends heartbeats. It never reads the control plane's store.
+reports every change of a task, sends heartbeats, and reports its tasks' CPU and memory
+(``agent/usage_reports.py``). It never reads the control plane's store.
 
 A task it is given for the first time gets its host ports from this host's allocator, and is
 kept on this host (``AgentState``, ``--state-dir``) before any ``docker create``. The agent then
@@ -41,6 +42,7 @@ from portside.agent.link import ControlLink, LinkError, LinkRefused
 from portside.agent.ports import assign_ports, reassign_port, restore_holdings
 from portside.agent.specs import build_spec, task_volume_names
 from portside.agent.state import AgentState
+from portside.agent.usage_reports import UsageReporter
 from portside.config import AWSVPC_NETWORK_NAME, ServerConfig
 from portside.core.dependencies import condition_met, dependencies, start_order
 from portside.core.firewall import parse_sources
@@ -75,7 +77,7 @@ AWSVPC_CAPABILITY = "ecs.capability.task-eni"
 # What a refusal says when the instance was deregistered (control/agent_protocol.py).
 DEREGISTERED_MARK = "was deregistered"
 # The agent's own loops (not work on a task).
-LOOPS = frozenset({"watch", "report", "heartbeat", "resync"})
+LOOPS = frozenset({"watch", "report", "heartbeat", "resync", "usage"})
 
 
 class HostAgent:
@@ -121,6 +123,8 @@ class HostAgent:
         self.before_start: Callable[[], Awaitable[None]] | None = None
         # Called with the load balancers' source CIDRs the control plane sends (the firewall admits them).
         self.on_lb_sources: list[Callable[[tuple[str, ...]], None]] = []
+        # Reads the running containers' CPU and memory and reports them (PublishMetrics).
+        self.usage = UsageReporter(self)
 
     @property
     def instance_arn(self) -> str | None:
@@ -168,6 +172,7 @@ class HostAgent:
         self._spawn(self._report_forever(), "report")
         self._spawn(self._heartbeat_forever(), "heartbeat")
         self._spawn(self._resync_forever(), "resync")
+        self._spawn(self.usage.run_forever(), "usage")
 
     async def close(self) -> None:
         for work in list(self._work):

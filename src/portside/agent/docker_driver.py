@@ -313,4 +313,5 @@ def _state_from_inspect(data: dict[str, Any]) -> ContainerState:
         health=health,
         ports=dict(settings.get("Ports") or {}),
         ip_addresses={name: n.get("IPAddress", "") for name, n in networks.items() if n.get("IPAddress")},
+        pid=int(state.get("Pid") or 0),
     )

@@ -83,6 +83,7 @@ class ContainerState:
     health: str | None = None  # None | starting | healthy | unhealthy
     ports: dict[str, list[dict[str, str]] | None] = field(default_factory=dict)
     ip_addresses: dict[str, str] = field(default_factory=dict)
+    pid: int = 0  # the main process on the host (Docker's State.Pid; 0 when not running): names its cgroup
 
     @property
     def running(self) -> bool:

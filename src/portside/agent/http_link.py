@@ -70,6 +70,9 @@ class HttpLink:
     async def heartbeat(self, request: dict[str, Any]) -> dict[str, Any]:
         return await self._call("Heartbeat", request)
 
+    async def publish_metrics(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("PublishMetrics", request)
+
     async def watch_routes(self, request: dict[str, Any]) -> dict[str, Any]:
         """The routing snapshot, once its revision differs from ``sinceRevision`` (``portside lb``)."""
         return await self._call("WatchRoutes", request)

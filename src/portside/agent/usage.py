@@ -1,46 +1,68 @@
-"""CPU and memory use of containers, read from cgroup v1 files (no Docker stats call: those take 1-2 s each).
+"""CPU and memory use of this host's containers, read from their cgroups (no Docker stats call: those take 1-2 s each).
 
-CPU is the cumulative ``cpuacct.usage`` in nanoseconds (the caller takes the
-difference between two samples); memory is ``memory.usage_in_bytes`` less the
-inactive page cache (``total_inactive_file``), as ``docker stats`` reports it.
-Both the cgroupfs (``docker/<id>``) and systemd (``system.slice/docker-<id>.scope``)
-layouts are looked up.
+The container's cgroup is found through Docker: its main process (``State.Pid``, which the driver
+reports) names it in ``/proc/<pid>/cgroup``, and ``/proc/self/mountinfo`` says where each
+hierarchy is mounted; ``core/cgroups.py`` joins the two and reads the counters, for cgroup v1,
+v2 and the hybrid layout, whatever the cgroup driver (cgroupfs or systemd) or parent. A container
+keeps its process and so its cgroup for its whole life, so the directories are looked up once per
+container and then only its counter files are read.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from portside.core import cgroups
+from portside.core.cgroups import CgroupDir
 
-
-def _dir(controller: str, container_id: str, root: Path) -> Path | None:
-    for relative in (f"docker/{container_id}", f"system.slice/docker-{container_id}.scope"):
-        path = root / controller / relative
-        if path.is_dir():
-            return path
-    return None
+PROC = Path("/proc")
 
 
-def cpu_ns(container_id: str, root: Path = CGROUP_ROOT) -> int | None:
-    path = _dir("cpuacct", container_id, root)
-    try:
-        return int((path / "cpuacct.usage").read_text()) if path else None
-    except (OSError, ValueError):
-        return None
+@dataclass(frozen=True)
+class Usage:
+    """A container's counters now: cumulative CPU nanoseconds and memory in use (None: not readable)."""
+
+    cpu_ns: int | None
+    memory_bytes: int | None
 
 
-def memory_bytes(container_id: str, root: Path = CGROUP_ROOT) -> int | None:
-    path = _dir("memory", container_id, root)
-    if path is None:
-        return None
-    try:
-        usage = int((path / "memory.usage_in_bytes").read_text())
-        inactive = 0
-        for line in (path / "memory.stat").read_text().splitlines():
-            if line.startswith("total_inactive_file "):
-                inactive = int(line.split()[1])
-                break
-        return max(usage - inactive, 0)
-    except (OSError, ValueError):
-        return None
+class CgroupReader:
+    """Reads containers' cgroups; ``proc`` and ``root`` move it onto a fixture tree in tests."""
+
+    def __init__(self, proc: Path = PROC, root: Path = Path("/")) -> None:
+        self.proc = proc
+        self.root = root
+
+    def locate(self, pid: int) -> dict[str, CgroupDir]:
+        """The counter directories (``cgroups.CPU``, ``cgroups.MEMORY``) of process ``pid``; {} when it is gone."""
+        if pid <= 0:
+            return {}
+        try:
+            memberships = (self.proc / str(pid) / "cgroup").read_text()
+            mounts = (self.proc / "self" / "mountinfo").read_text()
+        except OSError:
+            return {}
+        return cgroups.locate(cgroups.parse_memberships(memberships), cgroups.parse_mounts(mounts))
+
+    def read(self, dirs: dict[str, CgroupDir]) -> Usage:
+        """The counters now; a resource whose files are missing or do not read is None."""
+        cpu = memory = None
+        where = dirs.get(cgroups.CPU)
+        if where is not None:
+            try:
+                (stat,) = self._texts(where.files(cgroups.CPU))
+                cpu = cgroups.cpu_ns(where.version, stat)
+            except (OSError, ValueError):
+                cpu = None
+        where = dirs.get(cgroups.MEMORY)
+        if where is not None:
+            try:
+                usage, stat = self._texts(where.files(cgroups.MEMORY))
+                memory = cgroups.memory_bytes(where.version, usage, stat)
+            except (OSError, ValueError):
+                memory = None
+        return Usage(cpu, memory)
+
+    def _texts(self, paths: tuple[PurePosixPath, ...]) -> list[str]:
+        return [(self.root / str(path).lstrip("/")).read_text() for path in paths]

@@ -14,6 +14,9 @@ every other host's (HTTP, SigV4, ``Portside.*`` actions of the API):
 - ``heartbeat``: the agent is alive. Every call counts; an agent silent for ``--agent-ttl``
   is ``agentConnected: false`` and gets nothing new.
 
+The agents' fifth call, ``PublishMetrics`` (their tasks' CPU and memory), is
+``control/usage_reports.py``'s.
+
 Only the control plane's own writes of a task (placement, a stop, load balancer targets) move
 the task's revision; an agent's report does not, so it never comes back as an assignment.
 """
@@ -89,7 +92,7 @@ def register_container_instance(plane: ControlPlane, region: str, params: dict[s
 
 
 async def poll_assignments(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
-    instance = _instance(plane, region, params)
+    instance = registered_instance(plane, region, params)
     arn = instance["containerInstanceArn"]
     since = params.get("sinceRevision")
     wait_s = params.get("waitSeconds", 0)
@@ -146,7 +149,7 @@ def submit_task_state_change(plane: ControlPlane, region: str, params: dict[str,
 
 
 def heartbeat(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
-    instance = _instance(plane, region, params)
+    instance = registered_instance(plane, region, params)
     plane.saw_agent(instance["containerInstanceArn"])
     return {"heartbeatSeconds": heartbeat_interval(plane), "ttlSeconds": plane.config.agent_ttl_s,
             "lbSources": lb_sources(plane)}
@@ -184,7 +187,7 @@ def heartbeat_interval(plane: ControlPlane) -> float:
 # -- checking what agents send
 
 
-def _instance(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+def registered_instance(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     cluster = arns.cluster_name(params.get("cluster") or "default")
     reference = params.get("containerInstance")
     if isinstance(reference, str) and reference.startswith("arn:"):

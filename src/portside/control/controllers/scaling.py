@@ -1,16 +1,17 @@
-"""Reactive scaling: every metric period, turn live measurements into datapoints and act.
+"""Reactive scaling: every metric period, turn measurements into datapoints and act.
 
-Once per ``--scaling-period`` seconds the scaler records one datapoint per
-service metric — average CPU and memory utilisation of its RUNNING tasks, and
-requests per target per minute of every target group — then, for every
-registered scalable target, asks the pure ``core.autoscale.decide`` and applies
-the answer through the service API (``autoscaling.apply_decision``), so every copy
+Once per ``--scaling-period`` seconds the scaler records requests per target per minute of every
+target group, then, for every registered scalable target, asks the pure ``core.autoscale.decide``
+and applies the answer through the service API (``autoscaling.apply_decision``), so every copy
 added or removed is registered and drained like any other.
 
-Utilisation is a percentage of what the task reserved: CPU against the task's
-``cpu`` (else the sum of its containers' ``cpu``, else 1024 units = one core);
-memory against the task's ``memory`` (else the sum of its containers' hard
-limits, else their reservations).
+CPU and memory utilisation are not measured here: every host's agent reports its tasks' use
+(``PublishMetrics``, ``control/usage_reports.py``), recorded as ``AWS/ECS`` ``CPUUtilization`` and
+``MemoryUtilization`` per service in the metric store, and ECSServiceAverageCPUUtilization /
+ECSServiceAverageMemoryUtilization read those buckets' averages back. Utilisation is a percentage
+of what the task reserved (``core/utilisation.py``): CPU against the task's ``cpu`` (else the sum
+of its containers' ``cpu``, else 1024 units = one core); memory against the task's ``memory``
+(else the sum of its containers' hard limits, else their reservations).
 """
 
 from __future__ import annotations
@@ -20,20 +21,19 @@ import logging
 from collections import defaultdict, deque
 from typing import Any
 
-from portside.agent import usage
 from portside.control import autoscaling, scaling_policies
 from portside.control import services as svc
 from portside.control import rounds
 from portside.control.plane import ControlPlane
 from portside.core import autoscale as core
+from portside.core import utilisation
 from portside.core.lifecycle import TaskStatus
-from portside.core.task import Task
 
 log = logging.getLogger("portside.scaler")
 
 HISTORY = 32  # datapoints kept per metric: more than the 15 of target tracking's scale-in window
-DEFAULT_CPU_UNITS = 1024
-MIB = 1024 * 1024
+#: Target tracking's ECS metrics and the AWS/ECS metrics agents' reports are recorded as.
+ECS_METRICS = {core.ECS_CPU_UTILIZATION: utilisation.CPU_METRIC, core.ECS_MEMORY_UTILIZATION: utilisation.MEMORY_METRIC}
 
 
 class Scaler:
@@ -42,7 +42,6 @@ class Scaler:
         self.period_s = period_s
         self.history: dict[tuple[str, str], deque[tuple[float, float]]] = defaultdict(lambda: deque(maxlen=HISTORY))
         self.actions: dict[tuple[str, str], int] = defaultdict(int)  # (service ARN, direction) -> count
-        self._cpu_seen: dict[str, tuple[float, int]] = {}
         self._requests_seen: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -58,53 +57,11 @@ class Scaler:
         await rounds.every(self.period_s, lambda: self.tick(self.plane.clock()), "scaling round", log)
 
     def tick(self, now: float) -> None:
-        self._record_service_usage(now)
         self._record_requests(now)
         for target in autoscaling.scalable_targets(self.plane):
             self._evaluate(target, now)
 
     # -- measurements
-
-    def _record_service_usage(self, now: float) -> None:
-        by_service: dict[str, list[Task]] = defaultdict(list)
-        for task in self.plane.store.live_tasks():
-            if task.group and task.group.startswith("service:") and task.last_status is TaskStatus.RUNNING:
-                arn = svc.service_arn(self.plane, task.region, task.cluster, task.group[len("service:") :])
-                by_service[arn].append(task)
-        for arn, tasks in by_service.items():
-            cpu = [c for c in (self._cpu_percent(t, now) for t in tasks) if c is not None]
-            memory = [m for m in (self._memory_percent(t) for t in tasks) if m is not None]
-            if cpu:
-                self.history[(arn, core.ECS_CPU_UTILIZATION)].append((now, sum(cpu) / len(cpu)))
-            if memory:
-                self.history[(arn, core.ECS_MEMORY_UTILIZATION)].append((now, sum(memory) / len(memory)))
-
-    def _cpu_percent(self, task: Task, now: float) -> float | None:
-        total = 0
-        for container in task.containers:
-            sample = usage.cpu_ns(container.docker_id) if container.docker_id else None
-            if sample is None:
-                return None
-            total += sample
-        previous = self._cpu_seen.get(task.arn)
-        self._cpu_seen[task.arn] = (now, total)
-        if previous is None or now <= previous[0]:
-            return None
-        units = task.cpu or sum(c.cpu for c in task.containers) or DEFAULT_CPU_UNITS
-        cores = units / 1024
-        return (total - previous[1]) / ((now - previous[0]) * 1e9 * cores) * 100
-
-    def _memory_percent(self, task: Task) -> float | None:
-        reserved = task.memory or sum(c.memory or c.memory_reservation or 0 for c in task.containers)
-        if not reserved:
-            return None
-        used = 0
-        for container in task.containers:
-            sample = usage.memory_bytes(container.docker_id) if container.docker_id else None
-            if sample is None:
-                return None
-            used += sample
-        return used / (reserved * MIB) * 100
 
     def _record_requests(self, now: float) -> None:
         lb = self.plane.lb
@@ -134,7 +91,10 @@ class Scaler:
             metric = policy.metric if isinstance(policy, core.TargetTrackingPolicy) else policy.alarm.metric if policy.alarm else None
             if metric is None or metric in metrics:
                 continue
-            metrics[metric] = list(self.history.get(self._history_key(arn, metric), ()))
+            if metric in ECS_METRICS:
+                metrics[metric] = self._service_utilisation(target, ECS_METRICS[metric], now)
+            else:
+                metrics[metric] = list(self.history.get(self._history_key(arn, metric), ()))
         running = sum(
             1 for t in plane.store.live_tasks()
             if t.group == f"service:{target.service}" and t.cluster == target.cluster and t.region == target.region
@@ -150,6 +110,15 @@ class Scaler:
         autoscaling.apply_decision(plane, target.region, target.resource_id, decision, now)
         if decision.scales:
             self.actions[(arn, decision.direction.value)] += 1
+
+    def _service_utilisation(self, target: autoscaling.ScalableTargetState, metric: str, now: float) -> list[tuple[float, float]]:
+        """The service's AWS/ECS ``metric`` from the store: (bucket start, average) of the recent buckets."""
+        bucket = utilisation.bucket_s(self.period_s)
+        points = self.plane.store.metric_datapoints(
+            target.region, utilisation.NAMESPACE, metric, {"ClusterName": target.cluster, "ServiceName": target.service},
+            now - HISTORY * max(bucket, self.period_s), now + bucket,
+        )
+        return [(p.ts, p.stats.sum / p.stats.sample_count) for p in points if p.stats.sample_count > 0]
 
     def _history_key(self, service_arn: str, metric: str) -> tuple[str, str]:
         metric_type, _, label = metric.partition("/")
