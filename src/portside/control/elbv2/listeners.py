@@ -53,10 +53,7 @@ def _protocol(value: Any) -> str:
     if value is None:
         raise validation("A listener protocol must be specified")
     if value not in ("HTTP", "HTTPS"):
-        raise fail(
-            "UnsupportedProtocol",
-            f"Protocol '{value}' is not supported by load balancers of type 'application' (HTTP, HTTPS)",
-        )
+        raise validation(f"Listener protocol '{value}' must be one of 'HTTP, HTTPS' for a load balancer of type 'application'")
     return str(value)
 
 
