@@ -994,7 +994,7 @@ def test_describe_pages_with_marker_and_page_size(env: Env) -> None:
 def test_query_protocol_edge(env: Env) -> None:
     status, body = post(env, b"Action=NoSuchThing&Version=2015-12-01", FORM)
     assert status == 400 and "<Code>InvalidAction</Code>" in body and "<Type>Sender</Type>" in body
-    status, body = post(env, b"Action=DescribeSSLPolicies&Version=2015-12-01", FORM)
+    status, body = post(env, b"Action=DescribeTrustStores&Version=2015-12-01", FORM)
     assert status == 400 and "<Code>InvalidAction</Code>" in body and "not implemented" in body
     status, body = post(env, b"Version=2015-12-01", FORM)
     assert status == 400 and "<Code>MissingAction</Code>" in body

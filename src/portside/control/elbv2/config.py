@@ -30,6 +30,7 @@ from portside.core.lb.errors import ElbError
 from portside.core.lb.model import (
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_RULE_PRIORITY,
+    DEFAULT_SSL_POLICY,
     Action,
     Certificate,
     Condition,
@@ -116,6 +117,7 @@ def listener_model(
         rules=_rule_models(rules),
         certificates=certs,
         idle_timeout_s=int(lb.get("_attributes", {}).get(IDLE_TIMEOUT_KEY, DEFAULT_IDLE_TIMEOUT_S)),
+        ssl_policy=listener.get("SslPolicy") or DEFAULT_SSL_POLICY,
     )
 
 

@@ -9,8 +9,9 @@ API's own port, and a port where a target on this host is registered, are refuse
 ``ValidationError`` (a loop into portside, ``core/lb/loops.py``).
 
 HTTPS listeners need exactly one certificate imported with ``portside cert import``
-(``CertificateNotFound`` otherwise); ``SslPolicy`` is echoed (AWS's default
-``ELBSecurityPolicy-2016-08``; the proxy uses Python's TLS defaults whatever it says).
+(``CertificateNotFound`` otherwise); ``SslPolicy`` names one of AWS's predefined security
+policies (``SSLPolicyNotFound`` otherwise; default ``ELBSecurityPolicy-2016-08``), whose
+protocol versions and ciphers the proxy applies to the listener (``proxy/tls.py``).
 ``AlpnPolicy`` may only be ``HTTP1Only`` or ``None`` (the proxy speaks HTTP/1.1); mutual TLS is
 refused. Creating a listener that exists with the same settings returns it (idempotent).
 
@@ -25,6 +26,7 @@ from typing import Any
 
 from portside.control.elbv2 import config, loops, rules, tags
 from portside.control.elbv2.certificates import require_certificates
+from portside.control.elbv2.ssl_policies import check_policy
 from portside.control.elbv2.common import (
     fail,
     listener_arn,
@@ -37,10 +39,9 @@ from portside.control.elbv2.common import (
     with_marker,
 )
 from portside.control.plane import ControlPlane
-from portside.core.lb.model import Listener
+from portside.core.lb.model import DEFAULT_SSL_POLICY, Listener
 from portside.core.lb.runtime import ListenerBindError
 
-DEFAULT_SSL_POLICY = "ELBSecurityPolicy-2016-08"
 MAX_LISTENERS_PER_LOAD_BALANCER = 50
 SUPPORTED_ALPN = ("HTTP1Only", "None")
 KNOWN_ALPN = ("HTTP1Only", "HTTP2Only", "HTTP2Optional", "HTTP2Preferred", "None")
@@ -55,13 +56,6 @@ def _protocol(value: Any) -> str:
     if value not in ("HTTP", "HTTPS"):
         raise validation(f"Listener protocol '{value}' must be one of 'HTTP, HTTPS' for a load balancer of type 'application'")
     return str(value)
-
-
-def _ssl_policy(value: Any) -> str:
-    text = str(value)
-    if not text.startswith("ELBSecurityPolicy-"):
-        raise fail("SSLPolicyNotFound", f"SSL policy '{text}' not found")
-    return text
 
 
 def _alpn(value: Any) -> list[str] | None:
@@ -107,7 +101,7 @@ def _tls(
     if len(certs) > 1:
         raise fail("TooManyCertificates", "Exactly one certificate (the default certificate) can be specified")
     if ssl_policy:
-        policy = _ssl_policy(ssl_policy)
+        policy = check_policy(ssl_policy)
     elif current is not None and current.get("SslPolicy"):
         policy = current["SslPolicy"]
     else:

@@ -1,0 +1,129 @@
+"""An HTTPS listener's SslPolicy on the wire: a real server process, driven by the AWS CLI v1, and a
+real TLS client refused below the policy's lowest version (and above its highest) and served at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server import PortsideProcess, free_port
+from tests.support.tls import self_signed
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.docker
+
+V = ssl.TLSVersion
+
+
+class Cli:
+    """``python -m awscli elbv2 ...`` against one server, with no user configuration."""
+
+    def __init__(self, server: PortsideProcess, tmp_path: Path) -> None:
+        self.base = [sys.executable, "-m", "awscli", "elbv2", "--endpoint-url", server.endpoint,
+                     "--region", "us-east-1", "--output", "json"]
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self.env.update(
+            AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_CONFIG_FILE=str(tmp_path / "no-config"),
+            AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"), AWS_EC2_METADATA_DISABLED="true",
+            AWS_PAGER="",
+        )
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.base, *args], capture_output=True, text=True, env=self.env, timeout=90, check=False)
+
+    def __call__(self, *args: str) -> Any:
+        done = self.run(*args)
+        assert done.returncode == 0, f"aws elbv2 {' '.join(args)}: {done.stderr}"
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    def fails(self, code: str, *args: str) -> str:
+        done = self.run(*args)
+        assert done.returncode != 0 and f"({code})" in done.stderr, done.stderr
+        return done.stderr
+
+
+def get(port: int, version: ssl.TLSVersion) -> bytes | None:
+    """The answer to GET / over TLS limited to ``version``, or None when the handshake is refused."""
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.1 on purpose
+        client.minimum_version = client.maximum_version = version
+    client.set_ciphers("DEFAULT:@SECLEVEL=0")  # the client would speak TLS 1.1: only the server may refuse
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            tls = client.wrap_socket(raw, server_hostname="policy.test")
+        except (ssl.SSLError, ConnectionResetError):
+            return None
+        with tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: policy.test\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while chunk := tls.recv(65536):
+                reply += chunk
+            return reply
+
+
+def test_the_listener_policy_decides_which_tls_versions_are_served(tmp_path: Path) -> None:
+    server = PortsideProcess(tmp_path / "state")
+    server.start()
+    try:
+        cert, key = self_signed(tmp_path, "policy.test")
+        imported = subprocess.run(
+            [sys.executable, "-m", "portside.cli.main", "cert", "import", "policy", str(cert), str(key),
+             "--endpoint", server.endpoint],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert imported.returncode == 0, imported.stderr
+        cert_arn = imported.stdout.strip().split()[-1]
+        aws = Cli(server, tmp_path)
+
+        [policy] = aws("describe-ssl-policies", "--names", "ELBSecurityPolicy-TLS-1-2-2017-01")["SslPolicies"]
+        assert policy["SslProtocols"] == ["TLSv1.2"]
+        aws.fails("SSLPolicyNotFound", "describe-ssl-policies", "--names", "ELBSecurityPolicy-Nope")
+
+        lb = aws("create-load-balancer", "--name", "policy", "--scheme", "internal")["LoadBalancers"][0]
+        port = free_port()
+        answer = json.dumps([{"Type": "fixed-response", "FixedResponseConfig": {
+            "StatusCode": "200", "ContentType": "text/plain", "MessageBody": "served"}}])
+        aws.fails("SSLPolicyNotFound", "create-listener", "--load-balancer-arn", lb["LoadBalancerArn"],
+                  "--protocol", "HTTPS", "--port", str(port), "--certificates", f"CertificateArn={cert_arn}",
+                  "--ssl-policy", "ELBSecurityPolicy-Nope", "--default-actions", answer)
+        assert aws("describe-listeners", "--load-balancer-arn", lb["LoadBalancerArn"])["Listeners"] == []
+
+        [listener] = aws(
+            "create-listener", "--load-balancer-arn", lb["LoadBalancerArn"], "--protocol", "HTTPS",
+            "--port", str(port), "--certificates", f"CertificateArn={cert_arn}",
+            "--ssl-policy", "ELBSecurityPolicy-TLS-1-2-2017-01", "--default-actions", answer,
+        )["Listeners"]
+        assert listener["SslPolicy"] == "ELBSecurityPolicy-TLS-1-2-2017-01"
+        served = eventually(lambda: get(port, V.TLSv1_2), what="an answer over TLS 1.2")
+        assert served.startswith(b"HTTP/1.1 200") and served.endswith(b"served")
+        assert get(port, V.TLSv1_1) is None  # below the policy's lowest version
+        assert get(port, V.TLSv1_3) is None  # above its highest
+
+        aws("modify-listener", "--listener-arn", listener["ListenerArn"], "--ssl-policy", "ELBSecurityPolicy-TLS-1-1-2017-01")
+        served = eventually(lambda: get(port, V.TLSv1_1), what="an answer over TLS 1.1 once the policy allows it")
+        assert served.startswith(b"HTTP/1.1 200")
+
+        modified = aws("modify-listener", "--listener-arn", listener["ListenerArn"],
+                       "--ssl-policy", "ELBSecurityPolicy-TLS13-1-3-2021-06")["Listeners"][0]
+        assert modified["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-3-2021-06"
+        eventually(lambda: get(port, V.TLSv1_2) is None, what="TLS 1.2 refused after the policy change")
+        assert (get(port, V.TLSv1_3) or b"").startswith(b"HTTP/1.1 200")
+        aws.fails("SSLPolicyNotFound", "modify-listener", "--listener-arn", listener["ListenerArn"],
+                  "--ssl-policy", "ELBSecurityPolicy-Nope")
+        [kept] = aws("describe-listeners", "--listener-arns", listener["ListenerArn"])["Listeners"]
+        assert kept["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-3-2021-06"
+        assert (get(port, V.TLSv1_3) or b"").startswith(b"HTTP/1.1 200")
+    finally:
+        server.stop()
