@@ -233,6 +233,8 @@ def modify_listener(plane: ControlPlane, region: str, params: dict[str, Any]) ->
         body["AlpnPolicy"] = alpn
     if protocol == "HTTPS" and current.get("_sniCertificates"):
         body["_sniCertificates"] = current["_sniCertificates"]  # SNI certificates outlive a modify
+    if current.get("_attributes"):
+        body["_attributes"] = current["_attributes"]  # so do its attributes (listener_attributes.py)
     rule_bodies = rules.listener_rules(plane, arn)
     default_rule = next(r for r in rule_bodies if r.get("IsDefault"))
     new_default = dict(default_rule, Actions=actions)

@@ -33,6 +33,7 @@ from portside.control.elbv2.common import (
     validation,
     with_marker,
 )
+from portside.control.elbv2.load_balancer_network import check_ip_address_type, zones
 from portside.control.plane import ControlPlane
 
 _REFUSED_OPTIONS = {
@@ -54,27 +55,6 @@ def dns_name(name: str, lb_id: str, region: str, scheme: str) -> str:
     return f"{prefix}{name}-{int(lb_id[:8], 16)}.{region}.elb.localhost"
 
 
-def _zones(region: str, subnets: list[str], mappings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    letters = string.ascii_lowercase
-    zones: list[dict[str, Any]] = []
-    for i, subnet in enumerate(subnets):
-        zones.append({"ZoneName": f"{region}{letters[i % 26]}", "SubnetId": subnet, "LoadBalancerAddresses": []})
-    for i, mapping in enumerate(mappings, start=len(subnets)):
-        address = {
-            k: mapping[k]
-            for k in ("AllocationId", "PrivateIPv4Address", "IPv6Address")
-            if mapping.get(k)
-        }
-        zones.append(
-            {
-                "ZoneName": f"{region}{letters[i % 26]}",
-                "SubnetId": mapping.get("SubnetId", ""),
-                "LoadBalancerAddresses": [address] if address else [],
-            }
-        )
-    return zones
-
-
 # -- API operations
 
 
@@ -90,12 +70,7 @@ def create_load_balancer(plane: ControlPlane, region: str, params: dict[str, Any
             "only (Type application)",
         )
     scheme = params.get("Scheme") or "internet-facing"
-    ip_type = params.get("IpAddressType") or "ipv4"
-    if ip_type != "ipv4":
-        raise fail(
-            "InvalidConfigurationRequest",
-            f"IP address type '{ip_type}' is not supported: portside's listeners bind IPv4 addresses (ipv4)",
-        )
+    ip_type = check_ip_address_type(params.get("IpAddressType"))
     for key, what in _REFUSED_OPTIONS.items():
         if params.get(key):
             raise fail("InvalidConfigurationRequest", f"{key}: portside does not support {what}")
@@ -132,7 +107,7 @@ def create_load_balancer(plane: ControlPlane, region: str, params: dict[str, Any
         "Scheme": scheme,
         "State": {"Code": "active"},
         "Type": lb_type,
-        "AvailabilityZones": _zones(region, subnets, mappings),
+        "AvailabilityZones": zones(region, subnets, mappings),
         "SecurityGroups": groups,
         "IpAddressType": ip_type,
         "_settings": settings,

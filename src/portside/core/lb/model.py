@@ -139,6 +139,7 @@ class Listener:
     certificates: tuple[Certificate, ...] = ()  # first is the default; the rest are served by SNI
     idle_timeout_s: int = DEFAULT_IDLE_TIMEOUT_S
     ssl_policy: str = DEFAULT_SSL_POLICY  # HTTPS only: protocols and ciphers (core/lb/ssl_policies.py)
+    server_header: bool = True  # routing.http.response.server.enabled: a Server header on the proxy's own answers
 
 
 @dataclass(frozen=True)
