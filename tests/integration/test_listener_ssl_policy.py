@@ -4,17 +4,16 @@ real TLS client refused below the policy's lowest version (and above its highest
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.aws_cli import AwsCli
 from tests.support.server import PortsideProcess, free_port
 from tests.support.tls import self_signed
 from tests.support.waiting import eventually
@@ -22,33 +21,6 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.docker
 
 V = ssl.TLSVersion
-
-
-class Cli:
-    """``python -m awscli elbv2 ...`` against one server, with no user configuration."""
-
-    def __init__(self, server: PortsideProcess, tmp_path: Path) -> None:
-        self.base = [sys.executable, "-m", "awscli", "elbv2", "--endpoint-url", server.endpoint,
-                     "--region", "us-east-1", "--output", "json"]
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        self.env.update(
-            AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_CONFIG_FILE=str(tmp_path / "no-config"),
-            AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"), AWS_EC2_METADATA_DISABLED="true",
-            AWS_PAGER="",
-        )
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.base, *args], capture_output=True, text=True, env=self.env, timeout=90, check=False)
-
-    def __call__(self, *args: str) -> Any:
-        done = self.run(*args)
-        assert done.returncode == 0, f"aws elbv2 {' '.join(args)}: {done.stderr}"
-        return json.loads(done.stdout) if done.stdout.strip() else None
-
-    def fails(self, code: str, *args: str) -> str:
-        done = self.run(*args)
-        assert done.returncode != 0 and f"({code})" in done.stderr, done.stderr
-        return done.stderr
 
 
 def get(port: int, version: ssl.TLSVersion) -> bytes | None:
@@ -85,7 +57,7 @@ def test_the_listener_policy_decides_which_tls_versions_are_served(tmp_path: Pat
         )
         assert imported.returncode == 0, imported.stderr
         cert_arn = imported.stdout.strip().split()[-1]
-        aws = Cli(server, tmp_path)
+        aws = AwsCli(server, tmp_path, "elbv2")
 
         [policy] = aws("describe-ssl-policies", "--names", "ELBSecurityPolicy-TLS-1-2-2017-01")["SslPolicies"]
         assert policy["SslProtocols"] == ["TLSv1.2"]
