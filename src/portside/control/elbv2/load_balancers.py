@@ -27,7 +27,6 @@ from portside.control.elbv2.common import (
     new_id,
     paginate,
     public,
-    require,
     require_all,
     require_by_names,
     validation,
