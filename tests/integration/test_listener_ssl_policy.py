@@ -97,5 +97,17 @@ def test_the_listener_policy_decides_which_tls_versions_are_served(tmp_path: Pat
         [kept] = aws("describe-listeners", "--listener-arns", listener["ListenerArn"])["Listeners"]
         assert kept["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-3-2021-06"
         assert (get(port, V.TLSv1_3) or b"").startswith(b"HTTP/1.1 200")
+
+        server.stop()  # the policy is stored: a restarted server binds the listener with it
+        server.start()
+        def after_restart() -> bytes | None:
+            try:
+                return get(port, V.TLSv1_3)
+            except ConnectionRefusedError:  # not bound yet
+                return None
+
+        served = eventually(after_restart, what="the listener again after a restart")
+        assert served.startswith(b"HTTP/1.1 200")
+        assert get(port, V.TLSv1_2) is None
     finally:
         server.stop()
