@@ -87,6 +87,8 @@ def test_load_balancer_network_settings_and_attributes(aws: AwsCli) -> None:
                                     "--ip-address-type", "dualstack")
     assert "subnet-5" in aws.fails("ValidationError", "set-subnets", "--load-balancer-arn", lb,
                                    "--subnets", "subnet-5", "subnet-5")
+    assert "sg-8" in aws.fails("ValidationError", "set-security-groups", "--load-balancer-arn", lb,
+                               "--security-groups", "sg-8", "sg-8")
     assert aws("describe-load-balancers", "--load-balancer-arns", lb)["LoadBalancers"] == [described]
 
     attributes = {a["Key"]: a["Value"] for a in aws("describe-load-balancer-attributes", "--load-balancer-arn", lb)["Attributes"]}
