@@ -33,10 +33,14 @@ def aws(server: PortsideProcess, tmp_path: Path) -> AwsCli:
     return AwsCli(server, tmp_path, "elbv2")
 
 
-def answer_head(port: int) -> bytes:
-    """The head of the answer to GET / on a plain HTTP listener."""
+GOOD = b"GET / HTTP/1.1\r\nHost: cli.test\r\nConnection: close\r\n\r\n"
+NO_HOST = b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"  # answered 400 by the proxy's parser
+
+
+def answer_head(port: int, request: bytes = GOOD) -> bytes:
+    """The head of the answer to ``request`` on a plain HTTP listener."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(b"GET / HTTP/1.1\r\nHost: cli.test\r\nConnection: close\r\n\r\n")
+        conn.sendall(request)
         reply = b""
         while chunk := conn.recv(65536):
             reply += chunk
@@ -56,11 +60,15 @@ def test_listener_attributes_and_the_server_header_on_the_wire(aws: AwsCli) -> N
     assert attributes["routing.http.response.x_frame_options.header_value"] == ""
     head = eventually(lambda: answer_head(port), what="the listener's answer")
     assert head.startswith(b"HTTP/1.1 200") and b"\r\nServer: portside" in head
+    refused = answer_head(port, NO_HOST)
+    assert refused.startswith(b"HTTP/1.1 400") and b"\r\nServer: portside" in refused
 
     aws("modify-listener-attributes", "--listener-arn", arn,
         "--attributes", "Key=routing.http.response.server.enabled,Value=false")
     eventually(lambda: b"\r\nServer:" not in answer_head(port), what="answers without a Server header")
     assert answer_head(port).startswith(b"HTTP/1.1 200")
+    refused = answer_head(port, NO_HOST)
+    assert refused.startswith(b"HTTP/1.1 400") and b"\r\nServer:" not in refused
     message = aws.fails("InvalidConfigurationRequest", "modify-listener-attributes", "--listener-arn", arn,
                         "--attributes", "Key=routing.http.response.x_frame_options.header_value,Value=DENY")
     assert "x_frame_options" in message
