@@ -410,9 +410,8 @@ class Exchange:
         self.finished = True
         if not self.body_done:
             self.keep_alive = False
-        self.client.write(
-            simple_response(status, headers, body, self.keep_alive, self.is_head, self.client.listener.config.server_header)
-        )
+        server = self.client.listener.config.server_header
+        self.client.write(simple_response(status, headers, body, self.keep_alive, self.is_head, server))
         self.client.exchange_done(self)
 
     def abandon(self) -> None:

@@ -26,7 +26,6 @@ from typing import Any
 
 from portside.control.elbv2 import config, loops, rules, tags
 from portside.control.elbv2.certificates import require_certificates
-from portside.control.elbv2.ssl_policies import check_policy
 from portside.control.elbv2.common import (
     fail,
     listener_arn,
@@ -38,6 +37,7 @@ from portside.control.elbv2.common import (
     validation,
     with_marker,
 )
+from portside.control.elbv2.ssl_policies import check_policy
 from portside.control.plane import ControlPlane
 from portside.core.lb.model import DEFAULT_SSL_POLICY, Listener
 from portside.core.lb.runtime import ListenerBindError
@@ -54,7 +54,9 @@ def _protocol(value: Any) -> str:
     if value is None:
         raise validation("A listener protocol must be specified")
     if value not in ("HTTP", "HTTPS"):
-        raise validation(f"Listener protocol '{value}' must be one of 'HTTP, HTTPS' for a load balancer of type 'application'")
+        raise validation(
+            f"Listener protocol '{value}' must be one of 'HTTP, HTTPS' for a load balancer of type 'application'"
+        )
     return str(value)
 
 
