@@ -254,6 +254,7 @@ def test_network_setting_refusals_name_the_value_and_change_nothing(env: Env) ->
         (env.elb.set_subnets, {"Subnets": ["subnet-2", "subnet-2"]}, "ValidationError", "subnet-2"),
         (env.elb.set_subnets, {"Subnets": ["subnet-2"], "SubnetMappings": [{"SubnetId": "subnet-3"}]}, "ValidationError", "not both"),
         (env.elb.set_subnets, {}, "ValidationError", "subnet"),
+        (env.elb.set_subnets, {"SubnetMappings": [{"PrivateIPv4Address": "10.0.0.9"}]}, "ValidationError", "SubnetId"),
         (env.elb.set_subnets, {"Subnets": ["subnet-2"], "EnablePrefixForIpv6SourceNat": "on"}, "InvalidConfigurationRequest",
          "EnablePrefixForIpv6SourceNat"),
         (env.elb.set_security_groups, {"SecurityGroups": ["sg-2", "sg-2"]}, "ValidationError", "sg-2"),

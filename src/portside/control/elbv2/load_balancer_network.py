@@ -5,7 +5,7 @@ DescribeLoadBalancers (and by the call itself, as AWS answers it): ``Availabilit
 entry per subnet, named ``<region>a``, ``<region>b``... in the order given. What portside checks:
 
 - SetSubnets takes ``Subnets`` or ``SubnetMappings`` (one of them, not both, at least one
-  subnet, each once: ``ValidationError``);
+  subnet, each once, every mapping naming its ``SubnetId``: ``ValidationError``);
 - SetSecurityGroups takes the new list (each group once; an empty list removes them all);
   ``EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic`` is a Network Load Balancer setting,
   refused here as AWS refuses it for an Application Load Balancer;
@@ -85,7 +85,9 @@ def set_subnets(plane: ControlPlane, region: str, params: dict[str, Any]) -> dic
         raise validation("You can specify subnets or subnet mappings, not both")
     if not subnets and not mappings:
         raise validation("You must specify subnets or subnet mappings")
-    _once(subnets or [str(m.get("SubnetId", "")) for m in mappings], "Subnet")
+    if any(not m.get("SubnetId") for m in mappings):
+        raise validation("Every subnet mapping must specify a SubnetId")
+    _once(subnets or [str(m["SubnetId"]) for m in mappings], "Subnet")
     ip_type = check_ip_address_type(params.get("IpAddressType") or body.get("IpAddressType"))
     if (params.get("EnablePrefixForIpv6SourceNat") or "off") != "off":
         raise fail("InvalidConfigurationRequest", "EnablePrefixForIpv6SourceNat: portside does not support IPv6 source NAT prefixes")
