@@ -393,7 +393,8 @@ class ClientConnection:
             self._stop_reading(status)  # _next answers it when its turn comes
             return
         if status:
-            self.write(error_response(status, keep_alive=False))  # after a batched response before it
+            # after a batched response before it
+            self.write(error_response(status, False, self.listener.config.server_header))
             self.runtime.count_elb_error(status)
         self.flush()
         self.transport.close()

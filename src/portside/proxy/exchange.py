@@ -403,14 +403,15 @@ class Exchange:
         self.client.runtime.count_elb_error(status)
         if not self.body_done:
             self.keep_alive = False  # we did not read the whole request body
-        self.client.write(error_response(status, self.keep_alive))
+        self.client.write(error_response(status, self.keep_alive, self.client.listener.config.server_header))
         self.client.exchange_done(self)
 
     def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         self.finished = True
         if not self.body_done:
             self.keep_alive = False
-        self.client.write(simple_response(status, headers, body, self.keep_alive, self.is_head))
+        server = self.client.listener.config.server_header
+        self.client.write(simple_response(status, headers, body, self.keep_alive, self.is_head, server))
         self.client.exchange_done(self)
 
     def abandon(self) -> None:

@@ -156,17 +156,23 @@ def error_page(status: int) -> bytes:
     return body
 
 
-def error_response(status: int, keep_alive: bool) -> bytes:
+SERVER_HEADER = b"Server: portside\r\n"
+
+
+def error_response(status: int, keep_alive: bool, server: bool = True) -> bytes:
+    """``server``: with the Server header (the listener's ``routing.http.response.server.enabled``)."""
     body = error_page(status)
     connection = b"keep-alive" if keep_alive else b"close"
     return (
-        b"HTTP/1.1 %d %s\r\nServer: portside\r\nContent-Type: text/html\r\nContent-Length: %d\r\nConnection: %s\r\n\r\n"
-        % (status, REASONS.get(status, b""), len(body), connection)
+        b"HTTP/1.1 %d %s\r\n%sContent-Type: text/html\r\nContent-Length: %d\r\nConnection: %s\r\n\r\n"
+        % (status, REASONS.get(status, b""), SERVER_HEADER if server else b"", len(body), connection)
     ) + body
 
 
-def simple_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool, head: bool) -> bytes:
-    lines = [b"HTTP/1.1 %d %s\r\nServer: portside\r\n" % (status, REASONS.get(status, b""))]
+def simple_response(
+    status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool, head: bool, server: bool = True
+) -> bytes:
+    lines = [b"HTTP/1.1 %d %s\r\n%s" % (status, REASONS.get(status, b""), SERVER_HEADER if server else b"")]
     lines.extend(b"%s: %s\r\n" % (name, value) for name, value in headers)
     lines.append(b"Content-Length: %d\r\nConnection: %s\r\n\r\n" % (len(body), b"keep-alive" if keep_alive else b"close"))
     if not head:

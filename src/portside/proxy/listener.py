@@ -11,7 +11,7 @@ from portside.core.lb.model import Listener
 from portside.core.lb.runtime import ListenerBindError
 from portside.proxy.client import ClientConnection
 from portside.proxy.ports import describe_port_holder
-from portside.proxy.tls import server_context
+from portside.proxy.tls import apply_policy, server_context
 
 if TYPE_CHECKING:
     from portside.proxy.routes import ListenerRoutes
@@ -56,7 +56,7 @@ class ListenerRuntime:
         self.sock = sock
         if self.config.protocol == "HTTPS":
             try:
-                self.ssl = server_context(self.config.certificates)
+                self.ssl = server_context(self.config.certificates, self.config.ssl_policy)
             except (OSError, ValueError) as exc:
                 sock.close()
                 raise ListenerBindError(f"Cannot load the listener's certificate: {exc}.") from exc
@@ -91,10 +91,12 @@ class ListenerRuntime:
         return True
 
     def reconfigure(self, config: Listener, routes: ListenerRoutes) -> None:
-        if config.certificates != self.config.certificates and config.protocol == "HTTPS":
-            fresh = server_context(config.certificates)
+        changed = config.certificates != self.config.certificates or config.ssl_policy != self.config.ssl_policy
+        if changed and config.protocol == "HTTPS":
+            fresh = server_context(config.certificates, config.ssl_policy)
             if self.ssl is not None:
-                # New handshakes use the new certificates; the context object is shared with the server.
+                # New handshakes use the new certificates and policy; the context object is shared with the server.
+                apply_policy(self.ssl, config.ssl_policy)
                 self.ssl.sni_callback = fresh.sni_callback
                 self.ssl.load_cert_chain(config.certificates[0].cert_path, config.certificates[0].key_path)
         self.config = config

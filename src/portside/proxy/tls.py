@@ -1,12 +1,21 @@
-"""TLS on both sides of the proxy: termination (one SSLContext per certificate, chosen by SNI)
-and the client context it speaks to HTTPS targets with."""
+"""TLS on both sides of the proxy: termination (one SSLContext per certificate, chosen by SNI,
+each with the listener's security policy) and the client context it speaks to HTTPS targets with."""
 
 from __future__ import annotations
 
 import ssl
+import warnings
 from typing import Any
 
-from portside.core.lb.model import Certificate
+from portside.core.lb import ssl_policies
+from portside.core.lb.model import DEFAULT_SSL_POLICY, Certificate
+
+_VERSIONS = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
 
 
 def certificate_names(cert_path: str) -> list[str]:
@@ -21,9 +30,31 @@ def certificate_names(cert_path: str) -> list[str]:
     return [n.lower() for n in names]
 
 
-def _context(cert: Certificate) -> ssl.SSLContext:
+def apply_policy(context: ssl.SSLContext, name: str) -> None:
+    """Set ``context``'s protocol versions and TLS 1.2-and-earlier ciphers to the security policy
+    ``name`` (an unknown name, which the API never stores, is the default policy).
+
+    OpenSSL 3 negotiates TLS 1.0 and 1.1 only at security level 0, so a policy that allows them
+    gets that level; its cipher list still limits the ciphers to the policy's own.
+    """
+    policy = ssl_policies.policy(name) or ssl_policies.POLICIES[DEFAULT_SSL_POLICY]
+    # the widest range first, so setting either bound never crosses the other
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.maximum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
+    with warnings.catch_warnings():
+        # Python deprecates TLS 1.0 and 1.1; the policies that allow them are AWS's, chosen by name
+        warnings.filterwarnings("ignore", "ssl.TLSVersion.TLSv1", DeprecationWarning)
+        context.minimum_version = _VERSIONS[policy.minimum_protocol]
+        context.maximum_version = _VERSIONS[policy.maximum_protocol]
+    ciphers = policy.openssl_cipher_list()
+    if ciphers:
+        legacy = policy.minimum_protocol in ("TLSv1", "TLSv1.1")
+        context.set_ciphers(ciphers + (":@SECLEVEL=0" if legacy else ""))
+
+
+def _context(cert: Certificate, policy: str) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2  # ELBSecurityPolicy-2016-08 allows 1.0+; we do not
+    apply_policy(context, policy)
     context.load_cert_chain(cert.cert_path, cert.key_path)
     context.set_alpn_protocols(["http/1.1"])
     return context
@@ -35,10 +66,11 @@ def _matches(name: str, pattern: str) -> bool:
     return name == pattern
 
 
-def server_context(certificates: tuple[Certificate, ...]) -> ssl.SSLContext:
-    """The listener's context: the first certificate by default, the others by SNI server name."""
-    default = _context(certificates[0])
-    by_name = [(names, _context(c)) for c in certificates for names in [certificate_names(c.cert_path)]]
+def server_context(certificates: tuple[Certificate, ...], policy: str = DEFAULT_SSL_POLICY) -> ssl.SSLContext:
+    """The listener's context: the first certificate by default, the others by SNI server name,
+    all with the security policy ``policy``."""
+    default = _context(certificates[0], policy)
+    by_name = [(names, _context(c, policy)) for c in certificates for names in [certificate_names(c.cert_path)]]
 
     def pick(sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
         if not server_name:

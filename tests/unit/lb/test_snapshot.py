@@ -83,7 +83,8 @@ def rich_config(cert: Certificate = CERT) -> LbConfig:
         ),
     )
     listener = Listener(
-        "arn:listener/1", "arn:lb/1", "HTTPS", 8443, "0.0.0.0", rules, certificates=(cert,), idle_timeout_s=5
+        "arn:listener/1", "arn:lb/1", "HTTPS", 8443, "0.0.0.0", rules, certificates=(cert,), idle_timeout_s=5,
+        ssl_policy="ELBSecurityPolicy-TLS13-1-3-2021-06", server_header=False,
     )
     return LbConfig(listeners=(listener,), target_groups={group.arn: group})
 

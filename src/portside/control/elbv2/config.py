@@ -30,6 +30,7 @@ from portside.core.lb.errors import ElbError
 from portside.core.lb.model import (
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_RULE_PRIORITY,
+    DEFAULT_SSL_POLICY,
     Action,
     Certificate,
     Condition,
@@ -47,6 +48,7 @@ from portside.errors import PortsideError
 log = logging.getLogger("portside.elbv2")
 
 IDLE_TIMEOUT_KEY = "idle_timeout.timeout_seconds"
+SERVER_HEADER_KEY = "routing.http.response.server.enabled"  # a listener attribute (listener_attributes.py)
 
 
 # --------------------------------------------------------------------------- records -> model
@@ -116,6 +118,8 @@ def listener_model(
         rules=_rule_models(rules),
         certificates=certs,
         idle_timeout_s=int(lb.get("_attributes", {}).get(IDLE_TIMEOUT_KEY, DEFAULT_IDLE_TIMEOUT_S)),
+        ssl_policy=listener.get("SslPolicy") or DEFAULT_SSL_POLICY,
+        server_header=(listener.get("_attributes") or {}).get(SERVER_HEADER_KEY, "true") == "true",
     )
 
 

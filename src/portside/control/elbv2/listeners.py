@@ -9,8 +9,9 @@ API's own port, and a port where a target on this host is registered, are refuse
 ``ValidationError`` (a loop into portside, ``core/lb/loops.py``).
 
 HTTPS listeners need exactly one certificate imported with ``portside cert import``
-(``CertificateNotFound`` otherwise); ``SslPolicy`` is echoed (AWS's default
-``ELBSecurityPolicy-2016-08``; the proxy uses Python's TLS defaults whatever it says).
+(``CertificateNotFound`` otherwise); ``SslPolicy`` names one of AWS's predefined security
+policies (``SSLPolicyNotFound`` otherwise; default ``ELBSecurityPolicy-2016-08``), whose
+protocol versions and ciphers the proxy applies to the listener (``proxy/tls.py``).
 ``AlpnPolicy`` may only be ``HTTP1Only`` or ``None`` (the proxy speaks HTTP/1.1); mutual TLS is
 refused. Creating a listener that exists with the same settings returns it (idempotent).
 
@@ -36,11 +37,11 @@ from portside.control.elbv2.common import (
     validation,
     with_marker,
 )
+from portside.control.elbv2.ssl_policies import check_policy
 from portside.control.plane import ControlPlane
-from portside.core.lb.model import Listener
+from portside.core.lb.model import DEFAULT_SSL_POLICY, Listener
 from portside.core.lb.runtime import ListenerBindError
 
-DEFAULT_SSL_POLICY = "ELBSecurityPolicy-2016-08"
 MAX_LISTENERS_PER_LOAD_BALANCER = 50
 SUPPORTED_ALPN = ("HTTP1Only", "None")
 KNOWN_ALPN = ("HTTP1Only", "HTTP2Only", "HTTP2Optional", "HTTP2Preferred", "None")
@@ -53,18 +54,10 @@ def _protocol(value: Any) -> str:
     if value is None:
         raise validation("A listener protocol must be specified")
     if value not in ("HTTP", "HTTPS"):
-        raise fail(
-            "UnsupportedProtocol",
-            f"Protocol '{value}' is not supported by load balancers of type 'application' (HTTP, HTTPS)",
+        raise validation(
+            f"Listener protocol '{value}' must be one of 'HTTP, HTTPS' for a load balancer of type 'application'"
         )
     return str(value)
-
-
-def _ssl_policy(value: Any) -> str:
-    text = str(value)
-    if not text.startswith("ELBSecurityPolicy-"):
-        raise fail("SSLPolicyNotFound", f"SSL policy '{text}' not found")
-    return text
 
 
 def _alpn(value: Any) -> list[str] | None:
@@ -110,7 +103,7 @@ def _tls(
     if len(certs) > 1:
         raise fail("TooManyCertificates", "Exactly one certificate (the default certificate) can be specified")
     if ssl_policy:
-        policy = _ssl_policy(ssl_policy)
+        policy = check_policy(ssl_policy)
     elif current is not None and current.get("SslPolicy"):
         policy = current["SslPolicy"]
     else:
@@ -242,6 +235,8 @@ def modify_listener(plane: ControlPlane, region: str, params: dict[str, Any]) ->
         body["AlpnPolicy"] = alpn
     if protocol == "HTTPS" and current.get("_sniCertificates"):
         body["_sniCertificates"] = current["_sniCertificates"]  # SNI certificates outlive a modify
+    if current.get("_attributes"):
+        body["_attributes"] = current["_attributes"]  # so do its attributes (listener_attributes.py)
     rule_bodies = rules.listener_rules(plane, arn)
     default_rule = next(r for r in rule_bodies if r.get("IsDefault"))
     new_default = dict(default_rule, Actions=actions)

@@ -194,6 +194,7 @@ def describe_target_groups(plane: ControlPlane, region: str, params: dict[str, A
         bodies = require_by_names(plane, region, "targetgroup", names, "TargetGroupNotFound", "Target groups")
     else:
         bodies = _all(plane, region)
+    bodies = sorted(bodies, key=lambda b: b["TargetGroupName"])  # AWS lists target groups by name
     page, marker = paginate(bodies, params)
     return with_marker({"TargetGroups": [render(b, used_by) for b in page]}, marker)
 

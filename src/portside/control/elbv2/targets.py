@@ -17,9 +17,9 @@ makes it registered again.
 DescribeTargetHealth: draining rows answer ``draining``; targets of a group no listener rule
 forwards to answer ``unused`` / ``Target.NotInUse``; the others answer what the runtime's health
 checks say (``initial`` until the runtime knows the target). A target in the ``Targets`` filter
-that is not registered answers ``unused`` / ``Target.NotRegistered``, except an instance id that
-is no container instance at all (or a malformed IP address), which is ``InvalidTarget``. Both
-are what the ``target_deregistered`` waiter counts as success.
+that is not registered answers ``unused`` / ``Target.NotRegistered`` as on AWS, whether or not
+its instance id is a container instance (the ``target_deregistered`` waiter counts it as
+success); only a malformed IP address in an ``ip`` group's filter is ``InvalidTarget``.
 """
 
 from __future__ import annotations
@@ -74,17 +74,18 @@ def _targets(tg: dict[str, Any], items: Any) -> list[tuple[str, int, str | None]
 
 
 def _check_ids(plane: ControlPlane, region: str, tg: dict[str, Any], ids: list[str], registering: bool) -> None:
-    """InvalidTarget unless every id suits the group's target type."""
+    """InvalidTarget unless every id suits the group's target type (for DescribeTargetHealth, any
+    instance id does: one that is no container instance is simply not registered)."""
     if tg["TargetType"] == "instance":
+        if not registering:
+            return
         known = known_instance_ids(plane, region)
         unknown = list(dict.fromkeys(i for i in ids if i not in known))
         if unknown:
-            if registering:
-                raise fail(
-                    "InvalidTarget",
-                    f"The following targets are not in a running state and cannot be registered: {_quoted(unknown)}",
-                )
-            raise fail("InvalidTarget", f"The following targets are not valid instances: {_quoted(unknown)}")
+            raise fail(
+                "InvalidTarget",
+                f"The following targets are not in a running state and cannot be registered: {_quoted(unknown)}",
+            )
         return
     bad = []
     for target_id in ids:

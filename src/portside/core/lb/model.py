@@ -20,6 +20,8 @@ DEFAULT_MATCHER = "200"
 DEFAULT_DEREGISTRATION_DELAY_S = 300
 DEFAULT_STICKINESS_DURATION_S = 86400
 DEFAULT_IDLE_TIMEOUT_S = 60
+# What CreateListener uses when an HTTPS listener names no SslPolicy (the API's default; see core/lb/ssl_policies.py)
+DEFAULT_SSL_POLICY = "ELBSecurityPolicy-2016-08"
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ class Listener:
     rules: tuple[Rule, ...]  # sorted by priority, default rule last
     certificates: tuple[Certificate, ...] = ()  # first is the default; the rest are served by SNI
     idle_timeout_s: int = DEFAULT_IDLE_TIMEOUT_S
+    ssl_policy: str = DEFAULT_SSL_POLICY  # HTTPS only: protocols and ciphers (core/lb/ssl_policies.py)
+    server_header: bool = True  # routing.http.response.server.enabled: a Server header on the proxy's own answers
 
 
 @dataclass(frozen=True)
