@@ -30,6 +30,7 @@ from portside.control.doctor import HostDoctor
 from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
+from portside.control.secrets_key import CHECK_META_KEY, DEFAULT_KEY_FILE, SecretsKey
 from portside.control.controllers.scaling import Scaler
 from portside.control.controllers.services import ServiceController
 from portside.control.store import Store
@@ -97,6 +98,7 @@ class Server:
             log.warning(USERLAND_PROXY_WARNING)
         cluster = config.extra.get("cluster", "default")
         self.plane = ControlPlane(config, self.store, api_address=(config.api_host, config.api_port))
+        self.plane.secrets_key = open_secrets_key(self.store, config)
         if state.instance_arn is None:  # the ARN this host always had, so a state directory keeps its tasks
             machine = config.instance_id or host.read_machine_id()
             instance_id = arns.stable_hex_id("container-instance", machine, config.region, cluster)
@@ -261,6 +263,24 @@ def prepare_state_dir(path: Path) -> None:
     if mode != STATE_DIR_MODE:
         log.warning("state directory %s had mode %o; setting it to %o", path, mode, STATE_DIR_MODE)
         path.chmod(STATE_DIR_MODE)
+
+
+def open_secrets_key(store: Store, config: ServerConfig) -> SecretsKey:
+    """The key sealing secrets: --secrets-key-file, or the state directory's (created at first start).
+
+    The store keeps the key's fingerprint: a replica whose key is not the one the store's
+    secrets were sealed with is refused here, naming its key file.
+    """
+    if config.secrets_key_file is not None:
+        key = SecretsKey.load(Path(config.secrets_key_file))
+    else:
+        key = SecretsKey.load_or_create(Path(config.state_dir) / DEFAULT_KEY_FILE)
+    with store.transaction():
+        stored = store.get_meta(CHECK_META_KEY)
+        key.check_against(stored)
+        if stored is None:
+            store.put_meta(CHECK_META_KEY, key.fingerprint())
+    return key
 
 
 def _api_tls_context(files: tuple[Path, Path]) -> ssl.SSLContext:

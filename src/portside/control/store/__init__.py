@@ -10,6 +10,7 @@
 - ``scaling.py``: Application Auto Scaling targets, policies and activities;
 - ``health.py``: the load balancer's target health (the proxy's ``HealthStore``);
 - ``metrics.py``: CloudWatch metric datapoints (statistic sets per bucket);
+- ``secrets.py``: SSM parameters and Secrets Manager secrets (values sealed outside the store);
 - ``transfer.py``: a single host's state copied into an empty PostgreSQL store (``portside store migrate``).
 
 Callers group writes that must commit together in ``with store.transaction():``; no method
@@ -25,10 +26,12 @@ from portside.control.store.elbv2 import ElbRecords
 from portside.control.store.health import TargetHealthRecords
 from portside.control.store.metrics import MetricRecords
 from portside.control.store.scaling import ScalingRecords
+from portside.control.store.secrets import SecretRecords
 from portside.control.store.schema import SCHEMA
 
 __all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
 
 
-class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords):
+class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords,
+            SecretRecords):
     """The server's state store (see the module's docstring)."""

@@ -115,6 +115,19 @@ MIGRATIONS: list[str] = [
       PRIMARY KEY (region, namespace, metric_name, dimensions, resolution, ts));
     CREATE INDEX IF NOT EXISTS cw_datapoints_by_ts ON cw_datapoints (ts);
     """,
+    # 5: SSM parameters (one row per version) and Secrets Manager secrets and their versions
+    #    (store/secrets.py). Values are sealed with the key outside the database (control/secrets_key.py).
+    """
+    CREATE TABLE IF NOT EXISTS ssm_parameters (
+      region TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL, value TEXT NOT NULL,
+      PRIMARY KEY (region, name, version));
+    CREATE TABLE IF NOT EXISTS sm_secrets (
+      region TEXT NOT NULL, name TEXT NOT NULL, arn TEXT NOT NULL UNIQUE, body TEXT NOT NULL,
+      PRIMARY KEY (region, name));
+    CREATE TABLE IF NOT EXISTS sm_secret_versions (
+      arn TEXT NOT NULL, version_id TEXT NOT NULL, created REAL NOT NULL, stages TEXT NOT NULL, value TEXT NOT NULL,
+      PRIMARY KEY (arn, version_id));
+    """,
 ]
 
 #: The version this code writes: a store above it is refused.

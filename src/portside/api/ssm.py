@@ -1,0 +1,25 @@
+"""The SSM Parameter Store action table: ``X-Amz-Target: AmazonSSM.<Action>`` -> control-plane
+operation (JSON 1.1, ``ssm/2014-11-06``, signed for ``ssm``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from portside.control import ssm
+from portside.control.plane import ControlPlane
+
+TARGET_PREFIX = "AmazonSSM."
+SERVICE = "ssm"
+
+Operation = Callable[[ControlPlane, str, dict[str, Any]], dict[str, Any]]
+
+OPERATIONS: dict[str, Operation] = {
+    "PutParameter": ssm.put_parameter,
+    "GetParameter": ssm.get_parameter,
+    "GetParameters": ssm.get_parameters,
+    "GetParametersByPath": ssm.get_parameters_by_path,
+    "DescribeParameters": ssm.describe_parameters,
+    "DeleteParameter": ssm.delete_parameter,
+    "DeleteParameters": ssm.delete_parameters,
+}
