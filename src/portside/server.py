@@ -90,6 +90,7 @@ class Server:
             state = AgentState.load(Path(config.state_dir))  # before Docker, so a bad file stops nothing
         except ValueError as exc:
             raise PortsideError(str(exc)) from exc
+        secrets_key = load_secrets_key(config)  # before the store: a bad key file changes nothing
         self.store = Store(config.store or Path(config.state_dir) / "portside.db")
         log.info("store: %s (schema version %d, revision %d)", self.store.description,
                  self.store.schema_version(), self.store.revision())
@@ -98,7 +99,7 @@ class Server:
             log.warning(USERLAND_PROXY_WARNING)
         cluster = config.extra.get("cluster", "default")
         self.plane = ControlPlane(config, self.store, api_address=(config.api_host, config.api_port))
-        self.plane.secrets_key = open_secrets_key(self.store, config)
+        self.plane.secrets_key = check_secrets_key(self.store, secrets_key)
         if state.instance_arn is None:  # the ARN this host always had, so a state directory keeps its tasks
             machine = config.instance_id or host.read_machine_id()
             instance_id = arns.stable_hex_id("container-instance", machine, config.region, cluster)
@@ -265,16 +266,16 @@ def prepare_state_dir(path: Path) -> None:
         path.chmod(STATE_DIR_MODE)
 
 
-def open_secrets_key(store: Store, config: ServerConfig) -> SecretsKey:
-    """The key sealing secrets: --secrets-key-file, or the state directory's (created at first start).
-
-    The store keeps the key's fingerprint: a replica whose key is not the one the store's
-    secrets were sealed with is refused here, naming its key file.
-    """
+def load_secrets_key(config: ServerConfig) -> SecretsKey:
+    """The key sealing secrets: --secrets-key-file, or the state directory's (created at first start)."""
     if config.secrets_key_file is not None:
-        key = SecretsKey.load(Path(config.secrets_key_file))
-    else:
-        key = SecretsKey.load_or_create(Path(config.state_dir) / DEFAULT_KEY_FILE)
+        return SecretsKey.load(Path(config.secrets_key_file))
+    return SecretsKey.load_or_create(Path(config.state_dir) / DEFAULT_KEY_FILE)
+
+
+def check_secrets_key(store: Store, key: SecretsKey) -> SecretsKey:
+    """``key``, once it is the store's: the store keeps the fingerprint of the key its secrets are
+    sealed with (the first key it met), and a replica with another key is refused here, naming its file."""
     with store.transaction():
         stored = store.get_meta(CHECK_META_KEY)
         key.check_against(stored)

@@ -28,6 +28,7 @@ DEFAULT_KEY_ID = "alias/aws/ssm"
 MAX_VALUE = {"Standard": 4096, "Advanced": 8192}
 KEPT_VERSIONS = 100
 DESCRIBE_FILTER_KEYS = ("Name", "Path", "Type")
+_TOKEN_MARK = "after:"  # a NextToken is base64 of this and the last name given
 
 
 class SsmError(PortsideError):
@@ -302,7 +303,7 @@ def _page(
         after = batch[-1].name
         page.extend(p for p in batch if keep(p))
     if len(page) > size:
-        return page[:size], base64.urlsafe_b64encode(page[size - 1].name.encode()).decode()
+        return page[:size], base64.b64encode(f"{_TOKEN_MARK}{page[size - 1].name}".encode(), altchars=b"-_").decode()
     return page, None
 
 
@@ -310,9 +311,12 @@ def _token_name(token: Any) -> str:
     if not token:
         return ""
     try:
-        return base64.urlsafe_b64decode(str(token).encode()).decode("utf-8")
+        text = base64.b64decode(str(token).encode(), altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
-        raise SsmError("InvalidNextToken", "The specified token isn't valid.") from None
+        text = ""
+    if not text.startswith(_TOKEN_MARK):
+        raise SsmError("InvalidNextToken", "The specified token isn't valid.")
+    return text[len(_TOKEN_MARK):]
 
 
 def _filter_test(spec: dict[str, Any]) -> Any:
