@@ -35,12 +35,24 @@ def test_plaintext_is_in_neither_the_database_nor_its_wal(tmp_path: Path) -> Non
         if "--store" not in server.extra_args:  # SQLite: the database and its write-ahead log are files here
             assert {p.name for p in files} >= {"portside.db", "portside.db-wal"}
             assert any(b"/rest/secure" in p.read_bytes() for p in files)  # the search finds what is stored
+        else:  # PostgreSQL: every row of every table, as text
+            dump = _postgres_dump(server.extra_args[server.extra_args.index("--store") + 1])
+            assert "/rest/secure" in dump
+            assert secure not in dump and secret not in dump
         for path in (tmp_path / "state").rglob("*"):
             if path.is_file():
                 data = path.read_bytes()
                 assert secure.encode() not in data and secret.encode() not in data, path
     finally:
         server.stop()
+
+
+def _postgres_dump(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+        return "\n".join(str(row) for table in tables for row in conn.execute(f'SELECT * FROM "{table}"'))
 
 
 def test_the_key_file_is_created_owner_only_and_kept_across_restarts(tmp_path: Path) -> None:

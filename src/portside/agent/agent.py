@@ -384,6 +384,7 @@ class HostAgent:
         """Keep the task on this host, report it to the control plane, tell the local watchers."""
         if task.is_stopped:
             self.state.tasks.pop(task.arn, None)
+            self._secrets.pop(task.arn, None)  # stopped before it started: its secrets are not needed
         else:
             self.state.tasks[task.arn] = task.to_json()
         self._save()
