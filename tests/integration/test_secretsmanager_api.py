@@ -47,6 +47,10 @@ def test_create_and_read_by_name_full_and_partial_arn(sm: Any, name: str) -> Non
         assert (value["SecretString"], value["VersionId"], value["VersionStages"]) == ("s3cret", created["VersionId"], ["AWSCURRENT"])
     described = sm.describe_secret(SecretId=name)
     assert (described["Description"], described["VersionIdsToStages"]) == ("db password", {created["VersionId"]: ["AWSCURRENT"]})
+    retried = sm.create_secret(Name=name, SecretString="s3cret", ClientRequestToken=created["VersionId"])
+    assert (retried["ARN"], retried["VersionId"]) == (created["ARN"], created["VersionId"])  # a retry is idempotent
+    code, _ = _error(lambda: sm.create_secret(Name=name, SecretString="other", ClientRequestToken=created["VersionId"]))
+    assert code == "ResourceExistsException"
     code, message = _error(lambda: sm.create_secret(Name=name, SecretString="again"))
     assert (code, message) == ("ResourceExistsException", f"The operation failed because the secret {name} already exists.")
     code, message = _error(lambda: sm.get_secret_value(SecretId=f"{name}-missing"))

@@ -93,6 +93,9 @@ def create_secret(plane: ControlPlane, region: str, params: dict[str, Any]) -> d
                 raise _invalid_request(
                     "You can't create this secret because a secret with this name is already scheduled for deletion."
                 )
+            retried = _retried_version(plane, existing, params.get("ClientRequestToken"), value)
+            if retried is not None:  # the same request again (an SDK retry): the same answer
+                return {"ARN": existing["ARN"], "Name": name, "VersionId": retried}
             raise SecretsManagerError("ResourceExistsException", f"The operation failed because the secret {name} already exists.")
         body: dict[str, Any] = {
             "ARN": secret_arn(region, plane.account, name),
@@ -297,6 +300,14 @@ def _add_version(plane: ControlPlane, body: dict[str, Any], version_id: str, val
     unlabelled = [v for v in versions if not v.stages]
     for version in unlabelled[: max(len(versions) + 1 - KEPT_UNLABELLED_VERSIONS, 0)]:
         plane.store.delete_sm_version(arn, version.version_id)
+
+
+def _retried_version(plane: ControlPlane, body: dict[str, Any], token: str | None, value: str | None) -> str | None:
+    """The version ``token`` made with this very ``value``, if the secret has one (None otherwise)."""
+    if token is None or value is None:
+        return None
+    version = next((v for v in plane.store.sm_versions(body["ARN"]) if v.version_id == token), None)
+    return token if version is not None and _open(plane, body, version) == value else None
 
 
 def _open(plane: ControlPlane, body: dict[str, Any], version: StoredSecretVersion) -> str:
