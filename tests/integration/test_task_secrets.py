@@ -73,6 +73,11 @@ def _environment(docker_client: Any, task_arn: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.split("END-OF-ENV")[0].splitlines() if "=" in line)
 
 
+def _printed(container: Any) -> str | None:
+    text = container.logs().decode()
+    return text if "END-OF-ENV" in text else None
+
+
 def _files_holding(directory: Path, needle: str) -> list[str]:
     found = []
     for path in directory.rglob("*"):
@@ -159,3 +164,44 @@ def test_a_missing_json_key_or_deleted_secret_fails_the_task(portside: PortsideP
     task = _status(ecs, arn, "STOPPED")
     assert task["stopCode"] == "TaskFailedToStart"
     assert "marked for deletion" in task["stoppedReason"]
+
+
+def test_a_server_killed_between_two_containers_gets_the_secrets_again_for_the_second(
+    tmp_path: Path, docker_client: Any, busybox_image: str
+) -> None:
+    """The agent keeps secrets in memory only: after kill -9 between creating a task's two containers,
+    the restarted server's first assignment answer carries them again, and the second container has its own."""
+    server = PortsideProcess(tmp_path / "state")
+    server.start(env={"PORTSIDE_CRASH_AT": "after-create:1"})
+    try:
+        ssm = server.client("ssm")
+        values = {name: f"{name}:{uuid.uuid4().hex}" for name in ("first", "second")}
+        for name, value in values.items():
+            ssm.put_parameter(Name=f"/crash/{name}", Value=value, Type="SecureString")
+        containers = [
+            {"name": name, "image": busybox_image, "memory": 32, "stopTimeout": 1, "command": PRINT_ENV,
+             "secrets": [{"name": "VALUE", "valueFrom": f"/crash/{name}"}]}
+            for name in values
+        ]
+        ecs = server.client()
+        td = ecs.register_task_definition(family="crash-secrets", containerDefinitions=containers)["taskDefinition"]
+        try:
+            ecs.run_task(taskDefinition=td["taskDefinitionArn"])
+        except Exception:  # noqa: BLE001 - the server may die under the request
+            pass
+        assert server.wait_exit(60) == 137, server.log()
+        server.start()
+        ecs = server.client()
+        [arn] = ecs.list_tasks(family="crash-secrets")["taskArns"]
+        _status(ecs, arn, "RUNNING")
+        for container in docker_client.containers.list(filters={"label": f"com.amazonaws.ecs.task-arn={arn}"}):
+            name = container.labels["com.amazonaws.ecs.container-name"]
+            text = eventually(lambda c=container: _printed(c), timeout=30, what=f"{name} printed its environment")
+            assert f"VALUE={values[name]}\n" in text
+        assert _files_holding(server.state_dir, values["first"]) == []
+        assert _files_holding(server.state_dir, values["second"]) == []
+        ecs.stop_task(task=arn)
+        _status(ecs, arn, "STOPPED")
+    finally:
+        server.stop()
+        remove_server_containers(docker_client, server)
