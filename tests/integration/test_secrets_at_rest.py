@@ -14,9 +14,14 @@ import stat
 import uuid
 from pathlib import Path
 
-import pytest
+from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.conftest import remove_server_containers
 from tests.support.server import PortsideProcess
+from tests.support.waiting import eventually
 
 
 def _put_both(server: PortsideProcess, secure: str, secret: str) -> None:
@@ -125,3 +130,53 @@ def test_a_missing_key_file_is_refused_not_created(tmp_path: Path) -> None:
     log = _refused(PortsideProcess(tmp_path / "state", "--firewall", "off", "--secrets-key-file", str(missing)))
     assert f"secrets key file {missing} does not exist" in log
     assert not missing.exists()
+
+
+def _execute(server: PortsideProcess, sql: str) -> None:
+    """Run ``sql`` on the server's store (stopped), SQLite file or PostgreSQL database alike."""
+    if "--store" in server.extra_args:
+        import psycopg
+
+        with psycopg.connect(server.extra_args[server.extra_args.index("--store") + 1], autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+    else:
+        import sqlite3
+
+        with sqlite3.connect(server.state_dir / "portside.db") as conn:
+            conn.execute(sql)
+
+
+def test_a_value_moved_onto_another_record_does_not_open(tmp_path: Path, docker_client: Any, busybox_image: str) -> None:
+    """Each value is sealed for its own record: copied onto another row (a tampered database), it is
+    refused by the API, and a task that uses it fails to start, saying why, while others still poll."""
+    server = PortsideProcess(tmp_path / "state")
+    server.start()
+    try:
+        ssm = server.client("ssm")
+        ssm.put_parameter(Name="/moved/from", Value="from", Type="SecureString")
+        ssm.put_parameter(Name="/moved/to", Value="to", Type="SecureString")
+        server.stop()
+        _execute(server, "UPDATE ssm_parameters SET value = (SELECT value FROM ssm_parameters WHERE name = '/moved/from') "
+                         "WHERE name = '/moved/to'")
+        server.start()
+        ssm = server.client("ssm")
+        with pytest.raises(ClientError) as info:
+            ssm.get_parameter(Name="/moved/to", WithDecryption=True)
+        assert "does not open with the key" in info.value.response["Error"]["Message"]
+        assert ssm.get_parameter(Name="/moved/from", WithDecryption=True)["Parameter"]["Value"] == "from"
+        ecs = server.client()
+        definition = {"name": "app", "image": busybox_image, "memory": 32, "command": ["sleep", "60"],
+                      "secrets": [{"name": "X", "valueFrom": "/moved/to"}]}
+        td = ecs.register_task_definition(family="moved", containerDefinitions=[definition])["taskDefinition"]
+        arn = ecs.run_task(taskDefinition=td["taskDefinitionArn"])["tasks"][0]["taskArn"]
+
+        def stopped() -> dict[str, Any] | None:
+            task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
+            return task if task["lastStatus"] == "STOPPED" else None
+
+        task = eventually(stopped, timeout=60, what="the task stopped")
+        assert task["stopCode"] == "TaskFailedToStart"
+        assert task["stoppedReason"].startswith("ResourceInitializationError: unable to read the task's secrets")
+    finally:
+        server.stop()
+        remove_server_containers(docker_client, server)

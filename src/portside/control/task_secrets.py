@@ -16,6 +16,7 @@ from typing import Any
 
 from portside.control import secretsmanager, ssm
 from portside.control.plane import ControlPlane
+from portside.control.store.database import StoreUnavailable
 from portside.core import secret_refs
 from portside.core.secret_refs import ParameterSource, SecretSource, uses_secrets
 from portside.core.task import Task, TaskStatus
@@ -42,6 +43,10 @@ def for_agent(plane: ControlPlane, task: Task, content: dict[str, Any]) -> dict[
             return {"environment": resolve(plane, task.region, content)}
     except UnreadableSecret as exc:
         return {"failure": exc.reason}
+    except StoreUnavailable:
+        raise  # the poll fails and the agent asks again: a database blip fails no task
+    except PortsideError as exc:  # a value that does not open (SecretsKeyError): this task fails, not the whole poll
+        return {"failure": f"ResourceInitializationError: unable to read the task's secrets: {exc.message}"}
 
 
 def resolve(plane: ControlPlane, region: str, content: dict[str, Any]) -> dict[str, dict[str, str]]:
