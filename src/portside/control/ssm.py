@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from typing import Any
 
 from portside.control.plane import ControlPlane
@@ -290,7 +291,8 @@ def _metadata(plane: ControlPlane, region: str, parameter: StoredParameter) -> d
 
 
 def _page(
-    plane: ControlPlane, region: str, prefix: str, params: dict[str, Any], largest: int, keep: Any
+    plane: ControlPlane, region: str, prefix: str, params: dict[str, Any], largest: int,
+    keep: Callable[[StoredParameter], bool],
 ) -> tuple[list[StoredParameter], str | None]:
     """One page of the parameters under ``prefix`` that ``keep``; the token names the last one given."""
     size = params.get("MaxResults") or largest
@@ -319,7 +321,7 @@ def _token_name(token: Any) -> str:
     return text[len(_TOKEN_MARK):]
 
 
-def _filter_test(spec: dict[str, Any]) -> Any:
+def _filter_test(spec: dict[str, Any]) -> Callable[[StoredParameter], bool]:
     """A ParameterFilters entry as a test on a stored parameter (Name, Path and Type keys)."""
     key, option, values = spec["Key"], spec.get("Option"), list(spec.get("Values") or [])
     if key not in DESCRIBE_FILTER_KEYS:
