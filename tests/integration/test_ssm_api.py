@@ -164,3 +164,36 @@ def test_the_aws_cli_puts_and_reads_a_secure_string(server: PortsideProcess, roo
     listed = aws("get-parameters-by-path", "--path", root, "--recursive")["Parameters"]
     assert [p["Name"] for p in listed] == [f"{root}/cli"]
     aws("delete-parameter", "--name", f"{root}/cli")
+
+
+def test_parameter_history_lists_every_version_in_pages(ssm: Any, root: str) -> None:
+    name = f"{root}/history"
+    ssm.put_parameter(Name=name, Value="v1", Type="SecureString", Description="first")
+    for value in ("v2", "v3"):
+        ssm.put_parameter(Name=name, Value=value, Overwrite=True)
+    pages = list(ssm.get_paginator("get_parameter_history").paginate(
+        Name=name, WithDecryption=True, PaginationConfig={"PageSize": 2}
+    ))
+    assert [[(p["Version"], p["Value"]) for p in page["Parameters"]] for page in pages] == [[(1, "v1"), (2, "v2")], [(3, "v3")]]
+    hidden = ssm.get_parameter_history(Name=name)["Parameters"]
+    assert all(p["Value"] not in ("v1", "v2", "v3") for p in hidden) and hidden[0]["Description"] == "first"
+    code, _ = _error(lambda: ssm.get_parameter_history(Name=f"{root}/none"))
+    assert code == "ParameterNotFound"
+
+
+def test_tags_belong_to_the_parameter_across_versions(ssm: Any, root: str) -> None:
+    name = f"{root}/tagged"
+    ssm.put_parameter(Name=name, Value="a", Type="String", Tags=[{"Key": "team", "Value": "shop"}])
+    ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=name, Tags=[{"Key": "env", "Value": "prod"}])
+    ssm.put_parameter(Name=name, Value="b", Overwrite=True)
+    tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("env", "prod"), ("team", "shop")]
+    ssm.remove_tags_from_resource(ResourceType="Parameter", ResourceId=name, TagKeys=["team"])
+    assert ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"] == [{"Key": "env", "Value": "prod"}]
+    code, _ = _error(lambda: ssm.put_parameter(Name=name, Value="c", Overwrite=True, Tags=[{"Key": "k", "Value": "v"}]))
+    assert code == "ValidationException"
+    code, _ = _error(lambda: ssm.list_tags_for_resource(ResourceType="Document", ResourceId=name))
+    assert code == "InvalidResourceType"
+    code, _ = _error(lambda: ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=f"{root}/none",
+                                                      Tags=[{"Key": "k", "Value": "v"}]))
+    assert code == "InvalidResourceId"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control import ssm
+from portside.control import ssm, ssm_tags
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "AmazonSSM."
@@ -22,4 +22,8 @@ OPERATIONS: dict[str, Operation] = {
     "DescribeParameters": ssm.describe_parameters,
     "DeleteParameter": ssm.delete_parameter,
     "DeleteParameters": ssm.delete_parameters,
+    "GetParameterHistory": ssm.get_parameter_history,
+    "AddTagsToResource": ssm_tags.add_tags_to_resource,
+    "RemoveTagsFromResource": ssm_tags.remove_tags_from_resource,
+    "ListTagsForResource": ssm_tags.list_tags_for_resource,
 }

@@ -218,6 +218,29 @@ def describe_parameters(plane: ControlPlane, region: str, params: dict[str, Any]
     return out
 
 
+def get_parameter_history(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Every kept version (the last 100), oldest first, with its value as GetParameter shows it."""
+    name = params["Name"]
+    versions = plane.store.ssm_versions(region, name)
+    if not versions:
+        raise _not_found(name)
+    after = _token_name(params.get("NextToken"))
+    if after:
+        versions = [v for v in versions if v.version > int(after)] if after.isdigit() else []
+    size = params.get("MaxResults") or 50
+    decrypt = bool(params.get("WithDecryption"))
+    page = versions[:size]
+    out: dict[str, Any] = {"Parameters": [
+        {**_metadata(plane, region, v), "Value": _render(plane, region, v, name, decrypt)["Value"], "Labels": []}
+        for v in page
+    ]}
+    for entry in out["Parameters"]:
+        entry.pop("ARN", None)  # ParameterHistory has no ARN
+    if len(versions) > size:
+        out["NextToken"] = base64.b64encode(f"{_TOKEN_MARK}{page[-1].version}".encode(), altchars=b"-_").decode()
+    return out
+
+
 def resolve(plane: ControlPlane, region: str, text: str) -> StoredParameter:
     """The stored parameter ``text`` names (name, ``name:version`` or ARN); ParameterNotFound otherwise."""
     try:

@@ -71,6 +71,21 @@ class SecretRecords:
             (region, parameter.name, parameter.version - keep_versions),
         )
 
+    def ssm_versions(self, region: str, name: str) -> list[StoredParameter]:
+        """Every kept version of a parameter, oldest first."""
+        rows = self.db.execute(
+            "SELECT name, version, body, value FROM ssm_parameters WHERE region=? AND name=? ORDER BY version",
+            (region, name),
+        )
+        return [_parameter(row) for row in rows]
+
+    def replace_ssm_body(self, region: str, name: str, version: int, body: dict[str, Any]) -> None:
+        """Replace one version's metadata (its value stays)."""
+        self.db.execute(
+            "UPDATE ssm_parameters SET body=? WHERE region=? AND name=? AND version=?",
+            (json.dumps(body), region, name, version),
+        )
+
     def delete_ssm_parameter(self, region: str, name: str) -> bool:
         cursor = self.db.execute("DELETE FROM ssm_parameters WHERE region=? AND name=?", (region, name))
         return bool(cursor.rowcount)
