@@ -166,3 +166,18 @@ def test_the_aws_cli_creates_and_reads_a_secret(server: PortsideProcess, name: s
     aws("put-secret-value", "--secret-id", name, "--secret-string", "rotated")
     assert aws("get-secret-value", "--secret-id", name)["SecretString"] == "rotated"
     assert aws("delete-secret", "--secret-id", name, "--force-delete-without-recovery")["Name"] == name
+
+
+def test_update_secret_changes_the_description_and_adds_a_current_value(sm: Any, name: str) -> None:
+    first = sm.create_secret(Name=name, SecretString="one", Description="old")["VersionId"]
+    answer = sm.update_secret(SecretId=name, Description="new")
+    assert "VersionId" not in answer
+    assert sm.describe_secret(SecretId=name)["Description"] == "new"
+    assert sm.get_secret_value(SecretId=name)["VersionId"] == first
+    updated = sm.update_secret(SecretId=name, SecretString="two")
+    value = sm.get_secret_value(SecretId=name)
+    assert (value["SecretString"], value["VersionId"]) == ("two", updated["VersionId"])
+    assert sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["SecretString"] == "one"
+    code, _ = _error(lambda: sm.update_secret(SecretId=name, KmsKeyId="arn:aws:kms:us-east-1:000000000000:key/x"))
+    assert code == "InvalidParameterException"
+    assert sm.describe_secret(SecretId=name)["Description"] == "new"

@@ -18,6 +18,7 @@ OPERATIONS: dict[str, Operation] = {
     "CreateSecret": secretsmanager.create_secret,
     "GetSecretValue": secretsmanager.get_secret_value,
     "PutSecretValue": secretsmanager.put_secret_value,
+    "UpdateSecret": secretsmanager.update_secret,
     "DescribeSecret": secretsmanager.describe_secret,
     "ListSecrets": secretsmanager.list_secrets,
     "DeleteSecret": secretsmanager.delete_secret,

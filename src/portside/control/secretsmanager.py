@@ -15,6 +15,8 @@ at once with ``ForceDeleteWithoutRecovery``; until then the secret is described 
 ``DeletedDate``, refuses reads and writes, and RestoreSecret brings it back. A secret past its
 window is removed the next time anything touches it (it is never read again either way).
 
+UpdateSecret changes the description and/or adds a value as PutSecretValue does.
+
 Refused by name: a ``KmsKeyId`` other than ``alias/aws/secretsmanager`` (no KMS here), replica
 regions, and the ``Type`` of managed external secrets.
 """
@@ -133,6 +135,31 @@ def put_secret_value(plane: ControlPlane, region: str, params: dict[str, Any]) -
         body["LastChangedDate"] = now
         plane.store.put_sm_secret(region, body)
     return {"ARN": body["ARN"], "Name": body["Name"], "VersionId": token, "VersionStages": stages}
+
+
+def update_secret(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A new Description, and/or a new value that becomes AWSCURRENT (as PutSecretValue)."""
+    _refuse_unsupported(params)
+    value = _value_of(params, required=False)
+    token = params.get("ClientRequestToken") or str(uuid.uuid4())
+    now = plane.clock()
+    with plane.store.transaction():
+        body = _writable(plane, region, params["SecretId"])
+        out = {"ARN": body["ARN"], "Name": body["Name"]}
+        if params.get("Description") is not None:
+            body["Description"] = params["Description"]
+        if value is not None:
+            retried = _retried_version(plane, body, token, value)
+            if retried is None:
+                if any(v.version_id == token for v in plane.store.sm_versions(body["ARN"])):
+                    raise SecretsManagerError(
+                        "ResourceExistsException", "You can't modify an existing version, you can only create a new version."
+                    )
+                _add_version(plane, body, token, value, [CURRENT], now)
+            out["VersionId"] = token
+        body["LastChangedDate"] = now
+        plane.store.put_sm_secret(region, body)
+    return out
 
 
 def delete_secret(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
