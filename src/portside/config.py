@@ -56,6 +56,8 @@ class ServerConfig:
     dynamic_port_range: str | None = None
     publish_ip: str = DEFAULT_PUBLISH_IP
     credentials_file: Path | None = None
+    # The key sealing secrets at rest (control/secrets_key.py); None: state_dir/secrets.key, created at first start.
+    secrets_key_file: Path | None = None
     # "loopback": callers on loopback may sign with any key; "always": only keys in credentials_file.
     auth_mode: str = "loopback"
     # Names (besides the listen address) a request's Host header may give for the API (DNS rebinding).

@@ -25,6 +25,9 @@ with ``from exc``; they never escape into the API.
     ├── ElbError (core/lb/errors.py)    400+ an ELBv2 error, its AWS code as given (ValidationError, ...)
     ├── LimitExceededException (core/tags.py; a ClientException)  400  a resource would pass 50 tags
     ├── AutoScalingError (control/autoscaling.py)  400  an Application Auto Scaling error
+    ├── SsmError (control/ssm.py)       400  an SSM Parameter Store error (ParameterNotFound, ...)
+    ├── SecretsManagerError (control/secretsmanager.py)  400  a Secrets Manager error
+    ├── SecretsKeyError (control/secrets_key.py)  the secrets key file is unusable, or not the store's key
     ├── QueryError (api/server.py)      400  the query protocol's own errors (MissingAction, ...)
     ├── FirewallError (agent/firewall.py)    iptables could not bring the host firewall in step
     ├── StoreError (control/store/database.py)  the store cannot be opened as asked (a newer schema, a bad URL)

@@ -30,6 +30,7 @@ from portside.control.doctor import HostDoctor
 from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
+from portside.control.secrets_key import CHECK_META_KEY, DEFAULT_KEY_FILE, SecretsKey
 from portside.control.controllers.scaling import Scaler
 from portside.control.controllers.services import ServiceController
 from portside.control.store import Store
@@ -89,6 +90,7 @@ class Server:
             state = AgentState.load(Path(config.state_dir))  # before Docker, so a bad file stops nothing
         except ValueError as exc:
             raise PortsideError(str(exc)) from exc
+        secrets_key = load_secrets_key(config)  # before the store: a bad key file changes nothing
         self.store = Store(config.store or Path(config.state_dir) / "portside.db")
         log.info("store: %s (schema version %d, revision %d)", self.store.description,
                  self.store.schema_version(), self.store.revision())
@@ -97,6 +99,7 @@ class Server:
             log.warning(USERLAND_PROXY_WARNING)
         cluster = config.extra.get("cluster", "default")
         self.plane = ControlPlane(config, self.store, api_address=(config.api_host, config.api_port))
+        self.plane.secrets_key = check_secrets_key(self.store, secrets_key)
         if state.instance_arn is None:  # the ARN this host always had, so a state directory keeps its tasks
             machine = config.instance_id or host.read_machine_id()
             instance_id = arns.stable_hex_id("container-instance", machine, config.region, cluster)
@@ -261,6 +264,24 @@ def prepare_state_dir(path: Path) -> None:
     if mode != STATE_DIR_MODE:
         log.warning("state directory %s had mode %o; setting it to %o", path, mode, STATE_DIR_MODE)
         path.chmod(STATE_DIR_MODE)
+
+
+def load_secrets_key(config: ServerConfig) -> SecretsKey:
+    """The key sealing secrets: --secrets-key-file, or the state directory's (created at first start)."""
+    if config.secrets_key_file is not None:
+        return SecretsKey.load(Path(config.secrets_key_file))
+    return SecretsKey.load_or_create(Path(config.state_dir) / DEFAULT_KEY_FILE)
+
+
+def check_secrets_key(store: Store, key: SecretsKey) -> SecretsKey:
+    """``key``, once it is the store's: the store keeps the fingerprint of the key its secrets are
+    sealed with (the first key it met), and a replica with another key is refused here, naming its file."""
+    with store.transaction():
+        stored = store.get_meta(CHECK_META_KEY)
+        key.check_against(stored)
+        if stored is None:
+            store.put_meta(CHECK_META_KEY, key.fingerprint())
+    return key
 
 
 def _api_tls_context(files: tuple[Path, Path]) -> ssl.SSLContext:

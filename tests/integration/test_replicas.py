@@ -24,6 +24,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
+from portside.control.secrets_key import SecretsKey
 from tests.integration.test_many_hosts import (  # noqa: F401  (credentials: a fixture)
     KEY,
     SECRET,
@@ -62,9 +63,13 @@ def health(replica: PortsideProcess) -> dict[str, Any] | None:
 class Replicas:
     def __init__(self, tmp_path: Path, store: str, credentials: Path, cluster: Cluster) -> None:
         self.cluster = cluster
+        # Replicas share one secrets key (docs/secrets.md): a replica with another is refused at start.
+        key_file = tmp_path / "secrets.key"
+        SecretsKey.load_or_create(key_file)
         self.replicas = [
             PortsideProcess(
                 tmp_path / f"replica-{n}", "--store", store, "--credentials", str(credentials),
+                "--secrets-key-file", str(key_file),
                 "--min-health-check-interval", "1", "--agent-ttl", str(TTL_S), "--agent-grace", str(GRACE_S),
                 "--leader-lease", str(LEASE_S), "--firewall", "off", "--instance-id", f"i-0000000000000000{n}",
                 api_host=ROOT_ADDRESS,

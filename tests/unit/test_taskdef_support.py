@@ -61,7 +61,6 @@ SECRET = [{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parame
 @pytest.mark.parametrize(
     ("content", "field"),
     [
-        (task({"secrets": SECRET}), "containerDefinitions[0].secrets"),
         (
             task({"environmentFiles": [{"value": "arn:aws:s3:::b/x.env", "type": "s3"}]}),
             "containerDefinitions[0].environmentFiles",
@@ -228,7 +227,6 @@ def test_every_refused_row_is_refused_when_used() -> None:
         "containerDefinitions[].repositoryCredentials": {"credentialsParameter": "x"},
         "containerDefinitions[].restartPolicy": {"enabled": True},
         "containerDefinitions[].environmentFiles": [{"value": "x", "type": "s3"}],
-        "containerDefinitions[].secrets": SECRET,
         "containerDefinitions[].resourceRequirements": [{"type": "GPU", "value": "1"}],
         "containerDefinitions[].firelensConfiguration": {"type": "fluentd"},
         "containerDefinitions[].credentialSpecs": ["x"],

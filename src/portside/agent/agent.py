@@ -55,6 +55,7 @@ from portside.core.lifecycle import (
     TaskStatus,
 )
 from portside.core.ports import PortAllocator, PortRange
+from portside.core.secret_refs import uses_secrets
 from portside.core.state_change import apply_assignment, needs_host_ports, new_agent_task, task_state_change
 from portside.core.task import Container, Task
 from portside.errors import DriverError, NameConflict, PortAllocated, PortsExhausted
@@ -117,6 +118,10 @@ class HostAgent:
         self._report_wake = asyncio.Event()
         self._link_error: str | None = None
         self._listed = False  # the whole list of assignments was read since this agent started
+        # Values of the secrets of tasks about to start, as the control plane sent them: task ARN ->
+        # {"environment": {container: {NAME: value}}} or {"failure": reason}. Memory only (never
+        # in the state file, never logged); dropped once the task's containers exist.
+        self._secrets: dict[str, dict[str, Any]] = {}
         self.on_change: list[Callable[[Task], None]] = []
         # Awaited before every ``docker start``: the host firewall brings its chain in step with the
         # agent's tasks (this one's host ports included), or raises FirewallError and the start fails.
@@ -329,6 +334,11 @@ class HostAgent:
             for arn, task in self.tasks.items():
                 if arn not in listed and task.request_stop(StopCode.SERVICE_SCHEDULER_INITIATED.value, REASON_UNASSIGNED, now):
                     touched.append(arn)
+        for arn, secrets in (batch.get("secrets") or {}).items():
+            if arn in self.tasks and not self.tasks[arn].is_stopped:
+                self._secrets[arn] = secrets
+                if arn not in touched:
+                    touched.append(arn)  # a task that waited for its secrets starts now
         self.state.revision = int(batch.get("revision") or self.state.revision)
         for arn in touched:
             if arn in self.tasks:
@@ -379,6 +389,7 @@ class HostAgent:
         """Keep the task on this host, report it to the control plane, tell the local watchers."""
         if task.is_stopped:
             self.state.tasks.pop(task.arn, None)
+            self._secrets.pop(task.arn, None)  # stopped before it started: its secrets are not needed
         else:
             self.state.tasks[task.arn] = task.to_json()
         self._save()
@@ -403,10 +414,19 @@ class HostAgent:
             task = self.tasks.get(arn)
             if task is None or task.desired_status == "STOPPED" or task.last_status >= TaskStatus.RUNNING:
                 return
+            content = self._definition(task)
+            secrets = self._secrets.get(arn)
+            if uses_secrets(content) and secrets is None and any(not c.docker_id for c in task.containers):
+                return  # its secrets come with the control plane's next answer about it
             try:
-                await self._start_containers(task, self._definition(task))
+                if secrets is not None and "failure" in secrets:
+                    self._fail_start(task, str(secrets["failure"]))
+                else:
+                    await self._start_containers(task, content)
             except (DriverError, FirewallError) as exc:
                 self._fail_start(task, f"CannotStartContainerError: {exc.message}")
+            finally:
+                self._secrets.pop(arn, None)  # the containers hold them now (or never will)
             if task.desired_status == "RUNNING":
                 essentials = [c for c in task.containers if c.essential]
                 if any(c.last_status is ContainerStatus.STOPPED for c in essentials):
@@ -461,7 +481,8 @@ class HostAgent:
     async def _create(self, task: Task, container: Container, definition: dict[str, Any], content: dict[str, Any]) -> None:
         if container.docker_id:
             return
-        spec = build_spec(task, container, definition, content, self.config.publish_ip, self.driver.owner)
+        secrets = (self._secrets.get(task.arn) or {}).get("environment", {}).get(container.name)
+        spec = build_spec(task, container, definition, content, self.config.publish_ip, self.driver.owner, secrets)
         try:
             container.docker_id = await self.driver.create(spec)
         except NameConflict:

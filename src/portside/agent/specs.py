@@ -7,6 +7,7 @@ listed in docs/task-definitions.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from portside.agent.driver import (
@@ -49,15 +50,18 @@ def build_spec(
     content: dict[str, Any],
     publish_ip: str,
     owner: str,
+    secrets: Mapping[str, str] | None = None,
 ) -> ContainerSpec:
     """The ContainerSpec for one container of ``task``.
 
     ``definition`` is the container definition, ``content`` the whole task definition.
-    Overrides of command and environment from RunTask are applied here.
+    Overrides of command and environment from RunTask are applied here. ``secrets``: the
+    values of the container's ``secrets`` (variable -> value), as the control plane sent them.
     """
     override = _override_for(task, container.name)
     environment = {e["name"]: e.get("value", "") for e in definition.get("environment", [])}
     environment.update({e["name"]: e.get("value", "") for e in override.get("environment", [])})
+    environment.update(secrets or {})
     labels = {str(k): str(v) for k, v in (definition.get("dockerLabels") or {}).items()}
     labels.update(
         {

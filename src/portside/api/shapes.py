@@ -93,6 +93,8 @@ _MAX_LISTED_ERRORS = 10
 _JSON_VALIDATION_CODES = {
     "ecs": "InvalidParameterException",
     "application-autoscaling": "ValidationException",
+    "ssm": "ValidationException",
+    "secretsmanager": "ValidationException",
 }
 
 

@@ -66,6 +66,9 @@ main.add_command(store)
               help="A name clients reach the API by, accepted in the Host header (repeatable).")
 @click.option("--api-tls", "api_tls", nargs=2, type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               metavar="CERT KEY", help="Serve the API over HTTPS with this PEM certificate (chain) and private key.")
+@click.option("--secrets-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The key that seals SSM SecureString and Secrets Manager values (owner-only file); "
+                   "default: secrets.key in --state-dir, created at the first start. Back it up.")
 @click.option("--reserved-memory", type=click.IntRange(min=0), default=cfg.DEFAULT_RESERVED_MEMORY_MIB, show_default=True,
               help="MiB kept back from the registered MEMORY.")
 @click.option("--stop-timeout", type=click.IntRange(min=0), default=cfg.DEFAULT_STOP_TIMEOUT_S, show_default=True,
@@ -114,7 +117,7 @@ main.add_command(store)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str, dynamic_port_range: str | None,
            publish_ip: str, credentials: Path | None, auth_mode: str, api_hosts: tuple[str, ...],
-           api_tls: tuple[Path, Path] | None, reserved_memory: int, stop_timeout: int,
+           api_tls: tuple[Path, Path] | None, secrets_key_file: Path | None, reserved_memory: int, stop_timeout: int,
            image_pull_behavior: str, image_pull_timeout: float, port_quarantine: float, orphan_grace: float,
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
            max_client_connections: int, direct_routing: bool, scaling_period: float, firewall_mode: str, lb_sources: tuple[str, ...],
@@ -153,6 +156,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         api_host=api_host, api_port=api_port, state_dir=state_dir, region=region, account_id=account_id,
         dynamic_port_range=dynamic_port_range, publish_ip=publish_ip, credentials_file=credentials,
         auth_mode=auth_mode, api_hosts=api_hosts, api_tls=(api_tls[0], api_tls[1]) if api_tls else None,
+        secrets_key_file=secrets_key_file,
         reserved_memory_mib=reserved_memory, stop_timeout_s=stop_timeout, image_pull_behavior=image_pull_behavior,
         image_pull_timeout_s=image_pull_timeout, port_quarantine_s=port_quarantine, orphan_grace_s=orphan_grace,
         task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries,

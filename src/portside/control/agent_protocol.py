@@ -9,6 +9,8 @@ every other host's (HTTP, SigV4, ``Portside.*`` actions of the API):
 - ``poll_assignments``: the tasks placed on the instance that changed after a revision, waiting
   up to ``waitSeconds`` for one; no revision (or one this store never issued) answers the whole
   list of its live tasks (``complete``), and the agent stops whatever it runs that is not in it;
+  the values of the ``secrets`` of tasks about to start ride along in ``secrets`` (by task ARN),
+  in that answer only (control/task_secrets.py);
 - ``submit_task_state_change``: what a task and its containers are now, folded into the stored
   task by ``core.state_change.apply_state_change`` (the agent writes only the facts it owns);
 - ``heartbeat``: the agent is alive. Every call counts; an agent silent for ``--agent-ttl``
@@ -28,7 +30,7 @@ import ipaddress
 import json
 from typing import Any
 
-from portside.control import clusters, task_definitions
+from portside.control import clusters, task_definitions, task_secrets
 from portside.control.plane import ControlPlane
 from portside.core import arns
 from portside.core.attributes import keep_custom
@@ -119,12 +121,21 @@ async def poll_assignments(plane: ControlPlane, region: str, params: dict[str, A
             body = plane.store.get_task_definition(task.region, task.family, task.revision)
             if body is not None:
                 definitions[task.task_definition_arn] = task_definitions.public(body)
-    return {
+    answer: dict[str, Any] = {
         "revision": revision,
         "complete": complete,
         "tasks": [t.to_json() for t in tasks],
         "taskDefinitions": definitions,
     }
+    # Values of the tasks' secrets, for this answer only: never stored (control/task_secrets.py).
+    secrets = {
+        t.arn: task_secrets.for_agent(plane, t, definitions[t.task_definition_arn])
+        for t in tasks
+        if t.task_definition_arn in definitions and task_secrets.needs_secrets(t, definitions[t.task_definition_arn])
+    }
+    if secrets:
+        answer["secrets"] = secrets
+    return answer
 
 
 def submit_task_state_change(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from portside.config import ServerConfig
 from portside.control.assignment_waits import AssignmentWaits
+from portside.control.secrets_key import SecretsKey
 from portside.control.store import Store
 from portside.control.store.database import StoreUnavailable
 from portside.core import arns
@@ -67,6 +68,8 @@ class ControlPlane:
     preflight: Callable[[str], None] | None = None
     # Answers Portside.Doctor: the doctor's report for this host.
     doctor_report: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    # Seals SSM SecureString and Secrets Manager values (control/secrets_key.py); None: no secrets here.
+    secrets_key: SecretsKey | None = None
 
     def __post_init__(self) -> None:
         self.store.task_watchers.append(self.assignment_waits.notify)

@@ -111,7 +111,9 @@ FIELDS: dict[str, Field] = {
     CONTAINER + "mountPoints": Field(A, "binds of the task's volumes"),
     CONTAINER + "volumesFrom": Field(A, "VolumesFrom"),
     CONTAINER + "linuxParameters": Field(A, "rows below"),
-    CONTAINER + "secrets": Field(R, "no SSM Parameter Store or Secrets Manager here"),
+    CONTAINER + "secrets": Field(
+        A, "Env, read from portside's SSM Parameter Store or Secrets Manager when the task starts (docs/secrets.md)"
+    ),
     CONTAINER + "dependsOn": Field(A, "start order and waiting"),
     CONTAINER + "startTimeout": Field(A, "how long dependants wait"),
     CONTAINER + "stopTimeout": Field(A, "SIGTERM to SIGKILL"),

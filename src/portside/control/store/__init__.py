@@ -11,6 +11,7 @@
 - ``health.py``: the load balancer's target health (the proxy's ``HealthStore``);
 - ``metrics.py``: CloudWatch metric datapoints (statistic sets per bucket);
 - ``account_settings.py``: ECS account settings, per principal;
+- ``secrets.py``: SSM parameters and Secrets Manager secrets (values sealed outside the store);
 - ``transfer.py``: a single host's state copied into an empty PostgreSQL store (``portside store migrate``).
 
 Callers group writes that must commit together in ``with store.transaction():``; no method
@@ -27,6 +28,7 @@ from portside.control.store.elbv2 import ElbRecords
 from portside.control.store.health import TargetHealthRecords
 from portside.control.store.metrics import MetricRecords
 from portside.control.store.scaling import ScalingRecords
+from portside.control.store.secrets import SecretRecords
 from portside.control.store.schema import SCHEMA
 
 __all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
@@ -34,6 +36,6 @@ __all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
 
 class Store(
     Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords,
-    AccountSettingRecords,
+    AccountSettingRecords, SecretRecords,
 ):
     """The server's state store (see the module's docstring)."""

@@ -115,12 +115,25 @@ MIGRATIONS: list[str] = [
       PRIMARY KEY (region, namespace, metric_name, dimensions, resolution, ts));
     CREATE INDEX IF NOT EXISTS cw_datapoints_by_ts ON cw_datapoints (ts);
     """,
-    # ECS account settings (store/account_settings.py): what PutAccountSetting(Default) put, per
-    # principal (the root user's are the account's defaults).
+    # 5: ECS account settings (store/account_settings.py): what PutAccountSetting(Default) put, per
+    #    principal (the root user's are the account's defaults).
     """
     CREATE TABLE IF NOT EXISTS ecs_account_settings (
       region TEXT NOT NULL, principal TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
       PRIMARY KEY (region, principal, name));
+    """,
+    # 6: SSM parameters (one row per version) and Secrets Manager secrets and their versions
+    #    (store/secrets.py). Values are sealed with the key outside the database (control/secrets_key.py).
+    """
+    CREATE TABLE IF NOT EXISTS ssm_parameters (
+      region TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL, value TEXT NOT NULL,
+      PRIMARY KEY (region, name, version));
+    CREATE TABLE IF NOT EXISTS sm_secrets (
+      region TEXT NOT NULL, name TEXT NOT NULL, arn TEXT NOT NULL UNIQUE, body TEXT NOT NULL,
+      PRIMARY KEY (region, name));
+    CREATE TABLE IF NOT EXISTS sm_secret_versions (
+      arn TEXT NOT NULL, version_id TEXT NOT NULL, created REAL NOT NULL, stages TEXT NOT NULL, value TEXT NOT NULL,
+      PRIMARY KEY (arn, version_id));
     """,
 ]
 
