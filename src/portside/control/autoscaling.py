@@ -218,10 +218,11 @@ def deregister_scalable_target(plane: ControlPlane, region: str, params: dict[st
             f"No scalable target found for service namespace: {key[0]}, resource ID: {key[1]}, "
             f"scalable dimension: {key[2]}"
         )
-    # "Deregistering a scalable target deletes the scaling policies ... associated with it" [BC];
-    # its activities stay for their six weeks.
+    # "Deregistering a scalable target deletes the scaling policies and the scheduled actions that
+    # are associated with it" [BC]; its activities stay for their six weeks.
     with plane.store.transaction():
         plane.store.delete_scalable_target(region, key)
+        plane.store.delete_scheduled_actions_of(region, key)
     return {}
 
 

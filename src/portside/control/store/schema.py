@@ -115,6 +115,13 @@ MIGRATIONS: list[str] = [
       PRIMARY KEY (region, namespace, metric_name, dimensions, resolution, ts));
     CREATE INDEX IF NOT EXISTS cw_datapoints_by_ts ON cw_datapoints (ts);
     """,
+    # Application Auto Scaling scheduled actions (store/scheduled_actions.py), keyed by target and name.
+    """
+    CREATE TABLE IF NOT EXISTS aas_scheduled_actions (
+      region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL, dimension TEXT NOT NULL,
+      name TEXT NOT NULL, body TEXT NOT NULL,
+      PRIMARY KEY (region, namespace, resource_id, dimension, name));
+    """,
 ]
 
 #: The version this code writes: a store above it is refused.
