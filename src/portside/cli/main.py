@@ -159,7 +159,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         max_client_connections=max_client_connections, direct_routing=direct_routing, scaling_period_s=scaling_period,
         firewall_mode=firewall_mode, lb_sources=sources, allowances=allowances,
         agent_ttl_s=agent_ttl, agent_grace_s=agent_grace, store=store, leader_lease_s=leader_lease,
-        instance_id=instance_id,
+        instance_id=instance_id, schedule_clock_file=_schedule_clock_file(),
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:
@@ -168,6 +168,12 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         _fail(exc.message)
     except OSError as exc:
         _fail(f"cannot start: {exc}")
+
+
+def _schedule_clock_file() -> Path | None:
+    """$PORTSIDE_TEST_SCHEDULE_CLOCK_FILE: tests move the clock of scheduled actions (docs/scheduled-scaling.md)."""
+    value = os.environ.get("PORTSIDE_TEST_SCHEDULE_CLOCK_FILE")
+    return Path(value) if value else None
 
 
 @main.command()
