@@ -10,35 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 
 from portside import config as cfg
+from portside.cli.calls import call as _call
+from portside.cli.calls import cluster_option, endpoint_option
+from portside.cli.calls import fail as _fail
 from portside.cli.client import endpoint_from_env, make_client
+from portside.cli.events import events
+from portside.cli.exec import exec_command
+from portside.cli.scale import scale
 from portside.cli.store import store
 from portside.cli.tables import render_tasks
 from portside.core.firewall import DEFAULT_FIREWALL_MODE, FIREWALL_MODES
-
-
-def _fail(message: str) -> None:
-    click.echo(f"portside: {message}", err=True)
-    sys.exit(1)
-
-
-def _call(client: Any, operation: str, **params: Any) -> Any:
-    try:
-        return getattr(client, operation)(**params)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        _fail(f"{error.get('Code', 'Error')}: {error.get('Message', '')}")
-    except BotoCoreError as exc:
-        _fail(f"cannot reach the portside API: {exc}")
-
-
-endpoint_option = click.option(
-    "--endpoint", default=endpoint_from_env, show_default="$PORTSIDE_ENDPOINT or http://127.0.0.1:7070",
-    help="The portside API endpoint.",
-)
-cluster_option = click.option("--cluster", default="default", show_default=True)
 
 
 @click.group()
@@ -48,6 +31,9 @@ def main() -> None:
 
 
 main.add_command(store)
+main.add_command(events)
+main.add_command(scale)
+main.add_command(exec_command, name="exec")
 
 
 @main.command()

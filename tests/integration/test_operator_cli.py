@@ -1,0 +1,236 @@
+"""The operator's verbs end to end: ``portside events``, ``portside scale`` and ``portside exec``,
+run as ``python -m portside.cli.main`` against a real server and real tasks on the Docker Engine."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.server import PortsideProcess
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.docker
+
+
+def cli(server: PortsideProcess, *args: str, stdin: Any = subprocess.DEVNULL, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "portside.cli.main", *args], env={**os.environ, "PORTSIDE_ENDPOINT": server.endpoint},
+        capture_output=True, text=True, timeout=120, check=False, **({"input": input} if input is not None else {"stdin": stdin}),
+    )
+
+
+def definition(ecs: Any, family: str, image: str, *names: str) -> None:
+    ecs.register_task_definition(
+        family=family,
+        containerDefinitions=[{"name": name, "image": image, "memory": 32, "essential": True} for name in names or ("app",)],
+    )
+
+
+@pytest.fixture
+def task(portside: PortsideProcess, busybox_image: str) -> Iterator[Callable[..., str]]:
+    """``task(*container_names)``: the id of a RUNNING task of those containers, stopped at the end."""
+    ecs = portside.client()
+    started: list[str] = []
+
+    def run(*names: str) -> str:
+        family = f"cli-exec-{len(names) or 1}"
+        definition(ecs, family, busybox_image, *names)
+        arn = ecs.run_task(cluster="default", taskDefinition=family)["tasks"][0]["taskArn"]
+        started.append(arn)
+        eventually(
+            lambda: ecs.describe_tasks(cluster="default", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING",
+            90, what=f"task {arn} running",
+        )
+        return str(arn.rsplit("/", 1)[-1])
+
+    yield run
+    for arn in started:
+        ecs.stop_task(cluster="default", task=arn, reason="test done")
+
+
+@pytest.fixture
+def service(portside: PortsideProcess, busybox_image: str) -> Iterator[Callable[[str, int], None]]:
+    ecs = portside.client()
+    made: list[str] = []
+
+    def create(name: str, desired: int) -> None:
+        definition(ecs, name, busybox_image)
+        ecs.create_service(cluster="default", serviceName=name, taskDefinition=name, desiredCount=desired)
+        made.append(name)
+
+    yield create
+    for name in made:
+        try:
+            ecs.delete_service(cluster="default", service=name, force=True)
+        except Exception:
+            pass
+
+
+# ----------------------------------------------------------------------------- exec
+
+
+def test_exec_runs_a_command_in_the_task_and_passes_its_exit_status(portside: PortsideProcess, task: Callable[..., str]) -> None:
+    task_id = task()
+    done = cli(portside, "exec", task_id, "--", "sh", "-c", "echo out; echo err >&2; hostname; exit 3")
+    assert done.returncode == 3, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "out" and done.stderr == "err\n"
+    assert lines[1]  # the container's own hostname: it ran in there
+    # stdin is streamed to the command until end of file
+    piped = cli(portside, "exec", task_id, "app", "--", "sh", "-c", "cat; echo; echo done", input="hello from stdin")
+    assert (piped.returncode, piped.stdout) == (0, "hello from stdin\ndone\n"), piped.stderr
+
+
+def test_exec_gives_a_tty_when_stdin_is_a_terminal(portside: PortsideProcess, task: Callable[..., str]) -> None:
+    task_id = task()
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "portside.cli.main", "exec", task_id, "--", "sh", "-c", "test -t 0 && echo IS-A-TTY; exit 4"],
+            stdin=terminal, stdout=terminal, stderr=terminal, env={**os.environ, "PORTSIDE_ENDPOINT": portside.endpoint},
+        )
+        os.close(terminal)
+        terminal = -1
+        output = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(controller, 4096)
+                except OSError:  # the other end closed
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            elif proc.poll() is not None:
+                break
+        assert proc.wait(30) == 4, output
+        assert b"IS-A-TTY" in output
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+
+
+def test_exec_refuses_clearly(portside: PortsideProcess, task: Callable[..., str]) -> None:
+    two = task("web", "sidecar")
+    done = cli(portside, "exec", two, "--", "true")
+    assert done.returncode == 1
+    assert f"task {two} has containers web, sidecar: name one" in done.stderr
+    done = cli(portside, "exec", two, "nope", "--", "true")
+    assert done.returncode == 1 and f"task {two} has no container nope (it has web, sidecar)" in done.stderr
+    assert cli(portside, "exec", two, "sidecar", "--", "true").returncode == 0
+
+    done = cli(portside, "exec", "0123456789abcdef0123456789abcdef", "--", "true")
+    assert done.returncode == 1 and "no task 0123456789abcdef0123456789abcdef in cluster default (MISSING)" in done.stderr
+
+    done = cli(portside, "exec", two, "web")
+    assert done.returncode == 2 and "give the command after --" in done.stderr
+
+    done = cli(portside, "exec", two, "web", "--docker-host", "unix:///nonexistent/docker.sock", "--", "true")
+    assert done.returncode == 1 and "cannot reach unix:///nonexistent/docker.sock" in done.stderr
+
+
+def test_exec_refuses_a_container_that_is_not_on_the_engine_it_asks(
+    portside: PortsideProcess, task: Callable[..., str], make_cluster: Callable[..., Any]
+) -> None:
+    task_id = task()
+    [other] = make_cluster(1, images=()).hosts  # another machine's Docker Engine, without the task's container
+    done = cli(portside, "exec", task_id, "--docker-host", other.docker_url, "--", "true")
+    assert done.returncode == 1
+    assert f"of task {task_id}" in done.stderr and f"is not on {other.docker_url}: the task runs on container instance" in done.stderr
+    assert "give --docker-host for that host's engine" in done.stderr
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def test_events_lists_a_services_events_newest_last(portside: PortsideProcess, service: Callable[[str, int], None]) -> None:
+    service("cli-events", 1)
+    ecs = portside.client()
+    eventually(
+        lambda: ecs.describe_services(cluster="default", services=["cli-events"])["services"][0]["events"],
+        60, what="a service event",
+    )
+    done = cli(portside, "events", "cli-events")
+    assert done.returncode == 0, done.stderr
+    events = ecs.describe_services(cluster="default", services=["cli-events"])["services"][0]["events"]
+    printed = [line.split("  ", 1)[1] for line in done.stdout.splitlines()]
+    assert printed == [e["message"] for e in reversed(events)][: len(printed)] and printed
+    assert "(service cli-events) has started 1 tasks" in printed[0]
+
+    missing = cli(portside, "events", "no-such-service")
+    assert missing.returncode == 1 and "no service no-such-service in cluster default" in missing.stderr
+
+
+def test_events_follow_prints_new_events_as_they_come(portside: PortsideProcess, service: Callable[[str, int], None]) -> None:
+    service("cli-follow", 1)
+    ecs = portside.client()
+    eventually(
+        lambda: ecs.describe_services(cluster="default", services=["cli-follow"])["services"][0]["events"],
+        60, what="a service event",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portside.cli.main", "events", "cli-follow", "--follow"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PORTSIDE_ENDPOINT": portside.endpoint},
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        eventually(lambda: any("has started 1 tasks" in line for line in lines), 60, what="the first event printed")
+        ecs.update_service(cluster="default", service="cli-follow", desiredCount=0)
+        eventually(lambda: any("has stopped 1 running tasks" in line for line in lines), 90, what="the new event printed")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode is not None
+
+
+# ----------------------------------------------------------------------------- scale
+
+
+def test_scale_sets_the_desired_count_within_the_scalable_targets_range(
+    portside: PortsideProcess, service: Callable[[str, int], None]
+) -> None:
+    service("cli-scale", 0)
+    ecs, aas = portside.client(), portside.client("application-autoscaling")
+
+    def desired() -> int:
+        return int(ecs.describe_services(cluster="default", services=["cli-scale"])["services"][0]["desiredCount"])
+
+    done = cli(portside, "scale", "cli-scale", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("cli-scale: desired count 2") and done.stderr == ""
+    assert desired() == 2
+
+    aas.register_scalable_target(
+        ServiceNamespace="ecs", ResourceId="service/default/cli-scale", ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=1, MaxCapacity=3,
+    )
+    try:
+        done = cli(portside, "scale", "cli-scale", "9")
+        assert done.returncode == 0, done.stderr
+        assert "service/default/cli-scale has a scalable target allowing 1-3 tasks: desired count set to 3, not 9" in done.stderr
+        assert desired() == 3
+        done = cli(portside, "scale", "cli-scale", "0")
+        assert "desired count set to 1, not 0" in done.stderr and desired() == 1
+    finally:
+        aas.deregister_scalable_target(
+            ServiceNamespace="ecs", ResourceId="service/default/cli-scale", ScalableDimension="ecs:service:DesiredCount",
+        )
+    assert cli(portside, "scale", "cli-scale", "0").stderr == "" and desired() == 0
+
+    missing = cli(portside, "scale", "no-such-service", "1")
+    assert missing.returncode == 1 and "ServiceNotFoundException" in missing.stderr
+    assert cli(portside, "scale", "cli-scale", "-1").returncode == 2
