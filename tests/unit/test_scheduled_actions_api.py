@@ -242,3 +242,17 @@ def test_missed_runs_while_down_run_once(env: Env) -> None:
     assert len(run_at(env, datetime(2023, 11, 15, 8, tzinfo=UTC))) == 1  # ten hours late: once
     assert run_at(env, datetime(2023, 11, 15, 8, 13, tzinfo=UTC)) == []
     assert len(run_at(env, datetime(2023, 11, 15, 8, 14, tzinfo=UTC))) == 1  # on the grid from the put: 08:13:20
+
+
+def test_a_target_holds_at_most_200_scheduled_actions(env: Env) -> None:
+    env.service()
+    env.register()
+    for i in range(scheduled_actions.MAX_ACTIONS_PER_TARGET):
+        put(env, f"a{i}")
+    message = expect_error(
+        "LimitExceededException", env.aas.put_scheduled_action, **target_params(), ScheduledActionName="one-more",
+        Schedule=SOON, ScalableTargetAction={"MinCapacity": 1},
+    )
+    assert "at most 200 scheduled actions" in message
+    put(env, "a0", "rate(1 day)")  # an update of one it has is not a new one
+    assert len(described(env, MaxResults=50)) == 50

@@ -16,7 +16,8 @@ action is skipped, not kept for later (AWS: actions that would have run during t
 not run on resume).
 
 Errors, as the model names them: ObjectNotFoundException (no such target or action),
-ValidationException (the member and the rule), InvalidNextTokenException.
+ValidationException (the member and the rule), LimitExceededException (200 actions per target, AWS's
+quota), InvalidNextTokenException.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from portside.control import autoscaling, services
-from portside.control.autoscaling import not_found, page, require_target, target_key, validation
+from portside.control.autoscaling import AutoScalingError, not_found, page, require_target, target_key, validation
 from portside.control.plane import ControlPlane
 from portside.core import schedule as core
 
 MAX_DESCRIBE_ACTIONS = 50  # DescribeScheduledActions MaxResults: 1-50, default 50 [BC]
+MAX_ACTIONS_PER_TARGET = 200  # AWS's quota: scheduled actions per scalable target
 DEFAULT_TIMEZONE = "UTC"
 
 
@@ -77,6 +79,11 @@ def put_scheduled_action(plane: ControlPlane, region: str, params: dict[str, Any
     require_target(plane, region, key)
     name = params["ScheduledActionName"]
     existing = plane.store.scheduled_action(region, key, name)
+    if existing is None and len(plane.store.scheduled_actions(region, *key)) >= MAX_ACTIONS_PER_TARGET:
+        raise AutoScalingError(
+            "LimitExceededException",
+            f"A scalable target has at most {MAX_ACTIONS_PER_TARGET} scheduled actions; {key[1]} has that many already.",
+        )
     now = plane.clock()
     body: dict[str, Any] = dict(existing) if existing else {
         "ScheduledActionName": name,

@@ -56,7 +56,6 @@ class ScheduledScaling:
         self.plane = plane
         self.clock = clock
         self.period_s = period_s
-        self.runs = 0  # scheduled actions run (metrics)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -68,7 +67,5 @@ class ScheduledScaling:
             await asyncio.gather(self._task, return_exceptions=True)
 
     def tick(self) -> None:
-        ran = scheduled_actions.run_due(self.plane, self.clock())
-        for arn in ran:
+        for arn in scheduled_actions.run_due(self.plane, self.clock()):
             log.info("scheduled action ran: %s", arn)
-        self.runs += len(ran)
