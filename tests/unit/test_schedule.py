@@ -121,9 +121,12 @@ def test_rate_counts_from_start_time_else_from_the_put() -> None:
 def test_start_and_end_time_bound_every_kind() -> None:
     after = at(UTC_ZONE, 2026, 3, 2, 0, 0)
     start, end = at(UTC_ZONE, 2026, 3, 5, 0, 0), at(UTC_ZONE, 2026, 3, 6, 12, 0)
-    assert fire("cron(0 9 * * ? *)", after, start=start, end=end) == "2026-03-05T09:00:00+00:00"
+    # a recurring schedule with a StartTime runs at StartTime, then by its recurrence
+    assert fire("cron(0 9 * * ? *)", after, start=start + 60, end=end) == "2026-03-05T00:01:00+00:00"
+    assert fire("cron(0 9 * * ? *)", start + 60, start=start + 60, end=end) == "2026-03-05T09:00:00+00:00"
+    assert fire("cron(0 9 * * ? *)", at(UTC_ZONE, 2026, 3, 5, 9, 0), start=start, end=end) == "2026-03-06T09:00:00+00:00"
     assert fire("cron(0 9 * * ? *)", at(UTC_ZONE, 2026, 3, 6, 9, 0), start=start, end=end) is None
-    assert fire("cron(0 0 * * ? *)", after, start=start) == "2026-03-05T00:00:00+00:00"  # at StartTime itself
+    assert fire("cron(0 0 1 1 ? 2020)", after, start=start) == "2026-03-05T00:00:00+00:00"  # StartTime alone
     assert fire("at(2026-03-04T00:00:00)", after, start=start) is None
     assert fire("at(2026-03-07T00:00:00)", after, end=end) is None
     assert fire("rate(1 day)", after, start=start, end=end) == "2026-03-05T00:00:00+00:00"

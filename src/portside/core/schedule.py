@@ -15,7 +15,9 @@ Expressions (AWS's syntax, docs/scheduled-scaling.md):
   ``SUN``-``SAT`` (1 = Sunday); one of day-of-month and day-of-week must be ``?``; day-of-month
   also takes ``L`` (last day), ``nW`` (the weekday nearest day n, within the month) and ``LW``
   (last weekday); day-of-week takes ``L`` (Saturday, the week's last day), ``nL`` (the month's last
-  weekday n) and ``n#k`` (its k-th weekday n). Years 1970-2199.
+  weekday n) and ``n#k`` (its k-th weekday n). Years 1970-2199. With a StartTime, the action also
+  runs at StartTime itself, then as the expression says ("performs the action at this time, and
+  then performs the action based on the specified recurrence", AWS).
 
 Wall-clock times are read in the IANA time zone given (``zoneinfo``). Daylight saving: a time
 that does not exist (the hour skipped in spring) fires when the clock has moved past it, at the
@@ -245,8 +247,10 @@ def next_fire(
             found = first
         else:
             found = first + (int((after - first) // schedule.period_s) + 1) * schedule.period_s
+    elif start is not None and after < start:
+        found = start  # "If you specify a start time, Application Auto Scaling performs the action at this time" [AAS]
     else:
-        found = _next_cron(schedule, max(after, start - 1e-6) if start is not None else after, zone)
+        found = _next_cron(schedule, after, zone)
     if found is None or (end is not None and found > end):
         return None
     return found
