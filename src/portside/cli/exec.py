@@ -118,7 +118,7 @@ def exec_command(ctx: click.Context, task: str, container: str | None, cluster: 
 def _pump(sock: socket.socket, stdin_fd: int, output: Any) -> None:
     """Copy stdin to the exec and its output to ``output`` until the exec's stream ends; at the end
     of stdin, half-close so the command sees end of file."""
-    watching = [sock, stdin_fd]
+    watching: list[Any] = [sock, stdin_fd]
     while True:
         readable, _, _ = select.select(watching, [], [])
         if stdin_fd in readable:

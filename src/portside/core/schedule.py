@@ -117,7 +117,8 @@ def _parse_at(expression: str) -> At:
     if match is None:
         raise ScheduleError(f"Schedule '{expression}' is not valid: an at expression is at(yyyy-mm-ddThh:mm:ss)")
     try:
-        return At(datetime(*(int(part) for part in match.groups())))
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        return At(datetime(year, month, day, hour, minute, second))
     except ValueError as exc:
         raise ScheduleError(f"Schedule '{expression}' is not valid: {exc}") from None
 
