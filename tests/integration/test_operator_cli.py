@@ -11,19 +11,26 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.test_many_hosts import AGENT_KEY, AGENT_SECRET, KEY, SECRET, WORKERS, Agent
+from tests.support.hosts import ROOT_ADDRESS
 from tests.support.server import PortsideProcess
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.docker
 
 
-def cli(server: PortsideProcess, *args: str, stdin: Any = subprocess.DEVNULL, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    server: PortsideProcess, *args: str, stdin: Any = subprocess.DEVNULL, input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "portside.cli.main", *args], env={**os.environ, "PORTSIDE_ENDPOINT": server.endpoint},
+        [sys.executable, "-m", "portside.cli.main", *args],
+        env={**os.environ, "PORTSIDE_ENDPOINT": server.endpoint, **(env or {})},
         capture_output=True, text=True, timeout=120, check=False, **({"input": input} if input is not None else {"stdin": stdin}),
     )
 
@@ -141,15 +148,51 @@ def test_exec_refuses_clearly(portside: PortsideProcess, task: Callable[..., str
     assert done.returncode == 1 and "cannot reach unix:///nonexistent/docker.sock" in done.stderr
 
 
-def test_exec_refuses_a_container_that_is_not_on_the_engine_it_asks(
-    portside: PortsideProcess, task: Callable[..., str], make_cluster: Callable[..., Any]
+@pytest.mark.netns
+def test_exec_reaches_a_task_on_another_host_with_docker_host_and_refuses_without(
+    make_cluster: Callable[..., Any], tmp_path: Path, busybox_image: str
 ) -> None:
-    task_id = task()
-    [other] = make_cluster(1, images=()).hosts  # another machine's Docker Engine, without the task's container
-    done = cli(portside, "exec", task_id, "--docker-host", other.docker_url, "--", "true")
-    assert done.returncode == 1
-    assert f"of task {task_id}" in done.stderr and f"is not on {other.docker_url}: the task runs on container instance" in done.stderr
-    assert "give --docker-host for that host's engine" in done.stderr
+    """A task placed on a namespace host's engine (its own `portside agent`): exec needs that engine."""
+    [host] = make_cluster(1).hosts
+    keys = tmp_path / "credentials"
+    keys.write_text(
+        f"[default]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"
+        f"[agent]\naws_access_key_id = {AGENT_KEY}\naws_secret_access_key = {AGENT_SECRET}\n"
+    )
+    keys.chmod(0o600)
+    server = PortsideProcess(tmp_path / "server", "--credentials", str(keys), api_host=ROOT_ADDRESS)
+    agent = None
+    try:
+        server.start()
+        agent = Agent(host, server.endpoint, keys, "us-east-1a")
+        ecs = server.client(aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+        ecs.register_task_definition(
+            family="cli-remote", containerDefinitions=[{"name": "app", "image": busybox_image, "memory": 32}],
+        )
+
+        def placed() -> str | None:
+            result = ecs.run_task(taskDefinition="cli-remote", placementConstraints=WORKERS)
+            return str(result["tasks"][0]["taskArn"]) if result["tasks"] else None
+
+        arn = eventually(placed, 60, 1, "a task placed on the host's agent")
+        eventually(lambda: ecs.describe_tasks(tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING", 90, what="running")
+        task_id = arn.rsplit("/", 1)[-1]
+        signed = {"AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET}
+
+        here = cli(server, "exec", task_id, "--", "true", env=signed)
+        instance = ecs.describe_tasks(tasks=[arn])["tasks"][0]["containerInstanceArn"]
+        assert here.returncode == 1
+        assert f"the task runs on container instance {instance}" in here.stderr, here.stderr
+        assert "give --docker-host for that host's engine" in here.stderr
+
+        there = cli(server, "exec", task_id, "--docker-host", host.docker_url, "--", "sh", "-c", "echo remote; exit 7",
+                    env=signed)
+        assert (there.returncode, there.stdout) == (7, "remote\n"), there.stderr
+        ecs.stop_task(task=arn, reason="test done")
+    finally:
+        if agent is not None:
+            agent.stop()
+        server.stop()
 
 
 # ----------------------------------------------------------------------------- events
