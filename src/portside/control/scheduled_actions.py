@@ -216,7 +216,4 @@ def _run(plane: ControlPlane, region: str, action: dict[str, Any], target: dict[
     service = plane.store.get_service(services.service_arn(plane, region, cluster, service_name))
     if service is None or service["status"] != "ACTIVE":
         return
-    desired = service["desiredCount"]
-    if desired < low or desired > high:
-        bound, value = ("minimum", low) if desired < low else ("maximum", high)
-        autoscaling._set_desired(plane, region, target, value, f"{bound} capacity was set to {value}", now)
+    autoscaling.move_into_range(plane, region, target, service["desiredCount"], now)
