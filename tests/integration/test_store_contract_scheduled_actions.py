@@ -39,3 +39,20 @@ def test_scheduled_actions_upsert_list_and_delete(store_at: StoreFactory) -> Non
         assert store.delete_scheduled_action(REGION, WEB, "b") is False
         store.delete_scheduled_actions_of(REGION, API)
     assert [b["ScheduledActionName"] for b in store.scheduled_actions(REGION, "ecs", None, None)] == ["a"]
+
+
+def test_a_replace_writes_only_over_the_body_it_read(store_at: StoreFactory) -> None:
+    store = store_at()
+    read = body("a", WEB)
+    with store.transaction():
+        store.put_scheduled_action(REGION, WEB, read)
+    with store.transaction():
+        assert store.replace_scheduled_action(REGION, WEB, read, {**read, "_nextFireAt": 2.5}) is True
+    assert store.scheduled_action(REGION, WEB, "a") == {**read, "_nextFireAt": 2.5}
+    with store.transaction():  # what was read is no longer there: nothing written
+        assert store.replace_scheduled_action(REGION, WEB, read, {**read, "_nextFireAt": 9.0}) is False
+    assert store.scheduled_action(REGION, WEB, "a") == {**read, "_nextFireAt": 2.5}
+    with store.transaction():
+        store.delete_scheduled_action(REGION, WEB, "a")
+        assert store.replace_scheduled_action(REGION, WEB, {**read, "_nextFireAt": 2.5}, read) is False
+    assert store.scheduled_action(REGION, WEB, "a") is None

@@ -256,3 +256,30 @@ def test_a_target_holds_at_most_200_scheduled_actions(env: Env) -> None:
     assert "at most 200 scheduled actions" in message
     put(env, "a0", "rate(1 day)")  # an update of one it has is not a new one
     assert len(described(env, MaxResults=50)) == 50
+
+
+def test_a_put_between_the_rounds_read_and_write_wins(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As when another replica answers a PutScheduledAction while the leader's round runs the action.
+    env.service(desired=1)
+    env.register(MinCapacity=1, MaxCapacity=4)
+    put(env)
+    read = env.store.scheduled_actions_everywhere
+
+    def read_then_put() -> list[tuple[str, dict[str, Any]]]:
+        found = read()
+        scheduled_actions.put_scheduled_action(env.plane, REGION, {
+            **target_params(), "ScheduledActionName": "morning", "Schedule": "at(2023-11-16T08:00:00)",
+        })
+        return found
+
+    monkeypatch.setattr(env.store, "scheduled_actions_everywhere", read_then_put)
+    assert run_at(env, datetime(2023, 11, 15, 8, 0, 1, tzinfo=UTC)) == []  # the round's work rolled back
+    monkeypatch.undo()
+    [target] = env.aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4) and env.desired_count() == 1
+    assert activities(env) == []
+    [action] = described(env)
+    assert action["Schedule"] == "at(2023-11-16T08:00:00)"  # the put is kept, and runs at its new time
+    assert run_at(env, datetime(2023, 11, 15, 8, 0, 2, tzinfo=UTC)) == []
+    assert len(run_at(env, datetime(2023, 11, 16, 8, 0, 1, tzinfo=UTC))) == 1
+    assert env.desired_count() == 3

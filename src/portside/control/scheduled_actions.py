@@ -180,14 +180,26 @@ def run_due(plane: ControlPlane, now: float) -> list[str]:
         if due is None or due > now:
             continue
         key = (body["ServiceNamespace"], body["ResourceId"], body["ScalableDimension"])
-        with plane.store.transaction():
-            target = plane.store.scalable_target(region, key)
-            if target is not None and not target["SuspendedState"].get("ScheduledScalingSuspended"):
-                _run(plane, region, body, target, now)
-                ran.append(body["ScheduledActionARN"])
-            body["_nextFireAt"] = next_fire_of(body, now)
-            plane.store.put_scheduled_action(region, key, body)
+        try:
+            with plane.store.transaction():
+                target = plane.store.scalable_target(region, key)
+                runs = target is not None and not target["SuspendedState"].get("ScheduledScalingSuspended")
+                if runs:
+                    assert target is not None
+                    _run(plane, region, body, target, now)
+                # Only if no put changed the action since it was read (a put on another replica):
+                # else all of this rolls back and the next round looks at the action as it is now.
+                if not plane.store.replace_scheduled_action(region, key, body, {**body, "_nextFireAt": next_fire_of(body, now)}):
+                    raise _ChangedMeanwhile
+        except _ChangedMeanwhile:
+            continue
+        if runs:
+            ran.append(body["ScheduledActionARN"])
     return ran
+
+
+class _ChangedMeanwhile(Exception):
+    """The action was put or deleted while the round was running it."""
 
 
 def _run(plane: ControlPlane, region: str, action: dict[str, Any], target: dict[str, Any], now: float) -> None:

@@ -34,6 +34,15 @@ class ScheduledActionRecords:
             (region, *key, body["ScheduledActionName"], json.dumps(body)),
         )
 
+    def replace_scheduled_action(self, region: str, key: TargetKey, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Replace the action's body with ``new`` only if it is still ``old`` (no put came in between,
+        from this replica or another); False, writing nothing, otherwise."""
+        cursor = self.db.execute(
+            f"UPDATE aas_scheduled_actions SET body=? WHERE {_WHERE_TARGET} AND name=? AND body=?",
+            (json.dumps(new), region, *key, old["ScheduledActionName"], json.dumps(old)),
+        )
+        return cursor.rowcount > 0
+
     def scheduled_actions(
         self, region: str, namespace: str, resource_id: str | None, dimension: str | None
     ) -> list[dict[str, Any]]:
