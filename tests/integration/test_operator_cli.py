@@ -3,6 +3,8 @@ run as ``python -m portside.cli.main`` against a real server and real tasks on t
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import pty
 import select
@@ -277,3 +279,43 @@ def test_scale_sets_the_desired_count_within_the_scalable_targets_range(
     missing = cli(portside, "scale", "no-such-service", "1")
     assert missing.returncode == 1 and "ServiceNotFoundException" in missing.stderr
     assert cli(portside, "scale", "cli-scale", "-1").returncode == 2
+
+
+def test_exec_refuses_a_container_not_started_for_the_task(docker_client: Any, busybox_image: str) -> None:
+    """An endpoint that answers DescribeTasks with another container of this engine (a hostile or
+    confused API) does not get a command run in it."""
+    other = docker_client.containers.run(busybox_image, ["sleep", "300"], detach=True)
+    arn = "arn:aws:ecs:us-east-1:000000000000:task/default/0123456789abcdef0123456789abcdef"
+    answer = json.dumps({"failures": [], "tasks": [{
+        "taskArn": arn, "lastStatus": "RUNNING", "containerInstanceArn": "arn:aws:ecs:us-east-1:000000000000:container-instance/default/x",
+        "containers": [{"name": "app", "lastStatus": "RUNNING", "runtimeId": other.id}],
+    }]}).encode()
+
+    class Endpoint(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    endpoint = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    thread = threading.Thread(target=endpoint.serve_forever, daemon=True)
+    thread.start()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "portside.cli.main", "exec", arn, "--endpoint", f"http://127.0.0.1:{endpoint.server_port}",
+             "--", "touch", "/tmp/ran"],
+            capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 1
+        assert f"container {other.id[:12]}" in done.stderr and "was not started for task 0123456789abcdef0123456789abcdef" in done.stderr
+        assert other.exec_run(["test", "-e", "/tmp/ran"]).exit_code == 1  # nothing ran in there
+    finally:
+        endpoint.shutdown()
+        endpoint.server_close()
+        other.remove(force=True)

@@ -4,7 +4,9 @@ Docker exec on the engine the container runs on.
 The control plane never calls Docker, so this command does it itself: it resolves the task with
 DescribeTasks (the container's ``runtimeId``, the task's container instance), then asks the Docker
 Engine at ``--docker-host`` (default: the local one, ``$DOCKER_HOST`` or its socket) to exec in that
-container. It refuses, naming the container instance, when the container is not on that engine. It needs
+container. It refuses, naming the container instance, when the container is not on that engine, and
+refuses a container whose ``com.amazonaws.ecs.task-arn`` label does not name the task (an answer
+naming some other container of that engine is not trusted). It needs
 what ``docker exec`` needs: access to that engine's API (the caller's own Docker permissions; the
 portside API grants none).
 
@@ -25,6 +27,7 @@ from typing import Any
 
 import click
 
+from portside.agent.driver import LABEL_TASK_ARN
 from portside.cli.calls import call, cluster_option, endpoint_option, fail
 from portside.cli.client import make_client
 
@@ -99,6 +102,9 @@ def exec_command(ctx: click.Context, task: str, container: str | None, cluster: 
         )
     except docker.errors.DockerException as exc:
         fail(f"cannot reach {where}: {exc}")
+    if found.labels.get(LABEL_TASK_ARN) != described["taskArn"]:
+        # Only a container started for this task: not whatever else an answer names on this engine.
+        fail(f"container {chosen['runtimeId'][:12]} on {where} was not started for task {task_id}; refusing to exec in it")
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         exec_id = engine.api.exec_create(found.id, command, stdin=True, tty=tty, stdout=True, stderr=True)["Id"]
