@@ -134,6 +134,8 @@ def test_put_needs_a_registered_target(env: Env) -> None:
     ({"Schedule": "at(2023-11-14T22:00:00)"}, "never fires after now: the scheduled action would never run."),
     ({"Schedule": "cron(0 9 * * ? 2020)"}, "never fires after now"),
     ({"Timezone": "Mars/Olympus"}, "Timezone 'Mars/Olympus' is not a valid IANA time zone name"),
+    ({"Timezone": "../../../etc/passwd"}, "is not a valid IANA time zone name"),  # no file outside the tz database
+    ({"Timezone": "/etc/localtime"}, "is not a valid IANA time zone name"),
     ({"ScalableTargetAction": {}}, "ScalableTargetAction must set MinCapacity, MaxCapacity or both."),
     ({"ScalableTargetAction": None}, "ScalableTargetAction must set MinCapacity, MaxCapacity or both."),
     ({"ScalableTargetAction": {"MinCapacity": -1}}, "ScalableTargetAction.MinCapacity must be greater than or equal to 0"),
