@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -97,6 +98,24 @@ def test_exec_runs_a_command_in_the_task_and_passes_its_exit_status(portside: Po
     # stdin is streamed to the command until end of file
     piped = cli(portside, "exec", task_id, "app", "--", "sh", "-c", "cat; echo; echo done", input="hello from stdin")
     assert (piped.returncode, piped.stdout) == (0, "hello from stdin\ndone\n"), piped.stderr
+
+
+def test_exec_interrupted_without_a_tty_exits_130(portside: PortsideProcess, task: Callable[..., str]) -> None:
+    task_id = task()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portside.cli.main", "exec", task_id, "--", "sh", "-c", "echo started; sleep 60"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PORTSIDE_ENDPOINT": portside.endpoint},
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"started\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+        assert b"Traceback" not in (proc.stderr.read() if proc.stderr else b"")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def test_exec_gives_a_tty_when_stdin_is_a_terminal(portside: PortsideProcess, task: Callable[..., str]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -112,12 +113,16 @@ def exec_command(ctx: click.Context, task: str, container: str | None, cluster: 
     except docker.errors.DockerException as exc:
         fail(f"docker exec in container {chosen['name']} of task {task_id}: {exc}")
     sock: socket.socket = stream._sock
-    if tty:
-        with _raw_terminal(sys.stdin.fileno()):
-            _resize(engine, exec_id)
-            _pump(sock, sys.stdin.fileno(), lambda data: _write(sys.stdout.buffer, data))
-    else:
-        _pump(sock, sys.stdin.fileno(), _Demultiplexer().feed)
+    try:
+        if tty:
+            with _raw_terminal(sys.stdin.fileno()):  # Ctrl-C goes to the command, as a keystroke
+                _resize(engine, exec_id)
+                signal.signal(signal.SIGWINCH, lambda *_: _resize(engine, exec_id))
+                _pump(sock, sys.stdin.fileno(), lambda data: _write(sys.stdout.buffer, data))
+        else:
+            _pump(sock, sys.stdin.fileno(), _Demultiplexer().feed)
+    except KeyboardInterrupt:  # without a TTY, Ctrl-C stops this command; the exec'd one may run on
+        sys.exit(130)
     sys.exit(_exit_code(engine, exec_id))
 
 
