@@ -97,6 +97,9 @@ class ServerConfig:
     direct_routing: bool = True
     # The metric period of reactive scaling: one datapoint per metric per period (AWS: 60 s).
     scaling_period_s: float = 60.0
+    # Tests only: a file in the state directory holding seconds added to the clock scheduled actions
+    # run by ($PORTSIDE_TEST_SCHEDULE_CLOCK_FILE; docs/scheduled-scaling.md). None: the real clock.
+    schedule_clock_file: Path | None = None
     # The host firewall portside keeps (core/firewall.py): "guard", "managed" or "off".
     firewall_mode: str = DEFAULT_FIREWALL_MODE
     # Addresses (CIDRs) of load balancers on other machines that may reach copies directly.

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import portside.proxy
@@ -32,6 +33,7 @@ from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
 from portside.control.secrets_key import CHECK_META_KEY, DEFAULT_KEY_FILE, SecretsKey
 from portside.control.controllers.scaling import Scaler
+from portside.control.controllers.scheduled_scaling import ScheduledScaling, round_clock
 from portside.control.controllers.services import ServiceController
 from portside.control.store import Store
 from portside.control.store.database import StoreUnavailable
@@ -56,6 +58,8 @@ class Server:
         self._sweeper: asyncio.Task[None] | None = None
         self.services: ServiceController | None = None
         self.scaler: Scaler | None = None
+        self.scheduled: ScheduledScaling | None = None
+        self._schedule_clock: Callable[[], float] | None = None
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
         self.agent: HostAgent | None = None
@@ -76,6 +80,7 @@ class Server:
         elif config.auth_mode == "always":
             raise PortsideError("--auth always accepts only keys in --credentials: give --credentials FILE")
         tls = _api_tls_context(config.api_tls) if config.api_tls is not None else None
+        self._schedule_clock = round_clock(config)  # refuses a test clock outside a test's setting
         self._raise_open_file_limit()
         port_range, warning = choose_range(config.dynamic_port_range, host.read_kernel_port_range())
         if warning:
@@ -164,6 +169,9 @@ class Server:
         self.services.start()
         self.scaler = Scaler(self.plane, self.config.scaling_period_s)
         self.scaler.start()
+        assert self._schedule_clock is not None
+        self.scheduled = ScheduledScaling(self.plane, self._schedule_clock)
+        self.scheduled.start()
         self.liveness = LivenessController(self.plane)
         self.liveness.start()
 
@@ -172,12 +180,15 @@ class Server:
             await self.liveness.close()
         if self.scaler is not None:
             await self.scaler.close()
+        if self.scheduled is not None:
+            await self.scheduled.close()
         if self.services is not None:
             await self.services.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
         self.liveness = self.scaler = self.services = None
+        self.scheduled = None
         self._sweeper = None
 
     def status(self) -> tuple[dict[str, object], bool]:

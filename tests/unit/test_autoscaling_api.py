@@ -624,7 +624,7 @@ def test_unserved_action_is_unknown_operation(env: Env) -> None:
     env.service()
     env.register()
     message = expect_error(
-        "UnknownOperationException", env.aas.put_scheduled_action, ServiceNamespace="ecs", ScheduledActionName="a",
-        ResourceId=WEB, ScalableDimension=DIMENSION, Schedule="rate(1 hour)",
+        "UnknownOperationException", env.aas.get_predictive_scaling_forecast, ServiceNamespace="ecs", PolicyName="a",
+        ResourceId=WEB, ScalableDimension=DIMENSION, StartTime=1_700_000_000, EndTime=1_700_003_600,
     )
-    assert message == "Unknown operation PutScheduledAction"
+    assert message == "Unknown operation GetPredictiveScalingForecast"

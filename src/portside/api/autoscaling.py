@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control import autoscaling, scaling_policies
+from portside.control import autoscaling, scaling_policies, scheduled_actions
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "AnyScaleFrontendService."
@@ -22,4 +22,7 @@ OPERATIONS: dict[str, Operation] = {
     "DescribeScalingPolicies": scaling_policies.describe_scaling_policies,
     "DeleteScalingPolicy": scaling_policies.delete_scaling_policy,
     "DescribeScalingActivities": autoscaling.describe_scaling_activities,
+    "PutScheduledAction": scheduled_actions.put_scheduled_action,
+    "DescribeScheduledActions": scheduled_actions.describe_scheduled_actions,
+    "DeleteScheduledAction": scheduled_actions.delete_scheduled_action,
 }

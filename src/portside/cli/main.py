@@ -10,35 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 
 from portside import config as cfg
+from portside.cli.calls import call as _call
+from portside.cli.calls import cluster_option, endpoint_option
+from portside.cli.calls import fail as _fail
 from portside.cli.client import endpoint_from_env, make_client
+from portside.cli.events import events
+from portside.cli.exec import exec_command
+from portside.cli.scale import scale
 from portside.cli.store import store
 from portside.cli.tables import render_tasks
 from portside.core.firewall import DEFAULT_FIREWALL_MODE, FIREWALL_MODES
-
-
-def _fail(message: str) -> None:
-    click.echo(f"portside: {message}", err=True)
-    sys.exit(1)
-
-
-def _call(client: Any, operation: str, **params: Any) -> Any:
-    try:
-        return getattr(client, operation)(**params)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        _fail(f"{error.get('Code', 'Error')}: {error.get('Message', '')}")
-    except BotoCoreError as exc:
-        _fail(f"cannot reach the portside API: {exc}")
-
-
-endpoint_option = click.option(
-    "--endpoint", default=endpoint_from_env, show_default="$PORTSIDE_ENDPOINT or http://127.0.0.1:7070",
-    help="The portside API endpoint.",
-)
-cluster_option = click.option("--cluster", default="default", show_default=True)
 
 
 @click.group()
@@ -48,6 +31,9 @@ def main() -> None:
 
 
 main.add_command(store)
+main.add_command(events)
+main.add_command(scale)
+main.add_command(exec_command, name="exec")
 
 
 @main.command()
@@ -163,7 +149,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         max_client_connections=max_client_connections, direct_routing=direct_routing, scaling_period_s=scaling_period,
         firewall_mode=firewall_mode, lb_sources=sources, allowances=allowances,
         agent_ttl_s=agent_ttl, agent_grace_s=agent_grace, store=store, leader_lease_s=leader_lease,
-        instance_id=instance_id,
+        instance_id=instance_id, schedule_clock_file=_schedule_clock_file(),
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:
@@ -172,6 +158,12 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         _fail(exc.message)
     except OSError as exc:
         _fail(f"cannot start: {exc}")
+
+
+def _schedule_clock_file() -> Path | None:
+    """$PORTSIDE_TEST_SCHEDULE_CLOCK_FILE: tests move the clock of scheduled actions (docs/scheduled-scaling.md)."""
+    value = os.environ.get("PORTSIDE_TEST_SCHEDULE_CLOCK_FILE")
+    return Path(value) if value else None
 
 
 @main.command()

@@ -196,9 +196,7 @@ def register_scalable_target(plane: ControlPlane, region: str, params: dict[str,
     desired = service["desiredCount"]
     with plane.store.transaction():
         _put_target(plane, region, body)
-        if desired < new_low or desired > new_high:
-            bound, value = ("minimum", new_low) if desired < new_low else ("maximum", new_high)
-            _set_desired(plane, region, body, value, f"{bound} capacity was set to {value}", now)
+        move_into_range(plane, region, body, desired, now)
     return {"ScalableTargetARN": body["ScalableTargetARN"]}
 
 
@@ -218,10 +216,11 @@ def deregister_scalable_target(plane: ControlPlane, region: str, params: dict[st
             f"No scalable target found for service namespace: {key[0]}, resource ID: {key[1]}, "
             f"scalable dimension: {key[2]}"
         )
-    # "Deregistering a scalable target deletes the scaling policies ... associated with it" [BC];
-    # its activities stay for their six weeks.
+    # "Deregistering a scalable target deletes the scaling policies and the scheduled actions that
+    # are associated with it" [BC]; its activities stay for their six weeks.
     with plane.store.transaction():
         plane.store.delete_scalable_target(region, key)
+        plane.store.delete_scheduled_actions_of(region, key)
     return {}
 
 
@@ -291,6 +290,15 @@ def record_activity(
             region, (namespace, resource_id, dimension), activity, forget_before=start_time - ACTIVITY_RETENTION_S
         )
     return activity
+
+
+def move_into_range(plane: ControlPlane, region: str, target: dict[str, Any], desired: int, now: float) -> None:
+    """Move a desired count outside the target's [MinCapacity, MaxCapacity] to the nearest bound,
+    recorded as AWS records it ("minimum capacity was set to 2")."""
+    low, high = target["MinCapacity"], target["MaxCapacity"]
+    if desired < low or desired > high:
+        bound, value = ("minimum", low) if desired < low else ("maximum", high)
+        _set_desired(plane, region, target, value, f"{bound} capacity was set to {value}", now)
 
 
 def _set_desired(plane: ControlPlane, region: str, target: dict[str, Any], count: int, cause: str, now: float) -> bool:

@@ -8,6 +8,7 @@
 - ``elbv2.py``: load balancers, listeners, rules, target groups, certificates, tags;
 - ``elb_targets.py``: targets registered in target groups, and their draining;
 - ``scaling.py``: Application Auto Scaling targets, policies and activities;
+- ``scheduled_actions.py``: Application Auto Scaling scheduled actions;
 - ``health.py``: the load balancer's target health (the proxy's ``HealthStore``);
 - ``metrics.py``: CloudWatch metric datapoints (statistic sets per bucket);
 - ``account_settings.py``: ECS account settings, per principal;
@@ -28,6 +29,7 @@ from portside.control.store.elbv2 import ElbRecords
 from portside.control.store.health import TargetHealthRecords
 from portside.control.store.metrics import MetricRecords
 from portside.control.store.scaling import ScalingRecords
+from portside.control.store.scheduled_actions import ScheduledActionRecords
 from portside.control.store.secrets import SecretRecords
 from portside.control.store.schema import SCHEMA
 
@@ -35,7 +37,7 @@ __all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
 
 
 class Store(
-    Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords,
-    AccountSettingRecords, SecretRecords,
+    Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, ScheduledActionRecords, TargetHealthRecords,
+    MetricRecords, AccountSettingRecords, SecretRecords,
 ):
     """The server's state store (see the module's docstring)."""

@@ -135,6 +135,13 @@ MIGRATIONS: list[str] = [
       arn TEXT NOT NULL, version_id TEXT NOT NULL, created REAL NOT NULL, stages TEXT NOT NULL, value TEXT NOT NULL,
       PRIMARY KEY (arn, version_id));
     """,
+    # 7: Application Auto Scaling scheduled actions (store/scheduled_actions.py), keyed by target and name.
+    """
+    CREATE TABLE IF NOT EXISTS aas_scheduled_actions (
+      region TEXT NOT NULL, namespace TEXT NOT NULL, resource_id TEXT NOT NULL, dimension TEXT NOT NULL,
+      name TEXT NOT NULL, body TEXT NOT NULL,
+      PRIMARY KEY (region, namespace, resource_id, dimension, name));
+    """,
 ]
 
 #: The version this code writes: a store above it is refused.
