@@ -23,11 +23,13 @@ drives the API is root on the host). Before any operation runs, in this order:
    Peers on loopback may use any access key (only the form is checked) unless the server runs
    with ``--auth always``; everyone else needs a key from ``--credentials``. Refusals are 403.
 
-``/healthz``, ``/metrics`` and ``GET /`` are read-only and stay open.
+``/healthz``, ``/metrics`` and ``GET /`` are read-only and stay open. ``/ui`` is the dashboard
+(``portside/ui``, docs/dashboard.md): the same Host/Origin boundary, then its own sign-in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -47,6 +49,7 @@ from portside.control.plane import ControlPlane
 from portside.control.store.database import StoreUnavailable
 from portside.core.api_boundary import ApiIdentity, host_problem, origin_problem
 from portside.errors import AuthError, PortsideError, SerializationError, UnknownOperation
+from portside.ui.routes import Dashboard
 
 log = logging.getLogger("portside.api")
 
@@ -118,6 +121,8 @@ class ApiServer:
         self.app.router.add_get("/", self.hello)
         self.app.router.add_get("/healthz", self.hello)
         self.app.router.add_get("/metrics", self.serve_metrics)
+        self.dashboard = Dashboard(self)
+        self.dashboard.add_routes(self.app)
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -125,11 +130,14 @@ class ApiServer:
         # asked again after a restart anyway, so requests still running after 2 s are cut.
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
+        self.dashboard.start()
         site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=self.tls)
         await site.start()
         self.identity = ApiIdentity("https" if self.tls else "http", host, self.api_hosts)
 
     async def close(self) -> None:
+        self.dashboard.close()  # ends its live streams, which would otherwise hold the shutdown
+        await asyncio.sleep(0)
         if self._runner is not None:
             await self._runner.cleanup()
 

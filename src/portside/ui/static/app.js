@@ -1,0 +1,268 @@
+// The portside dashboard: renders /ui/api/state and follows /ui/api/events (server-sent events).
+// Plain DOM: every value from the server goes in through textContent, never as HTML.
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+let csrfToken = "";
+let state = null;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("data-")) node.setAttribute(k, v);
+    else if (k === "onclick") node.addEventListener("click", v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function table(caption, headers, rows) {
+  if (!rows.length) return el("p", { class: "empty" }, `No ${caption.toLowerCase()}.`);
+  return el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": caption },
+    el("table", {},
+      el("caption", {}, caption),
+      el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows)));
+}
+
+function badge(text, kind) {
+  return el("span", { class: `badge ${kind || String(text).toLowerCase()}` }, text);
+}
+
+function when(seconds) {
+  return seconds ? new Date(seconds * 1000).toLocaleTimeString() : "";
+}
+
+function meter(label, used, total, unit) {
+  const pct = total ? Math.round((100 * used) / total) : 0;
+  return el("div", { class: "meter" },
+    el("span", {}, `${label} ${used}/${total}${unit || ""}`),
+    el("progress", { max: String(total || 1), value: String(used), "aria-label": `${label} used: ${pct}%` }));
+}
+
+// -- charts: hand-drawn SVG polylines, one per line of the chart
+
+const COLOURS = ["#1f6feb", "#c2410c", "#15803d", "#7c3aed", "#b91c1c", "#0e7490"];
+
+function chart(spec) {
+  const figure = el("figure", { class: "chart" }, el("figcaption", {}, spec.title));
+  if (!spec.lines.length) {
+    figure.append(el("p", { class: "empty" }, "No data in the last hour."));
+    return figure;
+  }
+  const width = 320, height = 120, pad = 4;
+  const points = spec.lines.flatMap((l) => l.points);
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 60);
+  const y1 = Math.max(...ys, 1);
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  const summary = spec.lines.map((l) => `${l.label} ${l.points[l.points.length - 1][1]} ${spec.unit}`).join(", ");
+  svg.setAttribute("aria-label", `${spec.title}: latest ${summary}`);
+  spec.lines.forEach((line, i) => {
+    const poly = document.createElementNS(SVG, "polyline");
+    poly.setAttribute("fill", "none");
+    poly.setAttribute("stroke", COLOURS[i % COLOURS.length]);
+    poly.setAttribute("stroke-width", "2");
+    poly.setAttribute("points", line.points.map(([x, y]) =>
+      `${(pad + ((x - x0) / (x1 - x0)) * (width - 2 * pad)).toFixed(1)},${(height - pad - (y / y1) * (height - 2 * pad)).toFixed(1)}`).join(" "));
+    svg.append(poly);
+  });
+  figure.append(svg, el("ul", { class: "legend" }, spec.lines.map((l, i) =>
+    el("li", { "data-colour": String(i % COLOURS.length) }, `${l.label}: ${l.points[l.points.length - 1][1]} ${spec.unit}`))),
+    el("p", { class: "axis" }, `0 – ${y1} ${spec.unit}, last hour`));
+  return figure;
+}
+
+// -- views
+
+function renderClusters(s) {
+  return s.clusters.length ? s.clusters.map((c) => el("article", { class: "card", "data-cluster": c.name },
+    el("h3", {}, `${c.name} `, badge(c.status, "status")),
+    table(`Container instances of ${c.name}`, ["Instance", "Host", "Zone", "Agent", "Status", "CPU", "Memory", "Host ports in use", "Tasks", ""],
+      c.instances.map((i) => el("tr", { "data-instance": i.arn },
+        el("td", {}, i.id), el("td", {}, i.host), el("td", {}, i.zone),
+        el("td", {}, badge(i.agentConnected ? "connected" : "disconnected")),
+        el("td", {}, badge(i.status, i.status.toLowerCase())),
+        el("td", {}, meter("CPU", i.cpu.used, i.cpu.registered)),
+        el("td", {}, meter("Memory", i.memory.used, i.memory.registered, " MiB")),
+        el("td", { title: i.hostPorts.join(", ") }, `${i.portsInUse} (${i.reservedPorts} reserved)`),
+        el("td", {}, `${i.runningTasks} running, ${i.pendingTasks} pending`),
+        el("td", {}, i.status === "ACTIVE" ? el("button", { type: "button", onclick: () => confirmAction(
+          { action: "drain", cluster: c.name, containerInstance: i.arn },
+          `Drain container instance ${i.id}? Its service tasks are replaced elsewhere and it gets no new tasks.`) }, "Drain…") : "")))),
+    el("div", { class: "charts" }, c.charts.map(chart)))) : el("p", { class: "empty" }, "No clusters.");
+}
+
+function renderServices(s) {
+  if (!s.services.length) return el("p", { class: "empty" }, "No services.");
+  return s.services.map((svc) => el("article", { class: "card", "data-service": svc.name },
+    el("h3", {}, `${svc.name} `, el("small", {}, `${svc.cluster} · ${svc.taskDefinition}`)),
+    el("dl", { class: "counts" },
+      el("div", {}, el("dt", {}, "Desired"), el("dd", { class: "desired" }, svc.desired)),
+      el("div", {}, el("dt", {}, "Running"), el("dd", { class: "running" }, svc.running)),
+      el("div", {}, el("dt", {}, "Pending"), el("dd", { class: "pending" }, svc.pending))),
+    el("div", { class: "buttons" },
+      el("button", { type: "button", class: "scale", onclick: () => confirmAction(
+        { action: "scale", cluster: svc.cluster, service: svc.name },
+        `Set the desired count of ${svc.name}.`, svc.desired) }, "Scale…"),
+      el("button", { type: "button", onclick: () => confirmAction(
+        { action: "redeploy", cluster: svc.cluster, service: svc.name },
+        `Force a new deployment of ${svc.name}? Every task is replaced.`) }, "Force new deployment…")),
+    table(`Deployments of ${svc.name}`, ["Deployment", "Status", "Rollout", "Task definition", "Desired", "Running", "Pending", "Failed"],
+      svc.deployments.map((d) => el("tr", {},
+        el("td", {}, d.id), el("td", {}, badge(d.status, "status")),
+        el("td", { title: d.rolloutStateReason }, badge(d.rolloutState || "—", (d.rolloutState || "").toLowerCase())),
+        el("td", {}, d.taskDefinition), el("td", {}, d.desired), el("td", {}, d.running), el("td", {}, d.pending), el("td", {}, d.failed)))),
+    el("h4", {}, "Last events"),
+    svc.events.length ? el("ol", { class: "events" }, svc.events.map((e) => el("li", {}, el("time", {}, when(e.at)), " ", e.message)))
+      : el("p", { class: "empty" }, "No events."),
+    el("div", { class: "charts" }, svc.charts.map(chart))));
+}
+
+function renderTasks(s) {
+  return table("Tasks", ["Task", "Service", "Host", "Host port → container port", "Status", "Target health", ""],
+    s.tasks.map((t) => el("tr", { "data-task": t.arn, "data-service": t.service },
+      el("td", {}, t.id.slice(0, 12)), el("td", {}, t.service || "—"), el("td", { class: "host" }, t.host),
+      el("td", { class: "ports" }, t.ports.length ? t.ports.map((p) => el("div", { class: "port", "data-host-port": String(p.hostPort || "") },
+        `${p.hostPort || "—"} → ${p.containerPort}/${p.protocol}`)) : "—"),
+      el("td", {}, badge(t.lastStatus), t.desiredStatus !== t.lastStatus ? ` → ${t.desiredStatus}` : ""),
+      el("td", { class: "health" }, t.ports.filter((p) => p.target).map((p) => el("div", { "data-state": p.target.state },
+        badge(p.target.state), p.target.reason ? ` ${p.target.reason}` : "", p.target.description ? el("small", {}, ` ${p.target.description}`) : "")),
+        t.ports.some((p) => p.target) ? "" : "—"),
+      el("td", {}, t.desiredStatus === "RUNNING" ? el("button", { type: "button", onclick: () => confirmAction(
+        { action: "stop", cluster: t.cluster, task: t.arn }, `Stop task ${t.id}?${t.service ? " Its service starts a replacement." : ""}`) }, "Stop…") : ""))));
+}
+
+function renderLoadBalancers(s) {
+  if (!s.loadBalancers.length) return el("p", { class: "empty" }, "No load balancers.");
+  return s.loadBalancers.map((lb) => el("article", { class: "card", "data-load-balancer": lb.name },
+    el("h3", {}, `${lb.name} `, badge(lb.state, "status")), el("p", { class: "dns" }, lb.dnsName),
+    lb.listeners.map((l) => table(`Listener ${l.protocol}:${l.port}`, ["Priority", "Conditions", "Forwards to"],
+      l.rules.map((r) => el("tr", {}, el("td", {}, r.priority), el("td", {}, r.conditions.join("; ")), el("td", {}, r.actions.join(", "))))))));
+}
+
+function renderTargetGroups(s) {
+  if (!s.targetGroups.length) return el("p", { class: "empty" }, "No target groups.");
+  return s.targetGroups.map((tg) => el("article", { class: "card", "data-target-group": tg.name },
+    el("h3", {}, `${tg.name} `, el("small", {}, `${tg.protocol}:${tg.port} · ${tg.healthy}/${tg.total} healthy · `,
+      tg.requestRate === null ? "no requests recorded" : `${tg.requestRate} requests/s`)),
+    table(`Targets of ${tg.name}`, ["Target", "Port", "Health", "Reason"],
+      tg.targets.map((t) => el("tr", { "data-target": `${t.id}:${t.port}`, "data-state": t.state },
+        el("td", {}, t.id), el("td", {}, t.port), el("td", {}, badge(t.state)), el("td", {}, t.reason, t.description ? el("small", {}, ` ${t.description}`) : "")))),
+    el("div", { class: "charts" }, tg.charts.map(chart))));
+}
+
+function renderScaling(s) {
+  return table("Scaling activities", ["Time", "Resource", "Status", "Description", "Cause"],
+    s.scalingActivities.map((a) => el("tr", {}, el("td", {}, when(a.at)), el("td", {}, a.resource), el("td", {}, badge(a.status)),
+      el("td", {}, a.description, a.message ? el("small", {}, ` ${a.message}`) : ""), el("td", {}, a.cause))));
+}
+
+function renderUnavailable(panel, what) {
+  return el("p", { class: "empty" }, `${what}: ${panel.note}.`);
+}
+
+function render(s) {
+  state = s;
+  const focused = document.activeElement && document.activeElement.closest("[data-task],[data-service],[data-instance]");
+  const focusKey = focused ? [focused.tagName, document.activeElement.textContent] : null;
+  document.getElementById("region").textContent = s.region;
+  const put = (id, content) => document.querySelector(`#${id} .body`).replaceChildren(...[content].flat());
+  put("clusters", renderClusters(s));
+  put("services", renderServices(s));
+  put("tasks", renderTasks(s));
+  put("load-balancers", renderLoadBalancers(s));
+  put("target-groups", renderTargetGroups(s));
+  put("scaling", renderScaling(s));
+  put("alarms", s.alarms.available ? [] : renderUnavailable(s.alarms, "Alarms"));
+  put("logs", s.logs.available ? [] : renderUnavailable(s.logs, "Log tails"));
+  if (focusKey) {  // keep keyboard users where they were across a live update
+    const again = [...document.querySelectorAll("main button")].find((b) => b.textContent === focusKey[1]);
+    if (again) again.focus();
+  }
+  const live = document.getElementById("live");
+  const running = s.tasks.filter((t) => t.lastStatus === "RUNNING").length;
+  live.textContent = `live · ${s.services.length} services, ${running} tasks running · updated ${when(s.generatedAt)}`;
+  document.body.dataset.ready = "1";
+}
+
+// -- actions, behind a confirmation dialog
+
+let pending = null;
+
+function confirmAction(request, text, count) {
+  const dialog = document.getElementById("confirm");
+  pending = request;
+  document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-error").textContent = "";
+  const field = document.getElementById("confirm-field");
+  field.hidden = count === undefined;
+  const input = document.getElementById("confirm-count");
+  if (count !== undefined) input.value = String(count);
+  dialog.showModal();
+  (count !== undefined ? input : document.getElementById("confirm-cancel")).focus();
+}
+
+async function submitAction(event) {
+  event.preventDefault();
+  if (!pending) return;
+  const request = { ...pending };
+  const error = document.getElementById("confirm-error");
+  if (request.action === "scale") {
+    const typed = document.getElementById("confirm-count").value.trim();
+    if (!/^[0-9]+$/.test(typed)) { error.textContent = "Enter the desired count: a whole number, 0 or more."; return; }
+    request.desiredCount = Number(typed);
+  }
+  try {
+    const answer = await fetch("/ui/api/actions", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Portside-CSRF": csrfToken },
+      body: JSON.stringify(request),
+    });
+    const body = await answer.json();
+    if (!answer.ok) {
+      error.textContent = `${body.__type}: ${body.message}`;
+      return;
+    }
+    pending = null;
+    document.getElementById("confirm").close();
+    notice(`${request.action}: ${body.operation} accepted.`);
+  } catch (exc) {
+    error.textContent = `The request failed: ${exc}`;
+  }
+}
+
+function notice(text) {
+  const box = document.getElementById("notice");
+  box.textContent = text;
+  box.hidden = false;
+}
+
+// -- start: the session's CSRF token, the first state, then the live stream
+
+async function start() {
+  document.getElementById("confirm-form").addEventListener("submit", submitAction);
+  document.getElementById("confirm-cancel").addEventListener("click", () => { pending = null; document.getElementById("confirm").close(); });
+  const session = await fetch("/ui/api/session", { credentials: "same-origin" });
+  if (session.ok) {
+    const info = await session.json();
+    csrfToken = info.csrfToken;
+    if (info.accessKey) document.getElementById("signout").hidden = false;
+  }
+  const first = await fetch("/ui/api/state", { credentials: "same-origin" });
+  if (first.status === 403) { window.location.assign("/ui/signin"); return; }
+  render(await first.json());
+  const stream = new EventSource("/ui/api/events");
+  stream.addEventListener("state", (event) => render(JSON.parse(event.data)));
+  stream.addEventListener("error", () => { document.getElementById("live").textContent = "reconnecting…"; });
+}
+
+document.addEventListener("DOMContentLoaded", start);
