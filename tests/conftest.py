@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import browser, browser_page, chromium, playwright_driver  # noqa: F401  (tests/support/browser.py)
 from tests.support.postgres import PostgresServer, free_loopback_port, sweep_dead_servers
 
 TEST_LABEL = "portside.test"

@@ -1,0 +1,220 @@
+"""The headless Chromium harness (tests/support/browser.py): pages from a local server on 127.0.0.1,
+clicks and the DOM, screenshots, problems that fail a test, and no browser process left behind."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.browser import (
+    MARKER_VARIABLE,
+    PHONE,
+    BrowserSession,
+    HeadlessChromium,
+    artefacts_dir,
+    processes_with_marker,
+)
+from tests.support.waiting import eventually
+
+REPO = Path(__file__).resolve().parents[2]
+
+PAGES = {
+    "/": b"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>counter</title>
+<link rel="icon" href="data:,"><meta name="viewport" content="width=device-width, initial-scale=1">
+</head><body><h1>Counter</h1><button id="add" type="button">Add one</button><ol id="items"></ol>
+<script>
+document.getElementById("add").addEventListener("click", () => {
+  const li = document.createElement("li");
+  li.textContent = "item " + (document.querySelectorAll("#items li").length + 1);
+  document.getElementById("items").append(li);
+});
+document.body.dataset.ready = "1";
+</script></body></html>""",
+    "/throws": b"""<!doctype html><html><head><link rel="icon" href="data:,"></head><body>
+<script>throw new Error("the dashboard broke");</script></body></html>""",
+    "/console": b"""<!doctype html><html><head><link rel="icon" href="data:,"></head><body>
+<script>console.error("could not render the tasks table");</script></body></html>""",
+    "/missing-asset": b"""<!doctype html><html><head><link rel="icon" href="data:,">
+<link rel="stylesheet" href="/no-such.css"></head><body>hi</body></html>""",
+}
+
+
+class _Pages(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = PAGES.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        body = body if body is not None else b"not found"
+        self.send_header("Content-Type", "text/html; charset=utf-8" if self.path in PAGES else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    """``PAGES`` served on a free port of 127.0.0.1; its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_click_changes_the_dom_and_the_screenshot_is_saved(browser: BrowserSession, site: str) -> None:
+    page = browser.page
+    page.goto(site + "/")
+    page.wait_for_function("document.body.dataset.ready === '1'")
+    assert page.evaluate("[innerWidth, innerHeight]") == [1280, 800]
+    page.get_by_role("button", name="Add one").click()
+    page.get_by_role("button", name="Add one").click()
+    assert page.locator("#items li").all_inner_texts() == ["item 1", "item 2"]
+
+    path = browser.screenshot()
+    assert path == artefacts_dir() / "test_click_changes_the_dom_and_the_screenshot_is_saved.png"
+    assert _png_size(path) == (1280, 800)
+
+
+def test_phone_page_has_a_phone_width(browser: BrowserSession, site: str) -> None:
+    phone = browser.phone_page()
+    phone.goto(site + "/")
+    assert phone.evaluate("innerWidth") == PHONE["width"]
+    assert phone.evaluate("matchMedia('(pointer: coarse)').matches") is True
+    phone.get_by_role("button", name="Add one").tap()
+    assert phone.locator("#items li").all_inner_texts() == ["item 1"]
+
+
+@pytest.mark.parametrize(
+    ("path", "reported"),
+    [
+        ("/throws", "page error: Error: the dashboard broke"),
+        ("/console", "console error: could not render the tasks table"),
+        ("/missing-asset", "failed request: GET http://127.0.0.1:{port}/no-such.css: HTTP 404"),
+    ],
+)
+def test_a_page_problem_fails_the_check(chromium: HeadlessChromium, site: str, path: str, reported: str) -> None:
+    session = BrowserSession(chromium, f"problem{path.replace('/', '-')}")
+    session.page.goto(site + path)
+    port = site.rpartition(":")[2]
+    expected = reported.format(port=port)
+    eventually(lambda: any(line.startswith(expected) for line in session.problems.unexpected()),
+               timeout=15, what=f"{expected!r} among the problems")
+    with pytest.raises(AssertionError, match="the browser reported problems") as failure:
+        session.finish()
+    assert expected in str(failure.value)
+
+
+def test_an_allowed_problem_does_not_fail_the_check(chromium: HeadlessChromium, site: str) -> None:
+    session = BrowserSession(chromium, "allowed-problem")
+    session.allow(r"the dashboard broke")
+    session.page.goto(site + "/throws")
+    eventually(lambda: session.problems.page_errors, timeout=15, what="the page error")
+    session.finish()  # no AssertionError
+
+
+def test_a_fresh_context_per_page(browser: BrowserSession, site: str) -> None:
+    first = browser.page
+    first.goto(site + "/")
+    first.evaluate("localStorage.setItem('seen', '1')")
+    second = browser.new_page()
+    second.goto(site + "/")
+    assert second.evaluate("localStorage.getItem('seen')") is None
+
+
+def test_closing_the_browser_leaves_no_process(playwright_driver: Any) -> None:
+    chromium = HeadlessChromium(playwright_driver)
+    try:
+        page = chromium.browser.new_page()
+        page.set_content("<p>hello</p>")
+        pids = chromium.pids()
+        assert len(pids) >= 2, pids  # the browser and at least a renderer or zygote
+    finally:
+        chromium.close()
+    assert processes_with_marker(chromium.marker) == []
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+
+
+INNER_TEST = textwrap.dedent(
+    """
+    from tests.support.browser import browser, browser_page, chromium, playwright_driver  # noqa: F401
+
+    def test_page_throws(browser_page):
+        browser_page.set_content("<script>throw new Error('thrown in the page')</script>")
+        assert browser_page.evaluate("1 + 1") == 2
+
+    def test_test_fails_outright(browser_page):
+        browser_page.set_content("<p>fine</p>")
+        assert False, "the test itself failed"
+
+    def test_clean_page(browser_page):
+        browser_page.set_content("<p id=p>fine</p>")
+        assert browser_page.inner_text("#p") == "fine"
+    """
+)
+
+
+def test_the_fixture_fails_a_test_whose_page_throws_and_stops_its_browser(tmp_path: Path) -> None:
+    """A real pytest run of tests using the fixtures: the page error fails its test, every test gets
+    its screenshot (the failing ones too), and the run leaves no browser process."""
+    (tmp_path / "test_inner.py").write_text(INNER_TEST)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    artefacts = tmp_path / "artefacts"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PORTSIDE_TEST_ARTEFACTS": str(artefacts)}
+    env.pop(MARKER_VARIABLE, None)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+         "-c", str(tmp_path / "pytest.ini"), str(tmp_path / "test_inner.py")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        output, _ = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 1, output
+    assert "page error: Error: thrown in the page" in output, output
+    assert "ERROR at teardown of test_page_throws" in output, output
+    assert "FAILED" in output and "the test itself failed" in output, output
+    assert "1 failed, 2 passed, 1 error" in output, output
+    assert sorted(p.name for p in artefacts.iterdir()) == [
+        "test_clean_page.png", "test_page_throws.png", "test_test_fails_outright.png"]
+    inner = f"{socket.gethostname()}:{run.pid}:"
+    assert _processes_with_marker_prefix(inner) == []
+
+
+def _processes_with_marker_prefix(prefix: str) -> list[int]:
+    needle = f"{MARKER_VARIABLE}={prefix}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                environ = Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(v.startswith(needle) for v in environ):
+                found.append(int(entry.name))
+    return found
