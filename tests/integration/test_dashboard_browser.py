@@ -1,0 +1,132 @@
+"""The dashboard in headless Chromium against a real server running a real service behind its load balancer.
+
+Loads /ui, checks the DOM against what the API says (services, tasks with their host ports, target
+health), scales the service from the page and watches the new copy appear and turn healthy
+without a reload, and checks the layout at a phone's width. Screenshots land under the test
+artefacts (tests/support/browser.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.integration.test_services import SERVER_ARGS, Stack, elb_client, task_definition, wait_converged
+from tests.integration.conftest import remove_server_containers
+from tests.support.browser import BrowserSession
+from tests.support.server import PortsideProcess
+
+pytestmark = pytest.mark.docker
+
+SERVICE = "web"
+#: How long the page may take to show a change (the SSE stream carries it within about a second;
+#: this bounds the wait for the copy to start and pass two health checks, not the page's latency).
+CONVERGE_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, busybox_image: str) -> Iterator[PortsideProcess]:
+    process = PortsideProcess(tmp_path_factory.mktemp("dashboard-browser"), *SERVER_ARGS)
+    process.start()
+    try:
+        yield process
+    finally:
+        try:
+            process.client().delete_service(service=SERVICE, force=True)
+        except Exception:  # noqa: BLE001 - gone already, or the server is; the containers are removed below
+            pass
+        process.stop()
+        remove_server_containers(docker_client, process)
+
+
+@pytest.fixture(scope="module")
+def running(server: PortsideProcess, busybox_image: str) -> dict[str, Any]:
+    """One busybox copy of ``web`` behind a load balancer, converged and healthy."""
+    ecs = server.client()
+    stack = Stack(elb_client(server), "dash")
+    td = task_definition(ecs, busybox_image, "dash-web")
+    ecs.create_service(serviceName=SERVICE, taskDefinition=td, desiredCount=1, loadBalancers=stack.load_balancers())
+    [task] = wait_converged(ecs, stack, SERVICE, 1)
+    return {"ecs": ecs, "stack": stack, "task": task}
+
+
+def host_ports(ecs: Any) -> set[int]:
+    arns = ecs.list_tasks(serviceName=SERVICE, desiredStatus="RUNNING")["taskArns"]
+    tasks = ecs.describe_tasks(tasks=arns)["tasks"] if arns else []
+    return {b["hostPort"] for t in tasks for c in t["containers"] for b in c.get("networkBindings", [])}
+
+
+def open_dashboard(page: Any, server: PortsideProcess) -> None:
+    page.goto(server.endpoint + "/ui")
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def test_the_page_shows_the_service_its_tasks_and_their_health(
+    browser: BrowserSession, server: PortsideProcess, running: dict[str, Any]
+) -> None:
+    page = browser.page
+    open_dashboard(page, server)
+    card = page.locator(f"#services article[data-service='{SERVICE}']")
+    assert card.locator("dd.desired").inner_text() == "1"
+    expect(card.locator("dd.running")).to_have_text("1", timeout=CONVERGE_MS)
+    [port] = host_ports(running["ecs"])
+    row = page.locator(f"#tasks tr[data-service='{SERVICE}']")
+    assert row.count() == 1
+    assert row.locator(f".port[data-host-port='{port}']").inner_text() == f"{port} → 80/tcp"
+    expect(page.locator(f"#tasks tr[data-service='{SERVICE}'] .health [data-state='healthy']")).to_have_count(1, timeout=CONVERGE_MS)
+    target = page.locator(f"#target-groups article[data-target-group='dash'] tr[data-state='healthy']")
+    assert target.count() == 1 and str(port) in target.inner_text()
+    instance = page.locator("#clusters tr[data-instance]").first
+    assert "connected" in instance.inner_text()
+    assert page.locator("#load-balancers article[data-load-balancer='dash']").count() == 1
+    assert "not served by this portside yet" in page.locator("#alarms").inner_text()
+
+
+def test_scaling_from_the_page_shows_the_new_copy_turn_healthy_without_a_reload(
+    browser: BrowserSession, server: PortsideProcess, running: dict[str, Any]
+) -> None:
+    page = browser.page
+    open_dashboard(page, server)
+    page.evaluate("window.portsideTestMarker = 'same page'")  # gone if the page reloads
+    card = page.locator(f"#services article[data-service='{SERVICE}']")
+    card.get_by_role("button", name="Scale…").click()
+    dialog = page.get_by_role("dialog")
+    count = dialog.get_by_label("Desired count")
+    assert count.input_value() == "1"
+    count.fill("2")
+    dialog.get_by_role("button", name="Confirm").click()
+    # The page's CSP allows no eval, so waits go through Playwright's locators, not wait_for_function.
+    expect(card.locator("dd.desired")).to_have_text("2", timeout=CONVERGE_MS)
+    expect(page.locator("#tasks tr[data-service='web'] .health [data-state='healthy']")).to_have_count(2, timeout=CONVERGE_MS)
+    assert page.evaluate("window.portsideTestMarker") == "same page"
+    assert running["ecs"].describe_services(services=[SERVICE])["services"][0]["desiredCount"] == 2
+    shown = {int(p) for p in page.locator("#tasks tr[data-service='web'] .port").evaluate_all(
+        "nodes => nodes.map(n => n.dataset.hostPort)")}
+    assert shown == host_ports(running["ecs"]) and len(shown) == 2
+    expect(page.locator("#live")).to_contain_text("2 tasks running")
+
+
+def test_a_refused_action_shows_the_api_error_and_changes_nothing(
+    browser: BrowserSession, server: PortsideProcess, running: dict[str, Any]
+) -> None:
+    page = browser.page
+    open_dashboard(page, server)
+    before = running["ecs"].describe_services(services=[SERVICE])["services"][0]["desiredCount"]
+    page.locator(f"#services article[data-service='{SERVICE}']").get_by_role("button", name="Scale…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Desired count").fill("")
+    dialog.get_by_role("button", name="Confirm").click()
+    assert "whole number" in dialog.locator("#confirm-error").inner_text()
+    dialog.get_by_role("button", name="Cancel").click()
+    assert running["ecs"].describe_services(services=[SERVICE])["services"][0]["desiredCount"] == before
+
+
+def test_the_page_fits_a_phone(browser: BrowserSession, server: PortsideProcess, running: dict[str, Any]) -> None:
+    page = browser.phone_page()
+    open_dashboard(page, server)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"the page scrolls sideways: {width} px"
+    assert page.locator(f"#services article[data-service='{SERVICE}']").is_visible()
