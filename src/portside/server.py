@@ -34,6 +34,7 @@ from portside.control.plane import ControlPlane
 from portside.control.secrets_key import CHECK_META_KEY, DEFAULT_KEY_FILE, SecretsKey
 from portside.control.controllers.scaling import Scaler
 from portside.control.controllers.scheduled_scaling import ScheduledScaling, round_clock
+from portside.control.controllers.task_counts import TaskCountRecorder
 from portside.control.controllers.services import ServiceController
 from portside.control.store import Store
 from portside.control.store.database import StoreUnavailable
@@ -59,6 +60,7 @@ class Server:
         self.services: ServiceController | None = None
         self.scaler: Scaler | None = None
         self.scheduled: ScheduledScaling | None = None
+        self.task_counts: TaskCountRecorder | None = None
         self._schedule_clock: Callable[[], float] | None = None
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
@@ -174,8 +176,13 @@ class Server:
         self.scheduled.start()
         self.liveness = LivenessController(self.plane)
         self.liveness.start()
+        self.task_counts = TaskCountRecorder(self.plane)
+        self.task_counts.start()
 
     async def _stop_controllers(self) -> None:
+        if self.task_counts is not None:
+            await self.task_counts.close()
+            self.task_counts = None
         if self.liveness is not None:
             await self.liveness.close()
         if self.scaler is not None:

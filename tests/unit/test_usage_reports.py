@@ -199,3 +199,14 @@ def test_an_unregistered_instance_is_refused(plane: ControlPlane) -> None:
     register(plane)
     with pytest.raises(NotFoundError):
         usage_reports.publish_metrics(plane, REGION, report("arn:aws:ecs:us-east-1:000000000000:container-instance/default/ffff"))
+
+
+def test_each_host_is_recorded_in_portside_s_namespace_too(plane: ControlPlane) -> None:
+    instance = register(plane)
+    task = place(plane, instance)
+    usage_reports.publish_metrics(plane, REGION, report(instance, busy(task)))
+    host = {"ClusterName": "default", "ContainerInstanceId": instance.rsplit("/", 1)[-1]}
+    (cpu,) = plane.store.metric_datapoints(REGION, "Portside/ECS", "CPUUtilization", host, 0, 2e9)
+    (memory,) = plane.store.metric_datapoints(REGION, "Portside/ECS", "MemoryUtilization", host, 0, 2e9)
+    assert cpu.stats.sum == pytest.approx(64 / 2048 * 100) and memory.stats.sum == pytest.approx(64 / 4096 * 100)
+    assert plane.store.metric_datapoints(REGION, "AWS/ECS", "CPUUtilization", host, 0, 2e9) == []  # not an AWS/ECS metric

@@ -9,7 +9,7 @@ stopped is skipped and named in the answer (``ignored``).
 Each task's utilisation (``core/utilisation.py``) is one sample of its service's
 ``CPUUtilization`` and ``MemoryUtilization`` (dimensions ``ClusterName``, ``ServiceName``), and the
 report as a whole one sample of its cluster's (``ClusterName``: use against what the instance
-registered), merged into the metric store's bucket of the control plane's time of receipt (an
+registered) and of its host's (``Portside/ECS``, ``ClusterName`` and ``ContainerInstanceId``), merged into the metric store's bucket of the control plane's time of receipt (an
 agent's clock is not trusted). The scaler's ECSServiceAverageCPUUtilization and
 ECSServiceAverageMemoryUtilization target tracking read these buckets back.
 """
@@ -27,6 +27,8 @@ from portside.core.task import Task
 from portside.errors import InvalidParameterException
 
 SERVICE_GROUP_PREFIX = "service:"
+#: Per-host utilisation (dimensions ``ClusterName``, ``ContainerInstanceId``): not an AWS/ECS metric.
+HOST_NAMESPACE = "Portside/ECS"
 #: The largest counter an agent may report (a signed 64-bit integer, as the kernel keeps them).
 MAX_COUNTER = 2**63 - 1
 
@@ -63,9 +65,9 @@ def _record(
     resolution = u.bucket_s(plane.config.scaling_period_s)
     store = plane.store
 
-    def record(dimensions: dict[str, str], metric: str, value: float | None) -> None:
+    def record(dimensions: dict[str, str], metric: str, value: float | None, namespace: str = u.NAMESPACE) -> None:
         if value is not None:
-            store.record_metric(region, u.NAMESPACE, metric, dimensions, at, StatisticSet.of(value), u.UNIT, resolution)
+            store.record_metric(region, namespace, metric, dimensions, at, StatisticSet.of(value), u.UNIT, resolution)
 
     cpu_units = 0.0
     memory = 0
@@ -79,10 +81,14 @@ def _record(
             memory += u.memory_used(s for s in samples if s.memory_bytes is not None) or 0
         registered = {r["name"]: r.get("integerValue") for r in instance.get("registeredResources", [])}
         cluster = {"ClusterName": cluster_name}
+        # The same per host, in portside's own namespace (the dashboard's one line per host).
+        host = {"ClusterName": cluster_name, "ContainerInstanceId": instance["containerInstanceArn"].rsplit("/", 1)[-1]}
         if registered.get("CPU"):
             record(cluster, u.CPU_METRIC, cpu_units / registered["CPU"] * 100)
+            record(host, u.CPU_METRIC, cpu_units / registered["CPU"] * 100, HOST_NAMESPACE)
         if registered.get("MEMORY"):
             record(cluster, u.MEMORY_METRIC, memory / (registered["MEMORY"] * u.MIB) * 100)
+            record(host, u.MEMORY_METRIC, memory / (registered["MEMORY"] * u.MIB) * 100, HOST_NAMESPACE)
 
 
 def _task_report(
