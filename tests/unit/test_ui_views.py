@@ -120,7 +120,8 @@ def test_instance_view_shows_zone_agent_resources_and_ports() -> None:
     assert instance["portsInUse"] == 2 and instance["hostPorts"] == [49153, 49154]
     assert instance["reservedPorts"] == 2
     [cpu_chart, memory_chart] = cluster["charts"]
-    assert cpu_chart["lines"] == [{"label": "ci1", "points": [[999_960, 25.0]]}]
+    assert cpu_chart["title"] == "CPU per host (%)"
+    assert cpu_chart["lines"] == [{"label": "i-host1", "points": [[999_960, 25.0]]}]  # named by its host
     assert memory_chart["lines"] == []
 
 

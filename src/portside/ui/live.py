@@ -26,7 +26,7 @@ from typing import Any
 
 MAX_STREAMS = 32
 HEALTH_CHECK_S = 0.5
-COALESCE_S = 0.1
+COALESCE_S = 0.25
 KEEPALIVE_S = 15.0
 
 

@@ -43,17 +43,18 @@ def build_state(raw: dict[str, Any]) -> dict[str, Any]:
 
 def cluster_view(cluster: dict[str, Any], instances: list[dict[str, Any]], tasks: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> dict[str, Any]:
     name = cluster["clusterName"]
+    hosts = {_last(i["containerInstanceArn"]): i.get("ec2InstanceId") or _last(i["containerInstanceArn"]) for i in instances}
     return {
         "name": name,
         "arn": cluster["clusterArn"],
         "status": cluster.get("status", "ACTIVE"),
         "instances": [instance_view(i, tasks) for i in instances],
         "charts": [
-            chart(f"{metric} per host (%)", "%", [
-                (s["dimensions"]["ContainerInstanceId"], average_points(s))
+            chart(f"{label} per host (%)", "%", [
+                (hosts.get(s["dimensions"]["ContainerInstanceId"], s["dimensions"]["ContainerInstanceId"]), average_points(s))
                 for s in _series(metrics, "Portside/ECS", metric, ClusterName=name) if "ContainerInstanceId" in s["dimensions"]
             ])
-            for metric in ("CPUUtilization", "MemoryUtilization")
+            for metric, label in (("CPUUtilization", "CPU"), ("MemoryUtilization", "Memory"))
         ],
     }
 

@@ -70,7 +70,8 @@ function chart(spec) {
     const poly = document.createElementNS(SVG, "polyline");
     poly.setAttribute("fill", "none");
     poly.setAttribute("stroke", COLOURS[i % COLOURS.length]);
-    poly.setAttribute("stroke-width", "2");
+    poly.setAttribute("stroke-width", i === 0 ? "3" : "2");
+    if (i > 0) poly.setAttribute("stroke-dasharray", "6 3");  // lines that coincide stay distinguishable
     poly.setAttribute("points", line.points.map(([x, y]) =>
       `${(pad + ((x - x0) / (x1 - x0)) * (width - 2 * pad)).toFixed(1)},${(height - pad - (y / y1) * (height - 2 * pad)).toFixed(1)}`).join(" "));
     svg.append(poly);
