@@ -10,6 +10,7 @@
 - ``scaling.py``: Application Auto Scaling targets, policies and activities;
 - ``health.py``: the load balancer's target health (the proxy's ``HealthStore``);
 - ``metrics.py``: CloudWatch metric datapoints (statistic sets per bucket);
+- ``alarms.py``: CloudWatch metric alarms and their history;
 - ``transfer.py``: a single host's state copied into an empty PostgreSQL store (``portside store migrate``).
 
 Callers group writes that must commit together in ``with store.transaction():``; no method
@@ -18,6 +19,7 @@ opens a transaction of its own.
 
 from __future__ import annotations
 
+from portside.control.store.alarms import AlarmRecords
 from portside.control.store.database import DB_FILE_MODE, Database
 from portside.control.store.ecs import EcsRecords
 from portside.control.store.elb_targets import ElbTargetRecords
@@ -30,5 +32,6 @@ from portside.control.store.schema import SCHEMA
 __all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
 
 
-class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords):
+class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords,
+            AlarmRecords):
     """The server's state store (see the module's docstring)."""

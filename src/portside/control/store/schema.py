@@ -115,6 +115,14 @@ MIGRATIONS: list[str] = [
       PRIMARY KEY (region, namespace, metric_name, dimensions, resolution, ts));
     CREATE INDEX IF NOT EXISTS cw_datapoints_by_ts ON cw_datapoints (ts);
     """,
+    # CloudWatch metric alarms and their history (store/alarms.py).
+    """
+    CREATE TABLE IF NOT EXISTS cw_alarms (
+      region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (region, name));
+    CREATE TABLE IF NOT EXISTS cw_alarm_history (
+      region TEXT NOT NULL, name TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS cw_alarm_history_by_alarm ON cw_alarm_history (region, name, ts);
+    """,
 ]
 
 #: The version this code writes: a store above it is refused.
