@@ -93,6 +93,7 @@ _MAX_LISTED_ERRORS = 10
 _JSON_VALIDATION_CODES = {
     "ecs": "InvalidParameterException",
     "application-autoscaling": "ValidationException",
+    "monitoring": "ValidationError",  # CloudWatch answers every protocol with its query-era codes
 }
 
 

@@ -1,0 +1,42 @@
+"""GetMetricStatistics: one metric's statistics per period over a time range."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portside.control.cloudwatch import params as p
+from portside.control.cloudwatch.errors import combination, unsupported
+from portside.control.plane import ControlPlane
+from portside.core import metric_stats
+
+#: Datapoints one call may return, as on AWS.
+MAX_DATAPOINTS = 1440
+
+
+def get_metric_statistics(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    start, end = p.time_range(params)
+    period = p.period(params["Period"], "Period")
+    statistics = params.get("Statistics") or []
+    extended = params.get("ExtendedStatistics") or []
+    if not statistics and not extended:
+        raise combination("Must specify either Statistics or ExtendedStatistics, but not both.")
+    if statistics and extended:
+        raise combination("Must specify either Statistics or ExtendedStatistics, but not both.")
+    if extended:
+        raise unsupported("ExtendedStatistics", "portside keeps statistic sets, not distributions, so no percentiles")
+    requested = int((end - start + period - 1) // period)
+    if requested > MAX_DATAPOINTS:
+        raise combination(
+            f"You have requested up to {requested} datapoints, which exceeds the limit of {MAX_DATAPOINTS}. "
+            "You may reduce the datapoints requested by increasing Period, or decreasing the time range."
+        )
+    dims = p.dimensions(params.get("Dimensions"), "Dimensions")
+    aligned = start // period * period
+    points = plane.store.metric_datapoints(region, params["Namespace"], params["MetricName"], dims, aligned, end)
+    datapoints = []
+    for period_stats in metric_stats.aggregate(points, period, params.get("Unit")):
+        point: dict[str, Any] = {"Timestamp": p.as_datetime(period_stats.ts), "Unit": period_stats.unit}
+        for name in statistics:
+            point[name] = metric_stats.statistic(period_stats.stats, name)
+        datapoints.append(point)
+    return {"Label": params["MetricName"], "Datapoints": datapoints}
