@@ -23,6 +23,7 @@ from portside.config import ServerConfig
 from portside.agent.registration import registration
 from portside.agent.state import AgentState
 from portside.control.change_feed import ChangeFeed
+from portside.control.controllers.alarms import AlarmController
 from portside.control.controllers.liveness import LivenessController
 from portside.control.leadership import Leadership
 from portside.control.local_link import LocalLink
@@ -55,6 +56,7 @@ class Server:
         self._sweeper: asyncio.Task[None] | None = None
         self.services: ServiceController | None = None
         self.scaler: Scaler | None = None
+        self.alarms: AlarmController | None = None
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
         self.agent: HostAgent | None = None
@@ -159,6 +161,8 @@ class Server:
         self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
         self.services = ServiceController(self.plane)
         self.services.start()
+        self.alarms = AlarmController(self.plane, self.config.scaling_period_s)
+        self.alarms.start()
         self.scaler = Scaler(self.plane, self.config.scaling_period_s)
         self.scaler.start()
         self.liveness = LivenessController(self.plane)
@@ -169,12 +173,14 @@ class Server:
             await self.liveness.close()
         if self.scaler is not None:
             await self.scaler.close()
+        if self.alarms is not None:
+            await self.alarms.close()
         if self.services is not None:
             await self.services.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
-        self.liveness = self.scaler = self.services = None
+        self.liveness = self.scaler = self.services = self.alarms = None
         self._sweeper = None
 
     def status(self) -> tuple[dict[str, object], bool]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control.cloudwatch import get_metric_data, get_metric_statistics, list_metrics, put_metric_data
+from portside.control.cloudwatch import alarms, get_metric_data, get_metric_statistics, list_metrics, put_metric_data
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "GraniteServiceVersion20100801."
@@ -28,4 +28,12 @@ OPERATIONS: dict[str, Operation] = {
     "GetMetricStatistics": get_metric_statistics.get_metric_statistics,
     "GetMetricData": get_metric_data.get_metric_data,
     "ListMetrics": list_metrics.list_metrics,
+    "PutMetricAlarm": alarms.put_metric_alarm,
+    "DescribeAlarms": alarms.describe_alarms,
+    "DescribeAlarmsForMetric": alarms.describe_alarms_for_metric,
+    "DeleteAlarms": alarms.delete_alarms,
+    "SetAlarmState": alarms.set_alarm_state,
+    "DescribeAlarmHistory": alarms.describe_alarm_history,
+    "EnableAlarmActions": alarms.enable_alarm_actions,
+    "DisableAlarmActions": alarms.disable_alarm_actions,
 }

@@ -12,7 +12,8 @@ import asyncio
 import logging
 from typing import Any
 
-from portside.control import alarms, rounds
+from portside.control import rounds
+from portside.control.cloudwatch import alarms
 from portside.control.plane import ControlPlane
 from portside.core import alarms as core
 

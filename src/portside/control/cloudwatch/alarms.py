@@ -24,7 +24,8 @@ from typing import Any
 
 from portside.control.plane import ControlPlane
 from portside.core import alarms as core
-from portside.errors import PortsideError
+from portside.control.cloudwatch.errors import CloudWatchError, invalid
+from portside.control.cloudwatch.params import as_datetime, epoch
 
 MAX_RECORDS = 100  # DescribeAlarms / DescribeAlarmHistory MaxRecords: 1-100
 DEFAULT_DESCRIBE_RECORDS = 50  # DescribeAlarms' default page
@@ -40,27 +41,22 @@ _ECHOED = (
 )
 
 
-class CloudWatchError(PortsideError):
-    """A CloudWatch error: ``code`` is the code AWS answers with."""
-
-    status_hint = 400
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status_hint = status
-
-
-def invalid(message: str) -> CloudWatchError:
-    return CloudWatchError("InvalidParameterValue", message)
+def not_found(message: str) -> CloudWatchError:
+    error = CloudWatchError("ResourceNotFound", message)
+    error.status_hint = 404
+    return error
 
 
 def alarm_arn(plane: ControlPlane, region: str, name: str) -> str:
     return f"arn:aws:cloudwatch:{region}:{plane.account}:alarm:{name}"
 
 
+_TIMESTAMPS = ("AlarmConfigurationUpdatedTimestamp", "StateUpdatedTimestamp", "StateTransitionedTimestamp", "Timestamp")
+
+
 def public(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if not k.startswith("_") and k != "Tags"}
+    """What the API shows of a stored alarm or history item (timestamps as datetimes)."""
+    return {k: as_datetime(v) if k in _TIMESTAMPS else v for k, v in body.items() if not k.startswith("_") and k != "Tags"}
 
 
 # --------------------------------------------------------------------------- validation
@@ -221,7 +217,7 @@ def delete_alarms(plane: ControlPlane, region: str, params: dict[str, Any]) -> d
     bodies = {n: plane.store.alarm(region, n) for n in names}
     missing = [n for n, b in bodies.items() if b is None]
     if missing:
-        raise CloudWatchError("ResourceNotFound", f"{len(missing)} of the alarms named were not found: {', '.join(missing)}.", 404)
+        raise not_found(f"{len(missing)} of the alarms named were not found: {', '.join(missing)}.")
     for name, body in bodies.items():
         if body is not None and managing_policy(body):
             raise invalid(f"Alarm {name} is managed by the target tracking scaling policy {managing_policy(body)}; "
@@ -236,7 +232,7 @@ def set_alarm_state(plane: ControlPlane, region: str, params: dict[str, Any]) ->
     name = params["AlarmName"]
     body = plane.store.alarm(region, name)
     if body is None:
-        raise CloudWatchError("ResourceNotFound", f"Alarm {name} not found.", 404)
+        raise not_found(f"Alarm {name} not found.")
     data = params.get("StateReasonData")
     if data is not None:
         try:
@@ -286,7 +282,7 @@ def record_history(plane: ControlPlane, region: str, name: str, at: float, kind:
                    data: dict[str, Any]) -> None:
     plane.store.add_alarm_history(region, name, at, {
         "AlarmName": name, "AlarmType": "MetricAlarm", "Timestamp": at, "HistoryItemType": kind,
-        "HistorySummary": summary, "HistoryData": json.dumps(data, separators=(",", ":")),
+        "HistorySummary": summary, "HistoryData": json.dumps(data, separators=(",", ":"), default=_iso),
     })
 
 
@@ -301,7 +297,7 @@ def describe_alarm_history(plane: ControlPlane, region: str, params: dict[str, A
     items = plane.store.alarm_history(region, params.get("AlarmName"), kind, start, min(end, 1e12),
                                       newest_first=scan == "TimestampDescending") if "MetricAlarm" in types else []
     page, token = _page(items, params, MAX_RECORDS)
-    result: dict[str, Any] = {"AlarmHistoryItems": page}
+    result: dict[str, Any] = {"AlarmHistoryItems": [public(item) for item in page]}
     if token:
         result["NextToken"] = token
     return result
@@ -313,7 +309,7 @@ def set_actions_enabled(enabled: bool) -> Any:
         bodies = [plane.store.alarm(region, n) for n in names]
         missing = [n for n, b in zip(names, bodies, strict=True) if b is None]
         if missing:
-            raise CloudWatchError("ResourceNotFound", f"Alarms not found: {', '.join(missing)}.", 404)
+            raise not_found(f"Alarms not found: {', '.join(missing)}.")
         with plane.store.transaction():
             for body in bodies:
                 assert body is not None
@@ -332,17 +328,18 @@ disable_alarm_actions = set_actions_enabled(False)
 # --------------------------------------------------------------------------- helpers
 
 
-def _epoch(value: Any, member: str) -> float:
+def _iso(value: Any) -> str:
+    """Timestamps inside HistoryData, as CloudWatch writes them (ISO 8601, UTC)."""
     if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    raise invalid(f"The parameter {member} must be a timestamp; got {value!r}.")
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _epoch(value: Any, member: str) -> float:
+    try:
+        return epoch(value)
+    except (ValueError, TypeError) as exc:
+        raise invalid(f"The parameter {member} must be a timestamp; got {value!r}.") from exc
 
 
 def _page(items: list[Any], params: dict[str, Any], default: int) -> tuple[list[Any], str | None]:
