@@ -31,6 +31,7 @@ from portside.control.doctor import HostDoctor
 from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
+from portside.control.controllers.alb_metrics import AlbMetricsRecorder
 from portside.control.controllers.scaling import Scaler
 from portside.control.controllers.services import ServiceController
 from portside.control.store import Store
@@ -57,6 +58,7 @@ class Server:
         self.services: ServiceController | None = None
         self.scaler: Scaler | None = None
         self.alarms: AlarmController | None = None
+        self.alb_metrics: AlbMetricsRecorder | None = None
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
         self.agent: HostAgent | None = None
@@ -165,6 +167,8 @@ class Server:
         self.alarms.start()
         self.scaler = Scaler(self.plane, self.config.scaling_period_s)
         self.scaler.start()
+        self.alb_metrics = AlbMetricsRecorder(self.plane, self.config.scaling_period_s, self.config.metrics_retention_s)
+        self.alb_metrics.start()
         self.liveness = LivenessController(self.plane)
         self.liveness.start()
 
@@ -175,12 +179,14 @@ class Server:
             await self.scaler.close()
         if self.alarms is not None:
             await self.alarms.close()
+        if self.alb_metrics is not None:
+            await self.alb_metrics.close()
         if self.services is not None:
             await self.services.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
-        self.liveness = self.scaler = self.services = self.alarms = None
+        self.liveness = self.scaler = self.services = self.alarms = self.alb_metrics = None
         self._sweeper = None
 
     def status(self) -> tuple[dict[str, object], bool]:

@@ -85,6 +85,9 @@ class GroupRuntime:
         self.by_code: dict[int, int] = {}
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
         self.latency_sum_s = 0.0
+        # the fastest and slowest response since take_latency_extremes() (CloudWatch's Minimum/Maximum)
+        self.latency_min_s = -1.0
+        self.latency_max_s = -1.0
         self.reconfigure(config)
 
     def reconfigure(self, config: TargetGroup) -> None:
@@ -147,6 +150,16 @@ class GroupRuntime:
     def observe_latency(self, seconds: float) -> None:
         self.latency_counts[bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
         self.latency_sum_s += seconds
+        if self.latency_min_s < 0 or seconds < self.latency_min_s:
+            self.latency_min_s = seconds
+        if seconds > self.latency_max_s:
+            self.latency_max_s = seconds
+
+    def take_latency_extremes(self) -> tuple[float, float] | None:
+        """(fastest, slowest) response since the last call, and start over; None if there was none."""
+        low, high = self.latency_min_s, self.latency_max_s
+        self.latency_min_s = self.latency_max_s = -1.0
+        return None if low < 0 else (low, high)
 
     def find(self, key: tuple[str, int]) -> TargetRuntime | None:
         target = self.targets.get(key)

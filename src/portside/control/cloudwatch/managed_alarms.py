@@ -3,7 +3,7 @@
 
 They are real alarm rows: DescribeAlarms lists them, the alarm loop evaluates them over the
 policy's metric in AWS's namespace (AWS/ECS CPUUtilization or MemoryUtilization per service,
-Average; AWS/ApplicationELB RequestCountPerTarget per target group, Sum), and they are deleted
+Average; AWS/ApplicationELB RequestCountPerTarget per target group and load balancer, Sum), and they are deleted
 with their policy (DeleteScalingPolicy, DeregisterScalableTarget). PutMetricAlarm and
 DeleteAlarms refuse to change them (AWS asks users not to: "DO NOT EDIT OR DELETE").
 
@@ -30,9 +30,10 @@ _CPU_MEMORY = {
 def _metric(resource_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     metric_type = spec["PredefinedMetricType"]
     if metric_type == autoscale.ALB_REQUEST_COUNT_PER_TARGET:
-        target_group = spec["ResourceLabel"].split("/", 3)[3]  # app/<lb>/<id>/targetgroup/<name>/<id>
+        parts = spec["ResourceLabel"].split("/")  # app/<lb>/<id>/targetgroup/<name>/<id>
         return {"Namespace": "AWS/ApplicationELB", "MetricName": "RequestCountPerTarget", "Statistic": "Sum",
-                "Dimensions": [{"Name": "TargetGroup", "Value": target_group}]}
+                "Dimensions": [{"Name": "LoadBalancer", "Value": "/".join(parts[:3])},
+                               {"Name": "TargetGroup", "Value": "/".join(parts[3:])}]}
     _, cluster, service = resource_id.split("/", 2)
     return {"Namespace": "AWS/ECS", "MetricName": _CPU_MEMORY[metric_type], "Statistic": "Average",
             "Dimensions": [{"Name": "ClusterName", "Value": cluster}, {"Name": "ServiceName", "Value": service}]}
