@@ -27,6 +27,8 @@ from portside.core import alarms as core
 from portside.control.cloudwatch.errors import CloudWatchError, invalid
 from portside.control.cloudwatch.params import as_datetime, epoch
 
+#: Alarms one region may hold: the leader evaluates every one each round (portside's limit).
+MAX_ALARMS_PER_REGION = 5000
 MAX_RECORDS = 100  # DescribeAlarms / DescribeAlarmHistory MaxRecords: 1-100
 DEFAULT_DESCRIBE_RECORDS = 50  # DescribeAlarms' default page
 MAX_EVALUATION_S = 24 * 3600  # Period x EvaluationPeriods: at most one day
@@ -121,12 +123,15 @@ def put_metric_alarm(plane: ControlPlane, region: str, params: dict[str, Any]) -
     _rule(params)
     name = params["AlarmName"]
     now = plane.clock()
-    existing = plane.store.alarm(region, name)
-    if existing is not None and managing_policy(existing):
-        raise invalid(f"Alarm {name} is managed by the target tracking scaling policy {managing_policy(existing)}; "
-                      "change the policy instead.")
-    body = build_alarm(plane, region, params, now, existing)
     with plane.store.transaction():
+        existing = plane.store.alarm(region, name)
+        if existing is not None and managing_policy(existing):
+            raise invalid(f"Alarm {name} is managed by the target tracking scaling policy {managing_policy(existing)}; "
+                          "change the policy instead.")
+        if existing is None and plane.store.alarm_count(region) >= MAX_ALARMS_PER_REGION:
+            raise CloudWatchError("LimitExceeded", f"The maximum number of alarms in a region ({MAX_ALARMS_PER_REGION}) "
+                                  "has been reached; delete alarms first.")
+        body = build_alarm(plane, region, params, now, existing)
         plane.store.put_alarm(region, body)
         verb = "updated" if existing else "created"
         record_history(plane, region, name, now, "ConfigurationUpdate", f'Alarm "{name}" {verb}',
@@ -214,15 +219,15 @@ def _dims(dimensions: list[dict[str, str]]) -> dict[str, str]:
 
 def delete_alarms(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     names = list(dict.fromkeys(params["AlarmNames"]))
-    bodies = {n: plane.store.alarm(region, n) for n in names}
-    missing = [n for n, b in bodies.items() if b is None]
-    if missing:
-        raise not_found(f"{len(missing)} of the alarms named were not found: {', '.join(missing)}.")
-    for name, body in bodies.items():
-        if body is not None and managing_policy(body):
-            raise invalid(f"Alarm {name} is managed by the target tracking scaling policy {managing_policy(body)}; "
-                          "it is deleted with that policy (DeleteScalingPolicy).")
     with plane.store.transaction():
+        bodies = {n: plane.store.alarm(region, n) for n in names}
+        missing = [n for n, b in bodies.items() if b is None]
+        if missing:
+            raise not_found(f"{len(missing)} of the alarms named were not found: {', '.join(missing)}.")
+        for name, body in bodies.items():
+            if body is not None and managing_policy(body):
+                raise invalid(f"Alarm {name} is managed by the target tracking scaling policy {managing_policy(body)}; "
+                              "it is deleted with that policy (DeleteScalingPolicy).")
         for name in names:
             plane.store.delete_alarm(region, name)
     return {}
@@ -230,9 +235,6 @@ def delete_alarms(plane: ControlPlane, region: str, params: dict[str, Any]) -> d
 
 def set_alarm_state(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     name = params["AlarmName"]
-    body = plane.store.alarm(region, name)
-    if body is None:
-        raise not_found(f"Alarm {name} not found.")
     data = params.get("StateReasonData")
     if data is not None:
         try:
@@ -240,6 +242,9 @@ def set_alarm_state(plane: ControlPlane, region: str, params: dict[str, Any]) ->
         except ValueError as exc:
             raise CloudWatchError("InvalidFormat", f"StateReasonData is not valid JSON: {exc}") from exc
     with plane.store.transaction():
+        body = plane.store.alarm(region, name)
+        if body is None:
+            raise not_found(f"Alarm {name} not found.")
         change_state(plane, region, body, params["StateValue"], params["StateReason"], data, plane.clock())
     return {}
 
@@ -306,11 +311,11 @@ def describe_alarm_history(plane: ControlPlane, region: str, params: dict[str, A
 def set_actions_enabled(enabled: bool) -> Any:
     def operation(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
         names = list(dict.fromkeys(params["AlarmNames"]))
-        bodies = [plane.store.alarm(region, n) for n in names]
-        missing = [n for n, b in zip(names, bodies, strict=True) if b is None]
-        if missing:
-            raise not_found(f"Alarms not found: {', '.join(missing)}.")
         with plane.store.transaction():
+            bodies = [plane.store.alarm(region, n) for n in names]
+            missing = [n for n, b in zip(names, bodies, strict=True) if b is None]
+            if missing:
+                raise not_found(f"Alarms not found: {', '.join(missing)}.")
             for body in bodies:
                 assert body is not None
                 body["ActionsEnabled"] = enabled

@@ -24,7 +24,6 @@ class AlarmController:
     def __init__(self, plane: ControlPlane, period_s: float) -> None:
         self.plane = plane
         self.period_s = period_s
-        self.transitions = 0  # state changes made by evaluation (metrics)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -67,5 +66,4 @@ class AlarmController:
                 return
             alarms.change_state(self.plane, region, fresh, result.state.value, result.reason,
                                 core.to_json(result.reason_data), now)
-        self.transitions += 1
         log.info("alarm %s: %s -> %s (%s)", body["AlarmName"], current.value, result.state.value, result.reason)

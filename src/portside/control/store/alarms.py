@@ -27,6 +27,9 @@ class AlarmRecords:
         rows = self.db.execute("SELECT body FROM cw_alarms WHERE region=? ORDER BY name", (region,))
         return [json.loads(r[0]) for r in rows]
 
+    def alarm_count(self, region: str) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM cw_alarms WHERE region=?", (region,)).fetchone()[0])
+
     def alarms_everywhere(self) -> list[tuple[str, dict[str, Any]]]:
         """(region, alarm) of every alarm, by region and name (for the evaluation loop)."""
         rows = self.db.execute("SELECT region, body FROM cw_alarms ORDER BY region, name")
