@@ -217,8 +217,8 @@ def test_request_count_per_target_alarms_scale_a_service_out_under_load_and_back
         out_arn, in_arn = step_policy("requests-out", 1), step_policy("requests-in", -1)
         dimensions = [{"Name": "LoadBalancer", "Value": lb["LoadBalancerArn"].split(":loadbalancer/")[1]},
                       {"Name": "TargetGroup", "Value": tg["TargetGroupArn"].split(":")[-1]}]
-        common = dict(Namespace="AWS/ApplicationELB", MetricName="RequestCountPerTarget", Dimensions=dimensions,
-                      Statistic="Sum", Period=10, EvaluationPeriods=1)
+        common = {"Namespace": "AWS/ApplicationELB", "MetricName": "RequestCountPerTarget", "Dimensions": dimensions,
+                      "Statistic": "Sum", "Period": 10, "EvaluationPeriods": 1}
         # 25 requests/s: ~250 per target per 10 s on one target, ~125 on two, ~83 on three
         cw.put_metric_alarm(AlarmName="alarmed-high", Threshold=100.0, ComparisonOperator="GreaterThanThreshold",
                             AlarmActions=[out_arn], **common)

@@ -43,16 +43,16 @@ def cli(server: PortsideProcess, *args: str) -> subprocess.CompletedProcess[str]
            "AWS_DEFAULT_REGION": REGION, "AWS_PAGER": ""}
     return subprocess.run(
         [sys.executable, "-m", "awscli", "cloudwatch", *args, "--endpoint-url", server.endpoint, "--output", "json"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True, text=True, env=env, timeout=120, check=False,
     )
 
 
 def alarm_params(name: str, metric: str, **extra: Any) -> dict[str, Any]:
-    params: dict[str, Any] = dict(
-        AlarmName=name, Namespace=NAMESPACE, MetricName=metric, Statistic="Maximum", Period=10,
-        EvaluationPeriods=1, Threshold=50.0, ComparisonOperator="GreaterThanThreshold",
-        Dimensions=[{"Name": "Service", "Value": "web"}],
-    )
+    params: dict[str, Any] = {
+        "AlarmName": name, "Namespace": NAMESPACE, "MetricName": metric, "Statistic": "Maximum", "Period": 10,
+        "EvaluationPeriods": 1, "Threshold": 50.0, "ComparisonOperator": "GreaterThanThreshold",
+        "Dimensions": [{"Name": "Service", "Value": "web"}],
+    }
     params.update(extra)
     return params
 

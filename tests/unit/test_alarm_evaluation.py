@@ -4,6 +4,7 @@ alarm, 5 datapoints in the evaluation range) plus properties (hypothesis)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -41,8 +42,8 @@ def buckets(pattern: str, *, high: float = 10.0, low: float = 0.0) -> list[Bucke
 
 
 def rule(n: int = 3, m: int | None = 3, missing: MissingData = MissingData.MISSING, **extra: object) -> AlarmRule:
-    base: dict = dict(statistic="Average", period_s=PERIOD, evaluation_periods=n, threshold=5.0,
-                      comparison=Comparison.GREATER_THAN, datapoints_to_alarm=m, treat_missing=missing)
+    base: dict = {"statistic": "Average", "period_s": PERIOD, "evaluation_periods": n, "threshold": 5.0,
+                      "comparison": Comparison.GREATER_THAN, "datapoints_to_alarm": m, "treat_missing": missing}
     base.update(extra)
     return AlarmRule(**base)
 
@@ -73,7 +74,7 @@ def test_the_evaluation_range_is_evaluation_periods_plus_extra() -> None:
     periods = period_values(rule(n=3), [], NOW)
     assert len(periods) == 3 + EXTRA_PERIODS
     assert periods[-1][0] == END - PERIOD  # the newest complete period
-    assert [b - a for (a, _, _), (b, _, _) in zip(periods, periods[1:])] == [PERIOD] * (len(periods) - 1)
+    assert [b - a for (a, _, _), (b, _, _) in itertools.pairwise(periods)] == [PERIOD] * (len(periods) - 1)
     # a breaching value older than the range is not seen
     old = [Bucket(END - (3 + EXTRA_PERIODS + 1) * PERIOD, 1, 10, 10, 10)]
     assert evaluate(rule(n=3), old, NOW, OK).state is INSUFFICIENT

@@ -39,8 +39,8 @@ def plane(tmp_path: Path) -> Iterator[ControlPlane]:
 
 
 def put(plane: ControlPlane, name: str, **extra: Any) -> None:
-    params = dict(AlarmName=name, Namespace="App", MetricName="Errors", Statistic="Sum", Period=60,
-                  EvaluationPeriods=1, Threshold=3.0, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    params = {"AlarmName": name, "Namespace": "App", "MetricName": "Errors", "Statistic": "Sum", "Period": 60,
+                  "EvaluationPeriods": 1, "Threshold": 3.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold"}
     params.update(extra)
     alarms.put_metric_alarm(plane, REGION, params)
 

@@ -264,9 +264,10 @@ def evaluate(rule: AlarmRule, buckets: Sequence[Bucket], now: float, current: Al
         f"{negation}{rule.comparison.words} the threshold ({float(rule.threshold)}) ({transition})."
     )
     if fill:
-        treated = {MissingData.BREACHING: "Breaching", MissingData.NOT_BREACHING: "NonBreaching"}.get(missing)
-        if treated:
-            reason = reason[:-1] + f"; {_plural(fill, 'missing datapoint')} {'was' if fill == 1 else 'were'} treated as [{treated}]."
+        filled_as = {MissingData.BREACHING: "Breaching", MissingData.NOT_BREACHING: "NonBreaching"}.get(missing)
+        if filled_as:
+            were = "was" if fill == 1 else "were"
+            reason = reason[:-1] + f"; {_plural(fill, 'missing datapoint')} {were} treated as [{filled_as}]."
     return Evaluation(state, reason, data, tuple(values))
 
 

@@ -22,10 +22,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-from portside.control.plane import ControlPlane
-from portside.core import alarms as core
 from portside.control.cloudwatch.errors import CloudWatchError, invalid
 from portside.control.cloudwatch.params import as_datetime, epoch
+from portside.control.plane import ControlPlane
+from portside.core import alarms as core
 
 #: Alarms one region may hold: the leader evaluates every one each round (portside's limit).
 MAX_ALARMS_PER_REGION = 5000
