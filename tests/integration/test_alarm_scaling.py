@@ -108,11 +108,20 @@ def test_target_tracking_policies_own_their_alarms(server: PortsideProcess, busy
         PolicyName="cpu", ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION,
         PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": 50.0, "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
+            "TargetValue": 40.0, "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
         },
     )
     names = sorted(a["AlarmName"] for a in put["Alarms"])
     prefix = f"TargetTracking-{resource}-Alarm"
+    listed = cw.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
+    assert sorted(a["AlarmName"] for a in listed) == names
+    aas.put_scaling_policy(  # an update (target 40 -> 50) redefines the same two alarms
+        PolicyName="cpu", ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 50.0, "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
+        },
+    )
     listed = cw.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
     assert sorted(a["AlarmName"] for a in listed) == names
     high = next(a for a in listed if "-AlarmHigh-" in a["AlarmName"])

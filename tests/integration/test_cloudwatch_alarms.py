@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -233,3 +234,22 @@ def test_alarms_are_region_scoped(server: PortsideProcess) -> None:
     assert east.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
     assert west.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"].startswith("arn:aws:cloudwatch:eu-west-1:")
 
+
+
+def test_history_by_time_and_the_combinations_refused(cw: Any) -> None:
+    name = f"dated-{uuid.uuid4().hex[:6]}"
+    cw.put_metric_alarm(**alarm_params(name, "Dated", Period=3600))
+    created = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmConfigurationUpdatedTimestamp"]
+    before, after = created - timedelta(hours=1), created + timedelta(hours=1)
+    assert len(cw.describe_alarm_history(AlarmName=name, StartDate=before, EndDate=after)["AlarmHistoryItems"]) == 1
+    assert cw.describe_alarm_history(AlarmName=name, StartDate=after, EndDate=after + timedelta(hours=1))["AlarmHistoryItems"] == []
+    assert cw.describe_alarm_history(AlarmName=name, AlarmTypes=["CompositeAlarm"])["AlarmHistoryItems"] == []
+    composite = cw.describe_alarms(AlarmNames=[name], AlarmTypes=["CompositeAlarm"])
+    assert composite["MetricAlarms"] == [] and composite["CompositeAlarms"] == []
+    for call, code in (
+        (lambda: cw.describe_alarms(AlarmNames=[name], AlarmNamePrefix="dated-"), "InvalidParameterCombination"),
+        (lambda: cw.describe_alarms(ChildrenOfAlarmName=name), "InvalidParameterValue"),
+    ):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == code
