@@ -166,7 +166,9 @@ def test_describe_filters_and_pages(cw: Any) -> None:
     for_metric = cw.describe_alarms_for_metric(MetricName=metric, Namespace=NAMESPACE,
                                                Dimensions=[{"Name": "Service", "Value": "web"}])
     assert sorted(a["AlarmName"] for a in for_metric["MetricAlarms"]) == names
-    assert cw.describe_alarms_for_metric(MetricName=metric, Namespace=NAMESPACE, Statistic="Sum")["MetricAlarms"] == []
+    assert cw.describe_alarms_for_metric(MetricName=metric, Namespace=NAMESPACE,
+                                         Dimensions=[{"Name": "Service", "Value": "web"}], Statistic="Sum")["MetricAlarms"] == []
+    assert cw.describe_alarms_for_metric(MetricName=metric, Namespace=NAMESPACE)["MetricAlarms"] == []  # dimensions differ
     with pytest.raises(ClientError) as caught:
         cw.describe_alarms(AlarmNamePrefix=prefix, NextToken="garbage")
     assert caught.value.response["Error"]["Code"] == "InvalidNextToken"

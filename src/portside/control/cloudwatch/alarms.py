@@ -207,8 +207,8 @@ def describe_alarms_for_metric(plane: ControlPlane, region: str, params: dict[st
         for member in ("Statistic", "ExtendedStatistic", "Period", "Unit"):
             if params.get(member) is not None and body.get(member) != params[member]:
                 return False
-        wanted = params.get("Dimensions")
-        return wanted is None or _dims(body.get("Dimensions", [])) == _dims(wanted)
+        # "If the metric has any associated dimensions, you must specify them": dimensions match exactly
+        return _dims(body.get("Dimensions", [])) == _dims(params.get("Dimensions") or [])
 
     return {"MetricAlarms": [public(b) for b in plane.store.alarms(region) if matches(b)]}
 
