@@ -142,7 +142,9 @@ def test_statistics_merge_buckets_into_the_period_and_filter_by_unit(plane: Any)
     ({"StartTime": NOW + 60, "EndTime": NOW}, "InvalidParameterValue", "StartTime"),
     ({"Statistics": []}, "ValidationError", "statistics"),
     ({"Statistics": None}, "InvalidParameterCombination", "Statistics"),
-    ({"ExtendedStatistics": ["p99"], "Statistics": None}, "InvalidParameterValue", "ExtendedStatistics"),
+    ({"ExtendedStatistics": ["p99"]}, "InvalidParameterCombination", "ExtendedStatistics"),
+    ({"ExtendedStatistics": ["p101"], "Statistics": None}, "InvalidParameterValue", "ExtendedStatistics.member.1"),
+    ({"ExtendedStatistics": ["tm99"], "Statistics": None}, "InvalidParameterValue", "percentile"),
     ({"Period": 1, "StartTime": NOW - 7200}, "InvalidParameterCombination", "1440"),
 ])
 def test_get_metric_statistics_rules(plane: Any, change: dict[str, Any], code: str, names: str) -> None:
@@ -151,6 +153,23 @@ def test_get_metric_statistics_rules(plane: Any, change: dict[str, Any], code: s
     params = {k: v for k, v in params.items() if v is not None}
     error = refused(plane, "GetMetricStatistics", params)
     assert error.code == code and names in error.message, error.message
+
+
+def test_percentiles_come_from_values_within_a_percent(plane: Any) -> None:
+    put(plane, "Lat", Values=[float(v) for v in range(1, 101)], Unit="Milliseconds")
+    put(plane, "Lat", Values=[1000.0], Counts=[0.0])  # a zero count adds nothing
+    [point] = stats(plane, "Lat", Statistics=None, ExtendedStatistics=["p50", "p99", "p100", "p0"])
+    extended = point["ExtendedStatistics"]
+    assert "Sum" not in point
+    assert abs(extended["p50"] - 50) <= 0.5 + 1 and abs(extended["p99"] - 99) <= 1.0
+    assert extended["p100"] == 100.0 and extended["p0"] == 1.0
+    put(plane, "Sets", StatisticValues={"SampleCount": 2, "Sum": 3, "Minimum": 1, "Maximum": 2})
+    [only_sets] = stats(plane, "Sets", Statistics=None, ExtendedStatistics=["p99"])
+    assert only_sets["ExtendedStatistics"] == {}  # a statistic set has no distribution
+    result = call(plane, "GetMetricData", {"MetricDataQueries": [_query("lat", "Lat", stat="p90"), _query("sets", "Sets", stat="p90")],
+                                           "StartTime": NOW - 600, "EndTime": NOW + 60})["MetricDataResults"]
+    assert abs(result[0]["Values"][0] - 90) <= 1.0
+    assert result[1]["Values"] == []
 
 
 # -- GetMetricData
@@ -190,7 +209,7 @@ def test_get_metric_data_scans_newest_first_and_pages_by_max_datapoints(plane: A
     ([{"Id": "e", "Expression": "SUM(METRICS())"}], "InvalidParameterValue", "Expression"),
     ([{**_query("e", "X"), "Expression": "m1 * 2"}], "InvalidParameterCombination", "Expression"),
     ([{"Id": "n"}], "MissingParameter", "MetricStat"),
-    ([_query("p", "X", stat="p99")], "InvalidParameterValue", "percentiles"),
+    ([_query("p", "X", stat="tm99")], "InvalidParameterValue", "Stat"),
     ([_query("s", "X", stat="Median")], "InvalidParameterValue", "Stat"),
     ([_query("s", "X", period=90)], "InvalidParameterValue", "Period"),
     ([_query("s", "X", ReturnData=False)], "InvalidParameterValue", "ReturnData"),
@@ -246,7 +265,11 @@ def test_list_metrics_pages_by_five_hundred(plane: Any) -> None:
 
 def test_the_recorder_trims_datapoints_older_than_the_retention(plane: Any) -> None:
     plane.store.record_metric(REGION, NS, "Old", {}, NOW - 2 * 3600, StatisticSet.of(1.0))
+    plane.store.record_distribution(REGION, NS, "Old", {}, NOW - 2 * 3600, {2: 1.0})
     plane.store.record_metric(REGION, NS, "New", {}, NOW - 60, StatisticSet.of(1.0))
+    plane.store.record_distribution(REGION, NS, "New", {}, NOW - 60, {2: 1.0})
     recorder = AlbMetricsRecorder(plane, period_s=60, retention_s=3600)
-    assert recorder.trim(NOW) == 1
+    assert recorder.trim(NOW) == 2
     assert [name for _, name, _ in plane.store.metric_keys(REGION)] == ["New"]
+    assert plane.store.metric_distributions(REGION, NS, "Old", {}, 0, NOW + 60) == {}
+    assert plane.store.metric_distributions(REGION, NS, "New", {}, 0, NOW + 60) == {int(NOW - 60) // 60 * 60: {2: 1.0}}

@@ -73,12 +73,14 @@ class AlbMetricsRecorder:
             balancers[arn] = core.LoadBalancerSample(total["requests"], total["errors"], total["connections"])
         for arn, group in lb.groups.items():
             extremes = group.take_latency_extremes()
+            latency_buckets = group.take_latency_buckets()
             states = [target.state for target in group.targets.values() if not target.draining]
             groups[arn] = core.GroupSample(
                 requests=group.requests, by_code=dict(group.by_code), latency_count=sum(group.latency_counts),
                 latency_sum_s=group.latency_sum_s,
                 latency_min_s=extremes[0] if extremes else None, latency_max_s=extremes[1] if extremes else None,
                 healthy=sum(1 for s in states if s == "healthy"), unhealthy=sum(1 for s in states if s == "unhealthy"),
+                latency_buckets=latency_buckets,
             )
         return balancers, groups, group_balancer
 
@@ -92,7 +94,11 @@ class AlbMetricsRecorder:
         with store.transaction():
             for m in measured:
                 store.record_metric(region, core.NAMESPACE, m.metric_name, m.dimensions, at, m.stats, m.unit, self.resolution)
+                if m.distribution:
+                    store.record_distribution(region, core.NAMESPACE, m.metric_name, m.dimensions, at, m.distribution,
+                                              self.resolution)
 
     def trim(self, now: float) -> int:
         with self.plane.store.transaction():
-            return self.plane.store.trim_metrics(now - self.retention_s)
+            before = now - self.retention_s
+            return self.plane.store.trim_metrics(before) + self.plane.store.trim_distributions(before)
