@@ -118,6 +118,12 @@ def test_requests_through_a_listener_are_recorded_with_aws_dimensions(
         latency, per_target = data
         assert latency["Id"] == "latency" and latency["Values"] and all(0 < v < 10 for v in latency["Values"])
         assert sum(per_target["Values"]) >= 15  # one healthy target: every request is its share
+        p99 = cw.get_metric_statistics(
+            Namespace=NS, MetricName="TargetResponseTime",
+            Dimensions=[{"Name": "TargetGroup", "Value": tg_dim}, {"Name": "LoadBalancer", "Value": lb_dim}],
+            StartTime=now - 900, EndTime=now + 60, Period=60, ExtendedStatistics=["p99", "p50"],
+        )["Datapoints"]
+        assert p99 and all(0 < p["ExtendedStatistics"]["p50"] <= p["ExtendedStatistics"]["p99"] < 10 for p in p99)
         names = {(m["MetricName"], tuple(sorted(d["Name"] for d in m["Dimensions"])))
                  for m in cw.list_metrics(Namespace=NS)["Metrics"]}
         assert ("RequestCount", ("LoadBalancer",)) in names

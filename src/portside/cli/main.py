@@ -251,9 +251,12 @@ def agent(servers: str, credentials: str, profile: str, address: str, zone: str 
               help="Retry a failed request once on another target when that is safe (beyond ALB).")
 @click.option("--max-client-connections", type=click.IntRange(1, 1_000_000), default=cfg.DEFAULT_MAX_CLIENT_CONNECTIONS,
               show_default=True, help="Client connections per listener.")
+@click.option("--metrics-period", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
+              help="Seconds per CloudWatch metrics report to the control plane (what this node's listeners served).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def lb(servers: str, credentials: str, profile: str, bind_address: str | None, source_address: str | None,
-       state_dir: Path, region: str, proxy_retries: bool, max_client_connections: int, log_level: str) -> None:
+       state_dir: Path, region: str, proxy_retries: bool, max_client_connections: int, metrics_period: float,
+       log_level: str) -> None:
     """Run a load-balancer node: serve every listener of the control plane's load balancers here."""
     import ipaddress
 
@@ -279,7 +282,7 @@ def lb(servers: str, credentials: str, profile: str, bind_address: str | None, s
     options = LbNodeOptions(
         servers=urls, credentials_file=credentials, profile=profile, region=region, state_dir=state_dir,
         bind_address=bind_address, proxy_retries=proxy_retries, max_client_connections=max_client_connections,
-        source_address=source_address,
+        source_address=source_address, metrics_period_s=metrics_period,
     )
     try:
         run_node(options)

@@ -13,7 +13,7 @@ AWS's names, dimension sets and units:
 Counts are one sample holding the period's count (so ``Sum`` is the count, as on AWS), and a
 zero is recorded for a period with no requests, so a quiet load balancer reads 0, not "no data".
 TargetResponseTime holds one sample per response (its ``Average`` is the mean latency, its
-``Maximum`` the slowest). Host counts and connections are gauges sampled once per period.
+``Maximum`` the slowest) and their distribution, for percentiles such as ``p99``. Host counts and connections are gauges sampled once per period.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from portside.control.store.metrics import StatisticSet
+from portside.core import metric_distribution as distribution
 
 NAMESPACE = "AWS/ApplicationELB"
 TARGET_CLASSES = (2, 3, 4, 5)
@@ -40,6 +41,8 @@ class GroupSample:
     latency_max_s: float | None = None
     healthy: int = 0
     unhealthy: int = 0
+    # responses per latency bucket since the previous sample (core/metric_distribution.py)
+    latency_buckets: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Measurement:
     dimensions: dict[str, str]
     stats: StatisticSet
     unit: str
+    distribution: dict[int, float] | None = None  # for percentiles (TargetResponseTime)
 
 
 def dimension_value(arn: str) -> str:
@@ -97,6 +101,7 @@ def measurements(
     out: list[Measurement] = []
     lb_totals: dict[str, dict[str, float]] = {}
     lb_latency: dict[str, list[StatisticSet]] = {}
+    lb_buckets: dict[str, dict[int, float]] = {}
     for group_arn, lb_arn in sorted(group_balancer.items()):
         sample = groups.get(group_arn)
         if sample is None:
@@ -114,8 +119,10 @@ def measurements(
             totals[name] = totals.get(name, 0.0) + count
         latency = _latency(sample, before)
         if latency is not None:
-            out.append(Measurement("TargetResponseTime", dims, latency, "Seconds"))
+            buckets = {key: float(count) for key, count in sample.latency_buckets.items()}
+            out.append(Measurement("TargetResponseTime", dims, latency, "Seconds", buckets or None))
             lb_latency.setdefault(lb_arn, []).append(latency)
+            distribution.merge(lb_buckets.setdefault(lb_arn, {}), buckets)
         out.append(Measurement("HealthyHostCount", dims, _count(float(sample.healthy)), "Count"))
         out.append(Measurement("UnHealthyHostCount", dims, _count(float(sample.unhealthy)), "Count"))
     for lb_arn, lb_sample in sorted(balancers.items()):
@@ -138,7 +145,7 @@ def measurements(
             for item in latencies[1:]:
                 merged = StatisticSet(merged.sample_count + item.sample_count, merged.sum + item.sum,
                                       min(merged.minimum, item.minimum), max(merged.maximum, item.maximum))
-            out.append(Measurement("TargetResponseTime", dims, merged, "Seconds"))
+            out.append(Measurement("TargetResponseTime", dims, merged, "Seconds", lb_buckets.get(lb_arn) or None))
         out.append(Measurement("ActiveConnectionCount", dims, _count(float(lb_sample.connections)), "Count"))
     return out
 

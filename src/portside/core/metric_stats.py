@@ -8,10 +8,11 @@ minima, maximum of the maxima), exactly as CloudWatch aggregates statistic sets.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from portside.control.store.metrics import Datapoint, StatisticSet
+from portside.core import metric_distribution
 
 #: The statistics GetMetricStatistics' ``Statistics`` names, and GetMetricData's ``Stat`` accepts.
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
@@ -54,6 +55,21 @@ def aggregate(points: Iterable[Datapoint], period: int, unit: str | None = None)
         seen = merged.get(ts)
         merged[ts] = PeriodStats(ts, point.stats if seen is None else merge(seen.stats, point.stats), point.unit)
     return [merged[ts] for ts in sorted(merged)]
+
+
+def period_distributions(buckets: Mapping[int, Mapping[int, float]], period: int) -> dict[int, dict[int, float]]:
+    """Time buckets' distributions (start -> value bucket -> count) merged into periods like ``aggregate``."""
+    merged: dict[int, dict[int, float]] = {}
+    for ts, counts in buckets.items():
+        metric_distribution.merge(merged.setdefault(ts // period * period, {}), counts)
+    return merged
+
+
+def percentile_of(name: str, stats: StatisticSet, counts: Mapping[int, float] | None) -> float | None:
+    """A ``pNN`` statistic of a period (None: the period holds no distribution, only statistic sets)."""
+    if not counts:
+        return None
+    return metric_distribution.percentile(counts, float(name[1:]), stats.minimum, stats.maximum)
 
 
 def statistic(stats: StatisticSet, name: str) -> float:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from portside.core.lb.model import TargetGroup
+from portside.core.metric_distribution import bucket_of
 
 if TYPE_CHECKING:
     from portside.proxy.exchange import Exchange
@@ -88,6 +89,8 @@ class GroupRuntime:
         # the fastest and slowest response since take_latency_extremes() (CloudWatch's Minimum/Maximum)
         self.latency_min_s = -1.0
         self.latency_max_s = -1.0
+        # responses per logarithmic latency bucket since take_latency_buckets() (CloudWatch's percentiles)
+        self.latency_buckets: dict[int, int] = {}
         self.reconfigure(config)
 
     def reconfigure(self, config: TargetGroup) -> None:
@@ -154,6 +157,15 @@ class GroupRuntime:
             self.latency_min_s = seconds
         if seconds > self.latency_max_s:
             self.latency_max_s = seconds
+        key = bucket_of(seconds)
+        buckets = self.latency_buckets
+        buckets[key] = buckets.get(key, 0) + 1
+
+    def take_latency_buckets(self) -> dict[int, int]:
+        """Responses per latency bucket (core/metric_distribution.py) since the last call, and start over."""
+        buckets = self.latency_buckets
+        self.latency_buckets = {}
+        return buckets
 
     def take_latency_extremes(self) -> tuple[float, float] | None:
         """(fastest, slowest) response since the last call, and start over; None if there was none."""

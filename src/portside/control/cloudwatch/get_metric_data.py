@@ -1,8 +1,9 @@
 """GetMetricData: many metrics' values per period, with Ids, ReturnData, ScanBy and pagination.
 
 Each query is a ``MetricStat`` (a metric, a period, a ``Stat`` of ``SampleCount``, ``Average``,
-``Sum``, ``Minimum`` or ``Maximum``). Metric math (``Expression``), percentile stats and
-cross-account queries are refused by name. Results list every query with ``ReturnData`` true
+``Sum``, ``Minimum``, ``Maximum`` or a percentile ``pNN``: periods with no distribution, only
+statistic sets, are left out of a percentile's values). Metric math (``Expression``), other
+extended statistics (``tm99``, ``IQM``...) and cross-account queries are refused by name. Results list every query with ``ReturnData`` true
 (the default), newest first unless ``ScanBy`` is ``TimestampAscending``; at most
 ``MaxDatapoints`` values are returned per call and ``NextToken`` carries on from there.
 """
@@ -93,10 +94,9 @@ def _check_queries(queries: list[dict[str, Any]]) -> None:
         stat = query.get("MetricStat")
         if stat is None:
             raise missing(f"{field}.MetricStat")
-        if stat["Stat"] not in metric_stats.STATISTICS:
-            if metric_stats.PERCENTILE_RE.match(stat["Stat"]):
-                raise unsupported(f"{field}.MetricStat.Stat", "portside keeps statistic sets, not distributions, so no percentiles")
-            raise invalid_value(stat["Stat"], f"{field}.MetricStat.Stat", f"must be one of {', '.join(metric_stats.STATISTICS)}")
+        if stat["Stat"] not in metric_stats.STATISTICS and not metric_stats.PERCENTILE_RE.match(stat["Stat"]):
+            raise invalid_value(stat["Stat"], f"{field}.MetricStat.Stat",
+                                f"portside serves {', '.join(metric_stats.STATISTICS)} and percentiles pNN")
         p.period(stat["Period"], f"{field}.MetricStat.Period")
         if query.get("Period") is not None:
             p.period(query["Period"], f"{field}.Period")
@@ -119,8 +119,15 @@ def _values(
     dims = p.dimensions(metric.get("Dimensions"), "Dimensions")
     aligned = start // period * period
     points = plane.store.metric_datapoints(region, metric["Namespace"], metric["MetricName"], dims, aligned, end)
-    values = [
-        (ps.ts, metric_stats.statistic(ps.stats, stat["Stat"]))
-        for ps in metric_stats.aggregate(points, period, stat.get("Unit"))
-    ]
+    periods = metric_stats.aggregate(points, period, stat.get("Unit"))
+    if stat["Stat"] in metric_stats.STATISTICS:
+        values = [(ps.ts, metric_stats.statistic(ps.stats, stat["Stat"])) for ps in periods]
+    else:
+        stored = plane.store.metric_distributions(region, metric["Namespace"], metric["MetricName"], dims, aligned, end)
+        distributions = metric_stats.period_distributions(stored, period)
+        values = []
+        for ps in periods:
+            value = metric_stats.percentile_of(stat["Stat"], ps.stats, distributions.get(ps.ts))
+            if value is not None:
+                values.append((ps.ts, value))
     return values if scan_by == "TimestampAscending" else values[::-1]

@@ -3,7 +3,8 @@
 A datum carries exactly one of ``Value``, ``Values`` (with optional ``Counts``) or
 ``StatisticValues``; it is merged into the bucket of its ``StorageResolution`` (60 s, or 1 s
 for high resolution) holding its ``Timestamp`` (now by default). Timestamps may be up to two
-weeks in the past and two hours in the future, as on AWS. ``AWS/`` namespaces are reserved for
+weeks in the past and two hours in the future, as on AWS. ``Value`` and ``Values`` data also
+keep their distribution, so percentiles (``p99``) can be read back; ``StatisticValues`` cannot. ``AWS/`` namespaces are reserved for
 what portside measures itself. The whole request is checked before anything is written.
 """
 
@@ -16,7 +17,7 @@ from portside.control.cloudwatch import params as p
 from portside.control.cloudwatch.errors import combination, invalid, invalid_value, missing, unsupported
 from portside.control.plane import ControlPlane
 from portside.control.store.metrics import StatisticSet
-from portside.core import metric_stats
+from portside.core import metric_distribution, metric_stats
 
 MAX_PAST_S = 14 * 24 * 3600
 MAX_FUTURE_S = 2 * 3600
@@ -46,15 +47,18 @@ def put_metric_data(plane: ControlPlane, region: str, params: dict[str, Any]) ->
     now = plane.clock()
     writes = [_datum(datum, i, now) for i, datum in enumerate(data, 1)]
     with plane.store.transaction():
-        for name, dims, at, stats, unit, resolution in writes:
+        for name, dims, at, stats, unit, resolution, counts in writes:
             if stats is not None:
                 plane.store.record_metric(region, namespace, name, dims, at, stats, unit, resolution)
+            if counts:
+                plane.store.record_distribution(region, namespace, name, dims, at, counts, resolution)
     return {}
 
 
 def _datum(
     datum: dict[str, Any], i: int, now: float
-) -> tuple[str, dict[str, str], float, StatisticSet | None, str, int]:
+) -> tuple[str, dict[str, str], float, StatisticSet | None, str, int, dict[int, float]]:
+    """(name, dimensions, time, statistic set, unit, resolution, distribution) of one valid datum."""
     field = f"MetricData.{p.MEMBER}.{i}"
     dims = p.dimensions(datum.get("Dimensions"), f"{field}.Dimensions")
     at = p.epoch(datum["Timestamp"]) if datum.get("Timestamp") is not None else now
@@ -75,13 +79,16 @@ def _datum(
     if datum.get("Counts") is not None and given[0] != "Values":
         raise combination(f"The parameter {field}.Counts may only be given with {field}.Values.")
     stats: StatisticSet | None
+    counts: dict[int, float] = {}  # a statistic set has no distribution: no percentiles from it
     if given[0] == "Value":
         stats = StatisticSet.of(float(datum["Value"]))
+        counts = metric_distribution.distribution_of([float(datum["Value"])])
     elif given[0] == "Values":
         stats = _values(datum["Values"], datum.get("Counts"), field)
+        counts = metric_distribution.distribution_of(datum["Values"], datum.get("Counts"))
     else:
         stats = _statistic_values(datum["StatisticValues"], field)
-    return datum["MetricName"], dims, at, stats, datum.get("Unit", "None"), resolution
+    return datum["MetricName"], dims, at, stats, datum.get("Unit", "None"), resolution, counts
 
 
 def _values(values: list[float], counts: list[float] | None, field: str) -> StatisticSet | None:

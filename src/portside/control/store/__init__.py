@@ -25,6 +25,7 @@ from portside.control.store.ecs import EcsRecords
 from portside.control.store.elb_targets import ElbTargetRecords
 from portside.control.store.elbv2 import ElbRecords
 from portside.control.store.health import TargetHealthRecords
+from portside.control.store.metric_distributions import DistributionRecords
 from portside.control.store.metrics import MetricRecords
 from portside.control.store.scaling import ScalingRecords
 from portside.control.store.schema import SCHEMA
@@ -33,5 +34,5 @@ __all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
 
 
 class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords,
-            AlarmRecords):
+            DistributionRecords, AlarmRecords):
     """The server's state store (see the module's docstring)."""

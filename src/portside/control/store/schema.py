@@ -115,6 +115,14 @@ MIGRATIONS: list[str] = [
       PRIMARY KEY (region, namespace, metric_name, dimensions, resolution, ts));
     CREATE INDEX IF NOT EXISTS cw_datapoints_by_ts ON cw_datapoints (ts);
     """,
+    # CloudWatch metric distributions (store/metric_distributions.py): counts per value bucket, for percentiles.
+    """
+    CREATE TABLE IF NOT EXISTS cw_distributions (
+      region TEXT NOT NULL, namespace TEXT NOT NULL, metric_name TEXT NOT NULL, dimensions TEXT NOT NULL,
+      resolution INTEGER NOT NULL, ts INTEGER NOT NULL, bucket INTEGER NOT NULL, samples REAL NOT NULL,
+      PRIMARY KEY (region, namespace, metric_name, dimensions, resolution, ts, bucket));
+    CREATE INDEX IF NOT EXISTS cw_distributions_by_ts ON cw_distributions (ts);
+    """,
     # CloudWatch metric alarms and their history (store/alarms.py).
     """
     CREATE TABLE IF NOT EXISTS cw_alarms (
