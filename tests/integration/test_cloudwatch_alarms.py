@@ -55,7 +55,7 @@ def alarm_params(name: str, metric: str, **extra: Any) -> dict[str, Any]:
         "Dimensions": [{"Name": "Service", "Value": "web"}],
     }
     params.update(extra)
-    return params
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def feed(cw: Any, metric: str, value: float) -> None:
@@ -188,7 +188,9 @@ def test_describe_filters_and_pages(cw: Any) -> None:
         ({"EvaluationPeriods": 2, "DatapointsToAlarm": 3}, "InvalidParameterValue", "DatapointsToAlarm"),
         ({"TreatMissingData": "sometimes"}, "InvalidParameterValue", "TreatMissingData"),
         ({"ComparisonOperator": "GreaterThanUpperThreshold"}, "InvalidParameterValue", "anomaly detection"),
-        ({"Statistic": None, "ExtendedStatistic": "p99"}, "InvalidParameterValue", "ExtendedStatistic"),
+        ({"Statistic": None, "ExtendedStatistic": "tm99"}, "InvalidParameterValue", "ExtendedStatistic"),
+        ({"Statistic": None, "ExtendedStatistic": "p99", "EvaluateLowSampleCountPercentile": "maybe"},
+         "InvalidParameterValue", "EvaluateLowSampleCountPercentile"),
         ({"ExtendedStatistic": "p99"}, "InvalidParameterCombination", "Statistic"),
         ({"Statistic": None}, "MissingParameter", "Statistic"),
         ({"Threshold": None}, "MissingParameter", "Threshold"),
@@ -255,3 +257,25 @@ def test_history_by_time_and_the_combinations_refused(cw: Any) -> None:
         with pytest.raises(ClientError) as caught:
             call()
         assert caught.value.response["Error"]["Code"] == code
+
+
+def test_a_percentile_alarm_reads_the_distribution_of_the_values_sent(cw: Any) -> None:
+    metric, name = f"Latency{uuid.uuid4().hex[:6]}", f"p90-{uuid.uuid4().hex[:6]}"
+    cw.put_metric_alarm(**alarm_params(name, metric, Statistic=None, ExtendedStatistic="p90", Threshold=0.5))
+    assert cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["ExtendedStatistic"] == "p90"
+    assert [a["AlarmName"] for a in cw.describe_alarms_for_metric(
+        MetricName=metric, Namespace=NAMESPACE, ExtendedStatistic="p90",
+        Dimensions=[{"Name": "Service", "Value": "web"}])["MetricAlarms"]] == [name]
+
+    def send(fast: float, slow: float) -> None:  # 85 fast responses and 15 slow ones each time
+        cw.put_metric_data(Namespace=NAMESPACE, MetricData=[{
+            "MetricName": metric, "Dimensions": [{"Name": "Service", "Value": "web"}], "Values": [fast, slow],
+            "Counts": [85.0, 15.0], "StorageResolution": 1, "Unit": "Seconds"}])
+
+    def reaches(fast: float, slow: float, wanted: str) -> bool:
+        send(fast, slow)
+        return state(cw, name) == wanted
+
+    # the average of 0.1 and 2.0 weighted 85:15 is under 0.5 ... but p90 is 2.0
+    eventually(lambda: reaches(0.1, 2.0, "ALARM"), timeout=60, interval=1, what="p90 alarm in ALARM")
+    eventually(lambda: reaches(0.1, 0.2, "OK"), timeout=60, interval=1, what="p90 alarm back to OK")

@@ -22,6 +22,7 @@ from portside.core.alarms import (
     period_values,
     to_json,
 )
+from portside.core.metric_distribution import distribution_of
 
 PERIOD = 60
 NOW = 1_800_000_030.0  # 30 s into a period: the newest complete period ended 30 s ago
@@ -156,7 +157,7 @@ def test_rules_are_checked() -> None:
     with pytest.raises(ValueError, match="datapoints_to_alarm"):
         rule(n=2, m=3)
     with pytest.raises(ValueError, match="statistic"):
-        rule(statistic="p99")
+        rule(statistic="p101")
     with pytest.raises(ValueError, match="period_s"):
         rule(period_s=0)
 
@@ -210,3 +211,40 @@ def test_only_ignore_depends_on_the_current_state(pattern: str, nm: tuple[int, i
     n, m = nm
     got = {evaluate(rule(n=n, m=m, missing=treatment), buckets(pattern), NOW, s).state for s in AlarmState}
     assert len(got) == 1 or treatment is MissingData.IGNORE
+
+
+# ----------------------------------------------------------------------------- percentiles
+
+
+def spread(ts: float, values: list[float]) -> Bucket:
+    """A bucket holding ``values`` as a statistic set and as a distribution."""
+    return Bucket(ts, len(values), sum(values), min(values), max(values), distribution_of(values))
+
+
+def test_a_percentile_comes_from_the_distribution() -> None:
+    values = [float(v) for v in range(1, 101)]  # p90 of 1..100 is about 90
+    data = [spread(END - PERIOD, values[:50]), spread(END - PERIOD + 30, values[50:])]
+    got = evaluate(rule(n=1, m=1, statistic="p90", threshold=85.0), data, NOW, OK)
+    assert got.state is ALARM
+    assert 88.0 <= got.breach_values[0] <= 92.0
+    assert evaluate(rule(n=1, m=1, statistic="p50", threshold=85.0), data, NOW, OK).state is OK
+    assert evaluate(rule(n=1, m=1, statistic="p100", threshold=99.0), data, NOW, OK).breach_values == (100.0,)
+
+
+def test_a_period_of_statistic_sets_alone_has_no_percentile() -> None:
+    sets_only = [Bucket(END - PERIOD, 10, 500.0, 1.0, 99.0)]
+    assert evaluate(rule(n=1, m=1, statistic="p99"), sets_only, NOW, OK).state is INSUFFICIENT
+
+
+@pytest.mark.parametrize(
+    "statistic,samples,significant",
+    [("p99", 999, False), ("p99", 1000, True), ("p90", 100, True), ("p90", 99, False),
+     ("p10", 100, True), ("p10", 99, False), ("p50", 20, True), ("p100", 1, True), ("Maximum", 1, True)],
+)
+def test_low_sample_counts_keep_the_state_when_told_to_ignore_them(statistic: str, samples: int, significant: bool) -> None:
+    data = [spread(END - PERIOD, [100.0] * samples)]
+    strict = rule(n=1, m=1, statistic=statistic, threshold=5.0, ignore_low_sample_count=True)
+    assert strict.significant(samples) is significant
+    got = evaluate(strict, data, NOW, OK)
+    assert got.state is (ALARM if significant else OK)
+    assert evaluate(rule(n=1, m=1, statistic=statistic, threshold=5.0), data, NOW, OK).state is ALARM

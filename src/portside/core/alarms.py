@@ -11,7 +11,10 @@ treat missing data")
   periods count: at ``now`` the newest evaluated period is the one that ended at or before
   ``now``. A period's value is the alarm's statistic over every stored bucket that starts in it
   (buckets are statistic sets, so SampleCount, Average, Sum, Minimum and Maximum are exact); a
-  period with no bucket is **missing**.
+  period with no bucket is **missing**. A percentile (``pNN``, ExtendedStatistic) comes from the
+  buckets' value distributions; a period holding only statistic sets has none and is missing.
+  With ``EvaluateLowSampleCountPercentile: ignore`` a percentile over fewer samples than
+  CloudWatch calls significant (10/(1-p), or 10/p below p50) keeps the alarm's state.
 - **Evaluation range**: CloudWatch "attempts to retrieve a higher number of data points than the
   number specified as Evaluation Periods"; portside looks back ``EvaluationPeriods +
   EXTRA_PERIODS`` periods (AWS does not publish its number; its documented example shows 5
@@ -41,14 +44,18 @@ from __future__ import annotations
 import enum
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from portside.core import metric_distribution
+
 __all__ = [
     "ANOMALY_DETECTION_OPERATORS",
     "EXTRA_PERIODS",
+    "PERCENTILE",
     "STATISTICS",
     "AlarmRule",
     "AlarmState",
@@ -64,6 +71,8 @@ __all__ = [
 #: Periods looked back beyond EvaluationPeriods for real datapoints (portside's choice).
 EXTRA_PERIODS = 2
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+#: An ExtendedStatistic: pNN or pNN.NN, a percentile read from the stored value distributions.
+PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d{1,2})?|100)$")
 #: Operators of anomaly-detection alarms (they need a band from Metrics; portside has none).
 ANOMALY_DETECTION_OPERATORS = (
     "LessThanLowerOrGreaterThanUpperThreshold",
@@ -127,16 +136,33 @@ class AlarmRule:
     comparison: Comparison
     datapoints_to_alarm: int | None = None  # None: EvaluationPeriods
     treat_missing: MissingData = MissingData.MISSING
+    #: EvaluateLowSampleCountPercentile "ignore": a percentile over too few samples keeps the state
+    ignore_low_sample_count: bool = False
 
     def __post_init__(self) -> None:
-        if self.statistic not in STATISTICS:
-            raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, got {self.statistic!r}")
+        if self.statistic not in STATISTICS and not PERCENTILE.match(self.statistic):
+            raise ValueError(f"statistic must be one of {', '.join(STATISTICS)} or pNN, got {self.statistic!r}")
         if self.period_s < 1:
             raise ValueError(f"period_s must be at least 1, got {self.period_s}")
         if self.evaluation_periods < 1:
             raise ValueError(f"evaluation_periods must be at least 1, got {self.evaluation_periods}")
         if not 1 <= self.needed <= self.evaluation_periods:
             raise ValueError(f"datapoints_to_alarm must be in 1..{self.evaluation_periods}, got {self.datapoints_to_alarm}")
+
+    @property
+    def percentile(self) -> float | None:
+        """The percentile (0..100) of a pNN statistic, else None."""
+        return float(self.statistic[1:]) if PERCENTILE.match(self.statistic) else None
+
+    def significant(self, samples: float) -> bool:
+        """Whether a percentile over ``samples`` values is statistically significant (CloudWatch's
+        rule: at least 10/(1-p) samples for p of 0.5 and above, 10/p below)."""
+        p = self.percentile
+        if p is None or p in (0.0, 100.0):
+            return True
+        fraction = p / 100
+        needed = 10 / (1 - fraction) if fraction >= 0.5 else 10 / fraction
+        return samples >= round(needed, 6)  # 10 / (1 - 0.9) is 100.00000000000001 in binary floating point
 
     @property
     def needed(self) -> int:
@@ -146,13 +172,15 @@ class AlarmRule:
 
 @dataclass(frozen=True)
 class Bucket:
-    """One stored statistic set starting at ``ts`` (epoch seconds)."""
+    """One stored statistic set starting at ``ts`` (epoch seconds); ``counts`` its value
+    distribution (value bucket -> count, core/metric_distribution.py) when one was recorded."""
 
     ts: float
     sample_count: float
     sum: float
     minimum: float
     maximum: float
+    counts: Mapping[int, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +195,13 @@ def _statistic(statistic: str, buckets: Sequence[Bucket]) -> float | None:
     count = sum(b.sample_count for b in buckets)
     if not buckets or count <= 0:
         return None
+    if PERCENTILE.match(statistic):  # only from distributions: statistic sets alone have no percentiles
+        merged: dict[int, float] = {}
+        for b in buckets:
+            if b.counts:
+                metric_distribution.merge(merged, b.counts)
+        lowest, highest = min(b.minimum for b in buckets), max(b.maximum for b in buckets)
+        return metric_distribution.percentile(merged, float(statistic[1:]), lowest, highest) if merged else None
     if statistic == "SampleCount":
         return count
     if statistic == "Sum":
@@ -226,6 +261,10 @@ def evaluate(rule: AlarmRule, buckets: Sequence[Bucket], now: float, current: Al
     data["evaluatedDatapoints"] = [
         {"timestamp": _iso(ts), "sampleCount": count, "value": float(v)} for ts, v, count in reversed(evaluated) if v is not None
     ]
+    if rule.ignore_low_sample_count and any(not rule.significant(count) for _, _, count in evaluated):
+        reason = ("The percentile was evaluated over too few samples to be significant; the alarm keeps its "
+                  "state (EvaluateLowSampleCountPercentile: ignore).")
+        return Evaluation(current, reason, data)
     breaching = sum(1 for v in values if rule.comparison.breaches(v, rule.threshold))
     fill = n - len(values) if len(values) < n else 0
     missing = rule.treat_missing

@@ -38,7 +38,7 @@ SCALING_POLICY_ARN = re.compile(r"^arn:aws:autoscaling:(?P<region>[a-z0-9-]+):\d
 #: Members of PutMetricAlarm kept as given (echoed by DescribeAlarms).
 _ECHOED = (
     "AlarmDescription", "OKActions", "AlarmActions", "InsufficientDataActions", "MetricName", "Namespace",
-    "Statistic", "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+    "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
     "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile",
 )
 
@@ -77,10 +77,14 @@ def _rule(params: dict[str, Any]) -> None:
     if params.get("Statistic") and params.get("ExtendedStatistic"):
         raise CloudWatchError("InvalidParameterCombination",
                               "Exactly one of the parameters Statistic and ExtendedStatistic must be specified, not both.")
-    if params.get("ExtendedStatistic"):
-        raise invalid(f"ExtendedStatistic {params['ExtendedStatistic']!r} is not supported by portside: it keeps "
-                      "statistic sets (SampleCount, Sum, Minimum, Maximum), not distributions; use Statistic.")
-    if not params.get("Statistic"):
+    extended = params.get("ExtendedStatistic")
+    if extended and not core.PERCENTILE.match(extended):
+        raise invalid(f"The value {extended} for parameter ExtendedStatistic is not valid: "
+                      "portside serves percentiles, p0 to p100 with up to two decimals (p99, p99.9).")
+    low_samples = params.get("EvaluateLowSampleCountPercentile")
+    if low_samples is not None and low_samples not in ("evaluate", "ignore"):
+        raise invalid(f"The parameter EvaluateLowSampleCountPercentile must be evaluate or ignore; got {low_samples!r}.")
+    if not params.get("Statistic") and not extended:
         raise CloudWatchError("MissingParameter", "One of the parameters Statistic and ExtendedStatistic must be specified.")
     operator = params["ComparisonOperator"]
     if operator in core.ANOMALY_DETECTION_OPERATORS:
@@ -104,10 +108,11 @@ def _rule(params: dict[str, Any]) -> None:
 
 def rule_of(body: dict[str, Any]) -> core.AlarmRule:
     return core.AlarmRule(
-        statistic=body["Statistic"], period_s=int(body["Period"]), evaluation_periods=int(body["EvaluationPeriods"]),
-        threshold=float(body["Threshold"]), comparison=core.Comparison(body["ComparisonOperator"]),
-        datapoints_to_alarm=body.get("DatapointsToAlarm"),
+        statistic=body.get("Statistic") or body["ExtendedStatistic"], period_s=int(body["Period"]),
+        evaluation_periods=int(body["EvaluationPeriods"]), threshold=float(body["Threshold"]),
+        comparison=core.Comparison(body["ComparisonOperator"]), datapoints_to_alarm=body.get("DatapointsToAlarm"),
         treat_missing=core.MissingData(body.get("TreatMissingData", "missing")),
+        ignore_low_sample_count=body.get("EvaluateLowSampleCountPercentile") == "ignore",
     )
 
 

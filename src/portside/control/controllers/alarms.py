@@ -45,10 +45,13 @@ class AlarmController:
         rule = alarms.rule_of(body)
         lookback = (rule.evaluation_periods + core.EXTRA_PERIODS + 1) * rule.period_s
         dimensions = {d["Name"]: d["Value"] for d in body.get("Dimensions", [])}
-        points = self.plane.store.metric_datapoints(region, body["Namespace"], body["MetricName"], dimensions, now - lookback, now)
+        store = self.plane.store
+        metric = (region, body["Namespace"], body["MetricName"], dimensions, now - lookback, now)
+        points = store.metric_datapoints(*metric)
+        distributions = store.metric_distributions(*metric) if rule.percentile is not None else {}
         unit = body.get("Unit")
         buckets = [
-            core.Bucket(p.ts, p.stats.sample_count, p.stats.sum, p.stats.minimum, p.stats.maximum)
+            core.Bucket(p.ts, p.stats.sample_count, p.stats.sum, p.stats.minimum, p.stats.maximum, distributions.get(p.ts))
             for p in points if unit is None or p.unit == unit
         ]
         current = core.AlarmState(body["StateValue"])
