@@ -279,3 +279,26 @@ def test_a_percentile_alarm_reads_the_distribution_of_the_values_sent(cw: Any) -
     # the average of 0.1 and 2.0 weighted 85:15 is under 0.5 ... but p90 is 2.0
     eventually(lambda: reaches(0.1, 2.0, "ALARM"), timeout=60, interval=1, what="p90 alarm in ALARM")
     eventually(lambda: reaches(0.1, 0.2, "OK"), timeout=60, interval=1, what="p90 alarm back to OK")
+
+
+def test_alarm_tags(cw: Any) -> None:
+    name = f"tagged-{uuid.uuid4().hex[:6]}"
+    cw.put_metric_alarm(**alarm_params(name, "Tagged", Period=3600, Tags=[{"Key": "team", "Value": "web"}]))
+    arn = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]
+    assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "team", "Value": "web"}]
+    cw.tag_resource(ResourceARN=arn, Tags=[{"Key": "team", "Value": "api"}, {"Key": "tier", "Value": "1"}])
+    # an update keeps the tags and ignores those it names, as AWS documents
+    cw.put_metric_alarm(**alarm_params(name, "Tagged", Period=3600, Tags=[{"Key": "other", "Value": "x"}]))
+    assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "team", "Value": "api"}, {"Key": "tier", "Value": "1"}]
+    cw.untag_resource(ResourceARN=arn, TagKeys=["team", "absent"])
+    assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "tier", "Value": "1"}]
+    for call, code in (
+        (lambda: cw.tag_resource(ResourceARN=arn, Tags=[{"Key": "aws:owner", "Value": "me"}]), "InvalidParameterValue"),
+        (lambda: cw.tag_resource(ResourceARN=arn, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)]), "InvalidParameterValue"),
+        (lambda: cw.list_tags_for_resource(ResourceARN=arn + "-gone"), "ResourceNotFoundException"),
+        (lambda: cw.list_tags_for_resource(ResourceARN="arn:aws:sns:us-east-1:000000000000:topic"), "InvalidParameterValue"),
+    ):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == code
+    assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "tier", "Value": "1"}]  # refusals changed nothing

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control.cloudwatch import alarms, get_metric_data, get_metric_statistics, list_metrics, put_metric_data
+from portside.control.cloudwatch import (
+    alarms,
+    get_metric_data,
+    get_metric_statistics,
+    list_metrics,
+    put_metric_data,
+    tags,
+)
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "GraniteServiceVersion20100801."
@@ -36,4 +43,7 @@ OPERATIONS: dict[str, Operation] = {
     "DescribeAlarmHistory": alarms.describe_alarm_history,
     "EnableAlarmActions": alarms.enable_alarm_actions,
     "DisableAlarmActions": alarms.disable_alarm_actions,
+    "TagResource": tags.tag_resource,
+    "UntagResource": tags.untag_resource,
+    "ListTagsForResource": tags.list_tags_for_resource,
 }

@@ -22,6 +22,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from portside.control.cloudwatch import tags
 from portside.control.cloudwatch.errors import CloudWatchError, invalid
 from portside.control.cloudwatch.params import as_datetime, epoch
 from portside.control.plane import ControlPlane
@@ -161,8 +162,11 @@ def build_alarm(plane: ControlPlane, region: str, params: dict[str, Any], now: f
     }
     body.update({k: params[k] for k in _ECHOED if params.get(k) is not None})
     body["Threshold"] = float(body["Threshold"])
-    if params.get("Tags"):
-        body["Tags"] = params["Tags"]
+    if existing is None:
+        if params.get("Tags"):
+            body["Tags"] = tags.merged_tags([], params["Tags"])
+    elif existing.get("Tags"):  # "If you are using this operation to update an existing alarm, any tags you
+        body["Tags"] = existing["Tags"]  # specify in this parameter are ignored" (AWS): TagResource changes them
     if existing is None:
         body.update(StateValue="INSUFFICIENT_DATA", StateReason="Unchecked: Initial alarm creation",
                     StateUpdatedTimestamp=now, StateTransitionedTimestamp=now)
