@@ -31,7 +31,7 @@ from portside.control.doctor import HostDoctor
 from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
-from portside.control.controllers.alb_metrics import AlbMetricsRecorder
+from portside.control.controllers.alb_metrics import AlbMetricsRecorder, MetricsRetention
 from portside.control.controllers.scaling import Scaler
 from portside.control.controllers.services import ServiceController
 from portside.control.store import Store
@@ -58,7 +58,8 @@ class Server:
         self.services: ServiceController | None = None
         self.scaler: Scaler | None = None
         self.alarms: AlarmController | None = None
-        self.alb_metrics: AlbMetricsRecorder | None = None
+        self.metrics_retention: MetricsRetention | None = None
+        self.alb_metrics: AlbMetricsRecorder | None = None  # every replica records its own listeners
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
         self.agent: HostAgent | None = None
@@ -146,6 +147,9 @@ class Server:
             ttl_s=config.leader_lease_s, replica=self.plane.instance_arn,
         )
         await self.leadership.start()
+        leadership = self.leadership
+        self.alb_metrics = AlbMetricsRecorder(self.plane, config.scaling_period_s, lambda: leadership.is_leader)
+        self.alb_metrics.start()
         self.api = ApiServer(
             self.plane, credentials,
             metrics=lambda: render_metrics(self.plane, self.scaler, self.firewall, self.leadership),
@@ -167,8 +171,8 @@ class Server:
         self.alarms.start()
         self.scaler = Scaler(self.plane, self.config.scaling_period_s)
         self.scaler.start()
-        self.alb_metrics = AlbMetricsRecorder(self.plane, self.config.scaling_period_s, self.config.metrics_retention_s)
-        self.alb_metrics.start()
+        self.metrics_retention = MetricsRetention(self.plane, self.config.metrics_retention_s)
+        self.metrics_retention.start()
         self.liveness = LivenessController(self.plane)
         self.liveness.start()
 
@@ -179,14 +183,14 @@ class Server:
             await self.scaler.close()
         if self.alarms is not None:
             await self.alarms.close()
-        if self.alb_metrics is not None:
-            await self.alb_metrics.close()
+        if self.metrics_retention is not None:
+            await self.metrics_retention.close()
         if self.services is not None:
             await self.services.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
-        self.liveness = self.scaler = self.services = self.alarms = self.alb_metrics = None
+        self.liveness = self.scaler = self.services = self.alarms = self.metrics_retention = None
         self._sweeper = None
 
     def status(self) -> tuple[dict[str, object], bool]:
@@ -214,6 +218,8 @@ class Server:
             await self._stop_controllers()
         if self.feed is not None:
             await self.feed.close()
+        if self.alb_metrics is not None:
+            await self.alb_metrics.close()
         if self.api is not None:
             await self.api.close()
         if self.doctor is not None:

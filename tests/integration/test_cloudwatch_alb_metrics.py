@@ -130,7 +130,7 @@ def test_requests_through_a_listener_are_recorded_with_aws_dimensions(
         assert ("RequestCount", ("LoadBalancer", "TargetGroup")) in names
         assert ("ActiveConnectionCount", ("LoadBalancer",)) in names
         assert ("HealthyHostCount", ("LoadBalancer", "TargetGroup")) in names
-        # the AWS CLI (query protocol) reads the same numbers
+        # the AWS CLI reads the same numbers
         out = subprocess.run(
             [sys.executable, "-m", "awscli", "cloudwatch", "get-metric-statistics", "--namespace", NS,
              "--metric-name", "HTTPCode_ELB_5XX_Count", "--dimensions", f"Name=LoadBalancer,Value={lb_dim}",

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from portside.api import cloudwatch, shapes
-from portside.control.controllers.alb_metrics import AlbMetricsRecorder
+from portside.control.controllers.alb_metrics import AlbMetricsRecorder, MetricsRetention
 from portside.control.store.metrics import StatisticSet
 from portside.errors import PortsideError
 from tests.support.stores import StoreFactory
@@ -268,8 +268,46 @@ def test_the_recorder_trims_datapoints_older_than_the_retention(plane: Any) -> N
     plane.store.record_distribution(REGION, NS, "Old", {}, NOW - 2 * 3600, {2: 1.0})
     plane.store.record_metric(REGION, NS, "New", {}, NOW - 60, StatisticSet.of(1.0))
     plane.store.record_distribution(REGION, NS, "New", {}, NOW - 60, {2: 1.0})
-    recorder = AlbMetricsRecorder(plane, period_s=60, retention_s=3600)
-    assert recorder.trim(NOW) == 2
+    assert MetricsRetention(plane, retention_s=3600).trim(NOW) == 2
     assert [name for _, name, _ in plane.store.metric_keys(REGION)] == ["New"]
     assert plane.store.metric_distributions(REGION, NS, "Old", {}, 0, NOW + 60) == {}
     assert plane.store.metric_distributions(REGION, NS, "New", {}, 0, NOW + 60) == {int(NOW - 60) // 60 * 60: {2: 1.0}}
+
+
+# -- recording the load balancer's metrics
+
+
+class _Group:
+    """A target group's counters as the proxy keeps them (proxy/targets.py GroupRuntime's metrics)."""
+
+    def __init__(self) -> None:
+        self.requests, self.by_code, self.latency_counts, self.latency_sum_s = 0, {}, [0], 0.0
+        self.targets = {("i-1", 80): SimpleNamespace(state="healthy", draining=False)}
+
+    def take_latency_extremes(self) -> None:
+        return None
+
+    def take_latency_buckets(self) -> dict[int, int]:
+        return {}
+
+
+LB_ARN = "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/web/0123456789abcdef"
+TG_ARN = "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/fedcba9876543210"
+
+
+@pytest.mark.parametrize("leading", [True, False])
+def test_every_replica_records_its_listeners_and_only_the_leader_the_host_counts(plane: Any, leading: bool) -> None:
+    group = _Group()
+    bound = SimpleNamespace(requests=0, elb_errors={}, connections=set())
+    listener = SimpleNamespace(arn="l1", load_balancer_arn=LB_ARN, rules=[
+        SimpleNamespace(actions=[SimpleNamespace(target_groups=[SimpleNamespace(arn=TG_ARN)])])])
+    plane.lb = SimpleNamespace(config=SimpleNamespace(listeners=[listener]), listeners={"l1": bound}, groups={TG_ARN: group})
+    recorder = AlbMetricsRecorder(plane, period_s=60, leading=lambda: leading)
+    recorder.tick(NOW)  # the baseline
+    group.requests, bound.requests = 7, 7
+    recorder.tick(NOW)
+    names = {name for namespace, name, _ in plane.store.metric_keys(REGION) if namespace == "AWS/ApplicationELB"}
+    assert "RequestCount" in names and "HTTPCode_ELB_5XX_Count" in names
+    assert ("HealthyHostCount" in names) is leading
+    [point] = plane.store.metric_datapoints(REGION, "AWS/ApplicationELB", "RequestCount", {"LoadBalancer": "app/web/0123456789abcdef"}, 0, 2e9)
+    assert point.stats.sum == 7

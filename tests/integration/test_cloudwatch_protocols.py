@@ -1,9 +1,10 @@
 """The CloudWatch ``monitoring`` API in each protocol a client may speak, against a real server.
 
 - Smithy RPC v2 CBOR: what boto3 sends by default (``POST /service/.../operation/<Op>``);
-- JSON 1.0: a botocore client whose model says ``json`` (``X-Amz-Target: GraniteServiceVersion20100801.*``);
-- query: the AWS CLI (``Action=...&Version=2010-08-01``, XML answers), told apart from ELBv2 by
-  the signing service of its credential scope.
+- JSON 1.0 (``X-Amz-Target: GraniteServiceVersion20100801.*``): a botocore client whose model says
+  ``json``, and the AWS CLI v1 of the venv (1.45 sends JSON 1.0 with ``x-amzn-query-mode``);
+- query (``Action=...&Version=2010-08-01``, XML answers), told apart from ELBv2 by the signing
+  service of its credential scope: hand-signed forms, and Debian's AWS CLI v2 (2.9).
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def test_json_1_0_round_trips_a_metric(portside: PortsideProcess, json_models: P
     assert "StorageResolution" in caught.value.response["Error"]["Message"]
 
 
-def test_aws_cli_speaks_query_to_cloudwatch(portside: PortsideProcess) -> None:
+def test_aws_cli_v1_round_trips_metrics(portside: PortsideProcess) -> None:
     put = cli(portside, "put-metric-data", "--namespace", NAMESPACE, "--metric-name", "CliGauge",
               "--dimensions", "Host=a", "--value", "7", "--unit", "Count")
     assert put.returncode == 0, put.stderr
@@ -185,3 +186,57 @@ def test_aws_cli_speaks_query_to_cloudwatch(portside: PortsideProcess) -> None:
         env={**os.environ, "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_DEFAULT_REGION": "us-east-1"},
     )
     assert elb.returncode == 0, elb.stderr
+
+
+def test_query_requests_signed_for_monitoring_reach_cloudwatch(portside: PortsideProcess) -> None:
+    form = "Action=PutMetricData&Version=2010-08-01&Namespace=Portside%2FTest&MetricData.member.1.MetricName=Form" \
+           "&MetricData.member.1.Value=2&MetricData.member.1.Dimensions.member.1.Name=Via" \
+           "&MetricData.member.1.Dimensions.member.1.Value=query"
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    reply = send(portside.endpoint, form.encode(), sign(portside.endpoint, form.encode(), headers, service="monitoring"))
+    assert reply.status == 200, reply.body
+    assert "<PutMetricDataResponse" in reply.body and "monitoring.amazonaws.com/doc/2010-08-01" in reply.body
+    listing = "Action=ListMetrics&Version=2010-08-01&Namespace=Portside%2FTest&MetricName=Form"
+    reply = send(portside.endpoint, listing.encode(), sign(portside.endpoint, listing.encode(), headers, service="monitoring"))
+    assert reply.status == 200
+    assert "<ListMetricsResult><Metrics><member><Namespace>Portside/Test</Namespace><MetricName>Form</MetricName>" in reply.body
+    assert "<Name>Via</Name><Value>query</Value>" in reply.body
+    bad = "Action=PutMetricData&Version=2010-08-01&Namespace=AWS%2FX&MetricData.member.1.MetricName=F&MetricData.member.1.Value=1"
+    reply = send(portside.endpoint, bad.encode(), sign(portside.endpoint, bad.encode(), headers, service="monitoring"))
+    assert reply.status == 400
+    assert "<Code>InvalidParameterValue</Code>" in reply.body and "<Type>Sender</Type>" in reply.body
+    assert "monitoring.amazonaws.com/doc/2010-08-01" in reply.body
+    # an ELBv2 action signed for monitoring is not CloudWatch's, and a CloudWatch action signed for ELBv2 not ELBv2's
+    elb = "Action=DescribeLoadBalancers&Version=2015-12-01"
+    reply = send(portside.endpoint, elb.encode(), sign(portside.endpoint, elb.encode(), headers, service="monitoring"))
+    assert reply.status == 400 and "<Code>InvalidAction</Code>" in reply.body
+    reply = send(portside.endpoint, listing.encode(), sign(portside.endpoint, listing.encode(), headers, service="elasticloadbalancing"))
+    assert reply.status == 400 and "<Code>InvalidAction</Code>" in reply.body
+    # signed for a service nothing serves: refused like any bad scope
+    reply = send(portside.endpoint, listing.encode(), sign(portside.endpoint, listing.encode(), headers, service="sqs"))
+    assert reply.status == 403
+
+
+AWS_CLI_V2 = Path("/usr/bin/aws")  # Debian's AWS CLI v2 (scripts/setup installs it)
+
+
+@pytest.mark.skipif(not AWS_CLI_V2.exists(), reason="Debian's AWS CLI v2 is not installed")
+def test_aws_cli_v2_puts_and_reads_metrics(portside: PortsideProcess) -> None:
+    aws = [str(AWS_CLI_V2)]
+    put = cli(portside, "put-metric-data", "--namespace", NAMESPACE, "--metric-name", "V2Gauge",
+              "--value", "3", "--storage-resolution", "1", aws=aws)
+    assert put.returncode == 0, put.stderr
+    now = int(time.time())
+    data = cli(portside, "get-metric-data", "--start-time", str(now - 600), "--end-time", str(now + 600),
+               "--metric-data-queries", json.dumps([{"Id": "v", "MetricStat": {
+                   "Metric": {"Namespace": NAMESPACE, "MetricName": "V2Gauge"}, "Period": 60, "Stat": "Maximum"}}]),
+               aws=aws)
+    assert data.returncode == 0, data.stderr
+    [result] = json.loads(data.stdout)["MetricDataResults"]
+    assert result["Values"] == [3.0] and result["StatusCode"] == "Complete"
+    listed = cli(portside, "list-metrics", "--namespace", NAMESPACE, "--metric-name", "V2Gauge", aws=aws)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["Metrics"] == [{"Namespace": NAMESPACE, "MetricName": "V2Gauge", "Dimensions": []}]
+    bad = cli(portside, "get-metric-statistics", "--namespace", NAMESPACE, "--metric-name", "V2Gauge",
+              "--start-time", str(now), "--end-time", str(now + 60), "--period", "45", "--statistics", "Sum", aws=aws)
+    assert bad.returncode != 0 and "InvalidParameterValue" in bad.stderr and "Period" in bad.stderr
