@@ -14,7 +14,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import boto3
+import botocore.loaders
+import botocore.session
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.support.server import PortsideProcess
@@ -121,7 +125,8 @@ def test_missing_data_treated_as_breaching_alarms_without_data(cw: Any) -> None:
 
 def test_set_alarm_state_and_actions_switches(cw: Any) -> None:
     name = f"manual-{uuid.uuid4().hex[:6]}"
-    cw.put_metric_alarm(**alarm_params(name, f"Manual{uuid.uuid4().hex[:6]}", Period=3600, EvaluationPeriods=1))
+    # no data and missing data ignored: the loop keeps whatever state is set
+    cw.put_metric_alarm(**alarm_params(name, f"Manual{uuid.uuid4().hex[:6]}", Period=3600, TreatMissingData="ignore"))
     cw.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="testing", StateReasonData='{"why": "test"}')
     alarm = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
     assert (alarm["StateValue"], alarm["StateReason"]) == ("ALARM", "testing")
@@ -302,3 +307,32 @@ def test_alarm_tags(cw: Any) -> None:
             call()
         assert caught.value.response["Error"]["Code"] == code
     assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "tier", "Value": "1"}]  # refusals changed nothing
+
+
+def test_alarms_over_json_1_0(server: PortsideProcess, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A botocore whose CloudWatch model speaks JSON 1.0 (``X-Amz-Target: GraniteServiceVersion20100801.*``)."""
+    model = botocore.loaders.Loader().load_service_model("cloudwatch", "service-2")
+    model["metadata"]["protocol"] = "json"
+    model["metadata"]["protocols"] = ["json"]
+    root = tmp_path_factory.mktemp("botocore-json")
+    version_dir = root / "cloudwatch" / model["metadata"]["apiVersion"]
+    version_dir.mkdir(parents=True)
+    (version_dir / "service-2.json").write_text(json.dumps(model))
+    session = botocore.session.get_session()
+    session.get_component("data_loader").search_paths.insert(0, str(root))
+    cw = boto3.Session(botocore_session=session).client(
+        "cloudwatch", endpoint_url=server.endpoint, region_name=REGION, aws_access_key_id="AKIDTEST",
+        aws_secret_access_key="secret", config=Config(retries={"max_attempts": 1}),
+    )
+    assert cw.meta.service_model.protocol == "json"
+    name = f"json-{uuid.uuid4().hex[:6]}"
+    cw.put_metric_alarm(**alarm_params(name, "Json", Period=3600, TreatMissingData="ignore"))
+    alarm = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "INSUFFICIENT_DATA" and alarm["StateUpdatedTimestamp"].tzinfo is not None
+    cw.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="json")
+    assert cw.describe_alarm_history(AlarmName=name, HistoryItemType="StateUpdate")["AlarmHistoryItems"][0][
+        "HistorySummary"] == "Alarm updated from INSUFFICIENT_DATA to OK"
+    with pytest.raises(ClientError) as caught:
+        cw.delete_alarms(AlarmNames=[name + "-nope"])
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFound"
+    cw.delete_alarms(AlarmNames=[name])
