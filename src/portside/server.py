@@ -24,6 +24,7 @@ from portside.config import ServerConfig
 from portside.agent.registration import registration
 from portside.agent.state import AgentState
 from portside.control.change_feed import ChangeFeed
+from portside.control.controllers.alarms import AlarmController
 from portside.control.controllers.liveness import LivenessController
 from portside.control.leadership import Leadership
 from portside.control.local_link import LocalLink
@@ -32,6 +33,7 @@ from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
 from portside.control.secrets_key import CHECK_META_KEY, DEFAULT_KEY_FILE, SecretsKey
+from portside.control.controllers.alb_metrics import AlbMetricsRecorder, MetricsRetention
 from portside.control.controllers.scaling import Scaler
 from portside.control.controllers.scheduled_scaling import ScheduledScaling, round_clock
 from portside.control.controllers.services import ServiceController
@@ -60,6 +62,9 @@ class Server:
         self.scaler: Scaler | None = None
         self.scheduled: ScheduledScaling | None = None
         self._schedule_clock: Callable[[], float] | None = None
+        self.alarms: AlarmController | None = None
+        self.metrics_retention: MetricsRetention | None = None
+        self.alb_metrics: AlbMetricsRecorder | None = None  # every replica records its own listeners
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
         self.agent: HostAgent | None = None
@@ -150,6 +155,9 @@ class Server:
             ttl_s=config.leader_lease_s, replica=self.plane.instance_arn,
         )
         await self.leadership.start()
+        leadership = self.leadership
+        self.alb_metrics = AlbMetricsRecorder(self.plane, config.scaling_period_s, lambda: leadership.is_leader)
+        self.alb_metrics.start()
         self.api = ApiServer(
             self.plane, credentials,
             metrics=lambda: render_metrics(self.plane, self.scaler, self.firewall, self.leadership),
@@ -167,11 +175,15 @@ class Server:
         self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
         self.services = ServiceController(self.plane)
         self.services.start()
+        self.alarms = AlarmController(self.plane, self.config.scaling_period_s)
+        self.alarms.start()
         self.scaler = Scaler(self.plane, self.config.scaling_period_s)
         self.scaler.start()
         assert self._schedule_clock is not None
         self.scheduled = ScheduledScaling(self.plane, self._schedule_clock)
         self.scheduled.start()
+        self.metrics_retention = MetricsRetention(self.plane, self.config.metrics_retention_s)
+        self.metrics_retention.start()
         self.liveness = LivenessController(self.plane)
         self.liveness.start()
 
@@ -182,12 +194,16 @@ class Server:
             await self.scaler.close()
         if self.scheduled is not None:
             await self.scheduled.close()
+        if self.alarms is not None:
+            await self.alarms.close()
+        if self.metrics_retention is not None:
+            await self.metrics_retention.close()
         if self.services is not None:
             await self.services.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
-        self.liveness = self.scaler = self.services = None
+        self.liveness = self.scaler = self.services = self.alarms = self.metrics_retention = None
         self.scheduled = None
         self._sweeper = None
 
@@ -216,6 +232,8 @@ class Server:
             await self._stop_controllers()
         if self.feed is not None:
             await self.feed.close()
+        if self.alb_metrics is not None:
+            await self.alb_metrics.close()
         if self.api is not None:
             await self.api.close()
         if self.doctor is not None:

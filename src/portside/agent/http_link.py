@@ -77,6 +77,10 @@ class HttpLink:
         """The routing snapshot, once its revision differs from ``sinceRevision`` (``portside lb``)."""
         return await self._call("WatchRoutes", request)
 
+    async def report_metrics(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A period's CloudWatch measurements of this load-balancer node (``portside lb``)."""
+        return await self._call("ReportMetrics", request)
+
     async def _call(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S))

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from portside.core.lb.model import TargetGroup
+from portside.core.metric_distribution import bucket_of
 
 if TYPE_CHECKING:
     from portside.proxy.exchange import Exchange
@@ -85,6 +86,11 @@ class GroupRuntime:
         self.by_code: dict[int, int] = {}
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
         self.latency_sum_s = 0.0
+        # the fastest and slowest response since take_latency_extremes() (CloudWatch's Minimum/Maximum)
+        self.latency_min_s = -1.0
+        self.latency_max_s = -1.0
+        # responses per logarithmic latency bucket since take_latency_buckets() (CloudWatch's percentiles)
+        self.latency_buckets: dict[int, int] = {}
         self.reconfigure(config)
 
     def reconfigure(self, config: TargetGroup) -> None:
@@ -147,6 +153,25 @@ class GroupRuntime:
     def observe_latency(self, seconds: float) -> None:
         self.latency_counts[bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
         self.latency_sum_s += seconds
+        if self.latency_min_s < 0 or seconds < self.latency_min_s:
+            self.latency_min_s = seconds
+        if seconds > self.latency_max_s:
+            self.latency_max_s = seconds
+        key = bucket_of(seconds)
+        buckets = self.latency_buckets
+        buckets[key] = buckets.get(key, 0) + 1
+
+    def take_latency_buckets(self) -> dict[int, int]:
+        """Responses per latency bucket (core/metric_distribution.py) since the last call, and start over."""
+        buckets = self.latency_buckets
+        self.latency_buckets = {}
+        return buckets
+
+    def take_latency_extremes(self) -> tuple[float, float] | None:
+        """(fastest, slowest) response since the last call, and start over; None if there was none."""
+        low, high = self.latency_min_s, self.latency_max_s
+        self.latency_min_s = self.latency_max_s = -1.0
+        return None if low < 0 else (low, high)
 
     def find(self, key: tuple[str, int]) -> TargetRuntime | None:
         target = self.targets.get(key)
