@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from portside.api import agents, autoscaling, ecs, elbv2, shapes, sigv4
+from portside.api import agents, autoscaling, ecs, elbv2, logs, shapes, sigv4
 from portside.config import is_loopback
 from portside.control.plane import ControlPlane
 from portside.control.store.database import StoreUnavailable
@@ -78,6 +78,7 @@ JSON_APIS: dict[str, JsonApi] = {
     for api in (
         JsonApi(ecs.TARGET_PREFIX, ecs.SERVICE, "ecs", ecs.OPERATIONS),
         JsonApi(autoscaling.TARGET_PREFIX, autoscaling.SERVICE, "application-autoscaling", autoscaling.OPERATIONS),
+        JsonApi(logs.TARGET_PREFIX, logs.SERVICE, "logs", logs.OPERATIONS),
     )
 }
 #: The SigV4 signing service each API's requests must be scoped to.

@@ -10,6 +10,7 @@
 - ``scaling.py``: Application Auto Scaling targets, policies and activities;
 - ``health.py``: the load balancer's target health (the proxy's ``HealthStore``);
 - ``metrics.py``: CloudWatch metric datapoints (statistic sets per bucket);
+- ``logs.py``: CloudWatch Logs groups, streams and events;
 - ``transfer.py``: a single host's state copied into an empty PostgreSQL store (``portside store migrate``).
 
 Callers group writes that must commit together in ``with store.transaction():``; no method
@@ -23,6 +24,7 @@ from portside.control.store.ecs import EcsRecords
 from portside.control.store.elb_targets import ElbTargetRecords
 from portside.control.store.elbv2 import ElbRecords
 from portside.control.store.health import TargetHealthRecords
+from portside.control.store.logs import LogRecords
 from portside.control.store.metrics import MetricRecords
 from portside.control.store.scaling import ScalingRecords
 from portside.control.store.schema import SCHEMA
@@ -30,5 +32,6 @@ from portside.control.store.schema import SCHEMA
 __all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
 
 
-class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords):
+class Store(Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, TargetHealthRecords, MetricRecords,
+            LogRecords):
     """The server's state store (see the module's docstring)."""
