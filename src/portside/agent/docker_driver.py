@@ -10,10 +10,11 @@ reconnects with back-off if the engine goes away.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -274,6 +275,10 @@ class DockerDriver:
 
         threading.Thread(target=pump, name="docker-events", daemon=True).start()
 
+    def follow_logs(self, container_id: str, since_s: int) -> DockerLogFollow:
+        """Follow the container's output with Docker's timestamps (blocking: iterate on a thread)."""
+        return DockerLogFollow(self.api, container_id, since_s)
+
     def close(self) -> None:
         self._closed.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -281,6 +286,80 @@ class DockerDriver:
             self.api.close()
         except Exception:  # closing a broken client must not mask the real shutdown reason
             pass
+
+
+class DockerLogFollow:
+    """``docker logs --follow --timestamps``, as (timestamp ns, line) pairs.
+
+    Docker sends one frame per message, each with its timestamp; a line longer than Docker's
+    16 KiB message arrives as several frames without a newline and is joined here again (with the
+    first frame's timestamp). A container with a TTY sends one raw stream: it is split on newlines.
+    A stream that cannot be read ends the iteration (``DriverError`` is not raised from a thread).
+    """
+
+    def __init__(self, api: Any, container_id: str, since_s: int) -> None:
+        self.api = api
+        self.container_id = container_id
+        self.since_s = since_s
+        self._stream: Any = None
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
+        stream = self._stream
+        if stream is not None and hasattr(stream, "close"):
+            try:
+                stream.close()
+            except Exception:  # closing a broken stream must not raise on the agent's thread
+                pass
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        try:
+            self._stream = self.api.logs(
+                self.container_id, stdout=True, stderr=True, stream=True, follow=True, timestamps=True,
+                since=self.since_s if self.since_s > 0 else None,
+            )
+            pending = b""
+            first_ts: int | None = None
+            for chunk in self._stream:
+                if self._closed:
+                    return
+                pending, first_ts = yield from _lines(chunk, pending, first_ts)
+            if pending and first_ts is not None:
+                yield first_ts, pending
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError, ValueError):
+            return
+
+
+_STAMP = re.compile(rb"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ")
+
+
+def _lines(
+    chunk: bytes, pending: bytes, first_ts: int | None
+) -> Generator[tuple[int, bytes], None, tuple[bytes, int | None]]:
+    """Complete lines of one frame (or raw chunk); returns what is left and its timestamp."""
+    while chunk:
+        match = _STAMP.match(chunk)
+        if match is not None and (not pending or first_ts is not None):
+            stamp = _nanoseconds(match)
+            chunk = chunk[match.end():]
+            if first_ts is None:
+                first_ts = stamp
+        line, newline, chunk = chunk.partition(b"\n")
+        pending += line
+        if not newline:
+            break
+        if first_ts is not None:
+            yield first_ts, pending
+        pending, first_ts = b"", None
+    return pending, first_ts
+
+
+def _nanoseconds(match: re.Match[bytes]) -> int:
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    fraction = (match.group(7) or b"0").ljust(9, b"0")
+    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    return seconds * 1_000_000_000 + int(fraction)
 
 
 def _split_image(image: str) -> tuple[str, str | None]:

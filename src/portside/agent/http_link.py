@@ -70,6 +70,9 @@ class HttpLink:
     async def heartbeat(self, request: dict[str, Any]) -> dict[str, Any]:
         return await self._call("Heartbeat", request)
 
+    async def put_container_logs(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("PutContainerLogs", request)
+
     async def watch_routes(self, request: dict[str, Any]) -> dict[str, Any]:
         """The routing snapshot, once its revision differs from ``sinceRevision`` (``portside lb``)."""
         return await self._call("WatchRoutes", request)

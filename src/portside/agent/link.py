@@ -1,4 +1,4 @@
-"""The agent's side of the agent protocol: the four calls it makes to the control plane.
+"""The agent's side of the agent protocol: the calls it makes to the control plane.
 
 Every agent, the one inside the server included, talks to the control plane through this
 interface only (docs/agent-protocol.md). Messages are plain JSON-able dicts, the same over both
@@ -32,3 +32,6 @@ class ControlLink(Protocol):
 
     async def heartbeat(self, request: dict[str, Any]) -> dict[str, Any]:
         """The agent is alive: ``{"heartbeatSeconds": ..}``."""
+
+    async def put_container_logs(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Events an awslogs container wrote (none: open its stream): ``{"accepted": n, ...}``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control import agent_protocol, routes_snapshot
+from portside.control import agent_protocol, log_shipping, routes_snapshot
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "PortsideAgent."
@@ -22,5 +22,6 @@ OPERATIONS: dict[str, Callable[[ControlPlane, str, dict[str, Any]], Any]] = {
     "PollAssignments": agent_protocol.poll_assignments,
     "SubmitTaskStateChange": agent_protocol.submit_task_state_change,
     "Heartbeat": agent_protocol.heartbeat,
+    "PutContainerLogs": log_shipping.put_container_logs,  # what awslogs containers wrote
     "WatchRoutes": routes_snapshot.watch_routes,  # load-balancer nodes (portside lb)
 }
