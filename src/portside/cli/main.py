@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from portside import config as cfg
 from portside.cli.client import endpoint_from_env, make_client
+from portside.cli.logs import logs
 from portside.cli.store import store
 from portside.cli.tables import render_tasks
 from portside.core.firewall import DEFAULT_FIREWALL_MODE, FIREWALL_MODES
@@ -48,6 +49,7 @@ def main() -> None:
 
 
 main.add_command(store)
+main.add_command(logs)
 
 
 @main.command()
