@@ -137,3 +137,38 @@ def _stop_all(server: PortsideProcess) -> None:
             ecs.stop_task(task=arn)
     except Exception:
         pass
+
+
+def test_long_lines_are_joined_from_dockers_pieces_and_split_at_the_event_limit(
+    portside: PortsideProcess, ecs: Any, busybox_image: str
+) -> None:
+    logs = portside.client("logs")
+    group = f"/ecs/long-{uuid.uuid4().hex[:8]}"
+    # 20,000 bytes: Docker hands it over in 16 KiB pieces; 300,000 bytes: more than one CloudWatch event.
+    script = ("head -c 20000 /dev/zero | tr '\\0' a; echo; head -c 300000 /dev/zero | tr '\\0' b; echo; "
+              "echo done-$((1+1)); sleep 60")
+    [arn] = run(ecs, awslogs_definition(busybox_image, group, script, family="longlines",
+                                        **{"awslogs-create-group": "true"}))
+    stream = f"ecs/app/{task_id(arn)}"
+    try:
+        messages = eventually(lambda: (m := stream_messages(logs, group, stream)) and m[-1] == "done-2" and m,
+                              timeout=60, what="the long lines and the last one")
+    finally:
+        ecs.stop_task(task=arn)
+    assert messages[0] == "a" * 20_000
+    assert messages[1:-1] == ["b" * 262_118, "b" * (300_000 - 262_118)]
+
+
+def test_a_container_with_a_tty_is_shipped_line_by_line(portside: PortsideProcess, ecs: Any, busybox_image: str) -> None:
+    logs = portside.client("logs")
+    group = f"/ecs/tty-{uuid.uuid4().hex[:8]}"
+    definition = awslogs_definition(busybox_image, group, "echo tty-$((2*3)); echo again-$((2*3)); sleep 60",
+                                    family="ttylogs", **{"awslogs-create-group": "true"})
+    definition["containerDefinitions"][0]["pseudoTerminal"] = True
+    [arn] = run(ecs, definition)
+    try:
+        messages = eventually(lambda: (m := stream_messages(logs, group, f"ecs/app/{task_id(arn)}")) and len(m) >= 2 and m,
+                              timeout=60, what="the TTY's lines")
+    finally:
+        ecs.stop_task(task=arn)
+    assert messages == ["tty-6", "again-6"]

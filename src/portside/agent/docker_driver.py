@@ -14,7 +14,7 @@ import calendar
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -291,10 +291,12 @@ class DockerDriver:
 class DockerLogFollow:
     """``docker logs --follow --timestamps``, as (timestamp ns, line) pairs.
 
-    Docker sends one frame per message, each with its timestamp; a line longer than Docker's
-    16 KiB message arrives as several frames without a newline and is joined here again (with the
-    first frame's timestamp). A container with a TTY sends one raw stream: it is split on newlines.
-    A stream that cannot be read ends the iteration (``DriverError`` is not raised from a thread).
+    Without a TTY, Docker sends one frame per message, each with its timestamp. A line longer
+    than Docker's 16 KiB message arrives as several frames of exactly 16 KiB with the same
+    timestamp, the last one shorter; none of them ends with a newline (Docker writes one only
+    after a whole message), so they are joined here again. A container with a TTY sends one raw
+    stream: it is split on newlines. A stream that cannot be read ends the iteration (errors are
+    not raised on the agent's reading thread; the follower reads again from its cursor).
     """
 
     def __init__(self, api: Any, container_id: str, since_s: int) -> None:
@@ -315,44 +317,63 @@ class DockerLogFollow:
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         try:
+            tty = bool((self.api.inspect_container(self.container_id).get("Config") or {}).get("Tty"))
             self._stream = self.api.logs(
                 self.container_id, stdout=True, stderr=True, stream=True, follow=True, timestamps=True,
                 since=self.since_s if self.since_s > 0 else None,
             )
-            pending = b""
-            first_ts: int | None = None
-            for chunk in self._stream:
+            lines = _raw_lines(self._stream) if tty else _frame_lines(self._stream)
+            for line in lines:
                 if self._closed:
                     return
-                pending, first_ts = yield from _lines(chunk, pending, first_ts)
-            if pending and first_ts is not None:
-                yield first_ts, pending
+                yield line
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError, ValueError):
             return
 
 
+#: Docker cuts longer lines into messages of this many bytes (daemon/logger's copier).
+DOCKER_MESSAGE_BYTES = 16 * 1024
 _STAMP = re.compile(rb"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ")
 
 
-def _lines(
-    chunk: bytes, pending: bytes, first_ts: int | None
-) -> Generator[tuple[int, bytes], None, tuple[bytes, int | None]]:
-    """Complete lines of one frame (or raw chunk); returns what is left and its timestamp."""
-    while chunk:
-        match = _STAMP.match(chunk)
-        if match is not None and (not pending or first_ts is not None):
-            stamp = _nanoseconds(match)
-            chunk = chunk[match.end():]
-            if first_ts is None:
-                first_ts = stamp
-        line, newline, chunk = chunk.partition(b"\n")
-        pending += line
-        if not newline:
-            break
-        if first_ts is not None:
-            yield first_ts, pending
-        pending, first_ts = b"", None
-    return pending, first_ts
+def _frame_lines(frames: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Lines from Docker's frames (one message each, timestamp first), partial messages joined."""
+    pending = b""
+    pending_ts: int | None = None
+    for frame in frames:
+        match = _STAMP.match(frame)
+        if match is None:
+            continue  # not a message of ours (no timestamp): skip rather than guess
+        stamp = _nanoseconds(match)
+        payload = frame[match.end():]
+        if pending_ts is not None and stamp != pending_ts:  # a new message: the pending one is whole
+            yield pending_ts, pending
+            pending, pending_ts = b"", None
+        if payload.endswith(b"\n"):
+            yield stamp, pending + payload[:-1]
+            pending, pending_ts = b"", None
+        elif len(payload) < DOCKER_MESSAGE_BYTES:  # the last piece of a long line (or text without a newline)
+            yield stamp, pending + payload
+            pending, pending_ts = b"", None
+        else:
+            pending, pending_ts = pending + payload, stamp
+    if pending_ts is not None:
+        yield pending_ts, pending
+
+
+def _raw_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Lines of a TTY's raw stream: each line Docker wrote starts with its timestamp."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            match = _STAMP.match(line)
+            if match is not None:
+                yield _nanoseconds(match), line[match.end():].rstrip(b"\r")
+    match = _STAMP.match(buffer)
+    if match is not None and buffer[match.end():]:
+        yield _nanoseconds(match), buffer[match.end():]
 
 
 def _nanoseconds(match: re.Match[bytes]) -> int:
