@@ -26,3 +26,15 @@ def test_a_tty_stream_is_split_on_newlines_wherever_chunks_break() -> None:
     data = T1 + b"one\r\n" + T2 + b"two\r\n"
     chunks = [data[:10], data[10:40], data[40:]]
     assert list(_raw_lines(chunks)) == [(NS1, b"one"), (NS1 + 460713, b"two")]
+
+
+def test_an_endless_line_is_handed_on_in_bounded_parts() -> None:
+    from portside.agent.docker_driver import MAX_LINE_BYTES
+
+    piece = b"c" * DOCKER_MESSAGE_BYTES
+    count = MAX_LINE_BYTES // DOCKER_MESSAGE_BYTES * 3 + 1
+    lines = list(_frame_lines([T1 + piece] * count + [T1 + b"end"]))
+    assert all(len(line) <= MAX_LINE_BYTES for _, line in lines)
+    assert b"".join(line for _, line in lines) == piece * count + b"end"
+    raw = list(_raw_lines([T1 + b"d" * (3 * MAX_LINE_BYTES)]))
+    assert len(raw) >= 2 and sum(len(line) for _, line in raw) >= 3 * MAX_LINE_BYTES - 200

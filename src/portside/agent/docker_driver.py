@@ -333,6 +333,8 @@ class DockerLogFollow:
 
 #: Docker cuts longer lines into messages of this many bytes (daemon/logger's copier).
 DOCKER_MESSAGE_BYTES = 16 * 1024
+#: A line is handed on in parts of this size at most (the agent then splits parts into events).
+MAX_LINE_BYTES = 1024 * 1024
 _STAMP = re.compile(rb"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ")
 
 
@@ -357,6 +359,9 @@ def _frame_lines(frames: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
             pending, pending_ts = b"", None
         else:
             pending, pending_ts = pending + payload, stamp
+            if len(pending) >= MAX_LINE_BYTES:  # a hostile endless line: hand it on in parts, never hold it all
+                yield stamp, pending
+                pending = b""
     if pending_ts is not None:
         yield pending_ts, pending
 
@@ -364,16 +369,32 @@ def _frame_lines(frames: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
 def _raw_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     """Lines of a TTY's raw stream: each line Docker wrote starts with its timestamp."""
     buffer = b""
+    stamp: int | None = None  # the timestamp of the line in ``buffer``, once read
     for chunk in chunks:
         buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            match = _STAMP.match(line)
-            if match is not None:
-                yield _nanoseconds(match), line[match.end():].rstrip(b"\r")
-    match = _STAMP.match(buffer)
-    if match is not None and buffer[match.end():]:
-        yield _nanoseconds(match), buffer[match.end():]
+        while True:
+            if stamp is None:
+                match = _STAMP.match(buffer)
+                if match is None:
+                    junk, newline, rest = buffer.partition(b"\n")
+                    if newline:  # a line without a timestamp is not Docker's: skip it
+                        buffer = rest
+                        continue
+                    if len(buffer) >= MAX_LINE_BYTES:
+                        buffer = b""
+                    break  # the timestamp may still be arriving
+                stamp, buffer = _nanoseconds(match), buffer[match.end():]
+            line, newline, rest = buffer.partition(b"\n")
+            if newline:
+                yield stamp, line.rstrip(b"\r")
+                buffer, stamp = rest, None
+                continue
+            while len(buffer) >= MAX_LINE_BYTES:  # no newline for a long while: hand parts on
+                yield stamp, buffer[:MAX_LINE_BYTES]
+                buffer = buffer[MAX_LINE_BYTES:]
+            break
+    if stamp is not None and buffer:
+        yield stamp, buffer
 
 
 def _nanoseconds(match: re.Match[bytes]) -> int:

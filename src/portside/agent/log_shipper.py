@@ -38,8 +38,9 @@ log = logging.getLogger("portside.agent.logs")
 
 CURSOR_FILE = "log-cursors.json"
 CURSOR_FILE_MODE = 0o600
-#: Lines read ahead of shipping per container (the reader waits beyond it: Docker's files are the buffer).
-READ_AHEAD_LINES = 20_000
+#: Lines read ahead of shipping per container (the reader waits beyond it: Docker's files are the
+#: buffer). Lines come in parts of at most 1 MiB, so a follower holds at most ~65 MiB.
+READ_AHEAD_LINES = 64
 #: How long a batch waits for more lines before it is sent.
 BATCH_WAIT_S = 0.2
 RETRY_MIN_S = 0.5
@@ -151,7 +152,8 @@ class LogShipper:
     async def _gather(self, lines: queue.Queue[Any], reader: EventReader, pending: list[Event]) -> bool:
         """Move read lines into ``pending`` until a batch is full or none came for a moment; True at the end."""
         waited = 0.0
-        while len(pending) < MAX_BATCH_EVENTS:
+        size = sum(e.size for e in pending)
+        while len(pending) < MAX_BATCH_EVENTS and size < MAX_BATCH_BYTES:
             try:
                 item = lines.get_nowait()
             except queue.Empty:
@@ -162,7 +164,9 @@ class LogShipper:
                 continue
             if item is _END:
                 return True
-            pending.extend(reader.events(*item))
+            events = reader.events(*item)
+            pending.extend(events)
+            size += sum(e.size for e in events)
         return False
 
     async def _ship(self, request: dict[str, Any], docker_id: str, batch: list[Event]) -> None:
