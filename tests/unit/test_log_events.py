@@ -42,6 +42,14 @@ def test_reading_again_from_a_cursor_skips_exactly_what_was_shipped() -> None:
         assert rest == everything[shipped:], shipped
 
 
+def test_a_cursor_never_moves_back_over_events_read_again() -> None:
+    cursor = Cursor(200, 2)
+    again = [Event("150:0", 150, "old"), Event("200:0", 200, "x"), Event("200:1", 200, "y")]
+    assert advance(cursor, again) == Cursor(200, 2)
+    assert advance(cursor, [*again, Event("200:2", 200, "z")]) == Cursor(200, 3)
+    assert advance(cursor, [Event("250:0", 250, "new")]) == Cursor(250, 1)
+
+
 def test_batches_are_bounded_as_put_log_events() -> None:
     many = [Event(f"1:{i}", 1, "x") for i in range(MAX_BATCH_EVENTS + 1)]
     assert [len(b) for b in batches(many)] == [MAX_BATCH_EVENTS, 1]

@@ -113,6 +113,22 @@ class LogShipper:
     # -- following one container
 
     async def _follow(self, docker_id: str, request: dict[str, Any]) -> None:
+        """Follow until the container has exited and all it wrote is shipped (reading again if the stream broke)."""
+        while True:
+            await self._follow_once(docker_id, request)
+            try:
+                state = await self.driver.inspect(docker_id)
+            except DriverError as exc:
+                log.info("logs of container %s: Docker did not answer (%s); reading again", docker_id[:12], exc.message)
+                await asyncio.sleep(RETRY_MAX_S)
+                continue
+            if state is None or not state.running:
+                break
+            await asyncio.sleep(RETRY_MIN_S)  # the stream ended while the container runs: read again from the cursor
+        self.cursors[docker_id] = {**self.cursors.get(docker_id, {}), "done": 1}
+        self._save()
+
+    async def _follow_once(self, docker_id: str, request: dict[str, Any]) -> None:
         saved = self.cursors.get(docker_id, {})
         cursor = Cursor(int(saved.get("ts", 0)), int(saved.get("count", 0)))
         lines: queue.Queue[Any] = queue.Queue(READ_AHEAD_LINES)
@@ -142,8 +158,6 @@ class LogShipper:
                     cursor = advance(cursor, batch)
                     self.cursors[docker_id] = {"ts": cursor.ts_ns, "count": cursor.count}
                     self._save()
-            self.cursors[docker_id] = {"ts": cursor.ts_ns, "count": cursor.count, "done": 1}
-            self._save()
         finally:
             stop.set()
             follow.close()

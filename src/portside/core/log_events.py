@@ -99,11 +99,13 @@ class EventReader:
 
 
 def advance(cursor: Cursor, shipped: Iterable[Event]) -> Cursor:
-    """The cursor after ``shipped`` (in order) were accepted."""
+    """The cursor after ``shipped`` were accepted: it only moves forward (events read again are behind it)."""
     ts, count = cursor.ts_ns, cursor.count
     for event in shipped:
         index = int(event.key.rsplit(":", 1)[1])
-        if event.ts_ns != ts:
+        if event.ts_ns < ts:
+            continue
+        if event.ts_ns > ts:
             ts, count = event.ts_ns, 0
         count = max(count, index + 1)
     return Cursor(ts, count)
