@@ -48,6 +48,9 @@ def test_groups_created_described_retained_and_deleted(logs: Any) -> None:
         logs.put_retention_policy(logGroupName=name, retentionInDays=8)
     assert _code(exc) == "InvalidParameterException" and "retentionInDays" in str(exc.value)
     assert logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["retentionInDays"] == 7
+    arn = groups[0]["logGroupArn"]
+    assert [g["logGroupName"] for g in logs.describe_log_groups(logGroupIdentifiers=[arn])["logGroups"]] == [name]
+    assert logs.describe_log_groups(logGroupNamePrefix=name, logGroupClass="INFREQUENT_ACCESS")["logGroups"] == []
     logs.delete_retention_policy(logGroupName=name)
     assert "retentionInDays" not in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]
     logs.delete_log_group(logGroupName=name)
@@ -99,6 +102,15 @@ def test_bad_input_is_refused_by_name_and_changes_nothing(logs: Any) -> None:
     with pytest.raises(ClientError) as exc:
         logs.put_log_events(logGroupName=name, logStreamName="nope", logEvents=[{"timestamp": now, "message": "a"}])
     assert _code(exc) == "ResourceNotFoundException"
+    for call, kwargs, field in (
+        (logs.get_log_events, {"logStreamName": "s", "unmask": True}, "unmask"),
+        (logs.filter_log_events, {"unmask": True}, "unmask"),
+        (logs.put_log_events, {"logStreamName": "s", "logEvents": [{"timestamp": now, "message": "a"}],
+                               "entity": {"keyAttributes": {"Type": "Service"}}}, "entity"),
+    ):
+        with pytest.raises(ClientError) as exc:
+            call(logGroupName=name, **kwargs)
+        assert _code(exc) == "InvalidParameterException" and field in str(exc.value)
     assert logs.get_log_events(logGroupName=name, logStreamName="s", startFromHead=True)["events"] == []
     with pytest.raises(ClientError) as exc:
         logs.get_log_events(logGroupName=name, logStreamName="s", nextToken="garbage")

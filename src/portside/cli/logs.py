@@ -69,7 +69,7 @@ def logs(target: str, follow: bool, endpoint: str, cluster: str) -> None:
         _fail(f"{what}: no container logs with the awslogs driver (logConfiguration.logDriver), so portside keeps "
               "no logs of it; its output is in Docker's log driver on its host (docker logs)")
     clients: dict[str, Any] = {}
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # event id -> timestamp of what was printed at or after ``since``
     since: int | None = None
     try:
         while True:
@@ -79,6 +79,8 @@ def logs(target: str, follow: bool, endpoint: str, cluster: str) -> None:
                 click.echo(f"{prefix}{event['message']}")
             if not follow:
                 return
+            for old in [k for k, ts in seen.items() if since is not None and ts < since]:
+                del seen[old]  # never asked for again (startTime is ``since``): keep the set small
             time.sleep(FOLLOW_INTERVAL_S)
             if is_service:
                 sources = _sources(ecs, cluster, target, is_service)
@@ -133,7 +135,7 @@ def _sources(ecs: Any, cluster: str, target: str, is_service: bool) -> list[Sour
 
 
 def _new_events(
-    clients: dict[str, Any], endpoint: str, sources: list[Source], since: int | None, seen: set[str]
+    clients: dict[str, Any], endpoint: str, sources: list[Source], since: int | None, seen: dict[str, int]
 ) -> Iterator[tuple[Source, dict[str, Any]]]:
     """Events of the sources at or after ``since`` not printed yet, per group in time order."""
     by_group: dict[tuple[str, str], list[Source]] = {}
@@ -156,7 +158,7 @@ def _new_events(
                     _fail(f"reading the logs of {group}: {exc}")
                 for event in page["events"]:
                     if event["eventId"] not in seen:
-                        seen.add(event["eventId"])
+                        seen[event["eventId"]] = event["timestamp"]
                         yield by_stream[event["logStreamName"]], event
                 if not page.get("nextToken"):
                     break

@@ -39,6 +39,8 @@ def put_log_events(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
     group = group_name(params)
     stream = str(params["logStreamName"])
     events = list(params["logEvents"])
+    if params.get("entity"):
+        raise InvalidParameterException("entity: entity metadata of log events is not implemented by portside.")
     problem = batch_problem([str(e["message"]) for e in events])
     if problem:
         raise InvalidParameterException(f"logEvents: {problem}.")
@@ -81,6 +83,8 @@ def put_log_events(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
 def get_log_events(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
     group = group_name(params)
     stream = str(params["logStreamName"])
+    if params.get("unmask"):
+        raise InvalidParameterException("unmask: data protection is not implemented by portside.")
     limit = int(params.get("limit") or MAX_EVENTS)
     token = params.get("nextToken")
     start, end = params.get("startTime"), params.get("endTime")

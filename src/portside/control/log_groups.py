@@ -102,6 +102,12 @@ def describe_log_groups(plane: ControlPlane, region: str, params: dict[str, Any]
     groups = plane.store.log_groups(region, prefix)
     if pattern:
         groups = [g for g in groups if pattern.lower() in g.name.lower()]
+    identifiers = params.get("logGroupIdentifiers")
+    if identifiers:
+        wanted = {group_name({"logGroupIdentifier": i}) for i in identifiers}
+        groups = [g for g in groups if g.name in wanted]
+    if params.get("logGroupClass", "STANDARD") != "STANDARD":
+        groups = []  # every group here is STANDARD
     if params.get("accountIdentifiers") or params.get("includeLinkedAccounts"):
         raise InvalidParameterException("accountIdentifiers, includeLinkedAccounts: cross-account search is not implemented.")
     page, token = paginate(groups, {"maxResults": params.get("limit"), "nextToken": params.get("nextToken")}, limit=50)
