@@ -43,6 +43,8 @@ DEFAULT_MAX_CLIENT_CONNECTIONS = 10_000
 AWSVPC_NETWORK_NAME = "portside-awsvpc"
 DEFAULT_AGENT_HEARTBEAT_S = 5.0
 DEFAULT_AGENT_TTL_S = 15.0
+#: Days a log group with no retention policy keeps its events (docs/logs.md; AWS keeps them forever).
+DEFAULT_LOG_RETENTION_DAYS = 30
 DEFAULT_AGENT_GRACE_S = 60.0
 
 
@@ -76,6 +78,8 @@ class ServerConfig:
     # calls the agent disconnected (ECS: agentConnected false) and places nothing new there.
     agent_heartbeat_s: float = DEFAULT_AGENT_HEARTBEAT_S
     agent_ttl_s: float = DEFAULT_AGENT_TTL_S
+    # Log groups with no retention policy keep their events this many days (0: forever, as on AWS).
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     # After the TTL, how long more until the instance counts as lost: its service tasks are marked
     # STOPPED and replaced elsewhere (core/liveness.py).
     agent_grace_s: float = DEFAULT_AGENT_GRACE_S

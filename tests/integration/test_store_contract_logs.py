@@ -36,7 +36,7 @@ def test_retention_trims_old_events_and_deleting_a_group_takes_its_streams(store
         store.add_log_stream(REGION, "/g", "s", 1)
         store.add_log_events(REGION, "/g", "s", [NewEvent("1:0", 1_000, "old"), NewEvent("2:0", 9_000, "new")], 10)
         store.set_log_retention(REGION, "/g", 1)
-    assert [g.name for g in store.all_log_groups_with_retention()] == ["/g"]
+    assert [(g.name, g.retention_days) for g in store.all_log_groups()] == [("/g", 1)]
     with store.transaction():
         assert store.trim_log_events(REGION, "/g", before=5_000) == 1
     assert [e.message for e in store.log_events(REGION, "/g", None)] == ["new"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,24 @@ def test_retention_deletes_what_is_older_than_the_policy(plane: ControlPlane) ->
             NewEvent("a", now_ms - 2 * 86_400_000, "two days old"), NewEvent("b", now_ms - 3_600_000, "an hour old")], now_ms)
     retention = LogRetention(plane)
     retention.tick()
-    assert len(plane.store.log_events(REGION, "/g", None)) == 2  # no policy: kept
+    assert len(plane.store.log_events(REGION, "/g", None)) == 2  # no policy: --log-retention-days (30)
     log_groups.put_retention_policy(plane, REGION, {"logGroupName": "/g", "retentionInDays": 1})
     retention.tick()
     assert [e.message for e in plane.store.log_events(REGION, "/g", None)] == ["an hour old"]
     assert retention.expired_events == 1
+
+
+def test_groups_without_a_policy_keep_events_the_servers_default_days(plane: ControlPlane) -> None:
+    log_groups.create_log_group(plane, REGION, {"logGroupName": "/g"})
+    log_groups.create_log_stream(plane, REGION, {"logGroupName": "/g", "logStreamName": "s"})
+    now_ms = int(plane.clock() * 1000)
+    with plane.store.transaction():
+        plane.store.add_log_events(REGION, "/g", "s", [
+            NewEvent("a", now_ms - 31 * 86_400_000, "31 days old"), NewEvent("b", now_ms - 29 * 86_400_000, "29")], now_ms)
+    LogRetention(plane).tick()
+    assert [e.message for e in plane.store.log_events(REGION, "/g", None)] == ["29"]
+    plane.config = dataclasses.replace(plane.config, log_retention_days=0)  # as AWS: kept until the group goes
+    with plane.store.transaction():
+        plane.store.add_log_events(REGION, "/g", "s", [NewEvent("c", now_ms - 400 * 86_400_000, "old")], now_ms)
+    LogRetention(plane).tick()
+    assert len(plane.store.log_events(REGION, "/g", None)) == 2

@@ -107,6 +107,8 @@ main.add_command(logs)
               help="Seconds without a call from an agent before its instance is agentConnected false.")
 @click.option("--agent-grace", type=click.FloatRange(min=0), default=cfg.DEFAULT_AGENT_GRACE_S, show_default=True,
               help="Seconds after --agent-ttl before a silent instance's service tasks are replaced elsewhere.")
+@click.option("--log-retention-days", type=click.IntRange(min=0), default=cfg.DEFAULT_LOG_RETENTION_DAYS,
+              show_default=True, help="Days log groups without a retention policy keep events (0: forever, as AWS).")
 @click.option("--store", default=None, metavar="URL",
               help="postgresql://USER@HOST/DB: state shared by several replicas of the server (docs/replicas.md); "
                    "default: SQLite in --state-dir.")
@@ -161,7 +163,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         max_client_connections=max_client_connections, direct_routing=direct_routing, scaling_period_s=scaling_period,
         firewall_mode=firewall_mode, lb_sources=sources, allowances=allowances,
         agent_ttl_s=agent_ttl, agent_grace_s=agent_grace, store=store, leader_lease_s=leader_lease,
-        instance_id=instance_id,
+        instance_id=instance_id, log_retention_days=log_retention_days,
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:

@@ -1,7 +1,9 @@
 """Log retention: events older than their group's ``retentionInDays`` are deleted (PutRetentionPolicy).
 
 Runs on the leader every ``TICK_S`` (CloudWatch deletes expired events within days; portside
-within a minute). A group without a policy keeps its events until it is deleted, as on AWS.
+within a minute). A group without a policy keeps its events ``--log-retention-days`` (30 by
+default; 0 keeps them until the group is deleted, as AWS does), so the store does not grow without
+bound when nobody set a policy.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ class LogRetention:
 
     def tick(self) -> None:
         now_ms = int(self.plane.clock() * 1000)
-        for group in self.plane.store.all_log_groups_with_retention():
-            assert group.retention_days is not None
+        default_days = self.plane.config.log_retention_days
+        for group in self.plane.store.all_log_groups():
+            days = group.retention_days if group.retention_days is not None else default_days
+            if not days:
+                continue
             with self.plane.store.transaction():
-                self.expired_events += self.plane.store.trim_log_events(
-                    group.region, group.name, now_ms - group.retention_days * DAY_MS
-                )
+                self.expired_events += self.plane.store.trim_log_events(group.region, group.name, now_ms - days * DAY_MS)

@@ -74,8 +74,9 @@ class LogRecords:
         """The region's groups whose name starts with ``prefix``, by name."""
         return [g for g in self._groups("WHERE g.region=?", (region,)) if g.name.startswith(prefix)]
 
-    def all_log_groups_with_retention(self) -> list[LogGroup]:
-        return self._groups("WHERE g.retention_days IS NOT NULL", ())
+    def all_log_groups(self) -> list[LogGroup]:
+        """Every region's groups (for retention)."""
+        return self._groups("", ())
 
     def _groups(self, where: str, args: Sequence[Any]) -> list[LogGroup]:
         rows = self.db.execute(
