@@ -242,3 +242,9 @@ def test_the_aws_cli_drives_it(portside: PortsideProcess, tmp_path: Any) -> None
     assert [e["message"] for e in events["events"]] == ["hello"]
     groups = aws("describe-log-groups", "--log-group-name-prefix", name)
     assert [g["logGroupName"] for g in groups["logGroups"]] == [name]
+
+
+def test_the_server_refuses_a_negative_log_retention_naming_the_flag(tmp_path: Any) -> None:
+    done = subprocess.run([sys.executable, "-m", "portside.cli.main", "server", "--state-dir", str(tmp_path),
+                           "--log-retention-days", "-1"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--log-retention-days" in done.stderr

@@ -123,7 +123,8 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
            max_client_connections: int, direct_routing: bool, scaling_period: float, firewall_mode: str, lb_sources: tuple[str, ...],
            allow_privileged: bool, allow_host_namespaces: bool, allow_devices: bool, allow_capabilities: bool,
-           allow_host_paths: tuple[str, ...], agent_ttl: float, agent_grace: float, store: str | None,
+           allow_host_paths: tuple[str, ...], agent_ttl: float, agent_grace: float, log_retention_days: int,
+           store: str | None,
            leader_lease: float, instance_id: str | None, log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
