@@ -10,11 +10,10 @@ reconnects with back-off if the engine goes away.
 from __future__ import annotations
 
 import asyncio
-import calendar
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from portside.agent.docker_log_frames import frame_lines, raw_lines
 from portside.agent.driver import (
     LABEL_MANAGED,
     LABEL_OWNER,
@@ -289,14 +289,10 @@ class DockerDriver:
 
 
 class DockerLogFollow:
-    """``docker logs --follow --timestamps``, as (timestamp ns, line) pairs.
+    """``docker logs --follow --timestamps``, as (timestamp ns, line) pairs (agent/docker_log_frames.py).
 
-    Without a TTY, Docker sends one frame per message, each with its timestamp. A line longer
-    than Docker's 16 KiB message arrives as several frames of exactly 16 KiB with the same
-    timestamp, the last one shorter; none of them ends with a newline (Docker writes one only
-    after a whole message), so they are joined here again. A container with a TTY sends one raw
-    stream: it is split on newlines. A stream that cannot be read ends the iteration (errors are
-    not raised on the agent's reading thread; the follower reads again from its cursor).
+    A stream that cannot be read ends the iteration (errors are not raised on the agent's reading
+    thread; the follower reads again from its cursor).
     """
 
     def __init__(self, api: Any, container_id: str, since_s: int) -> None:
@@ -322,86 +318,13 @@ class DockerLogFollow:
                 self.container_id, stdout=True, stderr=True, stream=True, follow=True, timestamps=True,
                 since=self.since_s if self.since_s > 0 else None,
             )
-            lines = _raw_lines(self._stream) if tty else _frame_lines(self._stream)
+            lines = raw_lines(self._stream) if tty else frame_lines(self._stream)
             for line in lines:
                 if self._closed:
                     return
                 yield line
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError, ValueError):
             return
-
-
-#: Docker cuts longer lines into messages of this many bytes (daemon/logger's copier).
-DOCKER_MESSAGE_BYTES = 16 * 1024
-#: A line is handed on in parts of this size at most (the agent then splits parts into events).
-MAX_LINE_BYTES = 1024 * 1024
-_STAMP = re.compile(rb"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ")
-
-
-def _frame_lines(frames: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Lines from Docker's frames (one message each, timestamp first), partial messages joined."""
-    pending = b""
-    pending_ts: int | None = None
-    for frame in frames:
-        match = _STAMP.match(frame)
-        if match is None:
-            continue  # not a message of ours (no timestamp): skip rather than guess
-        stamp = _nanoseconds(match)
-        payload = frame[match.end():]
-        if pending_ts is not None and stamp != pending_ts:  # a new message: the pending one is whole
-            yield pending_ts, pending
-            pending, pending_ts = b"", None
-        if payload.endswith(b"\n"):
-            yield stamp, pending + payload[:-1]
-            pending, pending_ts = b"", None
-        elif len(payload) < DOCKER_MESSAGE_BYTES:  # the last piece of a long line (or text without a newline)
-            yield stamp, pending + payload
-            pending, pending_ts = b"", None
-        else:
-            pending, pending_ts = pending + payload, stamp
-            if len(pending) >= MAX_LINE_BYTES:  # a hostile endless line: hand it on in parts, never hold it all
-                yield stamp, pending
-                pending = b""
-    if pending_ts is not None:
-        yield pending_ts, pending
-
-
-def _raw_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Lines of a TTY's raw stream: each line Docker wrote starts with its timestamp."""
-    buffer = b""
-    stamp: int | None = None  # the timestamp of the line in ``buffer``, once read
-    for chunk in chunks:
-        buffer += chunk
-        while True:
-            if stamp is None:
-                match = _STAMP.match(buffer)
-                if match is None:
-                    junk, newline, rest = buffer.partition(b"\n")
-                    if newline:  # a line without a timestamp is not Docker's: skip it
-                        buffer = rest
-                        continue
-                    if len(buffer) >= MAX_LINE_BYTES:
-                        buffer = b""
-                    break  # the timestamp may still be arriving
-                stamp, buffer = _nanoseconds(match), buffer[match.end():]
-            line, newline, rest = buffer.partition(b"\n")
-            if newline:
-                yield stamp, line.rstrip(b"\r")
-                buffer, stamp = rest, None
-                continue
-            while len(buffer) >= MAX_LINE_BYTES:  # no newline for a long while: hand parts on
-                yield stamp, buffer[:MAX_LINE_BYTES]
-                buffer = buffer[MAX_LINE_BYTES:]
-            break
-    if stamp is not None and buffer:
-        yield stamp, buffer
-
-
-def _nanoseconds(match: re.Match[bytes]) -> int:
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    fraction = (match.group(7) or b"0").ljust(9, b"0")
-    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-    return seconds * 1_000_000_000 + int(fraction)
 
 
 def _split_image(image: str) -> tuple[str, str | None]:
