@@ -23,7 +23,6 @@ import asyncio
 import json
 import logging
 import os
-import queue
 import threading
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,11 @@ log = logging.getLogger("portside.agent.logs")
 
 CURSOR_FILE = "log-cursors.json"
 CURSOR_FILE_MODE = 0o600
-#: Lines read ahead of shipping per container (the reader waits beyond it: Docker's files are the
-#: buffer). Lines come in parts of at most 1 MiB, so a follower holds at most ~65 MiB.
-READ_AHEAD_LINES = 64
+#: Bytes of lines read ahead of shipping per container (the reader waits beyond it: Docker's files
+#: are the buffer); one line part (at most 1 MiB) may go over it.
+READ_AHEAD_BYTES = 4 * 1024 * 1024
+#: What a line costs the read-ahead budget beyond its bytes.
+LINE_OVERHEAD_BYTES = 64
 #: How long a batch waits for more lines before it is sent.
 BATCH_WAIT_S = 0.2
 RETRY_MIN_S = 0.5
@@ -131,7 +132,8 @@ class LogShipper:
     async def _follow_once(self, docker_id: str, request: dict[str, Any]) -> None:
         saved = self.cursors.get(docker_id, {})
         cursor = Cursor(int(saved.get("ts", 0)), int(saved.get("count", 0)))
-        lines: queue.Queue[Any] = queue.Queue(READ_AHEAD_LINES)
+        lines: asyncio.Queue[Any] = asyncio.Queue()
+        budget = _Budget(READ_AHEAD_BYTES)
         # Docker stamps stdout and stderr on two threads, so its file is in timestamp order only
         # nearly: read again from a little before the cursor and let the control plane's keys
         # drop what it holds already.
@@ -139,13 +141,16 @@ class LogShipper:
         follow = self.driver.follow_logs(docker_id, max(since.ts_ns // 1_000_000_000 - 1, 0))
         self._follows[docker_id] = follow
         stop = threading.Event()
-        threading.Thread(target=_pump, args=(follow, lines, stop), name=f"logs-{docker_id[:12]}", daemon=True).start()
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=_pump, args=(follow, loop, lines, budget, stop), name=f"logs-{docker_id[:12]}", daemon=True
+        ).start()
         reader = EventReader(since)
         pending: list[Event] = []
         try:
             ended = False
             while not ended or pending:
-                ended = await self._gather(lines, reader, pending) or ended
+                ended = await self._gather(lines, budget, reader, pending) or ended
                 if pending:
                     batch, size = [], 0
                     for event in pending:
@@ -163,21 +168,22 @@ class LogShipper:
             follow.close()
             self._follows.pop(docker_id, None)
 
-    async def _gather(self, lines: queue.Queue[Any], reader: EventReader, pending: list[Event]) -> bool:
+    async def _gather(
+        self, lines: asyncio.Queue[Any], budget: _Budget, reader: EventReader, pending: list[Event]
+    ) -> bool:
         """Move read lines into ``pending`` until a batch is full or none came for a moment; True at the end."""
-        waited = 0.0
         size = sum(e.size for e in pending)
         while len(pending) < MAX_BATCH_EVENTS and size < MAX_BATCH_BYTES:
             try:
                 item = lines.get_nowait()
-            except queue.Empty:
-                if pending and waited >= BATCH_WAIT_S:
+            except asyncio.QueueEmpty:
+                try:
+                    item = await asyncio.wait_for(lines.get(), BATCH_WAIT_S if pending else None)
+                except TimeoutError:
                     return False
-                await asyncio.sleep(0.05)
-                waited += 0.05
-                continue
             if item is _END:
                 return True
+            budget.give(len(item[1]) + LINE_OVERHEAD_BYTES)
             events = reader.events(*item)
             pending.extend(events)
             size += sum(e.size for e in events)
@@ -226,22 +232,41 @@ class LogShipper:
         os.replace(temporary, self.path)
 
 
-def _pump(follow: LogFollow, lines: queue.Queue[Any], stop: threading.Event) -> None:
-    """Read lines on this thread; wait while the queue is full, give up once the follower stopped."""
+class _Budget:
+    """Bytes read ahead and not yet taken: the reading thread waits while they are over the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = threading.Condition()
+
+    def take(self, size: int, stop: threading.Event) -> None:
+        with self._changed:
+            while self.used and self.used + size > self.limit and not stop.is_set():
+                self._changed.wait(1.0)
+            self.used += size
+
+    def give(self, size: int) -> None:
+        with self._changed:
+            self.used -= size
+            self._changed.notify_all()
+
+
+def _pump(
+    follow: LogFollow, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[Any], budget: _Budget,
+    stop: threading.Event,
+) -> None:
+    """Read lines on this thread and hand them to the follower's loop, within the read-ahead budget."""
     try:
         for item in follow:
-            while not stop.is_set():
-                try:
-                    lines.put(item, timeout=1.0)
-                    break
-                except queue.Full:
-                    continue
+            budget.take(len(item[1]) + LINE_OVERHEAD_BYTES, stop)
             if stop.is_set():
                 return
+            loop.call_soon_threadsafe(lines.put_nowait, item)
     finally:
         try:
-            lines.put(_END, timeout=1.0)
-        except queue.Full:  # nobody reads any more
+            loop.call_soon_threadsafe(lines.put_nowait, _END)
+        except RuntimeError:  # the loop is closed: nobody reads any more
             pass
 
 
