@@ -52,7 +52,7 @@ def place(plane: ControlPlane, **options: str) -> tuple[str, Any]:
 def ship(plane: ControlPlane, instance: str, task: Any, events: list[dict[str, Any]], container: str = "web") -> dict[str, Any]:
     return log_shipping.put_container_logs(plane, REGION, {
         "cluster": "default", "containerInstance": instance, "task": task.arn, "containerName": container,
-        "runtimeId": "f00d", "events": events})
+        "runtimeId": "f00dcafe0001", "events": events})
 
 
 def messages(plane: ControlPlane, stream: str) -> list[str]:
@@ -83,6 +83,7 @@ def test_streams_are_named_from_the_definition_and_batches_stored_once(plane: Co
     [
         ({"containerInstance": "arn:aws:ecs:us-east-1:000000000000:container-instance/default/other"}, "containerInstance"),
         ({"containerName": "side"}, "containerName"),
+        ({"runtimeId": "../../other-stream"}, "runtimeId"),
         ({"events": [{"key": "x", "timestamp": 1, "message": "m"}]}, "events[0].key"),
         ({"events": [{"key": "1:0", "timestamp": -1, "message": "m"}]}, "events[0].timestamp"),
         ({"events": [{"key": "1:0", "timestamp": 1, "message": "m" * 262_119}]}, "events[0].message"),
@@ -92,7 +93,7 @@ def test_streams_are_named_from_the_definition_and_batches_stored_once(plane: Co
 def test_what_an_agent_may_not_ship_is_refused_by_name(plane: ControlPlane, change: dict[str, Any], named: str) -> None:
     instance, task = place(plane, **{"awslogs-create-group": "true"})
     request = {"cluster": "default", "containerInstance": instance, "task": task.arn, "containerName": "web",
-               "runtimeId": "f00d", "events": [], **change}
+               "runtimeId": "f00dcafe0001", "events": [], **change}
     with pytest.raises(InvalidParameterException, match=named.replace("[", r"\[").replace("]", r"\]")):
         log_shipping.put_container_logs(plane, REGION, request)
     assert plane.store.log_events(REGION, "/ecs/web", None) == []
@@ -128,3 +129,8 @@ def test_groups_without_a_policy_keep_events_the_servers_default_days(plane: Con
         plane.store.add_log_events(REGION, "/g", "s", [NewEvent("c", now_ms - 400 * 86_400_000, "old")], now_ms)
     LogRetention(plane).tick()
     assert len(plane.store.log_events(REGION, "/g", None)) == 2
+
+
+def test_without_a_prefix_the_stream_is_the_container_id_as_docker_names_it(plane: ControlPlane) -> None:
+    instance, task = place(plane, **{"awslogs-stream-prefix": "", "awslogs-create-group": "true"})
+    assert ship(plane, instance, task, [])["logStreamName"] == "f00dcafe0001"

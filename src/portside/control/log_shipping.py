@@ -26,6 +26,7 @@ from portside.core.log_events import MAX_MESSAGE_BYTES, REPLACEMENT, batch_probl
 from portside.errors import InvalidParameterException, NotFoundError
 
 _KEY = re.compile(r"^\d{1,20}:\d{1,9}$")
+_RUNTIME_ID = re.compile(r"^[0-9a-f]{12,64}$")
 
 
 def put_container_logs(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -43,6 +44,8 @@ def put_container_logs(plane: ControlPlane, region: str, params: dict[str, Any])
     if settings is None:
         raise InvalidParameterException(f"containerName: {name!r} of task {stored.id} does not log with awslogs.")
     runtime_id = params.get("runtimeId")
+    if runtime_id is not None and not (isinstance(runtime_id, str) and _RUNTIME_ID.match(runtime_id)):
+        raise InvalidParameterException("runtimeId: a Docker container id (12 to 64 hex digits) is expected.")
     stream = awslogs.stream_name(settings, str(name), stored.id, runtime_id if isinstance(runtime_id, str) and runtime_id else None)
     if not stream:
         raise InvalidParameterException("runtimeId: needed to name the stream when awslogs-stream-prefix is not set.")
