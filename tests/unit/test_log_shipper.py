@@ -83,7 +83,7 @@ def numbered(count: int) -> list[tuple[int, bytes]]:
 
 def test_a_stream_that_breaks_while_the_container_runs_is_read_again_from_the_cursor(tmp_path: Path) -> None:
     engine, plane = Engine(numbered(50), cuts=[20, 10]), ControlPlaneSide(failures=2)
-    ship(LogShipper(plane, engine, tmp_path, "us-east-1"))  # type: ignore[arg-type]
+    ship(LogShipper(plane, engine, tmp_path))  # type: ignore[arg-type]
     assert sorted(plane.stored.values(), key=lambda m: int(m[2:])) == [f"n-{i}" for i in range(50)]
     assert len(engine.follows) == 3 and engine.follows[1] > 0  # read again from (before) the cursor
     path = tmp_path / CURSOR_FILE
@@ -95,12 +95,12 @@ def test_a_new_shipper_resumes_from_the_saved_cursor(tmp_path: Path) -> None:
     lines = numbered(40)
     first = ControlPlaneSide()
     engine = Engine(lines[:25], cuts=[])
-    ship(LogShipper(first, engine, tmp_path, "us-east-1"))  # type: ignore[arg-type]
+    ship(LogShipper(first, engine, tmp_path))  # type: ignore[arg-type]
     cursors = json.loads((tmp_path / CURSOR_FILE).read_text())
     cursors["c0ffee"].pop("done")  # as if the agent died before the container exited
     (tmp_path / CURSOR_FILE).write_text(json.dumps(cursors))
     second = ControlPlaneSide()
-    ship(LogShipper(second, Engine(lines, cuts=[]), tmp_path, "us-east-1"))  # type: ignore[arg-type]
+    ship(LogShipper(second, Engine(lines, cuts=[]), tmp_path))  # type: ignore[arg-type]
     sent_again = set(second.stored) & set(first.stored)
     assert set(first.stored) | set(second.stored) == {f"{ts}:0" for ts, _ in lines}
     assert len(sent_again) <= 21  # only the 2 s before the cursor (and its second) is read again
@@ -109,5 +109,5 @@ def test_a_new_shipper_resumes_from_the_saved_cursor(tmp_path: Path) -> None:
 def test_a_cursor_file_that_does_not_read_means_reading_everything_again(tmp_path: Path) -> None:
     (tmp_path / CURSOR_FILE).write_text("{not json")
     plane = ControlPlaneSide()
-    ship(LogShipper(plane, Engine(numbered(5), cuts=[]), tmp_path, "us-east-1"))  # type: ignore[arg-type]
+    ship(LogShipper(plane, Engine(numbered(5), cuts=[]), tmp_path))  # type: ignore[arg-type]
     assert len(plane.stored) == 5

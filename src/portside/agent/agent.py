@@ -123,7 +123,7 @@ class HostAgent:
         # Called with the load balancers' source CIDRs the control plane sends (the firewall admits them).
         self.on_lb_sources: list[Callable[[tuple[str, ...]], None]] = []
         # Ships the output of awslogs containers to the control plane (cursors beside agent.json).
-        self.logs = LogShipper(link, driver, state.path.parent, config.region)
+        self.logs = LogShipper(link, driver, state.path.parent)
 
     @property
     def instance_arn(self) -> str | None:

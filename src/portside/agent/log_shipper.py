@@ -58,10 +58,9 @@ REASON_NO_GROUP = (
 
 
 class LogShipper:
-    def __init__(self, link: ControlLink, driver: Driver, state_dir: Path | None, region: str) -> None:
+    def __init__(self, link: ControlLink, driver: Driver, state_dir: Path | None) -> None:
         self.link = link
         self.driver = driver
-        self.region = region
         self.path = None if state_dir is None else Path(state_dir) / CURSOR_FILE
         self.cursors: dict[str, dict[str, int]] = self._load()
         self._followers: dict[str, asyncio.Task[None]] = {}
@@ -96,7 +95,9 @@ class LogShipper:
             await asyncio.wait([current], timeout=DRAIN_TIMEOUT_S)
 
     def forget(self, keep: set[str]) -> None:
-        """Drop the cursors of containers that are gone (ids not in ``keep``)."""
+        """Drop the cursors and finished followers of containers that are gone (ids not in ``keep``)."""
+        for key in [k for k, work in self._followers.items() if k not in keep and work.done()]:
+            del self._followers[key]
         gone = [k for k in self.cursors if k not in keep]
         if gone:
             for key in gone:

@@ -74,7 +74,7 @@ def put_log_events(plane: ControlPlane, region: str, params: dict[str, Any]) -> 
                 message = str(event["message"]).replace("\x00", REPLACEMENT)
                 accepted.append(NewEvent(f"put:{batch}:{i}", ts, message))
         plane.store.add_log_events(region, group, stream, accepted, now)
-    out: dict[str, Any] = {"nextSequenceToken": f"{now:056d}"[:56]}
+    out: dict[str, Any] = {"nextSequenceToken": f"{now:056d}"}  # ignored when sent back, as AWS does now
     if rejected:
         out["rejectedLogEventsInfo"] = rejected
     return out
