@@ -79,6 +79,7 @@ def test_a_missing_group_fails_the_task_as_on_ecs(ecs: Any, portside: PortsidePr
     assert task["stopCode"] == "TaskFailedToStart"
     assert task["stoppedReason"].startswith("CannotStartContainerError:")
     assert "ResourceNotFoundException: The specified log group does not exist." in task["stoppedReason"]
+    assert task["containers"][0]["reason"] == task["stoppedReason"]
     assert portside.client("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"] == []
 
 

@@ -476,7 +476,11 @@ class HostAgent:
     ) -> None:
         assert container.docker_id
         if uses_awslogs(definition):  # the stream must exist (or its group be creatable) before the start
-            await self.logs.open(self._log_request(task, container))
+            try:
+                await self.logs.open(self._log_request(task, container))
+            except DriverError as exc:
+                container.reason = f"CannotStartContainerError: {exc.message}"  # as ECS shows it on the container
+                raise
         for _attempt in range(MAX_BIND_RETRIES):
             if self.before_start is not None:
                 await self.before_start()  # also after a port moved: the chain must hold the new one
