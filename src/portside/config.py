@@ -43,9 +43,9 @@ DEFAULT_MAX_CLIENT_CONNECTIONS = 10_000
 AWSVPC_NETWORK_NAME = "portside-awsvpc"
 DEFAULT_AGENT_HEARTBEAT_S = 5.0
 DEFAULT_AGENT_TTL_S = 15.0
+DEFAULT_AGENT_GRACE_S = 60.0
 #: Days a log group with no retention policy keeps its events (docs/logs.md; AWS keeps them forever).
 DEFAULT_LOG_RETENTION_DAYS = 30
-DEFAULT_AGENT_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
