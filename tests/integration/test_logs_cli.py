@@ -105,8 +105,9 @@ def test_portside_logs_says_when_a_task_has_no_awslogs(portside: PortsideProcess
     [arn] = run(ecs, {"family": "quiet", "containerDefinitions": [
         {"name": "app", "image": busybox_image, "memory": 32, "command": ["sh", "-c", "sleep 60"]}]})
     try:
-        done = portside_cli(portside.endpoint, "logs", arn)
-        assert done.returncode == 1 and "awslogs" in done.stderr and done.stdout == ""
+        for extra in ((), ("--follow",)):
+            done = portside_cli(portside.endpoint, "logs", arn, *extra)
+            assert done.returncode == 1 and "awslogs" in done.stderr and done.stdout == ""
         missing = portside_cli(portside.endpoint, "logs", "no-such-thing")
         assert missing.returncode == 1 and "no task or service 'no-such-thing'" in missing.stderr
     finally:

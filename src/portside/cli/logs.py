@@ -64,7 +64,7 @@ def logs(target: str, follow: bool, endpoint: str, cluster: str) -> None:
     if is_service and not _find_service(ecs, cluster, target):
         _fail(f"no task or service {target!r} in cluster {cluster!r}")
     sources = _sources(ecs, cluster, target, is_service)
-    if not sources and not follow:
+    if not sources and not (follow and is_service):  # a service may start tasks that log: follow waits for them
         what = f"service {target!r} has no task" if is_service and not _tasks(ecs, cluster, target) else f"{target!r}"
         _fail(f"{what}: no container logs with the awslogs driver (logConfiguration.logDriver), so portside keeps "
               "no logs of it; its output is in Docker's log driver on its host (docker logs)")
