@@ -51,6 +51,8 @@ DEFAULT_METRICS_RETENTION_S = 15 * 24 * 3600.0
 MIN_METRICS_RETENTION_S = 3600.0
 MAX_METRICS_RETENTION_S = 455 * 24 * 3600.0
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Days a log group with no retention policy keeps its events (docs/logs.md; AWS keeps them forever).
+DEFAULT_LOG_RETENTION_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class ServerConfig:
     # calls the agent disconnected (ECS: agentConnected false) and places nothing new there.
     agent_heartbeat_s: float = DEFAULT_AGENT_HEARTBEAT_S
     agent_ttl_s: float = DEFAULT_AGENT_TTL_S
+    # Log groups with no retention policy keep their events this many days (0: forever, as on AWS).
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     # After the TTL, how long more until the instance counts as lost: its service tasks are marked
     # STOPPED and replaced elsewhere (core/liveness.py).
     agent_grace_s: float = DEFAULT_AGENT_GRACE_S

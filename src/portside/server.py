@@ -26,6 +26,7 @@ from portside.agent.state import AgentState
 from portside.control.change_feed import ChangeFeed
 from portside.control.controllers.alarms import AlarmController
 from portside.control.controllers.liveness import LivenessController
+from portside.control.controllers.log_retention import LogRetention
 from portside.control.leadership import Leadership
 from portside.control.local_link import LocalLink
 from portside.control.doctor import HostDoctor
@@ -69,6 +70,7 @@ class Server:
         self.doctor: HostDoctor | None = None
         self.agent: HostAgent | None = None
         self.liveness: LivenessController | None = None
+        self.log_retention: LogRetention | None = None
         self.leadership: Leadership | None = None
         self.feed: ChangeFeed | None = None
 
@@ -186,8 +188,13 @@ class Server:
         self.metrics_retention.start()
         self.liveness = LivenessController(self.plane)
         self.liveness.start()
+        self.log_retention = LogRetention(self.plane)
+        self.log_retention.start()
 
     async def _stop_controllers(self) -> None:
+        if self.log_retention is not None:
+            await self.log_retention.close()
+            self.log_retention = None
         if self.liveness is not None:
             await self.liveness.close()
         if self.scaler is not None:

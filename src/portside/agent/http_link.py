@@ -72,6 +72,8 @@ class HttpLink:
 
     async def publish_metrics(self, request: dict[str, Any]) -> dict[str, Any]:
         return await self._call("PublishMetrics", request)
+    async def put_container_logs(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("PutContainerLogs", request)
 
     async def watch_routes(self, request: dict[str, Any]) -> dict[str, Any]:
         """The routing snapshot, once its revision differs from ``sinceRevision`` (``portside lb``)."""

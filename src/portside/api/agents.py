@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portside.control import agent_protocol, metric_reports, routes_snapshot, usage_reports
+from portside.control import agent_protocol, log_shipping, metric_reports, routes_snapshot, usage_reports
 from portside.control.plane import ControlPlane
 
 TARGET_PREFIX = "PortsideAgent."
@@ -24,6 +24,7 @@ OPERATIONS: dict[str, Callable[[ControlPlane, str, dict[str, Any]], Any]] = {
     "SubmitTaskStateChange": agent_protocol.submit_task_state_change,
     "Heartbeat": agent_protocol.heartbeat,
     "PublishMetrics": usage_reports.publish_metrics,  # CPU and memory of running tasks
+    "PutContainerLogs": log_shipping.put_container_logs,  # what awslogs containers wrote
     "WatchRoutes": routes_snapshot.watch_routes,  # load-balancer nodes (portside lb)
     "ReportMetrics": metric_reports.report_metrics,  # load-balancer nodes' CloudWatch measurements
 }

@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from portside.api import agents, autoscaling, cbor, cloudwatch, ecs, elbv2, secretsmanager, shapes, sigv4, ssm
+from portside.api import agents, autoscaling, cbor, cloudwatch, ecs, elbv2, logs, secretsmanager, shapes, sigv4, ssm
 from portside.config import is_loopback
 from portside.control.plane import ControlPlane
 from portside.control.store.database import StoreUnavailable
@@ -87,6 +87,7 @@ JSON_APIS: dict[str, JsonApi] = {
         JsonApi(secretsmanager.TARGET_PREFIX, secretsmanager.SERVICE, "secretsmanager", secretsmanager.OPERATIONS),
         JsonApi(cloudwatch.TARGET_PREFIX, cloudwatch.SERVICE, cloudwatch.SIGNING_SERVICE, cloudwatch.OPERATIONS,
                 "application/x-amz-json-1.0"),
+        JsonApi(logs.TARGET_PREFIX, logs.SERVICE, "logs", logs.OPERATIONS),
     )
 }
 #: The SigV4 signing service each API's requests must be scoped to.

@@ -19,6 +19,7 @@ from portside.cli.client import endpoint_from_env, make_client
 from portside.cli.events import events
 from portside.cli.exec import exec_command
 from portside.cli.scale import scale
+from portside.cli.logs import logs
 from portside.cli.store import store
 from portside.cli.tables import render_tasks
 from portside.core.firewall import DEFAULT_FIREWALL_MODE, FIREWALL_MODES
@@ -34,6 +35,7 @@ main.add_command(store)
 main.add_command(events)
 main.add_command(scale)
 main.add_command(exec_command, name="exec")
+main.add_command(logs)
 
 
 @main.command()
@@ -96,6 +98,8 @@ main.add_command(exec_command, name="exec")
               help="Seconds without a call from an agent before its instance is agentConnected false.")
 @click.option("--agent-grace", type=click.FloatRange(min=0), default=cfg.DEFAULT_AGENT_GRACE_S, show_default=True,
               help="Seconds after --agent-ttl before a silent instance's service tasks are replaced elsewhere.")
+@click.option("--log-retention-days", type=click.IntRange(min=0), default=cfg.DEFAULT_LOG_RETENTION_DAYS,
+              show_default=True, help="Days log groups without a retention policy keep events (0: forever, as AWS).")
 @click.option("--store", default=None, metavar="URL",
               help="postgresql://USER@HOST/DB: state shared by several replicas of the server (docs/replicas.md); "
                    "default: SQLite in --state-dir.")
@@ -110,7 +114,8 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
            max_client_connections: int, direct_routing: bool, scaling_period: float, metrics_retention: str, firewall_mode: str, lb_sources: tuple[str, ...],
            allow_privileged: bool, allow_host_namespaces: bool, allow_devices: bool, allow_capabilities: bool,
-           allow_host_paths: tuple[str, ...], agent_ttl: float, agent_grace: float, store: str | None,
+           allow_host_paths: tuple[str, ...], agent_ttl: float, agent_grace: float, log_retention_days: int,
+           store: str | None,
            leader_lease: float, instance_id: str | None, log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
@@ -152,7 +157,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         max_client_connections=max_client_connections, direct_routing=direct_routing, scaling_period_s=scaling_period,
         metrics_retention_s=retention_s, firewall_mode=firewall_mode, lb_sources=sources, allowances=allowances,
         agent_ttl_s=agent_ttl, agent_grace_s=agent_grace, store=store, leader_lease_s=leader_lease,
-        instance_id=instance_id, schedule_clock_file=_schedule_clock_file(),
+        instance_id=instance_id, schedule_clock_file=_schedule_clock_file(), log_retention_days=log_retention_days,
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:
