@@ -96,8 +96,10 @@ def test_requests_through_a_listener_are_recorded_with_aws_dimensions(
         assert elb_errors == [503, 503]
 
         eventually(lambda: _sum(cw, "RequestCount", tg_dims) == settled[0] + 15, timeout=60, what="RequestCount per target group")
-        assert _sum(cw, "HTTPCode_Target_4XX_Count", tg_dims) == 3
+        # a response is counted when it starts and timed when it ends: maybe a period after its request
+        eventually(lambda: _sum(cw, "HTTPCode_Target_4XX_Count", tg_dims) == 3, timeout=30, what="HTTPCode_Target_4XX_Count")
         eventually(lambda: _sum(cw, "HTTPCode_ELB_5XX_Count", lb_dims) == 2, timeout=30, what="HTTPCode_ELB_5XX_Count")
+        eventually(lambda: _sum(cw, "TargetResponseTime", tg_dims, "SampleCount") >= 15, timeout=30, what="response times")
         assert _sum(cw, "HTTPCode_Target_2XX_Count", lb_dims) >= 12
         assert _sum(cw, "HTTPCode_Target_4XX_Count", lb_dims) == 3
         assert _sum(cw, "RequestCount", lb_dims) >= settled[0] + 17
