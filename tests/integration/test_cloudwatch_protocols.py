@@ -116,6 +116,13 @@ def test_cbor_refuses_bad_bodies_and_unknown_operations(portside: PortsideProces
         status, raw = _raw(portside, body, headers, path)
         assert status == 400
         assert cbor.decode(raw)["__type"] == "SerializationException"
+    # without the protocol header
+    status, raw = _raw(portside, b"\xa0", {"Content-Type": "application/cbor"}, path)
+    assert status == 400 and cbor.decode(raw)["__type"] == "SerializationException"
+    # an API whose model has no CBOR protocol (ECS) is not served this way
+    ecs_path = "/service/AmazonEC2ContainerServiceV20141113/operation/ListClusters"
+    reply = send(portside.endpoint, b"\xa0", sign(portside.endpoint, b"\xa0", headers, service="ecs", path=ecs_path), path=ecs_path)
+    assert reply.status == 400
     unknown = "/service/GraniteServiceVersion20100801/operation/DescribeInsightRules"
     reply = send(portside.endpoint, b"", sign(portside.endpoint, b"", headers, service="monitoring", path=unknown), path=unknown)
     assert reply.status == 400

@@ -13,7 +13,8 @@ AWS's names, dimension sets and units:
 Counts are one sample holding the period's count (so ``Sum`` is the count, as on AWS), and a
 zero is recorded for a period with no requests, so a quiet load balancer reads 0, not "no data".
 TargetResponseTime holds one sample per response (its ``Average`` is the mean latency, its
-``Maximum`` the slowest) and their distribution, for percentiles such as ``p99``. Host counts and connections are gauges sampled once per period.
+``Maximum`` the slowest) and their distribution, for percentiles such as ``p99``. Host counts and
+connections are gauges sampled once per period.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 Each query is a ``MetricStat`` (a metric, a period, a ``Stat`` of ``SampleCount``, ``Average``,
 ``Sum``, ``Minimum``, ``Maximum`` or a percentile ``pNN``: periods with no distribution, only
 statistic sets, are left out of a percentile's values). Metric math (``Expression``), other
-extended statistics (``tm99``, ``IQM``...) and cross-account queries are refused by name. Results list every query with ``ReturnData`` true
-(the default), newest first unless ``ScanBy`` is ``TimestampAscending``; at most
-``MaxDatapoints`` values are returned per call and ``NextToken`` carries on from there.
+extended statistics (``tm99``, ``IQM``...) and cross-account queries are refused by name. Results
+list every query with ``ReturnData`` true (the default), newest first unless ``ScanBy`` is
+``TimestampAscending``; at most ``MaxDatapoints`` values are returned per call and ``NextToken``
+carries on from there.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """PutMetricData: custom metrics into the store, with CloudWatch's rules.
 
 A datum carries exactly one of ``Value``, ``Values`` (with optional ``Counts``) or
-``StatisticValues``; it is merged into the bucket of its ``StorageResolution`` (60 s, or 1 s
-for high resolution) holding its ``Timestamp`` (now by default). Timestamps may be up to two
-weeks in the past and two hours in the future, as on AWS. ``Value`` and ``Values`` data also
-keep their distribution, so percentiles (``p99``) can be read back; ``StatisticValues`` cannot. ``AWS/`` namespaces are reserved for
-what portside measures itself. The whole request is checked before anything is written.
+``StatisticValues``; it is merged into the bucket of its ``StorageResolution`` (60 s, or 1 s for
+high resolution) holding its ``Timestamp`` (now by default). Timestamps may be up to two weeks in
+the past and two hours in the future, as on AWS. ``Value`` and ``Values`` data also keep their
+distribution, so percentiles (``p99``) can be read back; ``StatisticValues`` cannot. ``AWS/``
+namespaces are reserved for what portside measures itself. The whole request is checked before
+anything is written.
 """
 
 from __future__ import annotations
