@@ -8,6 +8,7 @@ the environment anywhere else.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,14 @@ AWSVPC_NETWORK_NAME = "portside-awsvpc"
 DEFAULT_AGENT_HEARTBEAT_S = 5.0
 DEFAULT_AGENT_TTL_S = 15.0
 DEFAULT_AGENT_GRACE_S = 60.0
+# CloudWatch metric retention (--metrics-retention): AWS keeps 1-minute datapoints 15 days.
+DEFAULT_METRICS_RETENTION = "15d"
+DEFAULT_METRICS_RETENTION_S = 15 * 24 * 3600.0
+MIN_METRICS_RETENTION_S = 3600.0
+MAX_METRICS_RETENTION_S = 455 * 24 * 3600.0
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Days a log group with no retention policy keeps its events (docs/logs.md; AWS keeps them forever).
+DEFAULT_LOG_RETENTION_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,8 @@ class ServerConfig:
     # calls the agent disconnected (ECS: agentConnected false) and places nothing new there.
     agent_heartbeat_s: float = DEFAULT_AGENT_HEARTBEAT_S
     agent_ttl_s: float = DEFAULT_AGENT_TTL_S
+    # Log groups with no retention policy keep their events this many days (0: forever, as on AWS).
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     # After the TTL, how long more until the instance counts as lost: its service tasks are marked
     # STOPPED and replaced elsewhere (core/liveness.py).
     agent_grace_s: float = DEFAULT_AGENT_GRACE_S
@@ -100,6 +111,8 @@ class ServerConfig:
     # Tests only: a file in the state directory holding seconds added to the clock scheduled actions
     # run by ($PORTSIDE_TEST_SCHEDULE_CLOCK_FILE; docs/scheduled-scaling.md). None: the real clock.
     schedule_clock_file: Path | None = None
+    # How long CloudWatch metric datapoints are kept (AWS keeps 1-minute data 15 days).
+    metrics_retention_s: float = DEFAULT_METRICS_RETENTION_S
     # The host firewall portside keeps (core/firewall.py): "guard", "managed" or "off".
     firewall_mode: str = DEFAULT_FIREWALL_MODE
     # Addresses (CIDRs) of load balancers on other machines that may reach copies directly.
@@ -117,6 +130,17 @@ class ServerConfig:
     def target_ip(self) -> str:
         """The address the load balancer uses to reach containers published on this host."""
         return "127.0.0.1" if self.publish_ip in ("0.0.0.0", "::") else self.publish_ip
+
+
+def parse_retention(text: str, flag: str = "--metrics-retention") -> float:
+    """Seconds of a retention written ``<number><s|m|h|d>`` (``15d``, ``36h``), between an hour and 455 days."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if match is None:
+        raise ValueError(f"{flag} {text!r}: must be a number followed by s, m, h or d (e.g. 15d, 36h)")
+    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if not MIN_METRICS_RETENTION_S <= seconds <= MAX_METRICS_RETENTION_S:
+        raise ValueError(f"{flag} {text}: must be at least 1h and at most 455d (CloudWatch keeps data 15 months)")
+    return seconds
 
 
 def is_loopback(host: str) -> bool:

@@ -11,6 +11,7 @@ with ``from exc``; they never escape into the API.
     │   ├── InvalidParameterException   400
     │   └── AttributeLimitExceededException  400  a container instance would pass 10 custom attributes
     ├── NotFoundError              400  a named thing does not exist (ClusterNotFoundException, ...)
+    ├── AlreadyExistsError         400  a named thing exists already (ResourceAlreadyExistsException)
     ├── ConflictError              409  name/port/token already in use
     ├── UnknownOperation           400  X-Amz-Target names no action we serve
     ├── SerializationError         400  body is not JSON of the right shape
@@ -68,6 +69,14 @@ class NotFoundError(ClientException):
     """A named resource is missing; ``code`` is the AWS exception name for it."""
 
     def __init__(self, message: str, code: str = "ClientException") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AlreadyExistsError(ClientException):
+    """A resource of that name exists already; ``code`` is the AWS exception name for it."""
+
+    def __init__(self, message: str, code: str = "ResourceAlreadyExistsException") -> None:
         super().__init__(message)
         self.code = code
 

@@ -14,6 +14,9 @@ no request sees half of it:
 2. close the listeners that are gone or moved, swap the target groups and rules in
    (``runtime.apply``), bind the new or moved listeners (``core/lb/node.listener_changes``).
 
+The node also reports what its listeners served to the control plane every ``--metrics-period``
+(lb_node_metrics.py), so CloudWatch's AWS/ApplicationELB metrics count every node's traffic.
+
 A snapshot that does not read, or a listener that cannot bind, is logged; the node keeps serving
 what it served, and binds the missing listener again at every later answer. When the control
 plane cannot be reached, the node keeps serving the last good snapshot and retries with back-off
@@ -43,6 +46,8 @@ from portside.core.lb import node, snapshot
 from portside.core.lb.model import Certificate, LbConfig, Listener
 from portside.core.lb.runtime import ListenerBindError
 from portside.errors import PortsideError
+from portside.lb_node_metrics import DEFAULT_PERIOD_S as DEFAULT_METRICS_PERIOD_S
+from portside.lb_node_metrics import NodeMetricsReporter
 from portside.local_address import is_local_address
 from portside.proxy.runtime import ProxyRuntime
 
@@ -67,6 +72,8 @@ class LbNodeOptions:
     max_client_connections: int = DEFAULT_MAX_CLIENT_CONNECTIONS
     # The address this node reaches copies from; told to the control plane, which has agents admit it.
     source_address: str | None = None
+    # Seconds per CloudWatch metrics report (lb_node_metrics.py).
+    metrics_period_s: float = DEFAULT_METRICS_PERIOD_S
 
 
 class LbNode:
@@ -301,15 +308,18 @@ async def serve(options: LbNodeOptions) -> None:
     )
     lb = LbNode(options, link, runtime)
     watching: asyncio.Task[None] | None = None
+    reporting: asyncio.Task[None] | None = None
     try:
         lb.restore()
         watching = asyncio.ensure_future(lb.watch())
+        reporting = asyncio.ensure_future(NodeMetricsReporter(link, runtime, options.metrics_period_s).run())
         log.info("load-balancer node running; control plane %s", ", ".join(options.servers))
         await stop.wait()
     finally:
-        if watching is not None:
-            watching.cancel()
-            await asyncio.gather(watching, return_exceptions=True)
+        for task in (watching, reporting):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await runtime.close()
         await link.close()
 

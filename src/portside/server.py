@@ -24,7 +24,9 @@ from portside.config import ServerConfig
 from portside.agent.registration import registration
 from portside.agent.state import AgentState
 from portside.control.change_feed import ChangeFeed
+from portside.control.controllers.alarms import AlarmController
 from portside.control.controllers.liveness import LivenessController
+from portside.control.controllers.log_retention import LogRetention
 from portside.control.leadership import Leadership
 from portside.control.local_link import LocalLink
 from portside.control.doctor import HostDoctor
@@ -32,6 +34,7 @@ from portside.control.elbv2 import config as elb_config
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
 from portside.control.secrets_key import CHECK_META_KEY, DEFAULT_KEY_FILE, SecretsKey
+from portside.control.controllers.alb_metrics import AlbMetricsRecorder, MetricsRetention
 from portside.control.controllers.scaling import Scaler
 from portside.control.controllers.scheduled_scaling import ScheduledScaling, round_clock
 from portside.control.controllers.task_counts import TaskCountRecorder
@@ -62,10 +65,14 @@ class Server:
         self.scheduled: ScheduledScaling | None = None
         self.task_counts: TaskCountRecorder | None = None
         self._schedule_clock: Callable[[], float] | None = None
+        self.alarms: AlarmController | None = None
+        self.metrics_retention: MetricsRetention | None = None
+        self.alb_metrics: AlbMetricsRecorder | None = None  # every replica records its own listeners
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
         self.agent: HostAgent | None = None
         self.liveness: LivenessController | None = None
+        self.log_retention: LogRetention | None = None
         self.leadership: Leadership | None = None
         self.feed: ChangeFeed | None = None
 
@@ -152,6 +159,9 @@ class Server:
             ttl_s=config.leader_lease_s, replica=self.plane.instance_arn,
         )
         await self.leadership.start()
+        leadership = self.leadership
+        self.alb_metrics = AlbMetricsRecorder(self.plane, config.scaling_period_s, lambda: leadership.is_leader)
+        self.alb_metrics.start()
         self.api = ApiServer(
             self.plane, credentials,
             metrics=lambda: render_metrics(self.plane, self.scaler, self.firewall, self.leadership),
@@ -169,32 +179,45 @@ class Server:
         self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
         self.services = ServiceController(self.plane)
         self.services.start()
+        self.alarms = AlarmController(self.plane, self.config.scaling_period_s)
+        self.alarms.start()
         self.scaler = Scaler(self.plane, self.config.scaling_period_s)
         self.scaler.start()
         assert self._schedule_clock is not None
         self.scheduled = ScheduledScaling(self.plane, self._schedule_clock)
         self.scheduled.start()
+        self.metrics_retention = MetricsRetention(self.plane, self.config.metrics_retention_s)
+        self.metrics_retention.start()
         self.liveness = LivenessController(self.plane)
         self.liveness.start()
         self.task_counts = TaskCountRecorder(self.plane)
         self.task_counts.start()
+        self.log_retention = LogRetention(self.plane)
+        self.log_retention.start()
 
     async def _stop_controllers(self) -> None:
         if self.task_counts is not None:
             await self.task_counts.close()
             self.task_counts = None
+        if self.log_retention is not None:
+            await self.log_retention.close()
+            self.log_retention = None
         if self.liveness is not None:
             await self.liveness.close()
         if self.scaler is not None:
             await self.scaler.close()
         if self.scheduled is not None:
             await self.scheduled.close()
+        if self.alarms is not None:
+            await self.alarms.close()
+        if self.metrics_retention is not None:
+            await self.metrics_retention.close()
         if self.services is not None:
             await self.services.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
-        self.liveness = self.scaler = self.services = None
+        self.liveness = self.scaler = self.services = self.alarms = self.metrics_retention = None
         self.scheduled = None
         self._sweeper = None
 
@@ -223,6 +246,8 @@ class Server:
             await self._stop_controllers()
         if self.feed is not None:
             await self.feed.close()
+        if self.alb_metrics is not None:
+            await self.alb_metrics.close()
         if self.api is not None:
             await self.api.close()
         if self.doctor is not None:

@@ -181,12 +181,19 @@ def refusals(image: str, allowed_dir: Path) -> list[tuple[str, dict[str, Any], s
             "SSM",
         ),
         (
-            "awslogs",
+            "awslogs-multiline",  # awslogs itself is applied (docs/logs.md); this option of it is not
             one_field(
-                image, "awslogs", logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g"}}
+                image, "awslogs", logConfiguration={"logDriver": "awslogs", "options": {
+                    "awslogs-group": "g", "awslogs-multiline-pattern": "^INFO"}}
             ),
+            "containerDefinitions[0].logConfiguration.options.awslogs-multiline-pattern",
+            "multi-line",
+        ),
+        (
+            "awsfirelens",
+            one_field(image, "firelens", logConfiguration={"logDriver": "awsfirelens"}),
             "containerDefinitions[0].logConfiguration.logDriver",
-            "awslogs",
+            "awsfirelens",
         ),
         (
             "efs",

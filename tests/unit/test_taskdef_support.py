@@ -84,7 +84,30 @@ SECRET = [{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parame
         (task({"restartPolicy": {"enabled": True}}), "containerDefinitions[0].restartPolicy"),
         (
             task({"logConfiguration": {"logDriver": "awslogs", "options": {}}}),
-            "containerDefinitions[0].logConfiguration.logDriver",
+            "containerDefinitions[0].logConfiguration.options.awslogs-group",
+        ),
+        (
+            task({"logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": "g", "awslogs-datetime-format": "%Y"}}}),
+            "containerDefinitions[0].logConfiguration.options.awslogs-datetime-format",
+        ),
+        (
+            task({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-bogus": "1"}}}),
+            "containerDefinitions[0].logConfiguration.options.awslogs-bogus",
+        ),
+        (
+            task({"logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": "g", "awslogs-create-group": "yes"}}}),
+            "containerDefinitions[0].logConfiguration.options.awslogs-create-group",
+        ),
+        (
+            task({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g:x"}}}),
+            "containerDefinitions[0].logConfiguration.options.awslogs-group",
+        ),
+        (
+            task({"logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": "g", "awslogs-stream-prefix": "a*b"}}}),
+            "containerDefinitions[0].logConfiguration.options.awslogs-stream-prefix",
         ),
         (
             task({"logConfiguration": {"logDriver": "awsfirelens"}}),

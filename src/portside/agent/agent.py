@@ -39,6 +39,7 @@ from portside.agent.bindings import bindings_from_docker, host_mode_bindings
 from portside.agent.driver import LABEL_TASK_ARN, ContainerEvent, ContainerState, Driver
 from portside.agent.firewall import FirewallError
 from portside.agent.link import ControlLink, LinkError, LinkRefused
+from portside.agent.log_shipper import LogShipper, log_request, uses_awslogs
 from portside.agent.ports import assign_ports, reassign_port, restore_holdings
 from portside.agent.specs import build_spec, task_volume_names
 from portside.agent.state import AgentState
@@ -130,6 +131,8 @@ class HostAgent:
         self.on_lb_sources: list[Callable[[tuple[str, ...]], None]] = []
         # Reads the running containers' CPU and memory and reports them (PublishMetrics).
         self.usage = UsageReporter(self)
+        # Ships the output of awslogs containers to the control plane (cursors beside agent.json).
+        self.logs = LogShipper(link, driver, state.path.parent)
 
     @property
     def instance_arn(self) -> str | None:
@@ -180,6 +183,7 @@ class HostAgent:
         self._spawn(self.usage.run_forever(), "usage")
 
     async def close(self) -> None:
+        await self.logs.close()
         for work in list(self._work):
             work.cancel()
         if self._work:
@@ -497,6 +501,12 @@ class HostAgent:
         self, task: Task, container: Container, definition: dict[str, Any], content: dict[str, Any]
     ) -> None:
         assert container.docker_id
+        if uses_awslogs(definition):  # the stream must exist (or its group be creatable) before the start
+            try:
+                await self.logs.open(self._log_request(task, container))
+            except DriverError as exc:
+                container.reason = f"CannotStartContainerError: {exc.message}"  # as ECS shows it on the container
+                raise
         for _attempt in range(MAX_BIND_RETRIES):
             if self.before_start is not None:
                 await self.before_start()  # also after a port moved: the chain must hold the new one
@@ -518,6 +528,21 @@ class HostAgent:
             raise DriverError(f"container {container.docker_name} disappeared right after it started")
         self._apply_state(task, container, state)
         self._persist(task)
+        if uses_awslogs(definition):
+            self.logs.follow(container.docker_id, self._log_request(task, container))
+
+    def _log_request(self, task: Task, container: Container) -> dict[str, Any]:
+        return log_request(self.cluster, self.instance_arn, task.arn, container.name, container.docker_id)
+
+    def _follow_logs(self, task: Task) -> None:
+        """Ship the output of the task's awslogs containers from their cursors (after a restart)."""
+        definition = self.state.definitions.get(task.task_definition_arn)
+        if definition is None:
+            return
+        by_name = {d["name"]: d for d in definition["containerDefinitions"]}
+        for container in task.containers:
+            if container.docker_id and uses_awslogs(by_name.get(container.name, {})):
+                self.logs.follow(container.docker_id, self._log_request(task, container))
 
     async def _wait_for_dependencies(
         self, task: Task, definition: dict[str, Any], definitions: dict[str, dict[str, Any]]
@@ -670,6 +695,7 @@ class HostAgent:
     async def _remove_containers(self, task: Task) -> None:
         for container in task.containers:
             if container.docker_id:
+                await self.logs.drain(container.docker_id)  # what it wrote last is shipped before it goes
                 await self.driver.remove(container.docker_id)
         await self._remove_task_volumes(task)
 
@@ -713,6 +739,11 @@ class HostAgent:
                 task.request_stop(StopCode.ESSENTIAL_CONTAINER_EXITED.value, REASON_ESSENTIAL_EXITED, now)
                 self._spawn(self._stop(task.arn))
             self._persist(task)
+        existing = {state.id for state in states}
+        stopped = [Task.from_json(s["task"]) for s in self.state.stopped.values()]
+        for task in [t for t in self.tasks.values() if t.last_status >= TaskStatus.RUNNING] + stopped:
+            if any(c.docker_id in existing for c in task.containers):
+                self._follow_logs(task)  # from the cursors: what was not shipped before the restart
 
     async def _resync_forever(self) -> None:
         while True:
@@ -735,6 +766,7 @@ class HostAgent:
             stopped = self.state.stopped.get(arn)
             if stopped is not None:
                 if now - stopped["at"] >= self.config.task_cleanup_wait_s:
+                    await self.logs.drain(state.id)
                     await self.driver.remove(state.id)
                     await self._remove_task_volumes(Task.from_json(stopped["task"]))
                 continue
@@ -743,6 +775,7 @@ class HostAgent:
                 log.warning("removing container %s: no task owns it", state.name)
                 await self.driver.remove(state.id)
         self._orphans_seen = {k: v for k, v in self._orphans_seen.items() if k in seen}
+        self.logs.forget({state.id for state in states})
         left = {state.labels.get(LABEL_TASK_ARN, "") for state in states}
         done = [a for a, s in self.state.stopped.items() if a not in left and now - s["at"] >= self.config.task_cleanup_wait_s]
         if done:  # containers removed: forget the task, and definitions no task uses any more

@@ -22,6 +22,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from portside.agent.docker_log_frames import frame_lines, raw_lines
 from portside.agent.driver import (
     LABEL_MANAGED,
     LABEL_OWNER,
@@ -274,6 +275,10 @@ class DockerDriver:
 
         threading.Thread(target=pump, name="docker-events", daemon=True).start()
 
+    def follow_logs(self, container_id: str, since_s: int) -> DockerLogFollow:
+        """Follow the container's output with Docker's timestamps (blocking: iterate on a thread)."""
+        return DockerLogFollow(self.api, container_id, since_s)
+
     def close(self) -> None:
         self._closed.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -281,6 +286,45 @@ class DockerDriver:
             self.api.close()
         except Exception:  # closing a broken client must not mask the real shutdown reason
             pass
+
+
+class DockerLogFollow:
+    """``docker logs --follow --timestamps``, as (timestamp ns, line) pairs (agent/docker_log_frames.py).
+
+    A stream that cannot be read ends the iteration (errors are not raised on the agent's reading
+    thread; the follower reads again from its cursor).
+    """
+
+    def __init__(self, api: Any, container_id: str, since_s: int) -> None:
+        self.api = api
+        self.container_id = container_id
+        self.since_s = since_s
+        self._stream: Any = None
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
+        stream = self._stream
+        if stream is not None and hasattr(stream, "close"):
+            try:
+                stream.close()
+            except Exception:  # closing a broken stream must not raise on the agent's thread
+                pass
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        try:
+            tty = bool((self.api.inspect_container(self.container_id).get("Config") or {}).get("Tty"))
+            self._stream = self.api.logs(
+                self.container_id, stdout=True, stderr=True, stream=True, follow=True, timestamps=True,
+                since=self.since_s if self.since_s > 0 else None,
+            )
+            lines = raw_lines(self._stream) if tty else frame_lines(self._stream)
+            for line in lines:
+                if self._closed:
+                    return
+                yield line
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError, ValueError):
+            return
 
 
 def _split_image(image: str) -> tuple[str, str | None]:

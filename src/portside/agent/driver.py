@@ -7,7 +7,7 @@ runtime's own exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -112,6 +112,14 @@ class ContainerEvent:
     labels: dict[str, str]
 
 
+class LogFollow(Protocol):
+    """A blocking iterator of (timestamp in ns, line bytes); ``close()`` ends it from another thread."""
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]: ...
+
+    def close(self) -> None: ...
+
+
 class Driver(Protocol):
     owner: str
 
@@ -140,5 +148,9 @@ class Driver(Protocol):
     async def list_managed(self) -> list[ContainerState]: ...
 
     def watch_events(self, on_event: Callable[[ContainerEvent], None]) -> None: ...
+
+    def follow_logs(self, container_id: str, since_s: int) -> LogFollow:
+        """The container's output (stdout and stderr) from second ``since_s`` on, line by line, until it exits."""
+        ...
 
     def close(self) -> None: ...

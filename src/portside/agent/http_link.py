@@ -72,10 +72,16 @@ class HttpLink:
 
     async def publish_metrics(self, request: dict[str, Any]) -> dict[str, Any]:
         return await self._call("PublishMetrics", request)
+    async def put_container_logs(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("PutContainerLogs", request)
 
     async def watch_routes(self, request: dict[str, Any]) -> dict[str, Any]:
         """The routing snapshot, once its revision differs from ``sinceRevision`` (``portside lb``)."""
         return await self._call("WatchRoutes", request)
+
+    async def report_metrics(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A period's CloudWatch measurements of this load-balancer node (``portside lb``)."""
+        return await self._call("ReportMetrics", request)
 
     async def _call(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         if self._session is None:

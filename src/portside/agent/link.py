@@ -35,3 +35,5 @@ class ControlLink(Protocol):
 
     async def publish_metrics(self, request: dict[str, Any]) -> dict[str, Any]:
         """The CPU and memory its running tasks used (agent/usage_reports.py): ``{"reportSeconds": ..}``."""
+    async def put_container_logs(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Events an awslogs container wrote (none: open its stream): ``{"accepted": n, ...}``."""

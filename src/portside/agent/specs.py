@@ -21,6 +21,7 @@ from portside.agent.driver import (
     ContainerSpec,
 )
 from portside.config import AWSVPC_NETWORK_NAME
+from portside.core import awslogs
 from portside.core.dependencies import start_order
 from portside.core.task import Container, Task
 
@@ -150,10 +151,20 @@ def _apply_namespaces(spec: ContainerSpec, task: Task, container: Container, con
         spec.ipc_mode = "shareable" if container is owner else f"container:{owner.docker_name}"
 
 
+#: Where an awslogs container's output is kept until its agent ships it (Docker's rotated binary files).
+LOCAL_LOG_DRIVER = "local"
+
+
 def _log_config(config: dict[str, Any] | None) -> dict[str, Any] | None:
-    """ECS logConfiguration -> Docker LogConfig; RunTask refuses the drivers that need AWS."""
+    """ECS logConfiguration -> Docker LogConfig; RunTask refuses the drivers that need AWS.
+
+    ``awslogs`` never reaches Docker (its driver would call AWS): the container logs to Docker's
+    ``local`` driver and the agent ships its output (agent/log_shipper.py).
+    """
     if not config or not config.get("logDriver"):
         return None
+    if config["logDriver"] == awslogs.DRIVER:
+        return {"type": LOCAL_LOG_DRIVER, "config": {}}
     return {"type": config["logDriver"], "config": {str(k): str(v) for k, v in (config.get("options") or {}).items()}}
 
 

@@ -1,9 +1,12 @@
 """The AWS-compatible HTTP endpoint (one port for every API portside serves).
 
-Requests are routed by protocol: JSON 1.1 with ``X-Amz-Target`` (ECS, Application Auto Scaling, and
-portside's own ``Portside.<Action>`` actions such as ``Portside.ImportCertificate``),
-and the query protocol (ELBv2): a form-encoded POST without ``X-Amz-Target`` whose
-``Action`` names the operation (``Version`` is accepted whatever it says). Every
+Requests are routed by protocol: JSON 1.0/1.1 with ``X-Amz-Target`` (ECS, Application Auto Scaling,
+CloudWatch, and portside's own ``Portside.<Action>`` actions such as ``Portside.ImportCertificate``);
+Smithy RPC v2 CBOR (``POST /service/<target prefix>/operation/<Action>``, what botocore sends
+CloudWatch by default) for the ``JSON_APIS`` whose botocore model lists that protocol; and the
+query protocol (ELBv2, CloudWatch): a form-encoded POST without ``X-Amz-Target`` whose ``Action``
+names the operation (``Version`` is accepted whatever it says), routed to ``QUERY_APIS`` by the
+signing service its SigV4 credential scope names (``elasticloadbalancing`` or ``monitoring``). Every
 ``PortsideError`` becomes AWS's error shape for the request's protocol
 (``_error_response`` for JSON, ``_query_error_response`` for query: XML, ``Sender``
 for 4xx, ``Receiver`` for 5xx); anything else is logged with its traceback and
@@ -22,6 +25,8 @@ drives the API is root on the host). Before any operation runs, in this order:
    ``Portside.*``, ``application-autoscaling``), with ``X-Amz-Target`` signed when present.
    Peers on loopback may use any access key (only the form is checked) unless the server runs
    with ``--auth always``; everyone else needs a key from ``--credentials``. Refusals are 403.
+
+Smithy RPC v2 CBOR errors are CBOR ``{"__type", "message"}`` with ``smithy-protocol: rpc-v2-cbor``.
 
 ``/healthz``, ``/metrics`` and ``GET /`` are read-only and stay open. ``/ui`` is the dashboard
 (``portside/ui``, docs/dashboard.md): the same Host/Origin boundary, then its own sign-in.
@@ -43,7 +48,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from portside.api import agents, autoscaling, ecs, elbv2, secretsmanager, shapes, sigv4, ssm
+from portside.api import agents, autoscaling, cbor, cloudwatch, ecs, elbv2, logs, secretsmanager, shapes, sigv4, ssm
 from portside.config import is_loopback
 from portside.control.plane import ControlPlane
 from portside.control.store.database import StoreUnavailable
@@ -83,6 +88,9 @@ JSON_APIS: dict[str, JsonApi] = {
         JsonApi(autoscaling.TARGET_PREFIX, autoscaling.SERVICE, "application-autoscaling", autoscaling.OPERATIONS),
         JsonApi(ssm.TARGET_PREFIX, ssm.SERVICE, "ssm", ssm.OPERATIONS),
         JsonApi(secretsmanager.TARGET_PREFIX, secretsmanager.SERVICE, "secretsmanager", secretsmanager.OPERATIONS),
+        JsonApi(cloudwatch.TARGET_PREFIX, cloudwatch.SERVICE, cloudwatch.SIGNING_SERVICE, cloudwatch.OPERATIONS,
+                "application/x-amz-json-1.0"),
+        JsonApi(logs.TARGET_PREFIX, logs.SERVICE, "logs", logs.OPERATIONS),
     )
 }
 #: The SigV4 signing service each API's requests must be scoped to.
@@ -91,7 +99,27 @@ SIGNING_SERVICES = {
     elbv2.PORTSIDE_TARGET_PREFIX: "elasticloadbalancing",
     agents.TARGET_PREFIX: agents.SIGNING_SERVICE,
 }
-QUERY_SIGNING_SERVICE = "elasticloadbalancing"
+
+
+@dataclass(frozen=True)
+class QueryApi:
+    """An AWS API served over the query protocol (``Action=<Op>``, XML responses)."""
+
+    service: str  # botocore's name for the service
+    operations: dict[str, Any]
+    namespace: str  # the XML namespace of its responses and errors
+    self_validated: dict[str, tuple[str, ...]]  # members an operation range-checks itself
+
+
+#: Every query-protocol API, by the signing service of the request's credential scope.
+QUERY_APIS: dict[str, QueryApi] = {
+    "elasticloadbalancing": QueryApi(elbv2.SERVICE, elbv2.OPERATIONS, shapes.ELBV2_NAMESPACE, elbv2.SELF_VALIDATED),
+    cloudwatch.SIGNING_SERVICE: QueryApi(cloudwatch.SERVICE, cloudwatch.OPERATIONS, cloudwatch.XML_NAMESPACE, {}),
+}
+#: The query API of a request whose credential scope names no query API (its signature then fails).
+DEFAULT_QUERY_SIGNING_SERVICE = "elasticloadbalancing"
+RPC_V2_CBOR = "rpc-v2-cbor"
+CBOR_CONTENT_TYPE = "application/cbor"
 
 
 class ApiServer:
@@ -118,6 +146,7 @@ class ApiServer:
         self.identity = ApiIdentity("https" if tls else "http", "", api_hosts)
         self.app = web.Application(client_max_size=MAX_BODY_BYTES)
         self.app.router.add_post("/", self.handle)
+        self.app.router.add_post("/service/{service}/operation/{operation}", self.handle_rpc_v2)
         self.app.router.add_get("/", self.hello)
         self.app.router.add_get("/healthz", self.hello)
         self.app.router.add_get("/metrics", self.serve_metrics)
@@ -167,12 +196,17 @@ class ApiServer:
         query = not target and _is_form(request)
         render = _query_error_response if query else _error_response
         protocol = "query" if query else "json"
+        namespace = shapes.ELBV2_NAMESPACE
         try:
             self._check_boundary(request, protocol)
             body = await request.read()
             if query:
-                region = self._authorize(request, body, protocol, QUERY_SIGNING_SERVICE)
-                return self._query_call(request, region, body, request_id)
+                signing = sigv4.scope_service(list(request.headers.items()), request.query_string)
+                if signing not in QUERY_APIS:
+                    signing = DEFAULT_QUERY_SIGNING_SERVICE
+                namespace = QUERY_APIS[signing].namespace
+                region = self._authorize(request, body, protocol, signing)
+                return self._query_call(QUERY_APIS[signing], request, region, body, request_id)
             prefix = next((p for p in SIGNING_SERVICES if target.startswith(p)), None)
             region = self._authorize(request, body, protocol, SIGNING_SERVICES.get(prefix or ""))
             api = JSON_APIS.get(prefix or "")
@@ -186,14 +220,46 @@ class ApiServer:
                 raise UnknownOperation(f"Unknown operation {target}")
             raise UnknownOperation("Request has no X-Amz-Target header naming an operation")
         except PortsideError as exc:
-            return render(exc, request_id)
+            return render(exc, request_id, namespace)
         except web.HTTPRequestEntityTooLarge:  # raised by request.read() beyond client_max_size
-            too_large = SerializationError(f"Request body is larger than {MAX_BODY_BYTES} bytes")
-            too_large.status_hint = 413
-            return render(too_large, request_id)
+            return render(_too_large(), request_id, namespace)
         except Exception:  # the one place a bug becomes a 500: logged here, never shown to the client
             log.exception("request %s failed", request_id)
-            return render(PortsideError(f"Internal error (request id {request_id})."), request_id)
+            return render(PortsideError(f"Internal error (request id {request_id})."), request_id, namespace)
+
+    async def handle_rpc_v2(self, request: web.Request) -> web.Response:
+        """Smithy RPC v2 CBOR: ``POST /service/<prefix>/operation/<Action>``, CBOR in and out."""
+        request_id = str(uuid.uuid4())
+        try:
+            self._check_boundary(request, "json")
+            body = await request.read()
+            api = JSON_APIS.get(request.match_info["service"] + ".")
+            region = self._authorize(request, body, "json", api.signing if api is not None else None)
+            if request.headers.get("smithy-protocol") != RPC_V2_CBOR:
+                raise SerializationError(f"An RPC v2 request must carry the header smithy-protocol: {RPC_V2_CBOR}")
+            action = request.match_info["operation"]
+            model = shapes.operation_model(api.service, action) if api is not None else None
+            if api is None or model is None or "smithy-rpc-v2-cbor" not in model.metadata.get("protocols", ()):
+                raise UnknownOperation(f"Unknown operation {request.match_info['service']}.{action}")
+            try:
+                params = cbor.decode(body) if body else {}
+            except cbor.CborError as exc:
+                raise SerializationError(f"Request body is not valid CBOR: {exc}") from exc
+            if not isinstance(params, dict):
+                raise SerializationError("Request body must be a CBOR map")
+            _check_json_value(params)
+            result = self._call(api, action, model, region, params)
+            return web.Response(
+                body=cbor.encode(result), content_type=CBOR_CONTENT_TYPE,
+                headers={"x-amzn-RequestId": request_id, "smithy-protocol": RPC_V2_CBOR},
+            )
+        except PortsideError as exc:
+            return _cbor_error_response(exc, request_id)
+        except web.HTTPRequestEntityTooLarge:
+            return _cbor_error_response(_too_large(), request_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            return _cbor_error_response(PortsideError(f"Internal error (request id {request_id})."), request_id)
 
     def _check_boundary(self, request: web.Request, protocol: str) -> None:
         """403 unless Host names this API and Origin, if any, is its own (core/api_boundary.py)."""
@@ -225,9 +291,8 @@ class ApiServer:
         return region
 
     def _json_call(self, api: JsonApi, action: str, region: str, body: bytes, request_id: str) -> web.Response:
-        operation = api.operations.get(action)
         model = shapes.operation_model(api.service, action)
-        if operation is None or model is None:
+        if action not in api.operations or model is None:
             raise UnknownOperation(f"Unknown operation {action}")
         try:
             params = json.loads(body or b"{}")
@@ -236,16 +301,22 @@ class ApiServer:
         if not isinstance(params, dict):
             raise SerializationError("Request body must be a JSON object")
         _check_json_value(params)
-        shapes.validate_input(model, params)
-        result = operation(self.plane, region, params)
+        result = self._call(api, action, model, region, params)
         return web.Response(
-            body=json.dumps(result).encode(),
+            body=json.dumps(result, default=_json_timestamp).encode(),
             content_type=api.content_type,
             headers={"x-amzn-RequestId": request_id},
         )
 
-    def _query_call(self, request: web.Request, region: str, body: bytes, request_id: str) -> web.Response:
-        """One ELBv2 query-protocol request: form -> typed params -> operation -> XML."""
+    def _call(self, api: JsonApi, action: str, model: Any, region: str, params: dict[str, Any]) -> Any:
+        operation = api.operations.get(action)
+        if operation is None:
+            raise UnknownOperation(f"Unknown operation {action}")
+        shapes.validate_input(model, params)
+        return operation(self.plane, region, params)
+
+    def _query_call(self, api: QueryApi, request: web.Request, region: str, body: bytes, request_id: str) -> web.Response:
+        """One query-protocol request (ELBv2, CloudWatch): form -> typed params -> operation -> XML."""
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -261,8 +332,8 @@ class ApiServer:
         action = form.get("Action")
         if not action:
             raise QueryError("MissingAction", "The request must contain the parameter Action.")
-        operation = elbv2.OPERATIONS.get(action)
-        model = shapes.operation_model(elbv2.SERVICE, action)
+        operation = api.operations.get(action)
+        model = shapes.operation_model(api.service, action)
         if operation is None or model is None:
             if model is not None:
                 message = f"The action {action} is not implemented by portside."
@@ -273,7 +344,7 @@ class ApiServer:
             params = shapes.parse_query_params(model, form)
         except SerializationError as exc:
             raise QueryError("ValidationError", exc.message) from exc
-        own = {k: params.pop(k) for k in elbv2.SELF_VALIDATED.get(action, ()) if k in params}
+        own = {k: params.pop(k) for k in api.self_validated.get(action, ()) if k in params}
         shapes.validate_input(model, params)
         params.update(own)
         result = operation(self.plane, region, params)
@@ -323,11 +394,35 @@ def _is_form(request: web.Request) -> bool:
     return content_type == "application/x-www-form-urlencoded" or "Action" in request.query
 
 
-def _query_error_response(exc: PortsideError, request_id: str) -> web.Response:
+def _too_large() -> SerializationError:
+    too_large = SerializationError(f"Request body is larger than {MAX_BODY_BYTES} bytes")
+    too_large.status_hint = 413
+    return too_large
+
+
+def _json_timestamp(value: Any) -> Any:
+    """JSON protocols send timestamps as epoch seconds."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _cbor_error_response(exc: PortsideError, request_id: str) -> web.Response:
+    """Smithy RPC v2 CBOR's error: a CBOR map with ``__type`` and ``message``."""
+    status = exc.status_hint
+    code = "InternalFailure" if status >= 500 and exc.code == "ServerException" else exc.code
+    return web.Response(
+        status=status, body=cbor.encode({"__type": code, "message": exc.message}), content_type=CBOR_CONTENT_TYPE,
+        headers={"x-amzn-RequestId": request_id, "smithy-protocol": RPC_V2_CBOR,
+                 "x-amzn-query-error": f"{code};{'Sender' if status < 500 else 'Receiver'}"},
+    )
+
+
+def _query_error_response(exc: PortsideError, request_id: str, namespace: str = shapes.ELBV2_NAMESPACE) -> web.Response:
     """AWS's query-protocol error document: Sender for 4xx, Receiver for 5xx."""
     status = exc.status_hint
     code = "InternalFailure" if status >= 500 and exc.code == "ServerException" else exc.code
-    body = shapes.render_query_error(code, exc.message, request_id, sender=status < 500)
+    body = shapes.render_query_error(code, exc.message, request_id, sender=status < 500, namespace=namespace)
     return web.Response(status=status, body=body, content_type="text/xml", headers={"x-amzn-RequestId": request_id})
 
 
@@ -380,7 +475,7 @@ def _check_unicode(text: str, where: Callable[[], str]) -> None:
         raise SerializationError(f"{where()} holds a NUL character (\\u0000) at position {text.index(chr(0))}")
 
 
-def _error_response(exc: PortsideError, request_id: str) -> web.Response:
+def _error_response(exc: PortsideError, request_id: str, namespace: str = "") -> web.Response:
     if isinstance(exc, AuthError) and exc.code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "MissingAuthenticationToken"):
         body = shapes.render_query_error(exc.code, exc.message, request_id)
         return web.Response(status=exc.status_hint, body=body, content_type="text/xml", headers={"x-amzn-RequestId": request_id})

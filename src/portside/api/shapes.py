@@ -95,6 +95,7 @@ _JSON_VALIDATION_CODES = {
     "application-autoscaling": "ValidationException",
     "ssm": "ValidationException",
     "secretsmanager": "ValidationException",
+    "monitoring": "ValidationError",  # CloudWatch answers every protocol with its query-era codes
 }
 
 

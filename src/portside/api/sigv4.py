@@ -440,6 +440,19 @@ def _check_scope(
     return access_key, date, region, service
 
 
+def scope_service(headers: HeadersLike, query_string: str) -> str | None:
+    """The signing service a request's credential scope names, unverified (for routing only:
+    :func:`verify` then checks the signature against that same service). None if it has none."""
+    authorization = _header_map(headers).get("authorization", [""])[0]
+    credential = ""
+    if authorization.strip().startswith("AWS4-"):
+        credential = _parse_authorization(authorization)[1].get("Credential", "")
+    else:
+        credential = next((v for k, v in _parse_query(query_string) if k == "X-Amz-Credential"), "")
+    parts = credential.split("/")
+    return parts[3] if len(parts) == 5 else None
+
+
 def verify(
     method: str,
     path: str,

@@ -19,6 +19,7 @@ from portside.cli.client import endpoint_from_env, make_client
 from portside.cli.events import events
 from portside.cli.exec import exec_command
 from portside.cli.scale import scale
+from portside.cli.logs import logs
 from portside.cli.store import store
 from portside.cli.tables import render_tasks
 from portside.core.firewall import DEFAULT_FIREWALL_MODE, FIREWALL_MODES
@@ -34,6 +35,7 @@ main.add_command(store)
 main.add_command(events)
 main.add_command(scale)
 main.add_command(exec_command, name="exec")
+main.add_command(logs)
 
 
 @main.command()
@@ -78,6 +80,8 @@ main.add_command(exec_command, name="exec")
               help="Reach copies on this host at their bridge address and container port (skips the host port's DNAT).")
 @click.option("--scaling-period", type=click.FloatRange(min=0.5), default=60.0, show_default=True,
               help="Seconds per metric datapoint for Application Auto Scaling (AWS: 60); shorter for local use.")
+@click.option("--metrics-retention", default=cfg.DEFAULT_METRICS_RETENTION, show_default=True, metavar="DURATION",
+              help="How long CloudWatch metric datapoints are kept, e.g. 15d or 36h (1h to 455d; AWS: 15d for 1-minute data).")
 @click.option("--firewall", "firewall_mode", type=click.Choice(FIREWALL_MODES), default=DEFAULT_FIREWALL_MODE, show_default=True,
               help="guard: drop forwarded traffic to copies unless it comes from a bridge or --lb-source; "
                    "managed: also admit the dynamic range only from --lb-source; off: leave the firewall to you.")
@@ -94,6 +98,8 @@ main.add_command(exec_command, name="exec")
               help="Seconds without a call from an agent before its instance is agentConnected false.")
 @click.option("--agent-grace", type=click.FloatRange(min=0), default=cfg.DEFAULT_AGENT_GRACE_S, show_default=True,
               help="Seconds after --agent-ttl before a silent instance's service tasks are replaced elsewhere.")
+@click.option("--log-retention-days", type=click.IntRange(min=0), default=cfg.DEFAULT_LOG_RETENTION_DAYS,
+              show_default=True, help="Days log groups without a retention policy keep events (0: forever, as AWS).")
 @click.option("--store", default=None, metavar="URL",
               help="postgresql://USER@HOST/DB: state shared by several replicas of the server (docs/replicas.md); "
                    "default: SQLite in --state-dir.")
@@ -106,9 +112,10 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
            api_tls: tuple[Path, Path] | None, secrets_key_file: Path | None, reserved_memory: int, stop_timeout: int,
            image_pull_behavior: str, image_pull_timeout: float, port_quarantine: float, orphan_grace: float,
            task_cleanup_wait: float, resync_interval: float, min_health_check_interval: int, proxy_retries: bool,
-           max_client_connections: int, direct_routing: bool, scaling_period: float, firewall_mode: str, lb_sources: tuple[str, ...],
+           max_client_connections: int, direct_routing: bool, scaling_period: float, metrics_retention: str, firewall_mode: str, lb_sources: tuple[str, ...],
            allow_privileged: bool, allow_host_namespaces: bool, allow_devices: bool, allow_capabilities: bool,
-           allow_host_paths: tuple[str, ...], agent_ttl: float, agent_grace: float, store: str | None,
+           allow_host_paths: tuple[str, ...], agent_ttl: float, agent_grace: float, log_retention_days: int,
+           store: str | None,
            leader_lease: float, instance_id: str | None, log_level: str) -> None:
     """Run the control plane and this host's agent in the foreground."""
     from portside.agent.ports import choose_range
@@ -128,6 +135,7 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         if dynamic_port_range:
             choose_range(dynamic_port_range, None)
         sources = parse_sources(lb_sources)
+        retention_s = cfg.parse_retention(metrics_retention)
         if store is not None:
             check_store_url(store)
         if instance_id is not None and not is_instance_id(instance_id):
@@ -147,9 +155,9 @@ def server(api: str, state_dir: Path, region: str, account_id: str, cluster: str
         image_pull_timeout_s=image_pull_timeout, port_quarantine_s=port_quarantine, orphan_grace_s=orphan_grace,
         task_cleanup_wait_s=task_cleanup_wait, resync_interval_s=resync_interval, proxy_retries=proxy_retries,
         max_client_connections=max_client_connections, direct_routing=direct_routing, scaling_period_s=scaling_period,
-        firewall_mode=firewall_mode, lb_sources=sources, allowances=allowances,
+        metrics_retention_s=retention_s, firewall_mode=firewall_mode, lb_sources=sources, allowances=allowances,
         agent_ttl_s=agent_ttl, agent_grace_s=agent_grace, store=store, leader_lease_s=leader_lease,
-        instance_id=instance_id, schedule_clock_file=_schedule_clock_file(),
+        instance_id=instance_id, schedule_clock_file=_schedule_clock_file(), log_retention_days=log_retention_days,
         extra={"cluster": cluster, "min_health_check_interval": str(min_health_check_interval)},
     )
     try:
@@ -244,9 +252,12 @@ def agent(servers: str, credentials: str, profile: str, address: str, zone: str 
               help="Retry a failed request once on another target when that is safe (beyond ALB).")
 @click.option("--max-client-connections", type=click.IntRange(1, 1_000_000), default=cfg.DEFAULT_MAX_CLIENT_CONNECTIONS,
               show_default=True, help="Client connections per listener.")
+@click.option("--metrics-period", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
+              help="Seconds per CloudWatch metrics report to the control plane (what this node's listeners served).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def lb(servers: str, credentials: str, profile: str, bind_address: str | None, source_address: str | None,
-       state_dir: Path, region: str, proxy_retries: bool, max_client_connections: int, log_level: str) -> None:
+       state_dir: Path, region: str, proxy_retries: bool, max_client_connections: int, metrics_period: float,
+       log_level: str) -> None:
     """Run a load-balancer node: serve every listener of the control plane's load balancers here."""
     import ipaddress
 
@@ -272,7 +283,7 @@ def lb(servers: str, credentials: str, profile: str, bind_address: str | None, s
     options = LbNodeOptions(
         servers=urls, credentials_file=credentials, profile=profile, region=region, state_dir=state_dir,
         bind_address=bind_address, proxy_retries=proxy_retries, max_client_connections=max_client_connections,
-        source_address=source_address,
+        source_address=source_address, metrics_period_s=metrics_period,
     )
     try:
         run_node(options)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portside.control import services
+from portside.control.cloudwatch import managed_alarms
 from portside.control.plane import ControlPlane
 from portside.core.autoscale import Decision, Direction, NotScaledReason, Suspension
 from portside.errors import PortsideError
@@ -217,10 +218,13 @@ def deregister_scalable_target(plane: ControlPlane, region: str, params: dict[st
             f"scalable dimension: {key[2]}"
         )
     # "Deregistering a scalable target deletes the scaling policies and the scheduled actions that
-    # are associated with it" [BC]; its activities stay for their six weeks.
+    # are associated with it" [BC]; its activities stay for their six weeks; the alarms its target
+    # tracking policies own go with them.
     with plane.store.transaction():
+        owned = {p["PolicyARN"] for p in plane.store.policies_of(region, key)}
         plane.store.delete_scalable_target(region, key)
         plane.store.delete_scheduled_actions_of(region, key)
+        managed_alarms.delete_alarms_owned_by(plane, region, owned)
     return {}
 
 

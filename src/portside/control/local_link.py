@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from portside.agent.link import LinkRefused
-from portside.control import agent_protocol, usage_reports
+from portside.control import agent_protocol, log_shipping, usage_reports
 from portside.control.plane import ControlPlane
 from portside.errors import PortsideError
 
@@ -36,6 +36,8 @@ class LocalLink:
 
     async def publish_metrics(self, request: dict[str, Any]) -> dict[str, Any]:
         return await self._call(usage_reports.publish_metrics, request)
+    async def put_container_logs(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(log_shipping.put_container_logs, request)
 
     async def _call(self, operation: Callable[..., Any], request: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -15,9 +15,9 @@ ECS [CFN-TT], DisableScaleIn false, MetricAggregationType Average.
   CloudWatch and is refused.
 - **StepScaling**: AdjustmentType, StepAdjustments (checked against AWS's rules: no gap, no
   overlap, one open end each way), MinAdjustmentMagnitude (PercentChangeInCapacity only),
-  Cooldown, MetricAggregationType. On AWS a CloudWatch alarm names the policy's ARN as its action;
-  portside has no CloudWatch API yet, so :func:`set_step_alarm` binds the alarm a step policy
-  listens to, and until one is bound the policy never fires.
+  Cooldown, MetricAggregationType. As on AWS, a CloudWatch alarm (control/cloudwatch/alarms.py)
+  naming the policy's ARN in its AlarmActions invokes it while the alarm is in ALARM;
+  :func:`set_step_alarm` can also bind an alarm evaluated over the scaler's own datapoints.
 - **PredictiveScaling** is refused.
 """
 
@@ -38,6 +38,7 @@ from portside.control.autoscaling import (
     target_key,
     validation,
 )
+from portside.control.cloudwatch import managed_alarms
 from portside.control.elbv2 import common as elb
 from portside.control.elbv2.target_groups import usage
 from portside.control.plane import ControlPlane
@@ -54,11 +55,22 @@ def _policies(plane: ControlPlane, region: str, key: tuple[str, str, str]) -> li
     return plane.store.policies_of(region, key)
 
 
-def _public(body: dict[str, Any]) -> dict[str, Any]:
+def _public(body: dict[str, Any], invoking: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
     out = {k: v for k, v in body.items() if not k.startswith("_")}
-    alarm = body.get("_alarm")
-    if alarm:  # the alarm bound to a step policy is shown as AWS shows the alarms invoking it
-        out["Alarms"] = [{"AlarmName": alarm["name"], "AlarmARN": alarm["arn"]}]
+    if body["PolicyType"] == "StepScaling":  # the CloudWatch alarms whose AlarmActions name it, as AWS shows them
+        out["Alarms"] = list(invoking.get(body["PolicyARN"], []))
+        alarm = body.get("_alarm")
+        if alarm:
+            out["Alarms"].append({"AlarmName": alarm["name"], "AlarmARN": alarm["arn"]})
+    return out
+
+
+def _invoking(plane: ControlPlane, region: str) -> dict[str, list[dict[str, str]]]:
+    """Policy ARN -> the alarms (name and ARN) naming it in their AlarmActions."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for alarm in plane.store.alarms(region):
+        for action in dict.fromkeys(alarm.get("AlarmActions", [])):
+            out.setdefault(action, []).append({"AlarmName": alarm["AlarmName"], "AlarmARN": alarm["AlarmArn"]})
     return out
 
 
@@ -111,7 +123,11 @@ def put_scaling_policy(plane: ControlPlane, region: str, params: dict[str, Any])
             body["_alarm"] = existing["_alarm"]
     with plane.store.transaction():
         plane.store.put_scaling_policy(region, key, body)
-    return {"PolicyARN": body["PolicyARN"], "Alarms": _public(body)["Alarms"]}
+        if existing and existing["PolicyType"] != policy_type:
+            managed_alarms.delete_alarms_owned_by(plane, region, {body["PolicyARN"]})
+        if policy_type == "TargetTrackingScaling":
+            managed_alarms.put_target_tracking_alarms(plane, region, body)
+    return {"PolicyARN": body["PolicyARN"], "Alarms": _public(body, _invoking(plane, region))["Alarms"]}
 
 
 def describe_scaling_policies(plane: ControlPlane, region: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +138,8 @@ def describe_scaling_policies(plane: ControlPlane, region: str, params: dict[str
     if names:
         bodies = [b for b in bodies if b["PolicyName"] in names]
     items, token = page(bodies, params, MAX_DESCRIBE_POLICIES)
-    result: dict[str, Any] = {"ScalingPolicies": [_public(b) for b in items]}
+    invoking = _invoking(plane, region)
+    result: dict[str, Any] = {"ScalingPolicies": [_public(b, invoking) for b in items]}
     if token is not None:
         result["NextToken"] = token
     return result
@@ -132,7 +149,10 @@ def delete_scaling_policy(plane: ControlPlane, region: str, params: dict[str, An
     key = (params["ServiceNamespace"], params["ResourceId"], params["ScalableDimension"])
     name = params["PolicyName"]
     with plane.store.transaction():
+        body = next((p for p in _policies(plane, region, key) if p["PolicyName"] == name), None)
         gone = plane.store.delete_scaling_policy(region, key, name)
+        if body is not None:
+            managed_alarms.delete_alarms_owned_by(plane, region, {body["PolicyARN"]})
     if not gone:
         raise not_found(
             f"No scaling policy found for service namespace: {key[0]}, resource ID: {key[1]}, "
@@ -288,6 +308,7 @@ def core_policies(
     by the server's settings (spec §8.12: "Make evaluation windows configurable").
     """
     out: list[core.Policy] = []
+    firing = _firing_alarms(plane, region)
     for body in _policies(plane, region, (NAMESPACE, resource_id, DIMENSION)):
         tracking = body.get("TargetTrackingScalingPolicyConfiguration")
         if tracking is not None:
@@ -324,11 +345,27 @@ def core_policies(
                     alarm["name"], alarm["metric"], alarm["threshold"], core.ComparisonOperator(alarm["comparison"]),
                     alarm["evaluation_periods"], alarm["datapoints_to_alarm"], alarm["period_s"],
                 ) if alarm else None,
+                firing=firing.get(body["PolicyARN"]),
                 min_adjustment_magnitude=step.get("MinAdjustmentMagnitude"),
                 cooldown_s=float(step.get("Cooldown", core.DEFAULT_COOLDOWN_S)),
                 aggregation=core.MetricAggregation(step.get("MetricAggregationType", "Average")),
             )
         )
+    return out
+
+
+def _firing_alarms(plane: ControlPlane, region: str) -> dict[str, core.AlarmFiring]:
+    """Policy ARN -> the first alarm (by name) in ALARM, with its actions enabled, that names it."""
+    out: dict[str, core.AlarmFiring] = {}
+    for alarm in plane.store.alarms(region):
+        if alarm["StateValue"] != "ALARM" or not alarm.get("ActionsEnabled", True):
+            continue
+        fired = core.AlarmFiring(
+            alarm["AlarmName"], float(alarm["Threshold"]), alarm["ComparisonOperator"].startswith("Greater"),
+            tuple(alarm.get("_breachValues", ())),
+        )
+        for action in alarm.get("AlarmActions", []):
+            out.setdefault(action, fired)
     return out
 
 

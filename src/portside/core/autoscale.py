@@ -49,7 +49,11 @@ The policy's alarm (:class:`StepAlarm`) fires when ``datapoints_to_alarm`` of it
 the threshold picks the step ("above the breach threshold, the lower bound is inclusive and the
 upper bound is exclusive"; below it, the reverse). Adjustments: ChangeInCapacity, ExactCapacity, and
 PercentChangeInCapacity rounded as AWS documents (:func:`round_percent_change`) and raised to
-``MinAdjustmentMagnitude``. One ``Cooldown`` serves both directions.
+``MinAdjustmentMagnitude``. One ``Cooldown`` serves both directions. The alarm is either a
+CloudWatch alarm in ALARM naming the policy in its AlarmActions (:class:`AlarmFiring`, evaluated by
+``core/alarms.py``; the policy is invoked every round while the alarm stays in ALARM, as
+Application Auto Scaling is, and its cooldown keeps that from piling up) or a bound
+:class:`StepAlarm` evaluated here.
 
 Everywhere
 ----------
@@ -78,6 +82,7 @@ __all__ = [
     "SCALE_IN_MARGIN",
     "SCALE_OUT_DATAPOINTS",
     "AdjustmentType",
+    "AlarmFiring",
     "ComparisonOperator",
     "Datapoint",
     "Decision",
@@ -200,11 +205,24 @@ class StepAlarm:
 
 
 @dataclass(frozen=True)
+class AlarmFiring:
+    """A CloudWatch alarm in ALARM whose AlarmActions name a step scaling policy (core/alarms.py
+    evaluated it): ``values`` are the datapoints it evaluated, oldest first, aggregated by the
+    policy's MetricAggregationType to pick the step."""
+
+    name: str
+    threshold: float
+    upper: bool  # breaches above its threshold
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class StepScalingPolicy:
     name: str
     adjustment_type: AdjustmentType
     step_adjustments: tuple[StepAdjustment, ...]
     alarm: StepAlarm | None = None  # no alarm bound: the policy never fires
+    firing: AlarmFiring | None = None  # a CloudWatch alarm invoking it now (takes precedence over ``alarm``)
     min_adjustment_magnitude: int | None = None
     cooldown_s: float = DEFAULT_COOLDOWN_S
     aggregation: MetricAggregation = MetricAggregation.AVERAGE
@@ -439,19 +457,11 @@ def decide(
             capacity = _ceil(Fraction(current_capacity) * Fraction(max(low)) / Fraction(target))
             tt_in.append(_Proposal(capacity, policy.name, policy.alarm_low or f"{policy.name}-AlarmLow", current_capacity))
         else:
-            alarm = policy.alarm
-            if alarm is None:
+            fired = _fired(policy, metrics, now)
+            if fired is None:
                 continue
-            window = _window(metrics.get(alarm.metric, ()), now, alarm.evaluation_periods, alarm.period_s)
-            if window is None:
-                continue
-            needed = alarm.datapoints_to_alarm or alarm.evaluation_periods
-            if sum(alarm.comparison.breaches(v, alarm.threshold) for v in window) < needed:
-                continue
-            step = _step_for(
-                policy.step_adjustments, _aggregate(policy.aggregation, window) - alarm.threshold,
-                alarm.comparison.is_upper,
-            )
+            alarm_name, threshold, upper, window = fired
+            step = _step_for(policy.step_adjustments, _aggregate(policy.aggregation, window) - threshold, upper)
             if step is None:
                 continue
             if policy.adjustment_type is AdjustmentType.EXACT_CAPACITY:
@@ -467,12 +477,12 @@ def decide(
                 capacity = adjusted_capacity(
                     policy.adjustment_type, step.scaling_adjustment, base, policy.min_adjustment_magnitude
                 )
-                out.append(_Proposal(capacity, policy.name, alarm.name, base, cooling))
+                out.append(_Proposal(capacity, policy.name, alarm_name, base, cooling))
             elif not in_cooldown(policy.cooldown_s):
                 capacity = adjusted_capacity(
                     policy.adjustment_type, step.scaling_adjustment, current_capacity, policy.min_adjustment_magnitude
                 )
-                step_in.append(_Proposal(capacity, policy.name, alarm.name, current_capacity))
+                step_in.append(_Proposal(capacity, policy.name, alarm_name, current_capacity))
 
     if out:
         if suspended.scale_out:
@@ -484,6 +494,26 @@ def decide(
     if not candidates:
         return None
     return _scale_in(candidates, desired, min_capacity, max_capacity)
+
+
+def _fired(
+    policy: StepScalingPolicy, metrics: Mapping[str, Sequence[Datapoint]], now: float
+) -> tuple[str, float, bool, list[float]] | None:
+    """(alarm name, threshold, upper, values) of the alarm invoking a step policy now, or None."""
+    if policy.firing is not None:
+        if not policy.firing.values:
+            return None  # in ALARM without a datapoint (missing data treated as breaching): no step to pick
+        return policy.firing.name, policy.firing.threshold, policy.firing.upper, list(policy.firing.values)
+    alarm = policy.alarm
+    if alarm is None:
+        return None
+    window = _window(metrics.get(alarm.metric, ()), now, alarm.evaluation_periods, alarm.period_s)
+    if window is None:
+        return None
+    needed = alarm.datapoints_to_alarm or alarm.evaluation_periods
+    if sum(alarm.comparison.breaches(v, alarm.threshold) for v in window) < needed:
+        return None
+    return alarm.name, alarm.threshold, alarm.comparison.is_upper, window
 
 
 def _scale_out(proposals: list[_Proposal], desired: int, low: int, high: int) -> Decision | None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from portside.core import awslogs
 from portside.errors import InvalidParameterException
 
 
@@ -54,8 +55,9 @@ LINUX = "containerDefinitions[].linuxParameters."
 LOG = "containerDefinitions[].logConfiguration."
 VOLUME = "volumes[]."
 
-# Docker's own log drivers that ECS accepts; awslogs and awsfirelens need AWS (or ECS's FireLens).
-APPLIED_LOG_DRIVERS = ("json-file", "syslog", "journald", "gelf", "fluentd", "splunk")
+# Docker's own log drivers that ECS accepts, and awslogs (the agent ships to the control plane's
+# CloudWatch Logs, core/awslogs.py); awsfirelens needs ECS's FireLens.
+APPLIED_LOG_DRIVERS = ("json-file", "syslog", "journald", "gelf", "fluentd", "splunk", "awslogs")
 
 # Sysctls of the IPC namespace (runc's list); the network namespace's are net.*.
 IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
@@ -152,7 +154,9 @@ FIELDS: dict[str, Field] = {
     LINUX + "swappiness": Field(A, "MemorySwappiness (ECS's default 60 when only maxSwap is given)"),
     # -- logConfiguration
     LOG + "logDriver": Field(
-        A, "json-file, syslog, journald, gelf, fluentd, splunk; awslogs and awsfirelens are refused"
+        A,
+        "json-file, syslog, journald, gelf, fluentd, splunk; awslogs to portside's CloudWatch Logs "
+        "(options as docs/logs.md says); awsfirelens is refused",
     ),
     LOG + "options": Field(A, "the driver's options"),
     LOG + "secretOptions": Field(R, "no SSM Parameter Store or Secrets Manager here"),
@@ -280,6 +284,7 @@ def _container_rules(at: str, definition: Mapping[str, Any], mode: str) -> Itera
             f"{at}.logConfiguration.logDriver",
             f"log driver {log['logDriver']!r} needs AWS; portside applies {', '.join(APPLIED_LOG_DRIVERS)}",
         )
+    yield from awslogs.problems(at, definition)
     linux = definition.get("linuxParameters") or {}
     for key, low, high in LINUX_RANGES:
         value = linux.get(key)

@@ -315,7 +315,9 @@ class ClientConnection:
 
     def _start(self, exchange: Exchange, host: bytes) -> None:
         self.current = exchange
-        action = self.listener.routes.route(exchange, host, self.peer_ip)
+        listener = self.listener
+        listener.requests += 1
+        action = listener.routes.route(exchange, host, self.peer_ip)
         action(exchange, host)
 
     def exchange_done(self, exchange: Exchange) -> None:
@@ -395,7 +397,7 @@ class ClientConnection:
         if status:
             # after a batched response before it
             self.write(error_response(status, False, self.listener.config.server_header))
-            self.runtime.count_elb_error(status)
+            self.listener.count_elb_error(status)
         self.flush()
         self.transport.close()
 

@@ -400,7 +400,7 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
-        self.client.runtime.count_elb_error(status)
+        self.client.listener.count_elb_error(status)
         if not self.body_done:
             self.keep_alive = False  # we did not read the whole request body
         self.client.write(error_response(status, self.keep_alive, self.client.listener.config.server_header))

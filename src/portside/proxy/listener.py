@@ -35,6 +35,13 @@ class ListenerRuntime:
         self.server: asyncio.AbstractServer | None = None
         self.ssl: Any = None
         self._full_until = 0.0  # until then, at the connection limit, refuse without looking for idle ones
+        # CloudWatch's per-load-balancer counters (control/controllers/alb_metrics.py reads them)
+        self.requests = 0  # requests routed on this listener
+        self.elb_errors: dict[int, int] = {}  # responses the load balancer made itself, by status
+
+    def count_elb_error(self, status: int) -> None:
+        self.elb_errors[status] = self.elb_errors.get(status, 0) + 1
+        self.runtime.count_elb_error(status)
 
     def bind(self) -> None:
         """Bind and listen now (synchronously), so CreateListener can fail before anything is stored."""

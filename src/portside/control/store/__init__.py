@@ -13,6 +13,8 @@
 - ``metrics.py``: CloudWatch metric datapoints (statistic sets per bucket);
 - ``account_settings.py``: ECS account settings, per principal;
 - ``secrets.py``: SSM parameters and Secrets Manager secrets (values sealed outside the store);
+- ``alarms.py``: CloudWatch metric alarms and their history;
+- ``logs.py``: CloudWatch Logs groups, streams and events;
 - ``transfer.py``: a single host's state copied into an empty PostgreSQL store (``portside store migrate``).
 
 Callers group writes that must commit together in ``with store.transaction():``; no method
@@ -22,11 +24,14 @@ opens a transaction of its own.
 from __future__ import annotations
 
 from portside.control.store.account_settings import AccountSettingRecords
+from portside.control.store.alarms import AlarmRecords
 from portside.control.store.database import DB_FILE_MODE, Database
 from portside.control.store.ecs import EcsRecords
 from portside.control.store.elb_targets import ElbTargetRecords
 from portside.control.store.elbv2 import ElbRecords
 from portside.control.store.health import TargetHealthRecords
+from portside.control.store.metric_distributions import DistributionRecords
+from portside.control.store.logs import LogRecords
 from portside.control.store.metrics import MetricRecords
 from portside.control.store.scaling import ScalingRecords
 from portside.control.store.scheduled_actions import ScheduledActionRecords
@@ -38,6 +43,6 @@ __all__ = ["DB_FILE_MODE", "SCHEMA", "Store"]
 
 class Store(
     Database, EcsRecords, ElbRecords, ElbTargetRecords, ScalingRecords, ScheduledActionRecords, TargetHealthRecords,
-    MetricRecords, AccountSettingRecords, SecretRecords,
+    MetricRecords, DistributionRecords, AlarmRecords, AccountSettingRecords, SecretRecords, LogRecords,
 ):
     """The server's state store (see the module's docstring)."""

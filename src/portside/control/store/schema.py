@@ -142,6 +142,37 @@ MIGRATIONS: list[str] = [
       name TEXT NOT NULL, body TEXT NOT NULL,
       PRIMARY KEY (region, namespace, resource_id, dimension, name));
     """,
+    # 8: CloudWatch metric distributions (store/metric_distributions.py): counts per value bucket, for percentiles.
+    """
+    CREATE TABLE IF NOT EXISTS cw_distributions (
+      region TEXT NOT NULL, namespace TEXT NOT NULL, metric_name TEXT NOT NULL, dimensions TEXT NOT NULL,
+      resolution INTEGER NOT NULL, ts INTEGER NOT NULL, bucket INTEGER NOT NULL, samples REAL NOT NULL,
+      PRIMARY KEY (region, namespace, metric_name, dimensions, resolution, ts, bucket));
+    CREATE INDEX IF NOT EXISTS cw_distributions_by_ts ON cw_distributions (ts);
+    """,
+    # 9: CloudWatch metric alarms and their history (store/alarms.py).
+    """
+    CREATE TABLE IF NOT EXISTS cw_alarms (
+      region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (region, name));
+    CREATE TABLE IF NOT EXISTS cw_alarm_history (
+      region TEXT NOT NULL, name TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS cw_alarm_history_by_alarm ON cw_alarm_history (region, name, ts);
+    """,
+    # 10: CloudWatch Logs (store/logs.py): groups, streams, and their events (one key per event per stream).
+    """
+    CREATE TABLE IF NOT EXISTS log_groups (
+      region TEXT NOT NULL, name TEXT NOT NULL, created_at INTEGER NOT NULL, retention_days INTEGER,
+      PRIMARY KEY (region, name));
+    CREATE TABLE IF NOT EXISTS log_streams (
+      region TEXT NOT NULL, group_name TEXT NOT NULL, name TEXT NOT NULL, created_at INTEGER NOT NULL,
+      first_event INTEGER, last_event INTEGER, last_ingestion INTEGER, stored_bytes INTEGER NOT NULL,
+      PRIMARY KEY (region, group_name, name));
+    CREATE TABLE IF NOT EXISTS log_events (
+      region TEXT NOT NULL, group_name TEXT NOT NULL, stream_name TEXT NOT NULL, event_key TEXT NOT NULL,
+      ts INTEGER NOT NULL, ingested INTEGER NOT NULL, message TEXT NOT NULL,
+      PRIMARY KEY (region, group_name, stream_name, event_key));
+    CREATE INDEX IF NOT EXISTS log_events_by_ts ON log_events (region, group_name, ts);
+    """,
 ]
 
 #: The version this code writes: a store above it is refused.

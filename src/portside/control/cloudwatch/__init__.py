@@ -1,0 +1,1 @@
+"""CloudWatch metrics: the operations of the ``monitoring`` API (api/cloudwatch.py routes to them)."""
