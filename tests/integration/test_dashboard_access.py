@@ -100,7 +100,7 @@ def test_loopback_views_open_without_credentials(server: PortsideProcess) -> Non
 
 
 def test_a_host_that_does_not_name_the_api_is_refused(server: PortsideProcess) -> None:
-    for path in ("/ui", "/ui/api/state", "/ui/api/events", "/ui/static/app.js"):
+    for path in ("/ui", "/ui/api/state", "/ui/api/events", "/ui/api/logs?task=x", "/ui/static/app.js"):
         reply = call(server, "GET", path, {"Host": f"rebind.evil.example:{server.port}"})
         assert reply.status == 403, path
         assert reply.json()["__type"] == "AccessDeniedException"
@@ -166,6 +166,12 @@ def test_bad_actions_get_the_api_s_error_and_change_nothing(server: PortsideProc
     assert reply.json()["__type"] == code
     assert named in reply.json()["message"]
     assert ecs.describe_services(cluster="default", services=["idle"])["services"][0]["desiredCount"] == 0
+
+
+def test_a_log_tail_of_an_unknown_task_is_refused_by_name(server: PortsideProcess) -> None:
+    reply = call(server, "GET", "/ui/api/logs?task=arn:aws:ecs:us-east-1:000000000000:task/default/nope")
+    assert reply.status == 400
+    assert reply.json()["__type"] == "InvalidParameterException" and "task:" in reply.json()["message"]
 
 
 def test_an_action_body_that_is_not_json_is_refused(server: PortsideProcess) -> None:
@@ -268,7 +274,7 @@ def test_signing_in_with_credentials_when_loopback_is_not_trusted(tmp_path: Path
     try:
         page = call(process, "GET", "/ui")
         assert page.status == 303 and page.headers["Location"] == "/ui/signin" and not page.cookie()
-        for path in ("/ui/api/state", "/ui/api/events", "/ui/api/session"):
+        for path in ("/ui/api/state", "/ui/api/events", "/ui/api/session", "/ui/api/logs?task=x"):
             assert call(process, "GET", path).status == 403, path
         signin = call(process, "GET", "/ui/signin")
         assert signin.status == 200 and b'name="secretKey"' in signin.body

@@ -22,6 +22,7 @@ from tests.support.server import PortsideProcess
 pytestmark = pytest.mark.docker
 
 SERVICE = "web"
+HELLO = "hello from a dashboard test copy"
 #: How long the page may take to show a change (the SSE stream carries it within about a second;
 #: this bounds the wait for the copy to start and pass two health checks, not the page's latency).
 CONVERGE_MS = 60_000
@@ -47,7 +48,11 @@ def running(server: PortsideProcess, busybox_image: str) -> dict[str, Any]:
     """One busybox copy of ``web`` behind a load balancer, converged and healthy."""
     ecs = server.client()
     stack = Stack(elb_client(server), "dash")
-    td = task_definition(ecs, busybox_image, "dash-web")
+    # Each copy says hello on stdout before it serves, which awslogs ships to the task's stream.
+    logs = {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/dash", "awslogs-region": "us-east-1",
+                                                 "awslogs-stream-prefix": "dash", "awslogs-create-group": "true"}}
+    command = ["/bin/sh", "-c", f"echo {HELLO}; exec busybox httpd -f -v -p 80 -h /www"]
+    td = task_definition(ecs, busybox_image, "dash-web", logConfiguration=logs, command=command)
     ecs.create_service(serviceName=SERVICE, taskDefinition=td, desiredCount=1, loadBalancers=stack.load_balancers())
     [task] = wait_converged(ecs, stack, SERVICE, 1)
     return {"ecs": ecs, "stack": stack, "task": task}
@@ -82,7 +87,12 @@ def test_the_page_shows_the_service_its_tasks_and_their_health(
     instance = page.locator("#clusters tr[data-instance]").first
     assert "connected" in instance.inner_text()
     assert page.locator("#load-balancers article[data-load-balancer='dash']").count() == 1
-    assert "not served by this portside yet" in page.locator("#alarms").inner_text()
+    assert "No alarms." in page.locator("#alarms").inner_text()
+    # The task's log tail: its awslogs stream, with the health checks' request lines as they arrive.
+    row.get_by_role("button", name="Logs").click()
+    task_id = running["task"]["taskArn"].rsplit("/", 1)[-1]
+    expect(page.locator("#logs h3")).to_contain_text(f"dash/web/{task_id}")
+    expect(page.locator("#logs pre.log")).to_contain_text(HELLO, timeout=CONVERGE_MS)
 
 
 def test_scaling_from_the_page_shows_the_new_copy_turn_healthy_without_a_reload(

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from portside.control import services, task_definitions
 from portside.control.controllers.task_counts import TaskCountRecorder, task_counts
 from portside.control.plane import ControlPlane
+from portside.control.store.logs import NewEvent
 from portside.core.lifecycle import TaskStatus
+from portside.core.task import Task
+from portside.errors import InvalidParameterException
 from portside.ui import views
 from portside.ui.collect import collect
+from portside.ui.logs import task_log_tail
 from tests.support.agent_tasks import make_task
 from tests.unit.test_usage_reports import REGION, make_plane, register
 
@@ -77,3 +82,47 @@ def test_collect_reads_clusters_instances_services_tasks_and_charts(plane: Contr
     counts_chart = service["charts"][1]
     assert [line["label"] for line in counts_chart["lines"]] == ["desired", "running"]
     assert state["loadBalancers"] == [] and state["targetGroups"] == []
+
+
+def _logged_task(plane: ControlPlane, instance: str, options: dict[str, str] | None) -> Task:
+    container: dict[str, Any] = {"name": "web", "image": "busybox", "memory": 16}
+    if options is not None:
+        container["logConfiguration"] = {"logDriver": "awslogs", "options": options}
+    arn = task_definitions.register(plane, REGION, {"family": "logged", "containerDefinitions": [container]})[
+        "taskDefinition"]["taskDefinitionArn"]
+    task = make_task(instance, containers=("web",))
+    task.task_definition_arn = arn
+    task.containers[0].docker_id = "d0cce1d"
+    plane.store.put_task(task)
+    return task
+
+
+def test_a_task_s_log_tail_is_its_awslogs_stream_newest_last(plane: ControlPlane) -> None:
+    task = _logged_task(plane, register(plane), {"awslogs-group": "/ecs/web", "awslogs-stream-prefix": "app"})
+    stream = f"app/web/{task.id}"
+    plane.store.add_log_group(REGION, "/ecs/web", 0)
+    plane.store.add_log_stream(REGION, "/ecs/web", stream, 0)
+    plane.store.add_log_stream(REGION, "/ecs/web", "app/web/another-task", 0)
+    plane.store.add_log_events(REGION, "/ecs/web", stream, [NewEvent(str(i), 1000 * i, f"line {i}") for i in range(1, 6)], 0)
+    plane.store.add_log_events(REGION, "/ecs/web", "app/web/another-task", [NewEvent("x", 3000, "not this task's")], 0)
+    tail = task_log_tail(plane, REGION, task.arn, limit=3)
+    assert tail["logged"] is True
+    assert tail["streams"] == [{"container": "web", "group": "/ecs/web", "stream": stream}]
+    assert [(e["at"], e["message"]) for e in tail["events"]] == [(3.0, "line 3"), (4.0, "line 4"), (5.0, "line 5")]
+
+
+def test_without_a_prefix_the_stream_is_the_container_id(plane: ControlPlane) -> None:
+    task = _logged_task(plane, register(plane), {"awslogs-group": "/ecs/web"})
+    assert task_log_tail(plane, REGION, task.arn)["streams"][0]["stream"] == "d0cce1d"
+
+
+def test_a_task_without_awslogs_says_where_its_output_is(plane: ControlPlane) -> None:
+    task = _logged_task(plane, register(plane), None)
+    tail = task_log_tail(plane, REGION, task.arn)
+    assert tail["logged"] is False and tail["events"] == [] and "docker logs" in tail["note"]
+
+
+@pytest.mark.parametrize("reference", [None, "", "arn:aws:ecs:us-east-1:000000000000:task/default/missing"])
+def test_a_log_tail_of_an_unknown_task_is_refused_by_name(plane: ControlPlane, reference: Any) -> None:
+    with pytest.raises(InvalidParameterException, match="task"):
+        task_log_tail(plane, REGION, reference)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from portside.core import metric_distribution
 from portside.ui import views
 
 REGION = "us-east-1"
@@ -103,8 +106,17 @@ def fixture_state() -> dict[str, Any]:
              "points": [[999_900, 10, 120.0, 1.0, 30.0], [999_960, 10, 600.0, 1.0, 90.0]]},
             {"namespace": "AWS/ApplicationELB", "metric": "TargetResponseTime",
              "dimensions": {"TargetGroup": "targetgroup/web/abc123", "LoadBalancer": "app/front/def456"},
-             "points": [[999_960, 600, 6.0, 0.001, 0.25]]},
+             "points": [[999_960, 600, 6.0, 0.001, 0.25, 60]],
+             # 590 responses of 1 ms and 10 of 200 ms: the average hides the slow ones, p99 does not
+             "distributions": {"999960": {str(k): v for k, v in metric_distribution.distribution_of(
+                 [0.001, 0.2], [590, 10]).items()}}},
         ],
+        "alarms": [{
+            "AlarmName": "web-cpu-high", "StateValue": "ALARM", "StateReason": "Threshold Crossed: 3 datapoints",
+            "Namespace": "AWS/ECS", "MetricName": "CPUUtilization", "Statistic": "Average",
+            "Dimensions": [{"Name": "ClusterName", "Value": "default"}, {"Name": "ServiceName", "Value": "web"}],
+            "ComparisonOperator": "GreaterThanThreshold", "Threshold": 75.0, "StateUpdatedTimestamp": 999_500.0,
+        }],
     }
 
 
@@ -178,7 +190,19 @@ def test_target_group_view_has_per_target_health_request_rate_and_latency() -> N
     }
     rate, latency = tg["charts"]
     assert rate["lines"][0]["points"] == [[999_900, 2.0], [999_960, 10.0]]
-    assert latency["lines"][0]["points"] == [[999_960, 0.25]]
+    p99, average = latency["lines"]
+    assert p99["label"] == "p99" and p99["points"][0][0] == 999_960
+    assert p99["points"][0][1] == pytest.approx(0.2, rel=0.02)  # within the distribution's 2 % buckets
+    assert average == {"label": "average", "points": [[999_960, 0.01]]}
+
+
+def test_requests_per_second_follow_the_bucket_length() -> None:
+    raw = fixture_state()
+    for series in raw["metrics"]:
+        if series["metric"] == "RequestCount":
+            series["points"] = [[999_999, 1, 7.0, 7.0, 7.0, 1]]  # a high-resolution (1 s) bucket
+    [tg] = views.build_state(raw)["targetGroups"]
+    assert tg["requestRate"] == 7.0
 
 
 def test_target_group_without_metrics_has_no_rate() -> None:
@@ -189,14 +213,17 @@ def test_target_group_without_metrics_has_no_rate() -> None:
     assert all(chart["lines"] == [] for chart in tg["charts"])
 
 
-def test_scaling_activities_alarms_and_logs_panels() -> None:
+def test_scaling_activities_and_alarms() -> None:
     state = views.build_state(fixture_state())
     assert state["scalingActivities"] == [{
         "resource": "service/default/web", "status": "Successful", "description": "Setting desired count to 3.",
         "cause": "monitor alarm high", "message": "", "at": 999_000.0,
     }]
-    assert state["alarms"]["available"] is False and state["alarms"]["items"] == []
-    assert state["logs"]["available"] is False
+    assert state["alarms"] == [{
+        "name": "web-cpu-high", "state": "ALARM", "reason": "Threshold Crossed: 3 datapoints",
+        "metric": "AWS/ECS CPUUtilization (ClusterName=default, ServiceName=web)",
+        "condition": "Average > 75.0", "since": 999_500.0, "actionsEnabled": True,
+    }]
 
 
 def test_state_is_json_ready() -> None:

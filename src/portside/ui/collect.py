@@ -49,6 +49,7 @@ def collect(plane: ControlPlane, now: float) -> dict[str, Any]:
     raw["targetGroups"] = _target_groups(plane, region)
     raw["scalingActivities"] = store.scaling_activities(region, "ecs", now - ACTIVITY_WINDOW_S, None, None)[:50]
     raw["metrics"] = _metrics(plane, region, raw, now)
+    raw["alarms"] = store.alarms(region)
     return raw
 
 
@@ -106,8 +107,12 @@ def _metrics(plane: ControlPlane, region: str, raw: dict[str, Any], now: float) 
     for namespace, metric, dims in wanted:
         points = store.metric_datapoints(region, namespace, metric, dims, start, now + 1)
         if points:
-            series.append({
+            entry: dict[str, Any] = {
                 "namespace": namespace, "metric": metric, "dimensions": dims,
-                "points": [[p.ts, p.stats.sample_count, p.stats.sum, p.stats.minimum, p.stats.maximum] for p in points],
-            })
+                "points": [[p.ts, p.stats.sample_count, p.stats.sum, p.stats.minimum, p.stats.maximum, p.resolution] for p in points],
+            }
+            if metric == "TargetResponseTime":  # value-bucket counts per time bucket, for p99
+                distributions = store.metric_distributions(region, namespace, metric, dims, start, now + 1)
+                entry["distributions"] = {str(ts): {str(k): v for k, v in d.items()} for ts, d in distributions.items()}
+            series.append(entry)
     return series

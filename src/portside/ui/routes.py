@@ -33,6 +33,7 @@ from portside.ui import views
 from portside.ui.actions import run_action
 from portside.ui.collect import collect
 from portside.ui.live import LiveUpdates, StreamsFull
+from portside.ui.logs import task_log_tail
 from portside.ui.sessions import COOKIE_NAME, Session, Sessions, check_credentials, tokens_match
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class Dashboard:
         app.router.add_get("/ui/api/session", self._guard(self.session_info))
         app.router.add_get("/ui/api/state", self._guard(self.state_json))
         app.router.add_get("/ui/api/events", self._guard(self.events))
+        app.router.add_get("/ui/api/logs", self._guard(self.logs))
         app.router.add_post("/ui/api/actions", self._guard(self.action))
 
     def start(self) -> None:
@@ -207,6 +209,11 @@ class Dashboard:
         self._require_viewer(request)
         _state, text = self.live.snapshot()
         return web.Response(text=text, content_type="application/json")
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        self._require_viewer(request)
+        tail = task_log_tail(self.api.plane, self.api.plane.config.region, request.query.get("task"))
+        return web.json_response(tail)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         self._require_viewer(request)

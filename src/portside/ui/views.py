@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from portside.core import metric_distribution
+
 #: How many of a service's events the page shows (newest first).
 EVENTS_SHOWN = 5
-#: Alarms and log tails come from modules the page reads when they exist on this server.
-NOT_AVAILABLE = "not served by this portside yet"
+#: The percentile the latency chart draws.
+LATENCY_PERCENTILE = 99.0
 
 
 def build_state(raw: dict[str, Any]) -> dict[str, Any]:
@@ -26,8 +28,7 @@ def build_state(raw: dict[str, Any]) -> dict[str, Any]:
         "loadBalancers": [load_balancer_view(lb, tg_names) for lb in raw.get("loadBalancers", [])],
         "targetGroups": [target_group_view(tg, raw.get("metrics", [])) for tg in raw.get("targetGroups", [])],
         "scalingActivities": [activity_view(a) for a in raw.get("scalingActivities", [])],
-        "alarms": {"available": False, "note": NOT_AVAILABLE, "items": []},
-        "logs": {"available": False, "note": NOT_AVAILABLE},
+        "alarms": [alarm_view(a) for a in raw.get("alarms", [])],
     }
     for entry in raw.get("clusters", []):
         cluster = entry["cluster"]
@@ -259,11 +260,31 @@ def target_group_view(entry: dict[str, Any], metrics: list[dict[str, Any]]) -> d
         ],
         "charts": [
             chart("Requests per second", "req/s", [("requests/s", rate_points)]),
-            # The store keeps statistic sets (count, sum, min, max), not samples: the slowest
-            # response of each minute stands in for p99 (docs/dashboard.md).
-            chart("Latency, slowest per minute (s)", "s", [("max", max_points(latency))]),
+            chart("Latency (s)", "s", [("p99", percentile_points(latency, LATENCY_PERCENTILE)), ("average", mean_points(latency))]),
         ],
     }
+
+
+def alarm_view(alarm: dict[str, Any]) -> dict[str, Any]:
+    """A CloudWatch metric alarm as DescribeAlarms shows it: its state, why, and what it watches."""
+    dims = ", ".join(f"{d['Name']}={d['Value']}" for d in alarm.get("Dimensions", []))
+    return {
+        "name": alarm.get("AlarmName", ""),
+        "state": alarm.get("StateValue", ""),
+        "reason": alarm.get("StateReason", ""),
+        "metric": f"{alarm.get('Namespace', '')} {alarm.get('MetricName', '')}".strip() + (f" ({dims})" if dims else ""),
+        "condition": f"{alarm.get('Statistic') or alarm.get('ExtendedStatistic') or ''} "
+                     f"{_COMPARISONS.get(alarm.get('ComparisonOperator', ''), alarm.get('ComparisonOperator', ''))} "
+                     f"{alarm.get('Threshold', '')}".strip(),
+        "since": alarm.get("StateUpdatedTimestamp", 0),
+        "actionsEnabled": bool(alarm.get("ActionsEnabled", True)),
+    }
+
+
+_COMPARISONS = {
+    "GreaterThanOrEqualToThreshold": ">=", "GreaterThanThreshold": ">", "LessThanThreshold": "<",
+    "LessThanOrEqualToThreshold": "<=",
+}
 
 
 def activity_view(activity: dict[str, Any]) -> dict[str, Any]:
@@ -289,23 +310,47 @@ def average_points(series: dict[str, Any]) -> list[list[float]]:
     return [[p[0], round(p[2] / p[1], 3)] for p in series["points"] if p[1]]
 
 
-def max_points(series_list: list[dict[str, Any]]) -> list[list[float]]:
-    merged: dict[int, float] = {}
+def percentile_points(series_list: list[dict[str, Any]], p: float) -> list[list[float]]:
+    """The ``p``-th percentile of each time bucket, from the value-bucket counts stored with it
+    (merged over the series); buckets without a distribution are left out."""
+    merged: dict[int, tuple[dict[int, float], float, float]] = {}
     for series in series_list:
-        for ts, count, _sum, _lo, hi in series["points"]:
-            if count:
-                merged[ts] = max(merged.get(ts, hi), hi)
-    return [[ts, merged[ts]] for ts in sorted(merged)]
+        distributions = series.get("distributions", {})
+        for ts, count, _total, lo, hi, *_ in series["points"]:
+            counts = distributions.get(str(ts))
+            if not count or not counts:
+                continue
+            into, low, high = merged.get(ts, ({}, lo, hi))
+            metric_distribution.merge(into, {int(k): v for k, v in counts.items()})
+            merged[ts] = (into, min(low, lo), max(high, hi))
+    out = []
+    for ts in sorted(merged):
+        counts, low, high = merged[ts]
+        value = metric_distribution.percentile(counts, p, low, high)
+        if value is not None:
+            out.append([ts, round(value, 4)])
+    return out
+
+
+def mean_points(series_list: list[dict[str, Any]]) -> list[list[float]]:
+    totals: dict[int, list[float]] = {}
+    for series in series_list:
+        for ts, count, total, *_ in series["points"]:
+            entry = totals.setdefault(ts, [0.0, 0.0])
+            entry[0] += count
+            entry[1] += total
+    return [[ts, round(totals[ts][1] / totals[ts][0], 4)] for ts in sorted(totals) if totals[ts][0]]
 
 
 def sum_points(series_list: list[dict[str, Any]], per_second: bool = False) -> list[list[float]]:
     """Sum of each bucket over the series (per second of the bucket's length when asked)."""
     merged: dict[int, float] = {}
+    length: dict[int, float] = {}
     for series in series_list:
-        for ts, _count, total, _lo, _hi in series["points"]:
+        for ts, _count, total, _lo, _hi, *rest in series["points"]:
             merged[ts] = merged.get(ts, 0.0) + total
-    step = 60.0 if per_second else 1.0
-    return [[ts, round(merged[ts] / step, 3)] for ts in sorted(merged)]
+            length[ts] = float(rest[0]) if rest else 60.0
+    return [[ts, round(merged[ts] / (length[ts] if per_second else 1.0), 3)] for ts in sorted(merged)]
 
 
 def _series(metrics: list[dict[str, Any]], namespace: str, metric: str, **dims: str) -> list[dict[str, Any]]:

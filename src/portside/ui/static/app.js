@@ -138,8 +138,10 @@ function renderTasks(s) {
       el("td", { class: "health" }, t.ports.filter((p) => p.target).map((p) => el("div", { "data-state": p.target.state },
         badge(p.target.state), p.target.reason ? ` ${p.target.reason}` : "", p.target.description ? el("small", {}, ` ${p.target.description}`) : "")),
         t.ports.some((p) => p.target) ? "" : "—"),
-      el("td", {}, t.desiredStatus === "RUNNING" ? el("button", { type: "button", onclick: () => confirmAction(
-        { action: "stop", cluster: t.cluster, task: t.arn }, `Stop task ${t.id}?${t.service ? " Its service starts a replacement." : ""}`) }, "Stop…") : ""))));
+      el("td", { class: "task-buttons" },
+        el("button", { type: "button", "aria-label": `Logs of task ${t.id}`, onclick: () => showLogs(t) }, "Logs"),
+        t.desiredStatus === "RUNNING" ? el("button", { type: "button", onclick: () => confirmAction(
+          { action: "stop", cluster: t.cluster, task: t.arn }, `Stop task ${t.id}?${t.service ? " Its service starts a replacement." : ""}`) }, "Stop…") : ""))));
 }
 
 function renderLoadBalancers(s) {
@@ -167,8 +169,42 @@ function renderScaling(s) {
       el("td", {}, a.description, a.message ? el("small", {}, ` ${a.message}`) : ""), el("td", {}, a.cause))));
 }
 
-function renderUnavailable(panel, what) {
-  return el("p", { class: "empty" }, `${what}: ${panel.note}.`);
+function renderAlarms(s) {
+  return table("Alarms", ["Alarm", "State", "Watches", "Condition", "Since", "Reason"],
+    s.alarms.map((a) => el("tr", { "data-alarm": a.name },
+      el("td", {}, a.name), el("td", {}, badge(a.state, a.state === "OK" ? "healthy" : a.state === "ALARM" ? "unhealthy" : "initial")),
+      el("td", {}, a.metric), el("td", {}, a.condition), el("td", {}, when(a.since)), el("td", {}, a.reason))));
+}
+
+// -- a task's log tail: fetched when asked for, and again after each live update while shown
+
+let logTask = null;
+
+function showLogs(task) {
+  logTask = task;
+  refreshLogs().then(() => document.getElementById("logs-h").focus());
+}
+
+async function refreshLogs() {
+  const body = document.querySelector("#logs .body");
+  if (!logTask) {
+    body.replaceChildren(el("p", { class: "empty" }, "Choose Logs on a task to see its newest log events here."));
+    return;
+  }
+  const answer = await fetch(`/ui/api/logs?task=${encodeURIComponent(logTask.arn)}`, { credentials: "same-origin" });
+  const tail = await answer.json();
+  if (!answer.ok) {
+    body.replaceChildren(el("p", { class: "error" }, `${tail.__type}: ${tail.message}`));
+    return;
+  }
+  const heading = el("h3", {}, `Task ${tail.taskId}`, el("small", {}, ` ${tail.streams.map((st) => `${st.group} ${st.stream}`).join(" · ")}`));
+  const close = el("button", { type: "button", onclick: () => { logTask = null; refreshLogs(); } }, "Close log tail");
+  if (!tail.logged) { body.replaceChildren(heading, el("p", { class: "empty" }, tail.note), close); return; }
+  body.replaceChildren(heading,
+    tail.events.length ? el("pre", { class: "log", tabindex: "0", "aria-label": `Log events of task ${tail.taskId}` },
+      tail.events.map((e) => `${new Date(e.at * 1000).toLocaleTimeString()} ${e.container} | ${e.message}\n`).join(""))
+      : el("p", { class: "empty" }, "No log events yet."),
+    close);
 }
 
 function render(s) {
@@ -183,8 +219,8 @@ function render(s) {
   put("load-balancers", renderLoadBalancers(s));
   put("target-groups", renderTargetGroups(s));
   put("scaling", renderScaling(s));
-  put("alarms", s.alarms.available ? [] : renderUnavailable(s.alarms, "Alarms"));
-  put("logs", s.logs.available ? [] : renderUnavailable(s.logs, "Log tails"));
+  put("alarms", renderAlarms(s));
+  refreshLogs();
   if (focusKey) {  // keep keyboard users where they were across a live update
     const again = [...document.querySelectorAll("main button")].find((b) => b.textContent === focusKey[1]);
     if (again) again.focus();
