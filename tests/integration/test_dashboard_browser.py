@@ -134,6 +134,24 @@ def test_a_refused_action_shows_the_api_error_and_changes_nothing(
     assert running["ecs"].describe_services(services=[SERVICE])["services"][0]["desiredCount"] == before
 
 
+def test_keyboard_focus_stays_on_its_button_across_a_live_update(
+    browser: BrowserSession, server: PortsideProcess, running: dict[str, Any]
+) -> None:
+    page = browser.page
+    open_dashboard(page, server)
+    stop = page.locator(f"#tasks tr[data-service='{SERVICE}'] button[data-key^='stop ']").last
+    stop.focus()
+    key = stop.get_attribute("data-key")
+    running["ecs"].create_cluster(clusterName="focus-kept")  # a change the stream carries: the page re-renders
+    expect(page.locator("#clusters article[data-cluster='focus-kept']")).to_be_visible()
+    assert page.evaluate("document.activeElement.dataset.key") == key
+    page.keyboard.press("Enter")  # the focused Stop… opens its confirmation; Escape backs out
+    expect(page.get_by_role("dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    assert page.locator(f"#tasks tr[data-service='{SERVICE}']").count() >= 1
+
+
 def test_the_page_fits_a_phone(browser: BrowserSession, server: PortsideProcess, running: dict[str, Any]) -> None:
     page = browser.phone_page()
     open_dashboard(page, server)

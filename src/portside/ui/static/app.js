@@ -96,7 +96,7 @@ function renderClusters(s) {
         el("td", {}, meter("Memory", i.memory.used, i.memory.registered, " MiB")),
         el("td", { title: i.hostPorts.join(", ") }, `${i.portsInUse} (${i.reservedPorts} reserved)`),
         el("td", {}, `${i.runningTasks} running, ${i.pendingTasks} pending`),
-        el("td", {}, i.status === "ACTIVE" ? el("button", { type: "button", onclick: () => confirmAction(
+        el("td", {}, i.status === "ACTIVE" ? el("button", { type: "button", "data-key": `drain ${i.arn}`, onclick: () => confirmAction(
           { action: "drain", cluster: c.name, containerInstance: i.arn },
           `Drain container instance ${i.id}? Its service tasks are replaced elsewhere and it gets no new tasks.`) }, "Drain…") : "")))),
     el("div", { class: "charts" }, c.charts.map(chart)))) : el("p", { class: "empty" }, "No clusters.");
@@ -111,10 +111,10 @@ function renderServices(s) {
       el("div", {}, el("dt", {}, "Running"), el("dd", { class: "running" }, svc.running)),
       el("div", {}, el("dt", {}, "Pending"), el("dd", { class: "pending" }, svc.pending))),
     el("div", { class: "buttons" },
-      el("button", { type: "button", class: "scale", onclick: () => confirmAction(
+      el("button", { type: "button", class: "scale", "data-key": `scale ${svc.arn}`, onclick: () => confirmAction(
         { action: "scale", cluster: svc.cluster, service: svc.name },
         `Set the desired count of ${svc.name}.`, svc.desired) }, "Scale…"),
-      el("button", { type: "button", onclick: () => confirmAction(
+      el("button", { type: "button", "data-key": `redeploy ${svc.arn}`, onclick: () => confirmAction(
         { action: "redeploy", cluster: svc.cluster, service: svc.name },
         `Force a new deployment of ${svc.name}? Every task is replaced.`) }, "Force new deployment…")),
     table(`Deployments of ${svc.name}`, ["Deployment", "Status", "Rollout", "Task definition", "Desired", "Running", "Pending", "Failed"],
@@ -139,8 +139,8 @@ function renderTasks(s) {
         badge(p.target.state), p.target.reason ? ` ${p.target.reason}` : "", p.target.description ? el("small", {}, ` ${p.target.description}`) : "")),
         t.ports.some((p) => p.target) ? "" : "—"),
       el("td", { class: "task-buttons" },
-        el("button", { type: "button", "aria-label": `Logs of task ${t.id}`, onclick: () => showLogs(t) }, "Logs"),
-        t.desiredStatus === "RUNNING" ? el("button", { type: "button", onclick: () => confirmAction(
+        el("button", { type: "button", "aria-label": `Logs of task ${t.id}`, "data-key": `logs ${t.arn}`, onclick: () => showLogs(t) }, "Logs"),
+        t.desiredStatus === "RUNNING" ? el("button", { type: "button", "data-key": `stop ${t.arn}`, onclick: () => confirmAction(
           { action: "stop", cluster: t.cluster, task: t.arn }, `Stop task ${t.id}?${t.service ? " Its service starts a replacement." : ""}`) }, "Stop…") : ""))));
 }
 
@@ -209,8 +209,8 @@ async function refreshLogs() {
 
 function render(s) {
   state = s;
-  const focused = document.activeElement && document.activeElement.closest("[data-task],[data-service],[data-instance]");
-  const focusKey = focused ? [focused.tagName, document.activeElement.textContent] : null;
+  // Keep keyboard users where they were across a live update: buttons carry a stable data-key.
+  const focusKey = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
   document.getElementById("region").textContent = s.region;
   const put = (id, content) => document.querySelector(`#${id} .body`).replaceChildren(...[content].flat());
   put("clusters", renderClusters(s));
@@ -221,8 +221,8 @@ function render(s) {
   put("scaling", renderScaling(s));
   put("alarms", renderAlarms(s));
   refreshLogs();
-  if (focusKey) {  // keep keyboard users where they were across a live update
-    const again = [...document.querySelectorAll("main button")].find((b) => b.textContent === focusKey[1]);
+  if (focusKey) {
+    const again = document.querySelector(`main [data-key="${CSS.escape(focusKey)}"]`);
     if (again) again.focus();
   }
   const live = document.getElementById("live");
