@@ -285,6 +285,8 @@ def test_signing_in_with_credentials_when_loopback_is_not_trusted(tmp_path: Path
         assert unknown.status == 403 and not unknown.cookie()
         empty = call(process, "POST", "/ui/signin", form, urlencode({"accessKey": KEY}).encode())
         assert empty.status == 400 and not empty.cookie()
+        huge = call(process, "POST", "/ui/signin", form, urlencode({"accessKey": KEY, "secretKey": "x" * 5000}).encode())
+        assert huge.status == 400 and huge.json()["__type"] == "SerializationException" and not huge.cookie()
         good = urlencode({"accessKey": KEY, "secretKey": SECRET}).encode()
         no_origin = call(process, "POST", "/ui/signin", {"Content-Type": "application/x-www-form-urlencoded"}, good)
         assert no_origin.status == 403 and not no_origin.cookie()  # no sign-in forced on a browser by another site

@@ -170,9 +170,10 @@ class Dashboard:
 
     async def signin(self, request: web.Request) -> web.StreamResponse:
         self._require_same_origin(request)
-        if (request.content_length or 0) > MAX_FORM_BYTES:
+        body = await request.content.read(MAX_FORM_BYTES + 1)  # at most this much, whatever Content-Length says
+        if len(body) > MAX_FORM_BYTES:
             raise SerializationError(f"The sign-in form is larger than {MAX_FORM_BYTES} bytes.")
-        form = dict(parse_qsl((await request.read()).decode("utf-8", "replace")))
+        form = dict(parse_qsl(body.decode("utf-8", "replace")))
         access_key, secret = form.get("accessKey", ""), form.get("secretKey", "")
         if not access_key or not secret:
             return await self.signin_page(request, "Both the access key and the secret key are required.", 400)
