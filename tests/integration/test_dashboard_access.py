@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.integration.conftest import remove_server_containers
+from tests.support.netns import OutsideHost
 from tests.support.server import PortsideProcess
 from tests.support.waiting import eventually
 
@@ -174,6 +176,20 @@ def test_a_log_tail_of_an_unknown_task_is_refused_by_name(server: PortsideProces
     assert reply.json()["__type"] == "InvalidParameterException" and "task:" in reply.json()["message"]
 
 
+def test_force_new_deployment_from_the_page_starts_a_deployment(server: PortsideProcess) -> None:
+    ecs = server.client()
+    ecs.register_task_definition(family="redeployed", containerDefinitions=[{"name": "c", "image": "busybox", "memory": 16}])
+    ecs.create_service(cluster="default", serviceName="redeployed", taskDefinition="redeployed", desiredCount=0)
+    before = {d["id"] for d in ecs.describe_services(services=["redeployed"])["services"][0]["deployments"]}
+    cookie, token = loopback_session(server)
+    headers = {"Cookie": cookie, "Origin": own_origin(server), "X-Portside-CSRF": token}
+    body = json.dumps({"action": "redeploy", "cluster": "default", "service": "redeployed"}).encode()
+    reply = call(server, "POST", "/ui/api/actions", headers, body)
+    assert reply.status == 200 and reply.json() == {"action": "redeploy", "operation": "UpdateService"}
+    after = ecs.describe_services(services=["redeployed"])["services"][0]["deployments"]
+    assert [d["status"] for d in after if d["id"] not in before] == ["PRIMARY"]
+
+
 def test_an_action_body_that_is_not_json_is_refused(server: PortsideProcess) -> None:
     cookie, token = loopback_session(server)
     headers = {"Cookie": cookie, "Origin": own_origin(server), "X-Portside-CSRF": token}
@@ -301,6 +317,39 @@ def test_signing_in_with_credentials_when_loopback_is_not_trusted(tmp_path: Path
         signed_out = call(process, "POST", "/ui/signout", {"Cookie": cookie, "Origin": own_origin(process)})
         assert signed_out.status == 303
         assert call(process, "GET", "/ui/api/state", {"Cookie": cookie}).status == 403
+    finally:
+        process.stop()
+        remove_server_containers(docker_client, process)
+
+
+FETCH = """
+import sys, urllib.request, urllib.error
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+opener = urllib.request.build_opener(NoRedirect)
+for path in sys.argv[2:]:
+    try:
+        status = opener.open(sys.argv[1] + path, timeout=20).status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    print(path, status)
+"""
+
+
+@pytest.mark.netns
+def test_off_loopback_the_views_need_a_sign_in(tmp_path: Path, outside: OutsideHost, docker_client: Any) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[default]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n")
+    process = PortsideProcess(tmp_path / "state", "--credentials", str(credentials))
+    process.extra_args += ["--api", f"0.0.0.0:{process.port}"]  # the last --api wins: every address
+    process.start()
+    try:
+        remote = f"http://{outside.host_ip}:{process.port}"
+        result = outside.run(sys.executable, "-c", FETCH, remote, "/ui", "/ui/api/state", "/ui/api/events", "/ui/signin")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split("\n")[:4] == ["/ui 303", "/ui/api/state 403", "/ui/api/events 403", "/ui/signin 200"]
+        assert call(process, "GET", "/ui/api/state").status == 200  # while loopback still opens them
     finally:
         process.stop()
         remove_server_containers(docker_client, process)
