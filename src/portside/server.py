@@ -7,6 +7,7 @@ import gc
 import logging
 import ssl
 from collections.abc import Callable
+from typing import Protocol
 from pathlib import Path
 
 import portside.proxy
@@ -49,6 +50,14 @@ from portside.proxy.runtime import ProxyRuntime
 log = logging.getLogger("portside.server")
 
 
+
+class Controller(Protocol):
+    """A loop that runs while this replica leads (control/controllers/)."""
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
 class Server:
     """One portside server; ``start`` brings it up, ``close`` takes it down (containers keep running)."""
 
@@ -60,19 +69,14 @@ class Server:
         self.plane: ControlPlane | None = None
         self.lb: ProxyRuntime | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self.services: ServiceController | None = None
-        self.scaler: Scaler | None = None
-        self.scheduled: ScheduledScaling | None = None
-        self.task_counts: TaskCountRecorder | None = None
+        self.scaler: Scaler | None = None  # while this replica leads (its figures are in /metrics)
+        # The controllers that run while this replica leads, in start order (closed in reverse).
+        self._controllers: list[Controller] = []
         self._schedule_clock: Callable[[], float] | None = None
-        self.alarms: AlarmController | None = None
-        self.metrics_retention: MetricsRetention | None = None
         self.alb_metrics: AlbMetricsRecorder | None = None  # every replica records its own listeners
         self.firewall: FirewallKeeper | None = None
         self.doctor: HostDoctor | None = None
         self.agent: HostAgent | None = None
-        self.liveness: LivenessController | None = None
-        self.log_retention: LogRetention | None = None
         self.leadership: Leadership | None = None
         self.feed: ChangeFeed | None = None
 
@@ -177,48 +181,30 @@ class Server:
         """This replica leads: run the controllers (inside the lease's fence, see control/leadership.py)."""
         assert self.plane is not None
         self._sweeper = asyncio.ensure_future(elb_targets.run_sweeper(self.plane))
-        self.services = ServiceController(self.plane)
-        self.services.start()
-        self.alarms = AlarmController(self.plane, self.config.scaling_period_s)
-        self.alarms.start()
-        self.scaler = Scaler(self.plane, self.config.scaling_period_s)
-        self.scaler.start()
+        plane, period = self.plane, self.config.scaling_period_s
         assert self._schedule_clock is not None
-        self.scheduled = ScheduledScaling(self.plane, self._schedule_clock)
-        self.scheduled.start()
-        self.metrics_retention = MetricsRetention(self.plane, self.config.metrics_retention_s)
-        self.metrics_retention.start()
-        self.liveness = LivenessController(self.plane)
-        self.liveness.start()
-        self.task_counts = TaskCountRecorder(self.plane)
-        self.task_counts.start()
-        self.log_retention = LogRetention(self.plane)
-        self.log_retention.start()
+        self.scaler = Scaler(plane, period)
+        self._controllers = [
+            ServiceController(plane),
+            AlarmController(plane, period),
+            self.scaler,
+            ScheduledScaling(plane, self._schedule_clock),
+            MetricsRetention(plane, self.config.metrics_retention_s),
+            LogRetention(plane),
+            TaskCountRecorder(plane),
+            LivenessController(plane),  # closed first: it must not take hosts for lost while others stop
+        ]
+        for controller in self._controllers:
+            controller.start()
 
     async def _stop_controllers(self) -> None:
-        if self.task_counts is not None:
-            await self.task_counts.close()
-            self.task_counts = None
-        if self.log_retention is not None:
-            await self.log_retention.close()
-            self.log_retention = None
-        if self.liveness is not None:
-            await self.liveness.close()
-        if self.scaler is not None:
-            await self.scaler.close()
-        if self.scheduled is not None:
-            await self.scheduled.close()
-        if self.alarms is not None:
-            await self.alarms.close()
-        if self.metrics_retention is not None:
-            await self.metrics_retention.close()
-        if self.services is not None:
-            await self.services.close()
+        for controller in reversed(self._controllers):
+            await controller.close()
+        self._controllers = []
+        self.scaler = None
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
-        self.liveness = self.scaler = self.services = self.alarms = self.metrics_retention = None
-        self.scheduled = None
         self._sweeper = None
 
     def status(self) -> tuple[dict[str, object], bool]:

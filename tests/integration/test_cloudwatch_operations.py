@@ -16,7 +16,7 @@ import pytest
 
 from portside.api import cloudwatch, shapes
 from portside.control.controllers.alb_metrics import AlbMetricsRecorder, MetricsRetention
-from portside.control.store.metrics import StatisticSet
+from portside.core.metric_data import StatisticSet
 from portside.errors import PortsideError
 from tests.support.stores import StoreFactory
 

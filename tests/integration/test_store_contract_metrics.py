@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portside.control.store.metrics import StatisticSet, statistic_sets
+from portside.core.metric_data import StatisticSet, statistic_sets
 from tests.support.stores import StoreFactory
 
 REGION = "us-east-1"

@@ -2,7 +2,8 @@
 
 Two servers: ``strict`` runs with no ``--allow-*`` flag and must refuse, at RunTask, CreateService
 and UpdateService, every task that asks for the host (privileged, host namespaces, devices, added
-capabilities, host paths) or for a field portside cannot apply (secrets, awslogs, EFS...), while
+capabilities, host paths) or for a field portside cannot apply (a log driver's secretOptions, awslogs
+options, EFS...), while
 still registering it. ``permissive`` runs with every flag and must run the very same task. One task
 with many fields on ``permissive`` shows each field arriving in ``docker inspect``.
 """
@@ -171,14 +172,13 @@ def refusals(image: str, allowed_dir: Path) -> list[tuple[str, dict[str, Any], s
             "--allow-host-path",
         ),
         (
-            "secrets",
+            "log-secret-options",  # task secrets are applied (docs/secrets.md); a log driver's are not
             one_field(
-                image,
-                "secrets",
-                secrets=[{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/db"}],
+                image, "logsecrets", logConfiguration={"logDriver": "json-file", "secretOptions": [
+                    {"name": "token", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/db"}]}
             ),
-            "containerDefinitions[0].secrets",
-            "SSM",
+            "containerDefinitions[0].logConfiguration.secretOptions",
+            "log driver",
         ),
         (
             "awslogs-multiline",  # awslogs itself is applied (docs/logs.md); this option of it is not

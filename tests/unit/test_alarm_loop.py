@@ -16,7 +16,7 @@ from portside.control.cloudwatch.errors import CloudWatchError
 from portside.control.controllers.alarms import AlarmController
 from portside.control.plane import ControlPlane
 from portside.control.store import Store
-from portside.control.store.metrics import StatisticSet
+from portside.core.metric_data import StatisticSet
 
 REGION = "us-east-1"
 START = 1_800_000_000.0

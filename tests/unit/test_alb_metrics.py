@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from portside.config import parse_retention
-from portside.control.store.metrics import StatisticSet
+from portside.core.metric_data import StatisticSet
 from portside.core import alb_metrics as core
 
 LB = "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/web/0123456789abcdef"

@@ -1,5 +1,5 @@
-"""The structure issue 11 asks for, checked on the source: the agent imports nothing of the control
-plane, the API or the proxy (it talks to the control plane only through ``agent/link.py``'s
+"""The structure issue 11 asks for, checked on the source: ``core/`` imports nothing that does I/O;
+the agent imports nothing of the control plane, the API or the proxy (it talks to the control plane only through ``agent/link.py``'s
 protocol), and the control plane reads no agent's memory (no ``HostAgent`` in ``control/`` or
 ``api/`` beyond the host doctor, which examines the server's own host)."""
 
@@ -26,17 +26,29 @@ def imported_modules(source: str) -> list[tuple[int, str]]:
     return found
 
 
-def agent_violations(root: Path) -> list[str]:
+#: ``core/`` is pure decision logic: it imports no part of portside that does I/O.
+FORBIDDEN_FOR_CORE = (*FORBIDDEN_FOR_AGENT, "portside.agent", "portside.cli", "portside.lb_node")
+
+
+def violations(root: Path, package: str, forbidden: tuple[str, ...]) -> list[str]:
     out = []
-    for path in sorted((root / "agent").rglob("*.py")):
+    for path in sorted((root / package).rglob("*.py")):
         for line, module in imported_modules(path.read_text()):
-            if module.startswith(FORBIDDEN_FOR_AGENT):
+            if module.startswith(forbidden):
                 out.append(f"{path.relative_to(root)}:{line}: imports {module}")
     return out
 
 
+def agent_violations(root: Path) -> list[str]:
+    return violations(root, "agent", FORBIDDEN_FOR_AGENT)
+
+
 def test_the_agent_imports_nothing_of_the_control_plane_api_or_proxy() -> None:
     assert agent_violations(SRC) == []
+
+
+def test_core_imports_nothing_that_does_io() -> None:
+    assert violations(SRC, "core", FORBIDDEN_FOR_CORE) == []
 
 
 def test_the_scan_finds_a_forbidden_import(tmp_path: Path) -> None:

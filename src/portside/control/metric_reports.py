@@ -24,7 +24,7 @@ from typing import Any
 
 from portside.control.controllers.alb_metrics import record, resolution_for
 from portside.control.plane import ControlPlane
-from portside.control.store.metrics import StatisticSet
+from portside.core.metric_data import StatisticSet
 from portside.core import alb_metrics as core
 from portside.errors import InvalidParameterException
 

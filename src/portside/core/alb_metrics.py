@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from portside.control.store.metrics import StatisticSet
+from portside.core.metric_data import StatisticSet
 from portside.core import metric_distribution as distribution
 
 NAMESPACE = "AWS/ApplicationELB"

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from portside.control.store.metrics import Datapoint, StatisticSet
+from portside.core.metric_data import Datapoint, StatisticSet
 from portside.core import metric_distribution
 
 #: The statistics GetMetricStatistics' ``Statistics`` names, and GetMetricData's ``Stat`` accepts.

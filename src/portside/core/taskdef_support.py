@@ -95,7 +95,7 @@ FIELDS: dict[str, Field] = {
     CONTAINER + "name": Field(A, "Docker name ecs-FAMILY-REVISION-NAME-TASKID and the container's label"),
     CONTAINER + "image": Field(A, "pulled per --image-pull-behavior"),
     CONTAINER + "repositoryCredentials": Field(
-        R, "private registry credentials from Secrets Manager are not available"
+        R, "private registry credentials are not fetched from Secrets Manager (images come from the host's engine)"
     ),
     CONTAINER + "cpu": Field(A, "CPU shares (0 and 1 become 2)"),
     CONTAINER + "memory": Field(A, "hard memory limit (MiB)"),
@@ -159,7 +159,7 @@ FIELDS: dict[str, Field] = {
         "(options as docs/logs.md says); awsfirelens is refused",
     ),
     LOG + "options": Field(A, "the driver's options"),
-    LOG + "secretOptions": Field(R, "no SSM Parameter Store or Secrets Manager here"),
+    LOG + "secretOptions": Field(R, "a log driver's secrets are not resolved (a container's secrets are)"),
     # -- volumes
     VOLUME + "name": Field(A, "what mountPoints refer to"),
     VOLUME + "host": Field(

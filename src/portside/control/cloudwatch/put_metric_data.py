@@ -17,7 +17,7 @@ from typing import Any
 from portside.control.cloudwatch import params as p
 from portside.control.cloudwatch.errors import combination, invalid, invalid_value, missing, unsupported
 from portside.control.plane import ControlPlane
-from portside.control.store.metrics import StatisticSet
+from portside.core.metric_data import StatisticSet
 from portside.core import metric_distribution, metric_stats
 
 MAX_PAST_S = 14 * 24 * 3600

@@ -17,7 +17,7 @@ from typing import Any
 
 from portside.control import rounds
 from portside.control.plane import ControlPlane
-from portside.control.store.metrics import StatisticSet
+from portside.core.metric_data import StatisticSet
 from portside.core.task import Task
 
 log = logging.getLogger("portside.task_counts")

@@ -11,34 +11,13 @@ many writers (replicas, agents' reports, PutMetricData) may feed one metric.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
+
+from portside.core.metric_data import Datapoint, StatisticSet
 
 #: Dimensions as given: name -> value.
 Dimensions = Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class StatisticSet:
-    sample_count: float
-    sum: float
-    minimum: float
-    maximum: float
-
-    @classmethod
-    def of(cls, value: float) -> StatisticSet:
-        return cls(1.0, value, value, value)
-
-
-@dataclass(frozen=True)
-class Datapoint:
-    """One stored bucket: ``ts`` is its start (epoch seconds), ``resolution`` its length."""
-
-    ts: int
-    resolution: int
-    unit: str
-    stats: StatisticSet
 
 
 def dimensions_key(dimensions: Dimensions) -> str:
@@ -108,11 +87,3 @@ class MetricRecords:
         """Drop buckets that start before ``before``; how many went."""
         cursor = self.db.execute("DELETE FROM cw_datapoints WHERE ts < ?", (before,))
         return int(cursor.rowcount or 0)
-
-
-def statistic_sets(values: Iterable[float]) -> StatisticSet | None:
-    """The statistic set of some values (None for none)."""
-    items = list(values)
-    if not items:
-        return None
-    return StatisticSet(float(len(items)), float(sum(items)), float(min(items)), float(max(items)))
