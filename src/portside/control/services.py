@@ -17,6 +17,7 @@ from portside.control.plane import ControlPlane
 from portside.core import arns
 from portside.core.capacity import refuse_capacity_provider_strategy
 from portside.core.tags import check_tags
+from portside.core.task import Task
 from portside.errors import ClientException, InvalidParameterException, NotFoundError
 
 MAX_DESCRIBE_SERVICES = 10
@@ -279,14 +280,15 @@ def require_service(plane: ControlPlane, region: str, cluster: str | None, refer
     return body
 
 
-def render(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
-    """The API shape: internal fields dropped, task counts computed from live tasks."""
+def render(plane: ControlPlane, body: dict[str, Any], live: list[Task] | None = None) -> dict[str, Any]:
+    """The API shape: internal fields dropped, task counts computed from live tasks (``live``: the
+    cluster's live tasks when the caller has read them already)."""
     out = {k: v for k, v in body.items() if not k.startswith("_")}
     group = f"service:{body['serviceName']}"
     cluster = body["clusterArn"].rsplit("/", 1)[-1]
     counts: dict[str, list[int]] = {d["id"]: [0, 0] for d in body["deployments"]}
     running = pending = 0
-    for task in plane.live_tasks(body["_region"], cluster):
+    for task in plane.live_tasks(body["_region"], cluster) if live is None else live:
         if task.group != group or task.desired_status != "RUNNING":
             continue
         is_running = task.last_status.name == "RUNNING"

@@ -42,7 +42,7 @@ def collect(plane: ControlPlane, now: float) -> dict[str, Any]:
                 clusters.describe_instance(plane, body, by_instance.get(body["containerInstanceArn"], []))
                 for body in store.list_container_instances(region, name)
             ],
-            "services": [services.render(plane, body) for body in store.list_services(region, name, "ACTIVE")],
+            "services": [services.render(plane, body, tasks) for body in store.list_services(region, name, "ACTIVE")],
             "tasks": [_task_document(plane, region, task) for task in tasks],
         })
     raw["loadBalancers"] = _load_balancers(plane, region)
