@@ -23,6 +23,7 @@ from tests.support.browser import (
     HeadlessChromium,
     artefacts_dir,
     processes_with_marker,
+    wait_until_ready,
 )
 from tests.support.waiting import eventually
 
@@ -44,6 +45,9 @@ document.body.dataset.ready = "1";
 <script>throw new Error("the dashboard broke");</script></body></html>""",
     "/console": b"""<!doctype html><html><head><link rel="icon" href="data:,"></head><body>
 <script>console.error("could not render the tasks table");</script></body></html>""",
+    "/csp": b"""<!doctype html><html><head><link rel="icon" href="data:,"></head><body><p>strict</p>
+<script src="/csp.js"></script></body></html>""",
+    "/csp.js": b"""setTimeout(() => { document.body.dataset.ready = "1"; }, 50);""",
     "/missing-asset": b"""<!doctype html><html><head><link rel="icon" href="data:,">
 <link rel="stylesheet" href="/no-such.css"></head><body>hi</body></html>""",
 }
@@ -54,7 +58,10 @@ class _Pages(http.server.BaseHTTPRequestHandler):
         body = PAGES.get(self.path)
         self.send_response(200 if body is not None else 404)
         body = body if body is not None else b"not found"
-        self.send_header("Content-Type", "text/html; charset=utf-8" if self.path in PAGES else "text/plain")
+        kind = "text/javascript" if self.path.endswith(".js") else "text/html; charset=utf-8"
+        self.send_header("Content-Type", kind if self.path in PAGES else "text/plain")
+        if self.path == "/csp":  # as the dashboard's: no inline script, no eval
+            self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -86,7 +93,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_click_changes_the_dom_and_the_screenshot_is_saved(browser: BrowserSession, site: str) -> None:
     page = browser.page
     page.goto(site + "/")
-    page.wait_for_function("document.body.dataset.ready === '1'")
+    wait_until_ready(page)
     assert page.evaluate("[innerWidth, innerHeight]") == [1280, 800]
     page.get_by_role("button", name="Add one").click()
     page.get_by_role("button", name="Add one").click()
@@ -95,6 +102,14 @@ def test_click_changes_the_dom_and_the_screenshot_is_saved(browser: BrowserSessi
     path = browser.screenshot()
     assert path == artefacts_dir() / "test_click_changes_the_dom_and_the_screenshot_is_saved.png"
     assert _png_size(path) == (1280, 800)
+
+
+def test_wait_until_ready_works_under_a_strict_content_security_policy(browser: BrowserSession, site: str) -> None:
+    page = browser.page
+    page.goto(site + "/csp")
+    wait_until_ready(page)
+    assert page.locator("body").get_attribute("data-ready") == "1"
+    assert page.inner_text("p") == "strict"
 
 
 def test_phone_page_has_a_phone_width(browser: BrowserSession, site: str) -> None:

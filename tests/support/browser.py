@@ -17,6 +17,9 @@ Fixtures (registered in tests/conftest.py):
   (``<test name>-2.png``... for further pages), whether the test passed or failed.
 - ``browser_page``: ``browser.page``, for tests that need only one page.
 
+``wait_until_ready(page)`` waits for the page's "first data rendered" marker,
+``document.body.dataset.ready == "1"``, also under a Content-Security-Policy that forbids eval.
+
 Tests that use these are plain ``def`` tests: Playwright's sync API refuses to run inside an
 asyncio event loop (an ``async def`` test's).
 """
@@ -47,6 +50,13 @@ MARKER_VARIABLE = "PORTSIDE_TEST_BROWSER"
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_TIMEOUT_MS = 60_000  # 2 cores shared with other test runs: a cold start can be slow
 ACTION_TIMEOUT_MS = 15_000
+
+
+def wait_until_ready(page: Any, timeout_ms: float = ACTION_TIMEOUT_MS) -> None:
+    """Until the page has set ``document.body.dataset.ready = "1"`` (its "first data rendered"
+    marker). A selector, not ``page.wait_for_function``: that evaluates a string in the page, which
+    a Content-Security-Policy without 'unsafe-eval' (the dashboard's) refuses."""
+    page.locator("body[data-ready='1']").wait_for(state="attached", timeout=timeout_ms)
 
 
 def chromium_path() -> str:
