@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,11 @@ document.body.dataset.ready = "1";
     "/csp": b"""<!doctype html><html><head><link rel="icon" href="data:,"></head><body><p>strict</p>
 <script src="/csp.js"></script></body></html>""",
     "/csp.js": b"""setTimeout(() => { document.body.dataset.ready = "1"; }, 50);""",
+    "/live": b"""<!doctype html><html><head><link rel="icon" href="data:,"></head><body><p id=last></p>
+<script>
+const events = new EventSource("/events");
+events.onmessage = (e) => { document.getElementById("last").textContent = e.data; document.body.dataset.ready = "1"; };
+</script></body></html>""",
     "/missing-asset": b"""<!doctype html><html><head><link rel="icon" href="data:,">
 <link rel="stylesheet" href="/no-such.css"></head><body>hi</body></html>""",
 }
@@ -55,6 +61,9 @@ document.body.dataset.ready = "1";
 
 class _Pages(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/events":
+            self._stream()
+            return
         body = PAGES.get(self.path)
         self.send_response(200 if body is not None else 404)
         body = body if body is not None else b"not found"
@@ -65,6 +74,23 @@ class _Pages(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _stream(self) -> None:
+        """Server-sent events, as the dashboard's live updates: one event, then a comment every
+        0.1 s until the browser goes away (or 30 s)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        try:
+            self.wfile.write(b"data: 3 tasks running\n\n")
+            self.wfile.flush()
+            for _ in range(300):
+                time.sleep(0.1)
+                self.wfile.write(b": still here\n\n")
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -112,6 +138,20 @@ def test_wait_until_ready_works_under_a_strict_content_security_policy(browser: 
     assert page.inner_text("p") == "strict"
 
 
+def test_a_live_stream_open_at_the_end_is_no_problem(browser: BrowserSession, site: str) -> None:
+    """Closing the page aborts its server-sent events request; that is the browser's doing, not a
+    failed request. Navigating away aborts it too."""
+    page = browser.page
+    page.goto(site + "/live")
+    wait_until_ready(page)
+    assert page.inner_text("#last") == "3 tasks running"
+    other = browser.new_page()
+    other.goto(site + "/live")
+    wait_until_ready(other)
+    other.goto(site + "/")
+    wait_until_ready(other)
+
+
 def test_phone_page_has_a_phone_width(browser: BrowserSession, site: str) -> None:
     phone = browser.phone_page()
     phone.goto(site + "/")
@@ -139,6 +179,18 @@ def test_a_page_problem_fails_the_check(chromium: HeadlessChromium, site: str, p
     with pytest.raises(AssertionError, match="the browser reported problems") as failure:
         session.finish()
     assert expected in str(failure.value)
+
+
+def test_a_refused_connection_fails_the_check(chromium: HeadlessChromium) -> None:
+    with socket.socket() as bound:  # bound, never listening: a connection to it is refused
+        bound.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound.getsockname()[1]}/nothing-listens.png"
+        session = BrowserSession(chromium, "problem-refused")
+        session.page.set_content(f'<link rel="icon" href="data:,"><img src="{url}" alt="">')
+        expected = f"failed request: GET {url}: net::ERR_CONNECTION_REFUSED"
+        eventually(lambda: expected in session.problems.unexpected(), timeout=15, what=repr(expected))
+        with pytest.raises(AssertionError, match="ERR_CONNECTION_REFUSED"):
+            session.finish()
 
 
 def test_an_allowed_problem_does_not_fail_the_check(chromium: HeadlessChromium, site: str) -> None:

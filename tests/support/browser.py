@@ -10,9 +10,10 @@ Fixtures (registered in tests/conftest.py):
   end of the module it is closed, and every process it started is gone or killed.
 - ``browser`` (one per test): a ``BrowserSession`` with a fresh context per page. ``.page`` is a
   Playwright ``Page`` at 1280×800; ``.new_page(PHONE)`` opens another at a phone's width.
-  Console errors, uncaught page errors (a thrown JavaScript exception), requests that failed and
-  responses of status 400 and above are collected in ``.problems``; when the test ends they fail
-  it (``.allow(pattern)`` lets a test expect one). Each page's last state is saved as a screenshot
+  Console errors, uncaught page errors (a thrown JavaScript exception), requests that failed
+  (except those the browser aborted itself: net::ERR_ABORTED) and responses of status 400 and
+  above are collected in ``.problems``; when the test ends they fail it (``.allow(pattern)`` lets
+  a test expect one). Each page's last state is saved as a screenshot
   under ``PORTSIDE_TEST_ARTEFACTS`` (default ``<repo>/artefacts/``) as ``<test name>.png``
   (``<test name>-2.png``... for further pages), whether the test passed or failed.
 - ``browser_page``: ``browser.page``, for tests that need only one page.
@@ -274,7 +275,10 @@ class BrowserSession:
             problems.page_errors.append(str(getattr(error, "stack", None) or error))
 
         def on_request_failed(request: Any) -> None:
-            problems.failed_requests.append(f"{request.method} {request.url}: {request.failure}")
+            # net::ERR_ABORTED: the page or the browser cancelled it (a navigation away, a closed page
+            # ending its server-sent events stream, an AbortController), not a failure of the server.
+            if request.failure != "net::ERR_ABORTED":
+                problems.failed_requests.append(f"{request.method} {request.url}: {request.failure}")
 
         def on_response(response: Any) -> None:
             if response.status >= 400:
