@@ -26,17 +26,19 @@ Measure
     times. **Cold**: every load in a new browser context (no cache, no cookie: a first visit).
     **Warm**: one context, after one untimed load (the static assets cached, the session's cookie
     set). The dashboard and its static peer take turns, load by load, so that a busy moment of the
-    machine falls on both alike. The figure of one load is the page's own clock: ``performance.now()`` (milliseconds since
-    the navigation started) in the first animation frame after the page set
-    ``document.body.dataset.ready = "1"`` -- the dashboard's marker for "the first data is
-    rendered" -- recorded by a script Chromium runs before the page's own.
+    machine falls on both alike. The figure of one load is the page's own clock:
+    ``performance.now()`` (milliseconds since the navigation started) once the first frame after
+    the page set ``document.body.dataset.ready = "1"`` -- the dashboard's marker for "the first
+    data is rendered" -- has been styled, laid out and painted (a task posted from that frame's
+    animation callback), recorded by a script Chromium runs before the page's own.
 Peer, in the same run
     The same document served as a static file by aiohttp (in this process, on 127.0.0.1): the
     dashboard's rendered DOM after a load (its ``outerHTML``) without its scripts, with its
     stylesheets, fonts and images, and one inline script setting the same marker. Loaded and
     measured the same way, it is what the browser alone needs to fetch, parse, style and lay out
     that much page; the ratio says what the dashboard's own work (scripts, the API calls for its
-    state, rendering it) adds.
+    state, rendering it) adds. A third page, empty but for the marker, shows the fixed cost of a
+    navigation on this machine (a new renderer, a connection), which no page can go under.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +76,29 @@ HOST_CLUSTER = "dashboard-bench-host"
 READY_TIMEOUT_MS = 30_000
 SETUP_TIMEOUT_S = 180.0
 TASK_MEMORY_MIB = 16
+STATIC_LABEL = "same HTML, static (aiohttp)"
+EMPTY_LABEL = "an empty page (aiohttp)"
+EMPTY_PATH = "/empty.html"
+EMPTY_PAGE = b"""<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head>
+<body><script>document.body.dataset.ready = "1";</script></body></html>"""
 
-#: Runs in every page before its own scripts: the time of the first frame after the ready marker.
+#: Runs in every page before its own scripts: when the first frame after the ready marker is rendered.
 MEASURE_SCRIPT = """
 (() => {
   const seen = () => {
-    if (window.__portsideReadyAt !== undefined || !document.body || document.body.dataset.ready !== "1") return;
+    if (window.__portsideReadyAt !== undefined) return;
+    if (!document.body || document.body.dataset.ready !== "1") return;
     window.__portsideReadyAt = performance.now();
-    requestAnimationFrame(() => { window.__portsideRenderedAt = performance.now(); });
+    // A frame's callbacks run before its style, layout and paint; a task posted from one runs
+    // after them: the time the first frame showing the data was rendered.
+    requestAnimationFrame(() => {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = () => { window.__portsideRenderedAt = performance.now(); };
+      channel.port2.postMessage(null);
+    });
   };
-  new MutationObserver(seen).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-ready"] });
+  new MutationObserver(seen).observe(
+    document, { subtree: true, attributes: true, attributeFilter: ["data-ready"] });
 })();
 """
 
@@ -129,7 +146,8 @@ class Agents:
         self.fleet = Fleet()
         rng = random.Random(1)
         key = Credentials("AKIDBENCH", "secret")  # any key is accepted on loopback
-        agents = [SimulatedAgent(i, HttpLink([self.endpoint], key, REGION), self.fleet, rng) for i in range(self.n)]
+        agents = [SimulatedAgent(i, HttpLink([self.endpoint], key, REGION), self.fleet, rng)
+                  for i in range(self.n)]
         try:
             for agent in agents:
                 await agent.register()
@@ -178,20 +196,32 @@ class StaticPeer:
         self.loop.close()
 
 
+def check_dashboard(url: str) -> None:
+    """Fail at once, saying so, when the server has no page at ``url``."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            answer.read()
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"{url}: HTTP {exc.code}: this portside has no dashboard there (--path)") from None
+
+
 def create_state(server: PortsideProcess, agents: Agents, tasks: int) -> None:
     ecs = server.client()
     ecs.create_cluster(clusterName=CLUSTER)
-    taskdef = ecs.register_task_definition(family="dashboard-bench", networkMode="bridge", containerDefinitions=[{
+    container = {
         "name": "web", "image": "portside.invalid/dashboard-bench", "essential": True,
         "memoryReservation": TASK_MEMORY_MIB, "portMappings": [{"containerPort": 8080, "hostPort": 0}],
-    }])["taskDefinition"]
+    }
+    taskdef = ecs.register_task_definition(
+        family="dashboard-bench", networkMode="bridge", containerDefinitions=[container])["taskDefinition"]
     ecs.create_service(cluster=CLUSTER, serviceName=SERVICE, taskDefinition=taskdef["taskDefinitionArn"],
                        desiredCount=tasks)
     deadline = time.monotonic() + SETUP_TIMEOUT_S
     while agents.running(f"service:{SERVICE}") < tasks:
         if time.monotonic() > deadline:
+            errors = agents.fleet.errors if agents.fleet else {}
             raise RuntimeError(f"only {agents.running(f'service:{SERVICE}')} of {tasks} tasks RUNNING "
-                               f"after {SETUP_TIMEOUT_S:g} s (agent errors: {agents.fleet and agents.fleet.errors})")
+                               f"after {SETUP_TIMEOUT_S:g} s (agent errors: {errors or 'none'})")
         time.sleep(0.2)
 
 
@@ -220,7 +250,9 @@ def new_context(browser: Any) -> Any:
     return context
 
 
-def measure(browser: Any, urls: dict[str, str], loads: int, errors: dict[str, list[str]]) -> dict[str, list[float]]:
+def measure(
+    browser: Any, urls: dict[str, str], loads: int, errors: dict[str, list[str]],
+) -> dict[str, list[float]]:
     """``loads`` cold and ``loads`` warm loads of each of ``urls`` (name -> URL), taking turns so
     that a busy moment of the machine falls on each alike: times by ``"<name> <cold|warm>"``."""
     times: dict[str, list[float]] = {f"{name} {mode}": [] for name in urls for mode in ("cold", "warm")}
@@ -246,7 +278,9 @@ def measure(browser: Any, urls: dict[str, str], loads: int, errors: dict[str, li
     return times
 
 
-def snapshot(browser: Any, url: str, errors: list[str]) -> tuple[dict[str, tuple[bytes, str]], dict[str, int]]:
+def snapshot(
+    browser: Any, url: str, errors: list[str],
+) -> tuple[dict[str, tuple[bytes, str]], dict[str, int]]:
     """The dashboard as rendered, as static files for ``StaticPeer`` (path -> body, type), and its size."""
     context = new_context(browser)
     assets: dict[str, tuple[bytes, str]] = {}
@@ -269,6 +303,7 @@ def snapshot(browser: Any, url: str, errors: list[str]) -> tuple[dict[str, tuple
     html = re.sub(r"(<body\b[^>]*?)\sdata-ready=\"1\"", r"\1", html, count=1)
     html = html.replace("</body>", '<script>document.body.dataset.ready = "1";</script></body>', 1)
     assets["/"] = (("<!DOCTYPE html>" + html).encode(), "text/html; charset=utf-8")
+    assets[EMPTY_PATH] = (EMPTY_PAGE, "text/html; charset=utf-8")
     return assets, size
 
 
@@ -297,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     errors: list[str] = []
     try:
         server.start()
+        check_dashboard(server.endpoint + args.path)
         agents = Agents(server.endpoint, args.agents)
         agents.start()
         t0 = time.monotonic()
@@ -310,12 +346,14 @@ def main(argv: list[str] | None = None) -> int:
                 files, size = snapshot(chromium.browser, url, errors)
                 peer = StaticPeer(files)
                 peer.start()
-                print(f"page: {size['elements']:,} elements, {size['html_bytes']:,} bytes of HTML once rendered; "
-                      f"{len(files) - 1} static assets", flush=True)
+                print(f"page: {size['elements']:,} elements, {size['html_bytes']:,} bytes of HTML once "
+                      f"rendered; {len(files) - 2} static assets", flush=True)
                 errors_by_page: dict[str, list[str]] = {"dashboard": errors, "static": []}
-                times = measure(chromium.browser, {"dashboard": url, "static": f"http://127.0.0.1:{peer.port}/"},
-                                args.loads, errors_by_page)
-                errors += [f"static copy: {e}" for e in errors_by_page["static"]]
+                base = f"http://127.0.0.1:{peer.port}"
+                urls = {"dashboard": url, "static": base + "/", "empty": base + EMPTY_PATH}
+                errors_by_page["empty"] = []
+                times = measure(chromium.browser, urls, args.loads, errors_by_page)
+                errors += [f"static copy: {e}" for e in errors_by_page["static"] + errors_by_page["empty"]]
             finally:
                 chromium.close()
         return report(args, times, errors)
@@ -330,15 +368,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace, times: dict[str, list[float]], errors: list[str]) -> int:
-    print(f"\nnavigation start -> first frame after the ready marker, {args.loads} loads each, "
+    print(f"\nnavigation start -> first frame after the ready marker rendered, {args.loads} loads each, "
           f"{args.tasks} tasks (ms)")
     print(f"{'':6} {'page':<34} {'median':>8} {'p95':>8} {'ratio (median)':>15}")
     for mode in ("cold", "warm"):
         peer_median = statistics.median(times[f"static {mode}"])
-        for name, label in (("dashboard", f"portside {args.path}"), ("static", "same HTML, static (aiohttp)")):
+        rows = (("dashboard", f"portside {args.path}"), ("static", STATIC_LABEL), ("empty", EMPTY_LABEL))
+        for name, label in rows:
             values = times[f"{name} {mode}"]
             median = statistics.median(values)
-            print(f"{mode:6} {label:<34} {median:8.1f} {percentile(values, 95):8.1f} {median / peer_median:14.2f}x")
+            p95 = percentile(values, 95)
+            print(f"{mode:6} {label:<34} {median:8.1f} {p95:8.1f} {median / peer_median:14.2f}x")
     cold = statistics.median(times["dashboard cold"])
     met = cold < GOAL_MS
     print(f"\ngoal: a cold load under {GOAL_MS:.0f} ms with {args.tasks} tasks (median): "

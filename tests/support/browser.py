@@ -224,7 +224,8 @@ class BrowserSession:
         also makes the context a touch-screen, mobile one."""
         viewport = dict(viewport or DESKTOP)
         if viewport["width"] <= PHONE["width"]:
-            context_options = {"is_mobile": True, "has_touch": True, "device_scale_factor": 2, **context_options}
+            phone = {"is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+            context_options = {**phone, **context_options}
         context = self._chromium.browser.new_context(viewport=viewport, **context_options)
         self._contexts.append(context)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
@@ -268,7 +269,8 @@ class BrowserSession:
         def on_console(message: Any) -> None:
             if message.type == "error":
                 location = message.location or {}
-                where = f" ({location.get('url')}:{location.get('lineNumber')})" if location.get("url") else ""
+                url = location.get("url")
+                where = f" ({url}:{location.get('lineNumber')})" if url else ""
                 problems.console_errors.append(f"{message.text}{where}")
 
         def on_page_error(error: Any) -> None:
