@@ -231,7 +231,8 @@ def load(context: Any, url: str, errors: list[str]) -> tuple[float, Any]:
     are added to ``errors``."""
     page = context.new_page()
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.on("console", lambda m: errors.append(f"console error: {m.text}") if m.type == "error" else None)
+    page.on("console", lambda m: errors.append(f"console error: {m.text} ({(m.location or {}).get('url')})")
+            if m.type == "error" else None)
     page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.request.method} {r.url}")
             if r.status >= 400 else None)
     page.goto(url, wait_until="commit")
