@@ -17,13 +17,17 @@ from typing import Any
 
 import pytest
 
+import tests.support.browser as browser_support
+
 from tests.support.browser import (
     MARKER_VARIABLE,
     PHONE,
     BrowserSession,
     HeadlessChromium,
     artefacts_dir,
+    chromium_path,
     processes_with_marker,
+    sweep_dead_sessions,
     wait_until_ready,
 )
 from tests.support.waiting import eventually
@@ -230,6 +234,31 @@ def test_closing_the_browser_leaves_no_process(playwright_driver: Any) -> None:
     for pid in pids:  # gone, or a zombie: exited, waiting for init to reap it
         stat = Path(f"/proc/{pid}/stat")
         assert not stat.exists() or stat.read_text().rpartition(") ")[2][0] == "Z"
+
+
+def test_a_missing_chromium_fails_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(browser_support, "CHROMIUM_PATHS", ("/nonexistent/chromium",))
+    with pytest.raises(pytest.fail.Exception, match=r"chromium is not installed .*run ./scripts/setup"):
+        chromium_path()
+
+
+def test_browsers_of_a_dead_test_session_are_swept_and_live_ones_kept() -> None:
+    """A session killed outright (kill -9) cannot close its browser; the next session ends it."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    host = socket.gethostname()
+    orphan = subprocess.Popen(sleeper, env={**os.environ, MARKER_VARIABLE: f"{host}:{gone.pid}:dead"})
+    alive = subprocess.Popen(sleeper, env={**os.environ, MARKER_VARIABLE: f"{host}:{os.getpid()}:alive"})
+    try:
+        eventually(lambda: processes_with_marker(f"{host}:{gone.pid}:dead"), timeout=15, what="the orphan")
+        sweep_dead_sessions()
+        assert orphan.wait(timeout=15) < 0  # ended by a signal
+        assert alive.poll() is None
+    finally:
+        for proc in (orphan, alive):
+            proc.kill()
+            proc.wait()
 
 
 INNER_TEST = textwrap.dedent(

@@ -46,7 +46,7 @@ CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}  # an iPhone 12-14's CSS pixels
 #: Set in the browser's environment, which every process it forks inherits: finds them all in
-#: /proc, even those re-parented to init, so none outlives its fixture. ``<session pid>:<hex>``.
+#: /proc, even those re-parented to init, so none outlives its fixture: ``<host>:<pytest pid>:<hex>``.
 MARKER_VARIABLE = "PORTSIDE_TEST_BROWSER"
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_TIMEOUT_MS = 60_000  # 2 cores shared with other test runs: a cold start can be slow
@@ -120,7 +120,7 @@ def kill_all(marker: str, grace_s: float = 5.0) -> list[int]:
     return pids
 
 
-def _sweep_dead_sessions() -> None:
+def sweep_dead_sessions() -> None:
     """Kill browsers a killed test session left behind (their marker names a pid no longer alive)."""
     prefix = f"{MARKER_VARIABLE}=".encode()
     markers = set()
@@ -299,7 +299,7 @@ def playwright_driver() -> Iterator[Any]:
     """Playwright's driver (a Node.js process of its package), started once for the session."""
     from playwright.sync_api import sync_playwright
 
-    _sweep_dead_sessions()
+    sweep_dead_sessions()
     driver = sync_playwright().start()
     try:
         yield driver
