@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import browser, browser_page, chromium, playwright_driver  # noqa: F401  (tests/support/browser.py)
+from tests.support.browser import (  # noqa: F401  (headless Chromium: fixtures and the hook that checks pages)
+    browser, browser_page, chromium, playwright_driver, pytest_runtest_call,
+)
 from tests.support.postgres import PostgresServer, free_loopback_port, sweep_dead_servers
 
 TEST_LABEL = "portside.test"

@@ -263,8 +263,6 @@ def test_browsers_of_a_dead_test_session_are_swept_and_live_ones_kept() -> None:
 
 INNER_TEST = textwrap.dedent(
     """
-    from tests.support.browser import browser, browser_page, chromium, playwright_driver  # noqa: F401
-
     def test_page_throws(browser_page):
         browser_page.set_content("<script>throw new Error('thrown in the page')</script>")
         assert browser_page.evaluate("1 + 1") == 2
@@ -281,9 +279,13 @@ INNER_TEST = textwrap.dedent(
 
 
 def test_the_fixture_fails_a_test_whose_page_throws_and_stops_its_browser(tmp_path: Path) -> None:
-    """A real pytest run of tests using the fixtures: the page error fails its test, every test gets
-    its screenshot (the failing ones too), and the run leaves no browser process."""
+    """A real pytest run of tests using the fixtures (loaded as tests/conftest.py loads them): the
+    page error fails its test, every test gets its screenshot (the failing ones too), and the run
+    leaves no browser process."""
     (tmp_path / "test_inner.py").write_text(INNER_TEST)
+    (tmp_path / "conftest.py").write_text(
+        "from tests.support.browser import (  # noqa: F401\n"
+        "    browser, browser_page, chromium, playwright_driver, pytest_runtest_call)\n")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     artefacts = tmp_path / "artefacts"
     env = {**os.environ, "PYTHONPATH": str(REPO), "PORTSIDE_TEST_ARTEFACTS": str(artefacts)}
@@ -301,9 +303,10 @@ def test_the_fixture_fails_a_test_whose_page_throws_and_stops_its_browser(tmp_pa
             run.wait()
     assert run.returncode == 1, output
     assert "page error: Error: thrown in the page" in output, output
-    assert "ERROR at teardown of test_page_throws" in output, output
-    assert "FAILED" in output and "the test itself failed" in output, output
-    assert "1 failed, 2 passed, 1 error" in output, output
+    assert "FAILED test_inner.py::test_page_throws - Failed: the browser reported problems" in output, output
+    assert "FAILED test_inner.py::test_test_fails_outright - AssertionError" in output, output
+    assert "During handling" not in output, output  # the problems alone, no chained traceback
+    assert "2 failed, 1 passed in" in output, output
     assert sorted(p.name for p in artefacts.iterdir()) == [
         "test_clean_page.png", "test_page_throws.png", "test_test_fails_outright.png"]
     inner = f"{socket.gethostname()}:{run.pid}:"

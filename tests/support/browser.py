@@ -13,7 +13,8 @@ Fixtures (registered in tests/conftest.py):
   Console errors, uncaught page errors (a thrown JavaScript exception), requests that failed
   (except those the browser aborted itself: net::ERR_ABORTED) and responses of status 400 and
   above are collected in ``.problems``; when the test ends they fail it (``.allow(pattern)`` lets
-  a test expect one). Each page's last state is saved as a screenshot
+  a test expect one): the hook ``pytest_runtest_call`` (imported by tests/conftest.py) fails a
+  test that passed; problems arriving at teardown fail it there. Each page's last state is saved as a screenshot
   under ``PORTSIDE_TEST_ARTEFACTS`` (default ``<repo>/artefacts/``) as ``<test name>.png``
   (``<test name>-2.png``... for further pages), whether the test passed or failed.
 - ``browser_page``: ``browser.page``, for tests that need only one page.
@@ -184,6 +185,7 @@ class PageProblems:
     page_errors: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
     allowed: list[re.Pattern[str]] = field(default_factory=list)
+    reported: int = 0  # how many of ``unexpected()`` a check has raised already
 
     def unexpected(self) -> list[str]:
         lines = (
@@ -193,11 +195,19 @@ class PageProblems:
         )
         return [line for line in lines if not any(p.search(line) for p in self.allowed)]
 
+    def take_report(self) -> str | None:
+        """The unexpected problems no earlier report listed, as a message; None when there are none."""
+        lines = self.unexpected()[self.reported:]
+        if not lines:
+            return None
+        self.reported += len(lines)
+        return "the browser reported problems:\n  " + "\n  ".join(lines)
+
     def check(self) -> None:
-        """AssertionError listing every unexpected problem, if there is one."""
-        lines = self.unexpected()
-        if lines:
-            raise AssertionError("the browser reported problems:\n  " + "\n  ".join(lines))
+        """AssertionError listing every unexpected problem no earlier report listed, if there is one."""
+        report = self.take_report()
+        if report:
+            raise AssertionError(report)
 
 
 class BrowserSession:
@@ -292,6 +302,19 @@ class BrowserSession:
         page.on("pageerror", on_page_error)
         page.on("requestfailed", on_request_failed)
         page.on("response", on_response)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test that passed but whose pages reported problems fails (FAILED, not an error at
+    teardown). Problems that arrive later, while its pages close, fail it at teardown."""
+    result = yield
+    session = getattr(item, "funcargs", {}).get("browser")
+    if isinstance(session, BrowserSession):
+        report = session.problems.take_report()
+        if report:
+            pytest.fail(report, pytrace=False)  # the list says it all; no traceback of this hook
+    return result
 
 
 @pytest.fixture(scope="session")
