@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import (  # noqa: F401  (headless Chromium: fixtures and the hook that checks pages)
+# Headless Chromium: its fixtures and the hook that fails a test whose pages reported problems.
+from tests.support.browser import (  # noqa: F401
     browser, browser_page, chromium, playwright_driver, pytest_runtest_call,
 )
 from tests.support.postgres import PostgresServer, free_loopback_port, sweep_dead_servers

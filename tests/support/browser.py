@@ -14,9 +14,10 @@ Fixtures (registered in tests/conftest.py):
   (except those the browser aborted itself: net::ERR_ABORTED) and responses of status 400 and
   above are collected in ``.problems``; when the test ends they fail it (``.allow(pattern)`` lets
   a test expect one): the hook ``pytest_runtest_call`` (imported by tests/conftest.py) fails a
-  test that passed; problems arriving at teardown fail it there. Each page's last state is saved as a screenshot
-  under ``PORTSIDE_TEST_ARTEFACTS`` (default ``<repo>/artefacts/``) as ``<test name>.png``
-  (``<test name>-2.png``... for further pages), whether the test passed or failed.
+  test that passed; problems arriving at teardown fail it there. Each page's last state is saved
+  as a screenshot under ``PORTSIDE_TEST_ARTEFACTS`` (default ``<repo>/artefacts/``) as
+  ``<test name>.png`` (``<test name>-2.png``... for further pages), whether the test passed or
+  failed.
 - ``browser_page``: ``browser.page``, for tests that need only one page.
 
 ``wait_until_ready(page)`` waits for the page's "first data rendered" marker,
