@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-# Headless Chromium: its fixtures and the hook that fails a test whose pages reported problems.
+# Headless Chromium: its fixtures, the hook that fails a test whose pages reported problems, and
+# the one that keeps Playwright's event loop out of the way of asyncio tests.
 from tests.support.browser import (  # noqa: F401
-    browser, browser_page, chromium, playwright_driver, pytest_runtest_call,
+    browser, browser_page, chromium, playwright_driver, pytest_runtest_call, pytest_runtest_protocol,
 )
 from tests.support.postgres import PostgresServer, free_loopback_port, sweep_dead_servers
 

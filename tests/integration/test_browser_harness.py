@@ -278,21 +278,41 @@ INNER_TEST = textwrap.dedent(
 )
 
 
+#: Run after the browser tests, in the same session: Playwright's sync API must not leave its event
+#: loop marked running, or asyncio.run and every async test fail ("cannot be called from a running
+#: event loop").
+LATER_ASYNCIO_TEST = textwrap.dedent(
+    """
+    import asyncio
+
+    async def test_an_async_test_after_the_browser():
+        await asyncio.sleep(0)
+
+    def test_asyncio_run_after_the_browser():
+        assert asyncio.run(asyncio.sleep(0, result=7)) == 7
+    """
+)
+
+
 def test_the_fixture_fails_a_test_whose_page_throws_and_stops_its_browser(tmp_path: Path) -> None:
     """A real pytest run of tests using the fixtures (loaded as tests/conftest.py loads them): the
-    page error fails its test, every test gets its screenshot (the failing ones too), and the run
-    leaves no browser process."""
+    page error fails its test, every test gets its screenshot (the failing ones too), asyncio
+    tests after them still run, and the run leaves no browser process."""
     (tmp_path / "test_inner.py").write_text(INNER_TEST)
     (tmp_path / "conftest.py").write_text(
         "from tests.support.browser import (  # noqa: F401\n"
-        "    browser, browser_page, chromium, playwright_driver, pytest_runtest_call)\n")
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+        "    browser, browser_page, chromium, playwright_driver,\n"
+        "    pytest_runtest_call, pytest_runtest_protocol)\n")
+    (tmp_path / "test_later_asyncio.py").write_text(LATER_ASYNCIO_TEST)
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
     artefacts = tmp_path / "artefacts"
     env = {**os.environ, "PYTHONPATH": str(REPO), "PORTSIDE_TEST_ARTEFACTS": str(artefacts)}
     env.pop(MARKER_VARIABLE, None)
     run = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-         "-c", str(tmp_path / "pytest.ini"), str(tmp_path / "test_inner.py")],
+         "-c", str(tmp_path / "pytest.ini"), str(tmp_path / "test_inner.py"),
+         str(tmp_path / "test_later_asyncio.py")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -306,7 +326,7 @@ def test_the_fixture_fails_a_test_whose_page_throws_and_stops_its_browser(tmp_pa
     assert "FAILED test_inner.py::test_page_throws - Failed: the browser reported problems" in output, output
     assert "FAILED test_inner.py::test_test_fails_outright - AssertionError" in output, output
     assert "During handling" not in output, output  # the problems alone, no chained traceback
-    assert "2 failed, 1 passed in" in output, output
+    assert "2 failed, 3 passed in" in output, output
     assert sorted(p.name for p in artefacts.iterdir()) == [
         "test_clean_page.png", "test_page_throws.png", "test_test_fails_outright.png"]
     inner = f"{socket.gethostname()}:{run.pid}:"

@@ -24,11 +24,13 @@ Fixtures (registered in tests/conftest.py):
 ``document.body.dataset.ready == "1"``, also under a Content-Security-Policy that forbids eval.
 
 Tests that use these are plain ``def`` tests: Playwright's sync API refuses to run inside an
-asyncio event loop (an ``async def`` test's).
+asyncio event loop (an ``async def`` test's). ``playwright_turn`` keeps the sync API's own loop
+out of the way of the other tests' ``asyncio`` (see there).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -36,6 +38,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,6 +308,48 @@ class BrowserSession:
         page.on("response", on_response)
 
 
+#: Playwright's event loop while it is parked (see ``playwright_turn``), else empty.
+_parked_loop: list[asyncio.AbstractEventLoop] = []
+_turns = [0]  # how many playwright_turn blocks are open (they nest: the outermost parks)
+
+
+@contextmanager
+def playwright_turn() -> Iterator[None]:
+    """Let Playwright's sync API run inside, and only inside, this block.
+
+    Between its calls the sync API leaves its own event loop marked as this thread's running
+    loop; while it is, ``asyncio.run`` and every ``async def`` test (pytest-asyncio) refuse to
+    start ("cannot be called from a running event loop"). So a test session that used the browser
+    once would break every asyncio test after it. We park the mark when browser code ends and put
+    it back before browser code runs again: the hook ``pytest_runtest_protocol`` does it for every
+    test using the fixtures, and the fixtures that close things do it for their own teardown.
+    """
+    if _turns[0] == 0 and _parked_loop and asyncio._get_running_loop() is None:
+        asyncio._set_running_loop(_parked_loop.pop())
+    _turns[0] += 1
+    try:
+        yield
+    finally:
+        _turns[0] -= 1
+        loop = asyncio._get_running_loop()
+        if _turns[0] == 0 and loop is not None and getattr(loop, "_portside_playwright", False):
+            asyncio._set_running_loop(None)
+            _parked_loop[:] = [loop]
+
+
+def _uses_browser(item: pytest.Item) -> bool:
+    return "playwright_driver" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
+    """Setup, body and teardown of a test using the browser run in a Playwright turn."""
+    if not _uses_browser(item):
+        return (yield)
+    with playwright_turn():
+        return (yield)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A test that passed but whose pages reported problems fails (FAILED, not an error at
@@ -324,11 +369,17 @@ def playwright_driver() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     sweep_dead_sessions()
-    driver = sync_playwright().start()
+    with playwright_turn():
+        driver = sync_playwright().start()
+        loop = asyncio._get_running_loop()
+        if loop is not None:  # the loop it marked running: playwright_turn parks this one only
+            loop._portside_playwright = True  # type: ignore[attr-defined]
     try:
         yield driver
     finally:
-        driver.stop()
+        with playwright_turn():
+            driver.stop()
+        _parked_loop.clear()
 
 
 @pytest.fixture(scope="module")
@@ -338,7 +389,8 @@ def chromium(playwright_driver: Any) -> Iterator[HeadlessChromium]:
     try:
         yield browser
     finally:
-        browser.close()
+        with playwright_turn():  # this may be the teardown of a later test that does not use it
+            browser.close()
 
 
 @pytest.fixture
