@@ -54,6 +54,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -300,6 +301,12 @@ def snapshot(
                 "html_bytes": len(html.encode())}
     finally:
         context.close()
+    # The browser fetches a page's icon outside the page's own requests: copy it by its link.
+    for link in re.findall(r"<link\b[^>]*>", html, flags=re.I):
+        icon = re.search(r'href="(/[^"]*)"', link)
+        if re.search(r'rel="[^"]*icon', link, flags=re.I) and icon and icon.group(1) not in assets:
+            with urllib.request.urlopen(urllib.parse.urljoin(url, icon.group(1)), timeout=10) as answer:
+                assets[icon.group(1)] = (answer.read(), answer.headers.get("Content-Type", "image/x-icon"))
     html = re.sub(r"<script\b[^>]*>.*?</script>", "", html, flags=re.S | re.I)
     html = re.sub(r"(<body\b[^>]*?)\sdata-ready=\"1\"", r"\1", html, count=1)
     html = html.replace("</body>", '<script>document.body.dataset.ready = "1";</script></body>', 1)
