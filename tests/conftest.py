@@ -22,7 +22,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import browser, browser_page, chromium, playwright_driver  # noqa: F401  (tests/support/browser.py)
+# Headless Chromium: its fixtures, the hook that fails a test whose pages reported problems, and
+# the one that keeps Playwright's event loop out of the way of asyncio tests.
+from tests.support.browser import (  # noqa: F401
+    browser, browser_page, chromium, playwright_driver, pytest_runtest_call, pytest_runtest_protocol,
+)
 from tests.support.postgres import PostgresServer, free_loopback_port, sweep_dead_servers
 
 TEST_LABEL = "portside.test"

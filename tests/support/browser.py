@@ -10,19 +10,27 @@ Fixtures (registered in tests/conftest.py):
   end of the module it is closed, and every process it started is gone or killed.
 - ``browser`` (one per test): a ``BrowserSession`` with a fresh context per page. ``.page`` is a
   Playwright ``Page`` at 1280×800; ``.new_page(PHONE)`` opens another at a phone's width.
-  Console errors, uncaught page errors (a thrown JavaScript exception), requests that failed and
-  responses of status 400 and above are collected in ``.problems``; when the test ends they fail
-  it (``.allow(pattern)`` lets a test expect one). Each page's last state is saved as a screenshot
-  under ``PORTSIDE_TEST_ARTEFACTS`` (default ``<repo>/artefacts/``) as ``<test name>.png``
-  (``<test name>-2.png``... for further pages), whether the test passed or failed.
+  Console errors, uncaught page errors (a thrown JavaScript exception), requests that failed
+  (except those the browser aborted itself: net::ERR_ABORTED) and responses of status 400 and
+  above are collected in ``.problems``; when the test ends they fail it (``.allow(pattern)`` lets
+  a test expect one): the hook ``pytest_runtest_call`` (imported by tests/conftest.py) fails a
+  test that passed; problems arriving at teardown fail it there. Each page's last state is saved
+  as a screenshot under ``PORTSIDE_TEST_ARTEFACTS`` (default ``<repo>/artefacts/``) as
+  ``<test name>.png`` (``<test name>-2.png``... for further pages), whether the test passed or
+  failed.
 - ``browser_page``: ``browser.page``, for tests that need only one page.
 
+``wait_until_ready(page)`` waits for the page's "first data rendered" marker,
+``document.body.dataset.ready == "1"``, also under a Content-Security-Policy that forbids eval.
+
 Tests that use these are plain ``def`` tests: Playwright's sync API refuses to run inside an
-asyncio event loop (an ``async def`` test's).
+asyncio event loop (an ``async def`` test's). ``playwright_turn`` keeps the sync API's own loop
+out of the way of the other tests' ``asyncio`` (see there).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -30,6 +38,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +51,18 @@ CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}  # an iPhone 12-14's CSS pixels
 #: Set in the browser's environment, which every process it forks inherits: finds them all in
-#: /proc, even those re-parented to init, so none outlives its fixture. ``<session pid>:<hex>``.
+#: /proc, even those re-parented to init, so none outlives its fixture: ``<host>:<pytest pid>:<hex>``.
 MARKER_VARIABLE = "PORTSIDE_TEST_BROWSER"
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_TIMEOUT_MS = 60_000  # 2 cores shared with other test runs: a cold start can be slow
 ACTION_TIMEOUT_MS = 15_000
+
+
+def wait_until_ready(page: Any, timeout_ms: float = ACTION_TIMEOUT_MS) -> None:
+    """Until the page has set ``document.body.dataset.ready = "1"`` (its "first data rendered"
+    marker). A selector, not ``page.wait_for_function``: that evaluates a string in the page, which
+    a Content-Security-Policy without 'unsafe-eval' (the dashboard's) refuses."""
+    page.locator("body[data-ready='1']").wait_for(state="attached", timeout=timeout_ms)
 
 
 def chromium_path() -> str:
@@ -109,7 +125,7 @@ def kill_all(marker: str, grace_s: float = 5.0) -> list[int]:
     return pids
 
 
-def _sweep_dead_sessions() -> None:
+def sweep_dead_sessions() -> None:
     """Kill browsers a killed test session left behind (their marker names a pid no longer alive)."""
     prefix = f"{MARKER_VARIABLE}=".encode()
     markers = set()
@@ -173,6 +189,7 @@ class PageProblems:
     page_errors: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
     allowed: list[re.Pattern[str]] = field(default_factory=list)
+    reported: int = 0  # how many of ``unexpected()`` a check has raised already
 
     def unexpected(self) -> list[str]:
         lines = (
@@ -182,11 +199,19 @@ class PageProblems:
         )
         return [line for line in lines if not any(p.search(line) for p in self.allowed)]
 
+    def take_report(self) -> str | None:
+        """The unexpected problems no earlier report listed, as a message; None when there are none."""
+        lines = self.unexpected()[self.reported:]
+        if not lines:
+            return None
+        self.reported += len(lines)
+        return "the browser reported problems:\n  " + "\n  ".join(lines)
+
     def check(self) -> None:
-        """AssertionError listing every unexpected problem, if there is one."""
-        lines = self.unexpected()
-        if lines:
-            raise AssertionError("the browser reported problems:\n  " + "\n  ".join(lines))
+        """AssertionError listing every unexpected problem no earlier report listed, if there is one."""
+        report = self.take_report()
+        if report:
+            raise AssertionError(report)
 
 
 class BrowserSession:
@@ -213,7 +238,8 @@ class BrowserSession:
         also makes the context a touch-screen, mobile one."""
         viewport = dict(viewport or DESKTOP)
         if viewport["width"] <= PHONE["width"]:
-            context_options = {"is_mobile": True, "has_touch": True, "device_scale_factor": 2, **context_options}
+            phone = {"is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+            context_options = {**phone, **context_options}
         context = self._chromium.browser.new_context(viewport=viewport, **context_options)
         self._contexts.append(context)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
@@ -257,14 +283,18 @@ class BrowserSession:
         def on_console(message: Any) -> None:
             if message.type == "error":
                 location = message.location or {}
-                where = f" ({location.get('url')}:{location.get('lineNumber')})" if location.get("url") else ""
+                url = location.get("url")
+                where = f" ({url}:{location.get('lineNumber')})" if url else ""
                 problems.console_errors.append(f"{message.text}{where}")
 
         def on_page_error(error: Any) -> None:
             problems.page_errors.append(str(getattr(error, "stack", None) or error))
 
         def on_request_failed(request: Any) -> None:
-            problems.failed_requests.append(f"{request.method} {request.url}: {request.failure}")
+            # net::ERR_ABORTED: the page or the browser cancelled it (a navigation away, a closed page
+            # ending its server-sent events stream, an AbortController), not a failure of the server.
+            if request.failure != "net::ERR_ABORTED":
+                problems.failed_requests.append(f"{request.method} {request.url}: {request.failure}")
 
         def on_response(response: Any) -> None:
             if response.status >= 400:
@@ -278,17 +308,78 @@ class BrowserSession:
         page.on("response", on_response)
 
 
+#: Playwright's event loop while it is parked (see ``playwright_turn``), else empty.
+_parked_loop: list[asyncio.AbstractEventLoop] = []
+_turns = [0]  # how many playwright_turn blocks are open (they nest: the outermost parks)
+
+
+@contextmanager
+def playwright_turn() -> Iterator[None]:
+    """Let Playwright's sync API run inside, and only inside, this block.
+
+    Between its calls the sync API leaves its own event loop marked as this thread's running
+    loop; while it is, ``asyncio.run`` and every ``async def`` test (pytest-asyncio) refuse to
+    start ("cannot be called from a running event loop"). So a test session that used the browser
+    once would break every asyncio test after it. We park the mark when browser code ends and put
+    it back before browser code runs again: the hook ``pytest_runtest_protocol`` does it for every
+    test using the fixtures, and the fixtures that close things do it for their own teardown.
+    """
+    if _turns[0] == 0 and _parked_loop and asyncio._get_running_loop() is None:
+        asyncio._set_running_loop(_parked_loop.pop())
+    _turns[0] += 1
+    try:
+        yield
+    finally:
+        _turns[0] -= 1
+        loop = asyncio._get_running_loop()
+        if _turns[0] == 0 and loop is not None and getattr(loop, "_portside_playwright", False):
+            asyncio._set_running_loop(None)
+            _parked_loop[:] = [loop]
+
+
+def _uses_browser(item: pytest.Item) -> bool:
+    return "playwright_driver" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
+    """Setup, body and teardown of a test using the browser run in a Playwright turn."""
+    if not _uses_browser(item):
+        return (yield)
+    with playwright_turn():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test that passed but whose pages reported problems fails (FAILED, not an error at
+    teardown). Problems that arrive later, while its pages close, fail it at teardown."""
+    result = yield
+    session = getattr(item, "funcargs", {}).get("browser")
+    if isinstance(session, BrowserSession):
+        report = session.problems.take_report()
+        if report:
+            pytest.fail(report, pytrace=False)  # the list says it all; no traceback of this hook
+    return result
+
+
 @pytest.fixture(scope="session")
 def playwright_driver() -> Iterator[Any]:
     """Playwright's driver (a Node.js process of its package), started once for the session."""
     from playwright.sync_api import sync_playwright
 
-    _sweep_dead_sessions()
-    driver = sync_playwright().start()
+    sweep_dead_sessions()
+    with playwright_turn():
+        driver = sync_playwright().start()
+        loop = asyncio._get_running_loop()
+        if loop is not None:  # the loop it marked running: playwright_turn parks this one only
+            loop._portside_playwright = True  # type: ignore[attr-defined]
     try:
         yield driver
     finally:
-        driver.stop()
+        with playwright_turn():
+            driver.stop()
+        _parked_loop.clear()
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +389,8 @@ def chromium(playwright_driver: Any) -> Iterator[HeadlessChromium]:
     try:
         yield browser
     finally:
-        browser.close()
+        with playwright_turn():  # this may be the teardown of a later test that does not use it
+            browser.close()
 
 
 @pytest.fixture
