@@ -22,10 +22,13 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function table(caption, headers, rows) {
+// A table in a region of its own; with stack, each row becomes a card of "header: value" lines
+// on a narrow screen (app.css), so its buttons never hide past a scrolled edge.
+function table(caption, headers, rows, stack) {
   if (!rows.length) return el("p", { class: "empty" }, `No ${caption.toLowerCase()}.`);
+  if (stack) for (const row of rows) [...row.children].forEach((td, i) => td.setAttribute("data-label", headers[i]));
   return el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": caption },
-    el("table", {},
+    el("table", { class: stack ? "stack" : null },
       el("caption", {}, caption),
       el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows)));
@@ -87,18 +90,18 @@ function chart(spec) {
 function renderClusters(s) {
   return s.clusters.length ? s.clusters.map((c) => el("article", { class: "card", "data-cluster": c.name },
     el("h3", {}, `${c.name} `, badge(c.status, "status")),
-    table(`Container instances of ${c.name}`, ["Instance", "Host", "Zone", "Agent", "Status", "CPU", "Memory", "Host ports in use", "Tasks", ""],
+    table(`Container instances of ${c.name}`, ["Instance", "Agent and status", "CPU", "Memory", "Host ports in use", "Tasks", ""],
       c.instances.map((i) => el("tr", { "data-instance": i.arn },
-        el("td", {}, i.id), el("td", {}, i.host), el("td", {}, i.zone),
-        el("td", {}, badge(i.agentConnected ? "connected" : "disconnected")),
-        el("td", {}, badge(i.status, i.status.toLowerCase())),
+        el("td", {}, i.id, el("small", { class: "where" }, `${i.host}${i.zone ? ` · ${i.zone}` : ""}`)),
+        el("td", {}, badge(i.agentConnected ? "connected" : "disconnected"), " ", badge(i.status, i.status.toLowerCase())),
         el("td", {}, meter("CPU", i.cpu.used, i.cpu.registered)),
         el("td", {}, meter("Memory", i.memory.used, i.memory.registered, " MiB")),
         el("td", { title: i.hostPorts.join(", ") }, `${i.portsInUse} (${i.reservedPorts} reserved)`),
         el("td", {}, `${i.runningTasks} running, ${i.pendingTasks} pending`),
         el("td", {}, i.status === "ACTIVE" ? el("button", { type: "button", "data-key": `drain ${i.arn}`, onclick: () => confirmAction(
           { action: "drain", cluster: c.name, containerInstance: i.arn },
-          `Drain container instance ${i.id}? Its service tasks are replaced elsewhere and it gets no new tasks.`) }, "Drain…") : "")))),
+          `Drain container instance ${i.id}? Its service tasks are replaced elsewhere and it gets no new tasks.`) }, "Drain…") : "")),
+      ), true),
     el("div", { class: "charts" }, c.charts.map(chart)))) : el("p", { class: "empty" }, "No clusters.");
 }
 
@@ -128,21 +131,7 @@ function renderServices(s) {
     el("div", { class: "charts" }, svc.charts.map(chart))));
 }
 
-function renderTasks(s) {
-  return table("Tasks", ["Task", "Service", "Host", "Host port → container port", "Status", "Target health", ""],
-    s.tasks.map((t) => el("tr", { "data-task": t.arn, "data-service": t.service },
-      el("td", {}, t.id.slice(0, 12)), el("td", {}, t.service || "—"), el("td", { class: "host" }, t.host),
-      el("td", { class: "ports" }, t.ports.length ? t.ports.map((p) => el("div", { class: "port", "data-host-port": String(p.hostPort || "") },
-        `${p.hostPort || "—"} → ${p.containerPort}/${p.protocol}`)) : "—"),
-      el("td", {}, badge(t.lastStatus), t.desiredStatus !== t.lastStatus ? ` → ${t.desiredStatus}` : ""),
-      el("td", { class: "health" }, t.ports.filter((p) => p.target).map((p) => el("div", { "data-state": p.target.state },
-        badge(p.target.state), p.target.reason ? ` ${p.target.reason}` : "", p.target.description ? el("small", {}, ` ${p.target.description}`) : "")),
-        t.ports.some((p) => p.target) ? "" : "—"),
-      el("td", { class: "task-buttons" },
-        el("button", { type: "button", "aria-label": `Logs of task ${t.id}`, "data-key": `logs ${t.arn}`, onclick: () => showLogs(t) }, "Logs"),
-        t.desiredStatus === "RUNNING" ? el("button", { type: "button", "data-key": `stop ${t.arn}`, onclick: () => confirmAction(
-          { action: "stop", cluster: t.cluster, task: t.arn }, `Stop task ${t.id}?${t.service ? " Its service starts a replacement." : ""}`) }, "Stop…") : ""))));
-}
+// renderTasks(s): tasks.js (a page of rows at a time, filters, row-by-row updates)
 
 function renderLoadBalancers(s) {
   if (!s.loadBalancers.length) return el("p", { class: "empty" }, "No load balancers.");
@@ -215,7 +204,7 @@ function render(s) {
   const put = (id, content) => document.querySelector(`#${id} .body`).replaceChildren(...[content].flat());
   put("clusters", renderClusters(s));
   put("services", renderServices(s));
-  put("tasks", renderTasks(s));
+  renderTasks(s);
   put("load-balancers", renderLoadBalancers(s));
   put("target-groups", renderTargetGroups(s));
   put("scaling", renderScaling(s));
