@@ -18,6 +18,7 @@ from tests.integration.test_services import SERVER_ARGS, Stack, elb_client, task
 from tests.integration.conftest import remove_server_containers
 from tests.support.browser import BrowserSession
 from tests.support.server import PortsideProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.docker
 
@@ -152,9 +153,87 @@ def test_keyboard_focus_stays_on_its_button_across_a_live_update(
     assert page.locator(f"#tasks tr[data-service='{SERVICE}']").count() >= 1
 
 
+#: Each button's box against the page's width and the visible part of its scrolling region: a
+#: list of the buttons that are cut off (text and how far), empty when every one shows whole.
+CLIPPED = """nodes => nodes.flatMap(b => {
+  const r = b.getBoundingClientRect(), region = b.closest('.scroll');
+  const box = region ? region.getBoundingClientRect() : { left: 0, right: window.innerWidth };
+  const right = Math.min(box.right, window.innerWidth), left = Math.max(box.left, 0);
+  return r.right <= right + 0.5 && r.left >= left - 0.5 ? [] : [`${b.textContent} ${r.left}-${r.right} in ${left}-${right}`];
+})"""
+
+
+def clipped_buttons(page: Any) -> list[str]:
+    return list(page.locator("#clusters button, #tasks button").evaluate_all(CLIPPED))
+
+
 def test_the_page_fits_a_phone(browser: BrowserSession, server: PortsideProcess, running: dict[str, Any]) -> None:
     page = browser.phone_page()
     open_dashboard(page, server)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], f"the page scrolls sideways: {width} px"
     assert page.locator(f"#services article[data-service='{SERVICE}']").is_visible()
+    assert page.locator("#clusters button", has_text="Drain…").count() >= 1
+    assert clipped_buttons(page) == []
+
+
+def test_no_button_is_cut_off_at_a_laptops_width(browser: BrowserSession, server: PortsideProcess, running: dict[str, Any]) -> None:
+    page = browser.page  # 1280x800
+    open_dashboard(page, server)
+    assert page.locator("#clusters button", has_text="Drain…").count() >= 1
+    assert page.locator(f"#tasks tr[data-service='{SERVICE}'] button", has_text="Logs").count() >= 1
+    assert clipped_buttons(page) == []
+
+
+def test_the_task_table_pages_and_filters_and_keeps_its_view_across_live_updates(
+    browser: BrowserSession, server: PortsideProcess, running: dict[str, Any], busybox_image: str
+) -> None:
+    ecs = running["ecs"]
+    td = task_definition(ecs, busybox_image, "dash-pages", portMappings=[], command=["sleep", "600"], stopTimeout=2)
+    arns: list[str] = []
+    try:
+        for count in (10, 1):  # RunTask starts at most 10 at once: 11 is one more than a page of 10
+            arns += [t["taskArn"] for t in ecs.run_task(taskDefinition=td, count=count, startedBy="dash-pages")["tasks"]]
+        eventually(lambda: all(t["lastStatus"] == "RUNNING" for t in ecs.describe_tasks(tasks=arns)["tasks"]),
+                   timeout=CONVERGE_MS / 1000, what="11 standalone tasks RUNNING")
+        page = browser.page
+        open_dashboard(page, server)
+        page.get_by_label("Per page", exact=True).select_option("10")
+        page.get_by_label("Service", exact=True).select_option("(no service)")
+        page.get_by_label("Status", exact=True).select_option("RUNNING")
+        rows = page.locator("#tasks tbody tr")
+        expect(page.locator("#task-shown")).to_contain_text("Showing 1–10 of 11 tasks (of ")
+        expect(rows).to_have_count(10)
+        pager = page.get_by_role("navigation", name="Task pages")
+        expect(pager).to_contain_text("Page 1 of 2")
+        assert pager.get_by_role("button", name="Previous page").is_disabled()
+        seen = set(rows.evaluate_all("nodes => nodes.map(n => n.dataset.task)"))
+        pager.get_by_role("button", name="Next page").click()
+        expect(page.locator("#task-shown")).to_contain_text("Showing 11–11 of 11 tasks")
+        expect(rows).to_have_count(1)
+        assert pager.get_by_role("button", name="Next page").is_disabled()
+        seen |= set(rows.evaluate_all("nodes => nodes.map(n => n.dataset.task)"))
+        assert seen == set(arns)  # every task, each on one page
+        # A live update re-renders the page but keeps the chosen page and filters.
+        ecs.create_cluster(clusterName="pages-kept")
+        expect(page.locator("#clusters article[data-cluster='pages-kept']")).to_be_visible()
+        expect(page.locator("#task-shown")).to_contain_text("Showing 11–11 of 11 tasks")
+        assert page.get_by_label("Service", exact=True).input_value() == "(no service)"
+        # The service's filter shows its tasks only, on one page.
+        page.get_by_label("Service", exact=True).select_option(SERVICE)
+        expect(rows.first).to_have_attribute("data-service", SERVICE)
+        services = rows.evaluate_all("nodes => nodes.map(n => n.dataset.service)")
+        assert services and set(services) == {SERVICE}
+        assert pager.is_hidden()
+        # A filter whose tasks are all gone stays chosen and says nothing matches (not silently "All").
+        page.get_by_label("Service", exact=True).select_option("(no service)")
+        for arn in arns:
+            ecs.stop_task(task=arn, reason="dashboard paging test done")
+        expect(page.get_by_text("No task matches these filters.")).to_be_visible(timeout=CONVERGE_MS)
+        assert page.get_by_label("Service", exact=True).input_value() == "(no service)"
+    finally:
+        for arn in arns:
+            ecs.stop_task(task=arn, reason="dashboard paging test done")
+        if arns:
+            eventually(lambda: all(t["lastStatus"] == "STOPPED" for t in ecs.describe_tasks(tasks=arns)["tasks"]),
+                       timeout=CONVERGE_MS / 1000, what="the standalone tasks STOPPED")
