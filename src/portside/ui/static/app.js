@@ -214,10 +214,14 @@ function render(s) {
     const again = document.querySelector(`main [data-key="${CSS.escape(focusKey)}"]`);
     if (again) again.focus();
   }
-  const live = document.getElementById("live");
-  const running = s.tasks.filter((t) => t.lastStatus === "RUNNING").length;
-  live.textContent = `live · ${s.services.length} services, ${running} tasks running · updated ${when(s.generatedAt)}`;
+  showLive(s);
   document.body.dataset.ready = "1";
+}
+
+function showLive(s) {
+  const running = s.tasks.filter((t) => t.lastStatus === "RUNNING").length;
+  document.getElementById("live").textContent =
+    `live · ${s.services.length} services, ${running} tasks running · updated ${when(s.generatedAt)}`;
 }
 
 // -- actions, behind a confirmation dialog
@@ -277,18 +281,29 @@ function notice(text) {
 async function start() {
   document.getElementById("confirm-form").addEventListener("submit", submitAction);
   document.getElementById("confirm-cancel").addEventListener("click", () => { pending = null; document.getElementById("confirm").close(); });
-  const session = await fetch("/ui/api/session", { credentials: "same-origin" });
+  // The session's token and the first state are fetched side by side: one round trip, not two.
+  const [session, first] = await Promise.all([
+    fetch("/ui/api/session", { credentials: "same-origin" }),
+    fetch("/ui/api/state", { credentials: "same-origin" })]);
   if (session.ok) {
     const info = await session.json();
     csrfToken = info.csrfToken;
     if (info.accessKey) document.getElementById("signout").hidden = false;
   }
-  const first = await fetch("/ui/api/state", { credentials: "same-origin" });
   if (first.status === 403) { window.location.assign("/ui/signin"); return; }
-  render(await first.json());
-  const stream = new EventSource("/ui/api/events");
-  stream.addEventListener("state", (event) => render(JSON.parse(event.data)));
-  stream.addEventListener("error", () => { document.getElementById("live").textContent = "reconnecting…"; });
+  let shown = await first.text();
+  render(JSON.parse(shown));
+  // The stream opens once the first state is painted (its first event repeats that state); a
+  // state the page shows already is not rendered again.
+  requestAnimationFrame(() => setTimeout(() => {
+    const stream = new EventSource("/ui/api/events");
+    stream.addEventListener("state", (event) => {
+      if (event.data === shown) { showLive(state); return; }
+      shown = event.data;
+      render(JSON.parse(shown));
+    });
+    stream.addEventListener("error", () => { document.getElementById("live").textContent = "reconnecting…"; });
+  }, 0));
 }
 
 document.addEventListener("DOMContentLoaded", start);
