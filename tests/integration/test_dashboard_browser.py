@@ -175,6 +175,10 @@ def test_the_page_fits_a_phone(browser: BrowserSession, server: PortsideProcess,
     assert page.locator(f"#services article[data-service='{SERVICE}']").is_visible()
     assert page.locator("#clusters button", has_text="Drain…").count() >= 1
     assert clipped_buttons(page) == []
+    # Every table's rows stack into cards there: no table region scrolls sideways either.
+    wide = page.locator(".scroll").evaluate_all(
+        "nodes => nodes.filter(n => n.scrollWidth > n.clientWidth + 1).map(n => n.getAttribute('aria-label'))")
+    assert wide == []
 
 
 def test_no_button_is_cut_off_at_a_laptops_width(browser: BrowserSession, server: PortsideProcess, running: dict[str, Any]) -> None:

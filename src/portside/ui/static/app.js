@@ -22,13 +22,13 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-// A table in a region of its own; with stack, each row becomes a card of "header: value" lines
-// on a narrow screen (app.css), so its buttons never hide past a scrolled edge.
-function table(caption, headers, rows, stack) {
+// A table in a region of its own; on a narrow screen each row becomes a card of "header: value"
+// lines (app.css: table.stack), so no cell or button hides past a scrolled edge.
+function table(caption, headers, rows) {
   if (!rows.length) return el("p", { class: "empty" }, `No ${caption.toLowerCase()}.`);
-  if (stack) for (const row of rows) [...row.children].forEach((td, i) => td.setAttribute("data-label", headers[i]));
+  for (const row of rows) [...row.children].forEach((td, i) => td.setAttribute("data-label", headers[i]));
   return el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": caption },
-    el("table", { class: stack ? "stack" : null },
+    el("table", { class: "stack" },
       el("caption", {}, caption),
       el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows)));
@@ -100,8 +100,8 @@ function renderClusters(s) {
         el("td", {}, `${i.runningTasks} running, ${i.pendingTasks} pending`),
         el("td", {}, i.status === "ACTIVE" ? el("button", { type: "button", "data-key": `drain ${i.arn}`, onclick: () => confirmAction(
           { action: "drain", cluster: c.name, containerInstance: i.arn },
-          `Drain container instance ${i.id}? Its service tasks are replaced elsewhere and it gets no new tasks.`) }, "Drain…") : "")),
-      ), true),
+          `Drain container instance ${i.id}? Its service tasks are replaced elsewhere and it gets no new tasks.`) }, "Drain…") : ""))),
+    ),
     el("div", { class: "charts" }, c.charts.map(chart)))) : el("p", { class: "empty" }, "No clusters.");
 }
 
