@@ -9,7 +9,6 @@ service picks up the tasks it starts meanwhile; Ctrl-C ends it.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from typing import Any
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
-from portside.cli.client import endpoint_from_env, make_client
+from portside.cli.calls import call, cluster_option, endpoint_option, fail
+from portside.cli.client import make_client
 from portside.core import awslogs
 
 FOLLOW_INTERVAL_S = 1.0
@@ -36,37 +36,21 @@ class Source:
     label: str
 
 
-def _fail(message: str) -> None:
-    click.echo(f"portside: {message}", err=True)
-    sys.exit(1)
-
-
-def _call(client: Any, operation: str, **params: Any) -> Any:
-    try:
-        return getattr(client, operation)(**params)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        _fail(f"{error.get('Code', 'Error')}: {error.get('Message', '')}")
-    except BotoCoreError as exc:
-        _fail(f"cannot reach the portside API: {exc}")
-
-
 @click.command("logs")
 @click.argument("target")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C.")
-@click.option("--endpoint", default=endpoint_from_env, show_default="$PORTSIDE_ENDPOINT or http://127.0.0.1:7070",
-              help="The portside API endpoint.")
-@click.option("--cluster", default="default", show_default=True)
+@endpoint_option
+@cluster_option
 def logs(target: str, follow: bool, endpoint: str, cluster: str) -> None:
     """Print what the awslogs containers of TARGET (a task id or ARN, or a service name) wrote."""
     ecs = make_client("ecs", endpoint)
     is_service = _find_task(ecs, cluster, target) is None
     if is_service and not _find_service(ecs, cluster, target):
-        _fail(f"no task or service {target!r} in cluster {cluster!r}")
+        fail(f"no task or service {target!r} in cluster {cluster!r}")
     sources = _sources(ecs, cluster, target, is_service)
     if not sources and not (follow and is_service):  # a service may start tasks that log: follow waits for them
         what = f"service {target!r} has no task" if is_service and not _tasks(ecs, cluster, target) else f"{target!r}"
-        _fail(f"{what}: no container logs with the awslogs driver (logConfiguration.logDriver), so portside keeps "
+        fail(f"{what}: no container logs with the awslogs driver (logConfiguration.logDriver), so portside keeps "
               "no logs of it; its output is in Docker's log driver on its host (docker logs)")
     clients: dict[str, Any] = {}
     seen: dict[str, int] = {}  # event id -> timestamp of what was printed at or after ``since``
@@ -94,22 +78,22 @@ def _find_task(ecs: Any, cluster: str, target: str) -> dict[str, Any] | None:
     except ClientError:
         return None
     except BotoCoreError as exc:
-        _fail(f"cannot reach the portside API: {exc}")
+        fail(f"cannot reach the portside API: {exc}")
     return found[0] if found else None
 
 
 def _find_service(ecs: Any, cluster: str, name: str) -> bool:
-    services = _call(ecs, "describe_services", cluster=cluster, services=[name])["services"]
+    services = call(ecs, "describe_services", cluster=cluster, services=[name])["services"]
     return any(s.get("status") != "INACTIVE" for s in services)
 
 
 def _tasks(ecs: Any, cluster: str, service: str) -> list[dict[str, Any]]:
     arns: list[str] = []
     for status in ("RUNNING", "STOPPED"):
-        arns += _call(ecs, "list_tasks", cluster=cluster, serviceName=service, desiredStatus=status)["taskArns"]
+        arns += call(ecs, "list_tasks", cluster=cluster, serviceName=service, desiredStatus=status)["taskArns"]
     tasks: list[dict[str, Any]] = []
     for i in range(0, len(arns), 100):
-        tasks += _call(ecs, "describe_tasks", cluster=cluster, tasks=arns[i : i + 100])["tasks"]
+        tasks += call(ecs, "describe_tasks", cluster=cluster, tasks=arns[i : i + 100])["tasks"]
     return tasks
 
 
@@ -121,7 +105,7 @@ def _sources(ecs: Any, cluster: str, target: str, is_service: bool) -> list[Sour
     for task in sorted(tasks, key=lambda t: str(t.get("createdAt", ""))):
         arn = task["taskDefinitionArn"]
         if arn not in definitions:
-            definitions[arn] = _call(ecs, "describe_task_definition", taskDefinition=arn)["taskDefinition"]
+            definitions[arn] = call(ecs, "describe_task_definition", taskDefinition=arn)["taskDefinition"]
         task_id = task["taskArn"].rsplit("/", 1)[-1]
         runtime = {c["name"]: c.get("runtimeId") for c in task.get("containers", [])}
         for definition in definitions[arn]["containerDefinitions"]:
@@ -155,7 +139,7 @@ def _new_events(
                 except client.exceptions.ResourceNotFoundException:
                     break  # the group is not there (yet): nothing written
                 except (ClientError, BotoCoreError) as exc:
-                    _fail(f"reading the logs of {group}: {exc}")
+                    fail(f"reading the logs of {group}: {exc}")
                 for event in page["events"]:
                     if event["eventId"] not in seen:
                         seen[event["eventId"]] = event["timestamp"]
