@@ -24,8 +24,8 @@ from typing import Any
 
 from portside.control.controllers.alb_metrics import record, resolution_for
 from portside.control.plane import ControlPlane
-from portside.core.metric_data import StatisticSet
 from portside.core import alb_metrics as core
+from portside.core.metric_data import StatisticSet
 from portside.errors import InvalidParameterException
 
 MAX_MEASUREMENTS = 5000

@@ -20,9 +20,9 @@ from typing import Any
 
 from portside.control.agent_protocol import registered_instance
 from portside.control.plane import ControlPlane
-from portside.core.metric_data import StatisticSet
 from portside.core import arns
 from portside.core import utilisation as u
+from portside.core.metric_data import StatisticSet
 from portside.core.task import Task
 from portside.errors import InvalidParameterException
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from portside.core.metric_data import StatisticSet
 from portside.core import metric_distribution as distribution
+from portside.core.metric_data import StatisticSet
 
 NAMESPACE = "AWS/ApplicationELB"
 TARGET_CLASSES = (2, 3, 4, 5)

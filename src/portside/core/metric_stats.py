@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from portside.core.metric_data import Datapoint, StatisticSet
 from portside.core import metric_distribution
+from portside.core.metric_data import Datapoint, StatisticSet
 
 #: The statistics GetMetricStatistics' ``Statistics`` names, and GetMetricData's ``Stat`` accepts.
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")

@@ -8,7 +8,6 @@ the scaler reads to pick a step scaling policy's step (control/scaling_policies.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -20,22 +19,13 @@ from portside.core import alarms as core
 log = logging.getLogger("portside.alarms")
 
 
-class AlarmController:
+class AlarmController(rounds.Periodic):
     def __init__(self, plane: ControlPlane, period_s: float) -> None:
+        super().__init__(period_s, "alarm round", log)
         self.plane = plane
-        self.period_s = period_s
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        await rounds.every(self.period_s, lambda: self.tick(self.plane.clock()), "alarm round", log)
+    def round(self) -> None:
+        self.tick(self.plane.clock())
 
     def tick(self, now: float) -> None:
         for region, body in self.plane.store.alarms_everywhere():

@@ -14,7 +14,6 @@ buckets older than ``--metrics-retention``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
@@ -43,28 +42,22 @@ def record(store: Store, region: str, measured: Iterable[core.Measurement], at: 
             store.record_distribution(region, core.NAMESPACE, m.metric_name, m.dimensions, at, m.distribution, resolution)
 
 
-class AlbMetricsRecorder:
+class AlbMetricsRecorder(rounds.Periodic):
     """Every replica records what its own listeners served; the host counts only while it leads."""
 
     def __init__(self, plane: ControlPlane, period_s: float, leading: Callable[[], bool] = lambda: True) -> None:
+        super().__init__(period_s, "metrics round", log)
         self.plane = plane
-        self.period_s = period_s
         self.leading = leading
         self.resolution = resolution_for(period_s)
         self._sampler: ProxySampler | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._sampler = ProxySampler(self.plane.lb)
-        self._task = asyncio.ensure_future(
-            rounds.every(self.period_s, lambda: self.tick(self.plane.clock()), "metrics round", log)
-        )
+        super().start()
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    def round(self) -> None:
+        self.tick(self.plane.clock())
 
     def tick(self, now: float) -> None:
         if self._sampler is None:
@@ -77,24 +70,16 @@ class AlbMetricsRecorder:
             record(self.plane.store, self.plane.config.region, measured, now - self.period_s / 2, self.resolution)
 
 
-class MetricsRetention:
+class MetricsRetention(rounds.Periodic):
     """The leader deletes datapoints older than ``--metrics-retention``, every ``TRIM_INTERVAL_S``."""
 
     def __init__(self, plane: ControlPlane, retention_s: float = DEFAULT_METRICS_RETENTION_S) -> None:
+        super().__init__(min(TRIM_INTERVAL_S, retention_s), "metrics trim", log)
         self.plane = plane
         self.retention_s = retention_s
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(
-            rounds.every(min(TRIM_INTERVAL_S, self.retention_s), lambda: self.trim(self.plane.clock()), "metrics trim", log)
-        )
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    def round(self) -> None:
+        self.trim(self.plane.clock())
 
     def trim(self, now: float) -> int:
         with self.plane.store.transaction():

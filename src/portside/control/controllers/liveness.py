@@ -6,7 +6,6 @@ Runs every second over the container instances of every region. The heartbeats t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from portside.control import rounds
@@ -19,26 +18,18 @@ log = logging.getLogger("portside.liveness")
 TICK_S = 1.0
 
 
-class LivenessController:
+class LivenessController(rounds.Periodic):
     def __init__(self, plane: ControlPlane) -> None:
+        super().__init__(TICK_S, "liveness round", log)
         self.plane = plane
-        self._task: asyncio.Task[None] | None = None
         self.lost_tasks = 0  # marked STOPPED because their host was lost (metrics)
         self._holding = False  # most agents silent: eviction held (logged once)
 
+    def round(self) -> None:
+        self.tick()
+
     def _seen(self, body: dict[str, object]) -> float:
         return self.plane.agent_seen.get(str(body["containerInstanceArn"]), self.plane.started_at)
-
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        await rounds.every(TICK_S, self.tick, "liveness round", log)
 
     def tick(self) -> None:
         plane = self.plane

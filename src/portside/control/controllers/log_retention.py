@@ -8,7 +8,6 @@ bound when nobody set a policy.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from portside.control import rounds
@@ -20,20 +19,15 @@ TICK_S = 60.0
 DAY_MS = 86_400_000
 
 
-class LogRetention:
+class LogRetention(rounds.Periodic):
     def __init__(self, plane: ControlPlane, tick_s: float = TICK_S) -> None:
+        super().__init__(tick_s, "log retention round", log)
         self.plane = plane
         self.tick_s = tick_s
-        self._task: asyncio.Task[None] | None = None
         self.expired_events = 0  # deleted by retention since this replica leads
 
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(rounds.every(self.tick_s, self.tick, "log retention round", log))
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    def round(self) -> None:
+        self.tick()
 
     def tick(self) -> None:
         now_ms = int(self.plane.clock() * 1000)

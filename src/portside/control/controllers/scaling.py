@@ -16,14 +16,12 @@ of its containers' ``cpu``, else 1024 units = one core); memory against the task
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict, deque
 from typing import Any
 
-from portside.control import autoscaling, scaling_policies
+from portside.control import autoscaling, rounds, scaling_policies
 from portside.control import services as svc
-from portside.control import rounds
 from portside.control.plane import ControlPlane
 from portside.core import autoscale as core
 from portside.core import utilisation
@@ -36,25 +34,16 @@ HISTORY = 32  # datapoints kept per metric: more than the 15 of target tracking'
 ECS_METRICS = {core.ECS_CPU_UTILIZATION: utilisation.CPU_METRIC, core.ECS_MEMORY_UTILIZATION: utilisation.MEMORY_METRIC}
 
 
-class Scaler:
+class Scaler(rounds.Periodic):
     def __init__(self, plane: ControlPlane, period_s: float) -> None:
+        super().__init__(period_s, "scaling round", log)
         self.plane = plane
-        self.period_s = period_s
         self.history: dict[tuple[str, str], deque[tuple[float, float]]] = defaultdict(lambda: deque(maxlen=HISTORY))
         self.actions: dict[tuple[str, str], int] = defaultdict(int)  # (service ARN, direction) -> count
         self._requests_seen: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        await rounds.every(self.period_s, lambda: self.tick(self.plane.clock()), "scaling round", log)
+    def round(self) -> None:
+        self.tick(self.plane.clock())
 
     def tick(self, now: float) -> None:
         self._record_requests(now)

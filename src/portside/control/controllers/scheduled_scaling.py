@@ -10,7 +10,6 @@ directory and the API listens on loopback only, and it says so in its log at sta
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -51,20 +50,14 @@ def round_clock(config: ServerConfig, real: Callable[[], float] = time.time) -> 
     return shifted
 
 
-class ScheduledScaling:
+class ScheduledScaling(rounds.Periodic):
     def __init__(self, plane: ControlPlane, clock: Callable[[], float], period_s: float = ROUND_S) -> None:
+        super().__init__(period_s, "scheduled scaling round", log)
         self.plane = plane
         self.clock = clock
-        self.period_s = period_s
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(rounds.every(self.period_s, self.tick, "scheduled scaling round", log))
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    def round(self) -> None:
+        self.tick()
 
     def tick(self) -> None:
         for arn in scheduled_actions.run_due(self.plane, self.clock()):

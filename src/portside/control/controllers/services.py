@@ -33,14 +33,20 @@ from portside.control import services as svc
 from portside.control import task_definitions
 from portside.control.elbv2 import targets as elb_targets
 from portside.control.plane import ControlPlane
-from portside.control.store.database import Deposed, StaleWrite, StoreUnavailable, current_fence, fence_restored
-from portside.control.task_drain import drain_and_stop
+from portside.control.store.database import (
+    Deposed,
+    StaleWrite,
+    StoreUnavailable,
+    current_fence,
+    fence_restored,
+)
 from portside.control.tags import new_task_tags
+from portside.control.task_drain import drain_and_stop
 from portside.control.tasks import admit_tasks
+from portside.core.deployment import next_launch_backoff_s
 from portside.core.lifecycle import TaskStatus
 from portside.core.service_deployments import ROLLBACK_OF, ROLLED_BACK_BY, retire
 from portside.core.service_reconcile import DeploymentView, ServiceView, TaskView, reconcile
-from portside.core.deployment import next_launch_backoff_s
 from portside.core.task import Task
 from portside.errors import InvalidParameterException, PortsideError
 

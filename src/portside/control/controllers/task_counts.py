@@ -9,7 +9,6 @@ CloudWatch's GetMetricStatistics reads them like any custom metric.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -51,19 +50,13 @@ def task_counts(services: Iterable[dict[str, Any]], tasks: Iterable[Task]) -> li
     return out
 
 
-class TaskCountRecorder:
+class TaskCountRecorder(rounds.Periodic):
     def __init__(self, plane: ControlPlane, period_s: float = ROUND_S) -> None:
+        super().__init__(period_s, "task count round", log)
         self.plane = plane
-        self.period_s = period_s
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(rounds.every(self.period_s, self.tick, "task count round", log))
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    def round(self) -> None:
+        self.tick()
 
     def tick(self) -> None:
         store = self.plane.store
