@@ -5,9 +5,6 @@ second (``--scaling-period 1``); metrics come in through PutMetricData at one-se
 
 from __future__ import annotations
 
-import threading
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import remove_server_containers
+from tests.support.bounded_load import Load
 from tests.support.server import PortsideProcess, free_port
 from tests.support.waiting import eventually
 
@@ -155,28 +153,6 @@ def test_target_tracking_policies_own_their_alarms(server: PortsideProcess, busy
     assert {a["MetricName"] for a in cw.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]} == {"MemoryUtilization"}
     aas.deregister_scalable_target(ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION)
     assert cw.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"] == []
-
-
-class Load:
-    """Bounded load: sequential GETs at most ``rate`` per second until stopped or the deadline."""
-
-    def __init__(self, url: str, rate: float, deadline_s: float) -> None:
-        self.url, self.rate, self.deadline = url, rate, time.monotonic() + deadline_s
-        self.ok = self.failed = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.is_set() and time.monotonic() < self.deadline:
-            started = time.monotonic()
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as reply:
-                    reply.read()
-                    self.ok += reply.status == 200
-                    self.failed += reply.status != 200
-            except OSError:
-                self.failed += 1
-            self.stop.wait(max(0.0, 1 / self.rate - (time.monotonic() - started)))
 
 
 def test_request_count_per_target_alarms_scale_a_service_out_under_load_and_back_in(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -14,33 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from portside.control.store import Store
 from tests.integration.conftest import remove_server_containers
+from tests.support.bounded_load import Load
 from tests.support.server import PortsideProcess, free_port
 
 pytestmark = pytest.mark.docker
 
 TIMEOUT_S = 120
-
-
-class Load:
-    """Bounded load: sequential GETs at most ``rate`` per second until stopped or the deadline."""
-
-    def __init__(self, url: str, rate: float, deadline_s: float) -> None:
-        self.url, self.rate, self.deadline = url, rate, time.monotonic() + deadline_s
-        self.ok = self.failed = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.is_set() and time.monotonic() < self.deadline:
-            started = time.monotonic()
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as reply:
-                    reply.read()
-                    self.ok += reply.status == 200
-                    self.failed += reply.status != 200
-            except OSError:
-                self.failed += 1
-            self.stop.wait(max(0.0, 1 / self.rate - (time.monotonic() - started)))
 
 
 def _wait(predicate: Any, what: str, timeout: float = TIMEOUT_S) -> None:
